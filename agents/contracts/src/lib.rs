@@ -1,0 +1,135 @@
+//! The swarm's public contract as Rust types.
+//!
+//! Every topic value is one type here; its Avro schema is derived from the type and kept
+//! verbatim in `schemas/<subject>.avsc`. A test (`tests/schemas.rs`) fails if the two ever
+//! drift apart or if a schema stops being BACKWARD_TRANSITIVE compatible with the history
+//! kept in `schemas/history/`, so the files are the reviewable contract and the types are
+//! the only code that reads or writes it.
+//!
+//! Conventions: times are `timestamp-millis` ([`Timestamp`]) or `date` ([`Date`]) logical
+//! types, money is a `long` in minor units next to an ISO 4217 currency code, and every
+//! field that a later producer may omit is an `Option` (a `["null", T]` union defaulting
+//! to null) so later versions stay compatible.
+
+mod consents;
+mod erasure;
+mod events;
+mod offers;
+mod profiles;
+mod programs;
+mod state;
+mod time;
+
+pub use consents::{Channel, ChannelConsent, ConsentStatus, MemberConsents};
+pub use erasure::ErasureRequest;
+pub use events::{
+    Engagement, EngagementKind, InterventionOutcome, InterventionResult, MemberEvent, OrderPlaced,
+    OrderReturned, Payload, PointsEarned, PointsExpired, PointsRedeemed, ReferralCompleted,
+    SubscriptionChanged, SubscriptionStatus, TierChanged,
+};
+pub use offers::VendorOffer;
+pub use profiles::MemberProfile;
+pub use programs::{Program, QualifyingMetric, Tier, TierWindow};
+pub use state::{BtydSummary, MemberState, PointsLedger, Rfm, TierProgress};
+pub use time::{Date, MILLIS_PER_DAY, Timestamp};
+
+use apache_avro::{AvroSchema, Schema};
+
+/// Namespace of every named Avro type in the contract.
+pub const NAMESPACE: &str = "io.loyaltyswarm";
+
+/// Topic names, defined once (DESIGN section 2).
+pub mod topics {
+    pub const MEMBER_EVENTS: &str = "loyalty.member-events.v1";
+    pub const MEMBER_PROFILES: &str = "loyalty.member-profiles.v1";
+    pub const MEMBER_CONSENTS: &str = "loyalty.member-consents.v1";
+    pub const PROGRAMS: &str = "loyalty.programs.v1";
+    pub const VENDOR_OFFERS: &str = "loyalty.vendor-offers.v1";
+    pub const ERASURE_REQUESTS: &str = "loyalty.erasure-requests.v1";
+    pub const MEMBER_STATE: &str = "loyalty.member-state.v1";
+}
+
+/// How a topic is cleaned up; compacted topics keep the newest value per key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cleanup {
+    Delete,
+    Compact,
+}
+
+/// One topic of the contract: its name, cleanup policy, whether it is keyed by member id
+/// (and so co-partitioned with every other member-keyed topic) and its value schema.
+#[derive(Debug, Clone)]
+pub struct TopicContract {
+    pub topic: &'static str,
+    pub cleanup: Cleanup,
+    pub member_keyed: bool,
+    pub schema: fn() -> Schema,
+}
+
+impl TopicContract {
+    /// The registry subject under TopicNameStrategy.
+    pub fn subject(&self) -> String {
+        format!("{}-value", self.topic)
+    }
+}
+
+/// Every topic whose schema this crate owns, in the order the swarm creates them.
+pub fn contracts() -> Vec<TopicContract> {
+    use topics::*;
+    vec![
+        TopicContract {
+            topic: MEMBER_EVENTS,
+            cleanup: Cleanup::Delete,
+            member_keyed: true,
+            schema: MemberEvent::get_schema,
+        },
+        TopicContract {
+            topic: MEMBER_PROFILES,
+            cleanup: Cleanup::Compact,
+            member_keyed: true,
+            schema: MemberProfile::get_schema,
+        },
+        TopicContract {
+            topic: MEMBER_CONSENTS,
+            cleanup: Cleanup::Compact,
+            member_keyed: true,
+            schema: MemberConsents::get_schema,
+        },
+        TopicContract {
+            topic: PROGRAMS,
+            cleanup: Cleanup::Compact,
+            member_keyed: false,
+            schema: Program::get_schema,
+        },
+        TopicContract {
+            topic: VENDOR_OFFERS,
+            cleanup: Cleanup::Delete,
+            member_keyed: false,
+            schema: VendorOffer::get_schema,
+        },
+        TopicContract {
+            topic: ERASURE_REQUESTS,
+            cleanup: Cleanup::Delete,
+            member_keyed: true,
+            schema: ErasureRequest::get_schema,
+        },
+        TopicContract {
+            topic: MEMBER_STATE,
+            cleanup: Cleanup::Compact,
+            member_keyed: true,
+            schema: MemberState::get_schema,
+        },
+    ]
+}
+
+/// The contract of one topic, by name.
+pub fn contract(topic: &str) -> Option<TopicContract> {
+    contracts().into_iter().find(|c| c.topic == topic)
+}
+
+/// The schema as it is written to `schemas/<subject>.avsc` and registered.
+pub fn schema_json(schema: &Schema) -> Result<String, serde_json::Error> {
+    let mut text = serde_json::to_string_pretty(schema)?;
+    text.push('\n');
+    Ok(text)
+}

@@ -1,0 +1,37 @@
+//! `loyalty.member-profiles.v1` (compacted): who the member is, as far as the math and the
+//! compliance rules need to know.
+
+use apache_avro::AvroSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{Date, Timestamp};
+
+/// The newest profile of a member; key = member id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.loyaltyswarm")]
+pub struct MemberProfile {
+    /// Canonical member id.
+    pub member_id: String,
+    /// Program the member is enrolled in.
+    pub program_id: String,
+    /// When the member enrolled.
+    pub enrolled_at: Timestamp,
+    /// Date of birth, when known (age rules need it).
+    pub birth_date: Option<Date>,
+    /// ISO 3166-1 alpha-2 country.
+    pub country: String,
+    /// ISO 3166-2 subdivision (state, province).
+    pub region: Option<String>,
+    /// Postal code.
+    pub postal_code: Option<String>,
+    /// IANA time zone, e.g. America/New_York.
+    pub time_zone: String,
+    /// BCP 47 locale, e.g. en-US.
+    pub locale: String,
+    /// ISO 4217 currency the member is billed in.
+    pub currency: String,
+    /// The member objected to profiling (GDPR Art. 21): no individual scoring for marketing.
+    pub objects_to_profiling: bool,
+    /// When this profile version was written.
+    pub updated_at: Timestamp,
+}

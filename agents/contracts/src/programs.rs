@@ -1,0 +1,114 @@
+//! `loyalty.programs.v1` (compacted, key = program id): the rules of a tier program.
+//!
+//! A global table: every agent instance reads it whole, so tier math never depends on
+//! which partition a member landed in.
+
+use apache_avro::AvroSchema;
+use serde::{Deserialize, Serialize};
+
+/// What tier qualification is measured in: Spend = net spend (orders minus returns) in
+/// minor units; Points = qualifying points earned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, AvroSchema)]
+pub enum QualifyingMetric {
+    Spend,
+    Points,
+}
+
+/// How the qualification window moves: Rolling = the last window_days days, recomputed
+/// continuously; CalendarYear = calendar years (UTC), progress resets every 1 January.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, AvroSchema)]
+pub enum TierWindow {
+    Rolling,
+    CalendarYear,
+}
+
+/// One tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+pub struct Tier {
+    /// Tier id, referenced by TierChanged events.
+    pub tier_id: String,
+    /// Display name.
+    pub name: String,
+    /// 0 for the entry tier, increasing upwards; ranks are unique.
+    pub rank: i32,
+    /// Qualifying amount (minor units or points, per the program's metric) needed to hold the tier.
+    pub threshold: i64,
+    /// Points earned per unit spent are multiplied by this.
+    pub earn_multiplier: f64,
+}
+
+/// A loyalty program and its tier rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.loyaltyswarm")]
+pub struct Program {
+    /// Program id; also the record key.
+    pub program_id: String,
+    /// Display name.
+    pub name: String,
+    /// ISO 4217 currency of spend thresholds and point value.
+    pub currency: String,
+    /// What qualification counts.
+    pub qualifying_metric: QualifyingMetric,
+    /// Rolling or calendar window.
+    pub window: TierWindow,
+    /// Length of a rolling window in days (ignored for calendar windows).
+    pub window_days: i32,
+    /// Days a member keeps a tier after falling below its threshold.
+    pub grace_days: i32,
+    /// Tiers, in any order; thresholds must increase strictly with rank.
+    pub tiers: Vec<Tier>,
+    /// Base points per major currency unit spent.
+    pub points_per_unit: f64,
+    /// Value of one point in minor units (for liability).
+    pub point_value_minor: f64,
+    /// Days after which earned points expire; null = never.
+    pub points_expiry_days: Option<i32>,
+    /// Annual auto-renewing membership fee in minor units, for paid tiers.
+    pub auto_renew_fee_minor: Option<i64>,
+}
+
+impl Program {
+    /// Tiers sorted by rank, lowest first.
+    pub fn tiers_by_rank(&self) -> Vec<&Tier> {
+        let mut tiers: Vec<&Tier> = self.tiers.iter().collect();
+        tiers.sort_by_key(|t| t.rank);
+        tiers
+    }
+
+    /// Every reason this program cannot be used, empty when it is sound.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.tiers.is_empty() {
+            problems.push("program has no tiers".to_owned());
+        }
+        let tiers = self.tiers_by_rank();
+        for pair in tiers.windows(2) {
+            let (low, high) = (pair[0], pair[1]);
+            if low.rank == high.rank {
+                problems.push(format!(
+                    "tiers {} and {} share rank {}",
+                    low.tier_id, high.tier_id, low.rank
+                ));
+            } else if high.threshold <= low.threshold {
+                problems.push(format!(
+                    "tier {} (rank {}) has threshold {} not above tier {} (rank {}) threshold {}: thresholds overlap",
+                    high.tier_id, high.rank, high.threshold, low.tier_id, low.rank, low.threshold
+                ));
+            }
+        }
+        let mut ids: Vec<&str> = self.tiers.iter().map(|t| t.tier_id.as_str()).collect();
+        ids.sort_unstable();
+        for pair in ids.windows(2) {
+            if pair[0] == pair[1] {
+                problems.push(format!("tier id {} appears twice", pair[0]));
+            }
+        }
+        if matches!(self.window, TierWindow::Rolling) && self.window_days <= 0 {
+            problems.push(format!("rolling window of {} days", self.window_days));
+        }
+        if self.grace_days < 0 {
+            problems.push(format!("negative grace period of {} days", self.grace_days));
+        }
+        problems
+    }
+}

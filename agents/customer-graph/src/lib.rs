@@ -1,0 +1,186 @@
+//! customer-graph: folds member events, profiles and program rules into one snapshot per
+//! member on `loyalty.member-state.v1` (DESIGN section 4).
+//!
+//! The fold is order-insensitive where the math needs it: purchases are kept per UTC day,
+//! so a late order lands on its own day and same-day orders merge into one transaction
+//! whatever order they arrive in. Duplicates (same `event_id`) are recognised within a
+//! bounded window of the member's recent events.
+
+mod fold;
+
+use loyalty_contracts::{MemberEvent, MemberProfile, MemberState, Program, topics};
+use loyalty_runtime::{
+    Agent, AgentSettings, Context, HandleError, Input, OutputSpec, Rejection, TableSpec, TableValue,
+};
+use serde::{Deserialize, Serialize};
+
+pub use fold::{DaySpend, MemberFold};
+
+/// Settings under `[agent]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Program applied to members whose profile has not arrived (or names none).
+    pub default_program_id: String,
+    /// How many recent event ids per member are remembered for deduplication.
+    pub dedupe_window: usize,
+    /// Purchase days older than this (relative to the member's newest event) are folded
+    /// into aggregates; it bounds both memory and how late an order may arrive and still
+    /// merge with an existing same-day transaction. At least the longest tier window.
+    pub retention_days: i32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            default_program_id: "default".into(),
+            dedupe_window: 16,
+            retention_days: 400,
+        }
+    }
+}
+
+impl AgentSettings for Settings {
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.default_program_id.trim().is_empty() {
+            problems.push("default_program_id: must not be empty".into());
+        }
+        if !(1..=1024).contains(&self.dedupe_window) {
+            problems.push(format!(
+                "dedupe_window: {} must be between 1 and 1024",
+                self.dedupe_window
+            ));
+        }
+        if self.retention_days < 366 {
+            problems.push(format!(
+                "retention_days: {} must cover at least a year (the longest tier window)",
+                self.retention_days
+            ));
+        }
+        problems
+    }
+}
+
+/// The agent.
+#[derive(Debug, Clone)]
+pub struct CustomerGraph {
+    settings: Settings,
+}
+
+impl CustomerGraph {
+    pub fn new(settings: &Settings) -> Self {
+        CustomerGraph {
+            settings: settings.clone(),
+        }
+    }
+
+    fn program(&self, ctx: &Context<'_>, fold: &MemberFold) -> Option<std::sync::Arc<Program>> {
+        let id = fold
+            .program_id
+            .as_deref()
+            .unwrap_or(&self.settings.default_program_id);
+        ctx.table::<Program>(topics::PROGRAMS, id)
+    }
+}
+
+fn decode_program(input: &Input<'_>) -> Result<TableValue, Rejection> {
+    let program: Program = input.decode()?;
+    let problems = program.problems();
+    if !problems.is_empty() {
+        return Err(Rejection::contract(format!(
+            "program {}: {}",
+            program.program_id,
+            problems.join("; ")
+        )));
+    }
+    if program.program_id != input.key {
+        return Err(Rejection::contract(format!(
+            "program id {} differs from the record key {}",
+            program.program_id, input.key
+        )));
+    }
+    Ok(std::sync::Arc::new(program))
+}
+
+impl Agent for CustomerGraph {
+    type State = MemberFold;
+    type Settings = Settings;
+    const NAME: &'static str = "customer-graph";
+    const STORE: &'static str = "members";
+
+    fn inputs(&self) -> Vec<&'static str> {
+        vec![topics::MEMBER_EVENTS, topics::MEMBER_PROFILES]
+    }
+
+    fn tables(&self) -> Vec<TableSpec> {
+        vec![TableSpec {
+            topic: topics::PROGRAMS,
+            decode: decode_program,
+        }]
+    }
+
+    fn outputs(&self) -> Vec<OutputSpec> {
+        vec![OutputSpec {
+            topic: topics::MEMBER_STATE,
+            schema: <MemberState as apache_avro::AvroSchema>::get_schema,
+        }]
+    }
+
+    fn handle(
+        &self,
+        input: &Input<'_>,
+        state: &mut Option<MemberFold>,
+        ctx: &mut Context<'_>,
+    ) -> Result<(), HandleError> {
+        match input.topic {
+            topics::MEMBER_EVENTS => {
+                let event: MemberEvent = input.decode()?;
+                if event.member_id != input.key {
+                    return Err(Rejection::contract(format!(
+                        "member_id {:?} differs from the record key {:?}",
+                        event.member_id, input.key
+                    ))
+                    .into());
+                }
+                fold::validate(&event)?;
+                let fold = state.get_or_insert_with(MemberFold::default);
+                if !fold.apply_event(&event, &self.settings)? {
+                    return Ok(()); // a duplicate: nothing changes, nothing is emitted
+                }
+                let program = self.program(ctx, fold);
+                if let loyalty_contracts::Payload::TierChanged(change) = &event.payload {
+                    fold.apply_tier_change(change, program.as_deref(), event.occurred_at)?;
+                }
+                fold.evaluate_tier(program.as_deref());
+                let snapshot = fold.snapshot(input.key, program.as_deref());
+                ctx.emit(topics::MEMBER_STATE, input.key, &snapshot, snapshot.as_of.0)?;
+            }
+            topics::MEMBER_PROFILES => {
+                if input.is_tombstone() {
+                    return Ok(());
+                }
+                let profile: MemberProfile = input.decode()?;
+                if profile.member_id != input.key {
+                    return Err(Rejection::contract(format!(
+                        "member_id {:?} differs from the record key {:?}",
+                        profile.member_id, input.key
+                    ))
+                    .into());
+                }
+                let fold = state.get_or_insert_with(MemberFold::default);
+                fold.apply_profile(&profile);
+                let program = self.program(ctx, fold);
+                fold.evaluate_tier(program.as_deref());
+                let snapshot = fold.snapshot(input.key, program.as_deref());
+                ctx.emit(topics::MEMBER_STATE, input.key, &snapshot, snapshot.as_of.0)?;
+            }
+            other => {
+                return Err(HandleError::Fatal(format!(
+                    "unexpected input topic {other}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,235 @@
+//! The contract between an agent and the runtime (after Arroyo's operator contract):
+//! an agent names its topics and its per-key state and implements one step, `handle`.
+//! Everything else — Kafka, the registry, changelogs, offsets, metrics — is the
+//! runtime's, so an agent crate reads like its domain.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use apache_avro::Schema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec::{self, Encoder};
+use crate::config::AgentSettings;
+use crate::error::{Rejection, RejectionKind};
+
+/// A reference table entry, decoded once when it is loaded.
+pub type TableValue = Arc<dyn Any + Send + Sync>;
+
+/// A topic read whole by every instance (DESIGN section 3, reference tables).
+#[derive(Clone, Copy)]
+pub struct TableSpec {
+    pub topic: &'static str,
+    /// Decode and validate one record; a rejection sends it to the DLQ and keeps the
+    /// previous value of the key.
+    pub decode: fn(&Input<'_>) -> Result<TableValue, Rejection>,
+}
+
+impl std::fmt::Debug for TableSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableSpec")
+            .field("topic", &self.topic)
+            .finish()
+    }
+}
+
+/// A topic the agent writes, with the schema its values are written in.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputSpec {
+    pub topic: &'static str,
+    pub schema: fn() -> Schema,
+}
+
+/// One agent kind.
+pub trait Agent: Send + Sync + 'static {
+    /// Per-key (per-member) state, written through to the changelog.
+    /// `Clone` because `handle` works on a copy: a rejected record must leave no trace.
+    type State: Serialize + DeserializeOwned + Clone + Send + 'static;
+    /// The agent's own settings, under `[agent]` in its config file.
+    type Settings: AgentSettings;
+
+    /// Binary, consumer-group and DLQ name.
+    const NAME: &'static str;
+    /// Name of the state store; the changelog is `<NAME>.<STORE>-changelog`.
+    const STORE: &'static str = "state";
+
+    /// Member-keyed, co-partitioned input topics.
+    fn inputs(&self) -> Vec<&'static str>;
+
+    /// Topics read whole by every instance.
+    fn tables(&self) -> Vec<TableSpec> {
+        Vec::new()
+    }
+
+    /// Topics `handle` may emit to.
+    fn outputs(&self) -> Vec<OutputSpec>;
+
+    /// Apply one input record to the state of its key and emit what follows from it.
+    /// Outputs must be a deterministic function of state and input (event time, never the
+    /// wall clock) so that a replay emits the same bytes.
+    fn handle(
+        &self,
+        input: &Input<'_>,
+        state: &mut Option<Self::State>,
+        ctx: &mut Context<'_>,
+    ) -> Result<(), HandleError>;
+}
+
+/// Why `handle` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// Bad data: the record goes to the DLQ, its state changes are discarded.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// A bug or an impossible situation: the agent stops rather than guess.
+    #[error("fatal: {0}")]
+    Fatal(String),
+}
+
+/// One consumed record, not yet decoded.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    /// Record timestamp in milliseconds, if the producer set one.
+    pub timestamp: Option<i64>,
+    pub key: &'a str,
+    /// Writer schema and Avro body; `None` for a tombstone.
+    pub value: Option<(&'a Schema, &'a [u8])>,
+}
+
+impl Input<'_> {
+    /// Decode the value into the topic's contract type.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, Rejection> {
+        match self.value {
+            Some((schema, body)) => codec::decode(schema, body),
+            None => Err(Rejection::new(
+                RejectionKind::Undecodable,
+                "tombstone where a value was expected",
+            )),
+        }
+    }
+
+    pub fn is_tombstone(&self) -> bool {
+        self.value.is_none()
+    }
+}
+
+/// A record `handle` emitted, encoded and waiting for the end of the batch.
+#[derive(Debug, Clone)]
+pub struct Emitted {
+    pub topic: &'static str,
+    pub key: String,
+    /// `None` is a tombstone.
+    pub payload: Option<Vec<u8>>,
+    pub timestamp: Option<i64>,
+}
+
+/// What `handle` can see and do besides its own state.
+pub struct Context<'a> {
+    pub(crate) tables: &'a TableView,
+    pub(crate) encoders: &'a HashMap<&'static str, Encoder>,
+    pub(crate) emitted: &'a mut Vec<Emitted>,
+}
+
+impl<'a> Context<'a> {
+    /// The current value of a reference-table key.
+    pub fn table<T: Any + Send + Sync>(&self, topic: &str, key: &str) -> Option<Arc<T>> {
+        self.tables
+            .get(topic, key)
+            .and_then(|v| v.downcast::<T>().ok())
+    }
+
+    /// Emit `value` to `topic` under `key`, stamped with `timestamp` (event time).
+    pub fn emit<T: Serialize>(
+        &mut self,
+        topic: &'static str,
+        key: &str,
+        value: &T,
+        timestamp: i64,
+    ) -> Result<(), HandleError> {
+        let encoder = self.encoders.get(topic).ok_or_else(|| {
+            HandleError::Fatal(format!("{topic} is not among the agent's declared outputs"))
+        })?;
+        let payload = encoder.encode(value).map_err(|e| {
+            HandleError::Fatal(format!("value for {topic} does not fit its schema: {e}"))
+        })?;
+        self.emitted.push(Emitted {
+            topic,
+            key: key.to_owned(),
+            payload: Some(payload),
+            timestamp: Some(timestamp),
+        });
+        Ok(())
+    }
+
+    /// Emit a tombstone for `key` on a compacted output.
+    pub fn tombstone(&mut self, topic: &'static str, key: &str) {
+        self.emitted.push(Emitted {
+            topic,
+            key: key.to_owned(),
+            payload: None,
+            timestamp: None,
+        });
+    }
+}
+
+/// Read access to the loaded reference tables.
+#[derive(Default, Debug)]
+pub struct TableView {
+    pub(crate) tables: std::sync::RwLock<HashMap<String, HashMap<String, TableValue>>>,
+}
+
+impl TableView {
+    pub fn get(&self, topic: &str, key: &str) -> Option<TableValue> {
+        self.tables.read().ok()?.get(topic)?.get(key).cloned()
+    }
+
+    pub(crate) fn put(&self, topic: &str, key: &str, value: Option<TableValue>) {
+        if let Ok(mut tables) = self.tables.write() {
+            let table = tables.entry(topic.to_owned()).or_default();
+            match value {
+                Some(v) => table.insert(key.to_owned(), v),
+                None => table.remove(key),
+            };
+        }
+    }
+}
+
+/// A `Context` for exercising `handle` outside the runtime (unit tests, benchmarks).
+pub struct Harness {
+    pub tables: TableView,
+    pub encoders: HashMap<&'static str, Encoder>,
+    pub emitted: Vec<Emitted>,
+}
+
+impl Harness {
+    /// Encoders for `outputs` with made-up schema ids (nothing is registered).
+    pub fn new(outputs: &[OutputSpec]) -> Self {
+        let encoders = outputs
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.topic, Encoder::new(i as u32 + 1, Arc::new((o.schema)()))))
+            .collect();
+        Harness {
+            tables: TableView::default(),
+            encoders,
+            emitted: Vec::new(),
+        }
+    }
+
+    pub fn put_table<T: Any + Send + Sync>(&self, topic: &str, key: &str, value: T) {
+        self.tables.put(topic, key, Some(Arc::new(value)));
+    }
+
+    pub fn context(&mut self) -> Context<'_> {
+        Context {
+            tables: &self.tables,
+            encoders: &self.encoders,
+            emitted: &mut self.emitted,
+        }
+    }
+}

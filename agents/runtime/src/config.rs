@@ -1,0 +1,494 @@
+//! Layered agent configuration: a TOML file, then `LOYALTY_*` environment variables,
+//! then command-line flags, merged into one table and deserialised once.
+//!
+//! Unknown keys are errors, and every problem is reported at once rather than one per
+//! restart: a deployment that fails should say everything that is wrong with it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Every problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How state, outputs and offsets are kept consistent (DESIGN section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessingGuarantee {
+    /// Recorded input positions make replays idempotent; works on every broker.
+    EffectivelyOnce,
+    /// Kafka transactions.
+    ExactlyOnce,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Settings every agent has. Defaults suit the local stack started by `swarm`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RuntimeSettings {
+    /// Kafka bootstrap servers.
+    pub bootstrap_servers: String,
+    /// Confluent-compatible schema registry.
+    pub schema_registry_url: String,
+    /// Consumer group; defaults to `loyalty-swarm.<agent>`.
+    pub group_id: Option<String>,
+    /// Address of the /metrics, /healthz and /readyz server.
+    pub http_listen: String,
+    /// Partitions of every member-keyed topic (and of the agent's changelogs).
+    pub partitions: i32,
+    /// Most records handled per batch (one commit per batch).
+    pub batch_max_records: usize,
+    /// Longest wait for a batch to fill, in milliseconds.
+    pub batch_max_wait_ms: u64,
+    pub processing_guarantee: ProcessingGuarantee,
+    pub log_format: LogFormat,
+    /// `tracing` filter directive, e.g. `info` or `customer_graph=debug,info`.
+    pub log_level: String,
+    /// OTLP/HTTP endpoint for traces, e.g. http://localhost:4318; none = no export.
+    pub otlp_endpoint: Option<String>,
+    /// First retry delay after a transient failure, in milliseconds.
+    pub retry_initial_ms: u64,
+    /// Longest retry delay, in milliseconds; retries never give up.
+    pub retry_max_ms: u64,
+    /// Raw librdkafka properties for both consumer and producer (security, tuning).
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        RuntimeSettings {
+            bootstrap_servers: "localhost:9092".into(),
+            schema_registry_url: "http://localhost:8081".into(),
+            group_id: None,
+            http_listen: "127.0.0.1:9464".into(),
+            partitions: 12,
+            batch_max_records: 5000,
+            batch_max_wait_ms: 50,
+            processing_guarantee: ProcessingGuarantee::EffectivelyOnce,
+            log_format: LogFormat::Json,
+            log_level: "info".into(),
+            otlp_endpoint: None,
+            retry_initial_ms: 100,
+            retry_max_ms: 10_000,
+            librdkafka: BTreeMap::new(),
+        }
+    }
+}
+
+/// Properties the runtime sets itself because its guarantees depend on them.
+const OWNED_LIBRDKAFKA_KEYS: &[&str] = &[
+    "group.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "partitioner",
+    "partition.assignment.strategy",
+    "bootstrap.servers",
+];
+
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "token",
+        "key.pem",
+        "ssl.key",
+        "sasl.jaas",
+        "credentials",
+    ]
+    .iter()
+    .any(|s| key.contains(s))
+}
+
+/// A URL with any user:password part replaced, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for RuntimeSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let librdkafka: BTreeMap<&str, &str> = self
+            .librdkafka
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str(),
+                    if is_secret_key(k) { "***" } else { v.as_str() },
+                )
+            })
+            .collect();
+        f.debug_struct("RuntimeSettings")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field(
+                "schema_registry_url",
+                &redact_url(&self.schema_registry_url),
+            )
+            .field("group_id", &self.group_id)
+            .field("http_listen", &self.http_listen)
+            .field("partitions", &self.partitions)
+            .field("batch_max_records", &self.batch_max_records)
+            .field("batch_max_wait_ms", &self.batch_max_wait_ms)
+            .field("processing_guarantee", &self.processing_guarantee)
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .field("otlp_endpoint", &self.otlp_endpoint)
+            .field("retry_initial_ms", &self.retry_initial_ms)
+            .field("retry_max_ms", &self.retry_max_ms)
+            .field("librdkafka", &librdkafka)
+            .finish()
+    }
+}
+
+impl RuntimeSettings {
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.bootstrap_servers.trim().is_empty() {
+            problems.push("bootstrap_servers: must name at least one broker".to_owned());
+        }
+        if !(self.schema_registry_url.starts_with("http://")
+            || self.schema_registry_url.starts_with("https://"))
+        {
+            problems.push(format!(
+                "schema_registry_url: {:?} is not an http(s) URL",
+                redact_url(&self.schema_registry_url)
+            ));
+        }
+        if self.http_listen.parse::<SocketAddr>().is_err() {
+            problems.push(format!(
+                "http_listen: {:?} is not a host:port socket address",
+                self.http_listen
+            ));
+        }
+        if self.partitions < 1 {
+            problems.push(format!(
+                "partitions: {} must be at least 1",
+                self.partitions
+            ));
+        }
+        if self.batch_max_records == 0 {
+            problems.push("batch_max_records: must be at least 1".to_owned());
+        }
+        if self.retry_initial_ms == 0 || self.retry_initial_ms > self.retry_max_ms {
+            problems.push(format!(
+                "retry_initial_ms: {} must be positive and at most retry_max_ms ({})",
+                self.retry_initial_ms, self.retry_max_ms
+            ));
+        }
+        if self.processing_guarantee == ProcessingGuarantee::ExactlyOnce {
+            problems.push(
+                "processing_guarantee: exactly_once (Kafka transactions) is not built yet; use effectively_once, \
+                 which needs no broker support"
+                    .to_owned(),
+            );
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
+            problems.push(format!(
+                "log_level: {:?} is not a tracing filter directive",
+                self.log_level
+            ));
+        }
+        for key in self.librdkafka.keys() {
+            if OWNED_LIBRDKAFKA_KEYS.contains(&key.as_str()) {
+                problems.push(format!(
+                    "librdkafka.{key}: set by the runtime (its guarantees depend on it); use the top-level setting if there is one"
+                ));
+            }
+        }
+        problems
+    }
+}
+
+/// Settings of one agent's own domain, under `[agent]` in the file.
+pub trait AgentSettings:
+    DeserializeOwned + Serialize + Default + fmt::Debug + Clone + Send + Sync + 'static
+{
+    /// Every problem with these settings; empty when they are usable.
+    fn problems(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// An agent with no settings of its own.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoSettings {}
+
+impl AgentSettings for NoSettings {}
+
+/// The whole configuration of one agent process.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Config<A> {
+    #[serde(flatten)]
+    pub runtime: RuntimeSettings,
+    #[serde(default)]
+    pub agent: A,
+}
+
+/// Where configuration comes from, in increasing precedence.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    pub file: Option<PathBuf>,
+    /// Environment variables (name, value); only `LOYALTY_*` names are read.
+    pub env: Vec<(String, String)>,
+    /// `key=value` overrides from the command line; dotted keys reach into tables (`agent.x=1`).
+    pub overrides: Vec<String>,
+}
+
+const ENV_PREFIX: &str = "LOYALTY_";
+
+impl Sources {
+    /// The file named on the command line, the process environment and the flags.
+    pub fn from_process(file: Option<PathBuf>, overrides: Vec<String>) -> Self {
+        Sources {
+            file,
+            env: std::env::vars().collect(),
+            overrides,
+        }
+    }
+}
+
+impl<A: AgentSettings> Config<A> {
+    /// Merge the sources and validate; the error lists every problem found.
+    pub fn load(sources: &Sources) -> Result<Self, ConfigErrors> {
+        let mut problems = Vec::new();
+        let mut table = toml::Table::new();
+        if let Some(path) = &sources.file {
+            match read_table(path) {
+                Ok(t) => table = t,
+                Err(p) => problems.push(p),
+            }
+        }
+        for (name, value) in &sources.env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            // LOYALTY_AGENT__DEFAULT_PROGRAM_ID -> agent.default_program_id
+            let key = rest.to_ascii_lowercase().replace("__", ".");
+            set_path(&mut table, &key, value);
+        }
+        for assignment in &sources.overrides {
+            match assignment.split_once('=') {
+                Some((key, value)) if !key.trim().is_empty() => {
+                    set_path(&mut table, key.trim(), value)
+                }
+                _ => problems.push(format!("--set {assignment:?}: expected key=value")),
+            }
+        }
+
+        let mut unknown = Vec::new();
+        let parsed: Result<Config<A>, _> =
+            serde_ignored::deserialize(toml::Value::Table(table), |path| {
+                unknown.push(path.to_string())
+            });
+        for key in unknown {
+            problems.push(format!("{key}: unknown setting"));
+        }
+        match parsed {
+            Ok(config) => {
+                problems.extend(config.runtime.problems());
+                problems.extend(
+                    config
+                        .agent
+                        .problems()
+                        .into_iter()
+                        .map(|p| format!("agent.{p}")),
+                );
+                if problems.is_empty() {
+                    Ok(config)
+                } else {
+                    Err(ConfigErrors(problems))
+                }
+            }
+            Err(e) => {
+                problems.push(e.to_string());
+                Err(ConfigErrors(problems))
+            }
+        }
+    }
+}
+
+fn read_table(path: &Path) -> Result<toml::Table, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    text.parse::<toml::Table>()
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Environment and flag values are text; read them as TOML values when they parse
+/// (numbers, booleans, inline tables), otherwise as strings.
+fn text_value(text: &str) -> toml::Value {
+    format!("v = {text}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(text.to_owned()))
+}
+
+fn set_path(table: &mut toml::Table, key: &str, value: &str) {
+    // librdkafka property names contain dots themselves: everything after the
+    // first segment is one key.
+    let (head, rest) = match key.split_once('.') {
+        Some((head, rest)) => (head, Some(rest)),
+        None => (key, None),
+    };
+    match rest {
+        None => {
+            table.insert(head.to_owned(), text_value(value));
+        }
+        Some(rest) if head == "librdkafka" => {
+            if let toml::Value::Table(inner) = table
+                .entry(head.to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            {
+                inner.insert(rest.to_owned(), toml::Value::String(value.to_owned()));
+            }
+        }
+        Some(rest) => {
+            let entry = table
+                .entry(head.to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !entry.is_table() {
+                *entry = toml::Value::Table(toml::Table::new());
+            }
+            if let toml::Value::Table(inner) = entry {
+                set_path(inner, rest, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    #[serde(default)]
+    struct Sample {
+        threshold: u32,
+    }
+
+    impl AgentSettings for Sample {
+        fn problems(&self) -> Vec<String> {
+            if self.threshold > 10 {
+                vec![format!("threshold: {} is above 10", self.threshold)]
+            } else {
+                vec![]
+            }
+        }
+    }
+
+    fn load(
+        file: &str,
+        env: &[(&str, &str)],
+        flags: &[&str],
+    ) -> Result<Config<Sample>, ConfigErrors> {
+        let dir = tempfile_dir();
+        let path = dir.join("agent.toml");
+        std::fs::write(&path, file).unwrap();
+        Config::load(&Sources {
+            file: Some(path),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            overrides: flags.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "loyalty-config-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn layers_file_then_env_then_flags() {
+        let config = load(
+            "bootstrap_servers = \"file:9092\"\npartitions = 6\n[agent]\nthreshold = 3\n",
+            &[
+                ("LOYALTY_PARTITIONS", "8"),
+                ("LOYALTY_AGENT__THRESHOLD", "4"),
+                ("OTHER", "x"),
+            ],
+            &["partitions=9", "librdkafka.security.protocol=SASL_SSL"],
+        )
+        .unwrap();
+        assert_eq!(config.runtime.bootstrap_servers, "file:9092");
+        assert_eq!(config.runtime.partitions, 9);
+        assert_eq!(config.agent.threshold, 4);
+        assert_eq!(
+            config
+                .runtime
+                .librdkafka
+                .get("security.protocol")
+                .map(String::as_str),
+            Some("SASL_SSL")
+        );
+    }
+
+    #[test]
+    fn lists_every_problem_at_once() {
+        let err = load(
+            "bootstrap_server = \"typo\"\npartitions = 0\nschema_registry_url = \"localhost\"\n[agent]\nthreshold = 11\n[librdkafka]\n\"group.id\" = \"x\"\n",
+            &[("LOYALTY_NOPE", "1")],
+            &["garbage"],
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        for expected in [
+            "bootstrap_server: unknown setting",
+            "nope: unknown setting",
+            "partitions: 0 must be at least 1",
+            "schema_registry_url",
+            "agent.threshold: 11 is above 10",
+            "librdkafka.group.id",
+            "--set \"garbage\"",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let config = load(
+            "schema_registry_url = \"https://user:hunter2@registry:8081\"\n[librdkafka]\n\"sasl.password\" = \"hunter2\"\n",
+            &[],
+            &[],
+        )
+        .unwrap();
+        let shown = format!("{:?}", config.runtime);
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+}

@@ -1,0 +1,193 @@
+//! Kafka clients configured the way the swarm's guarantees need them. This is the only
+//! module that builds rdkafka clients; agents and the CLI go through it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::error::RuntimeError;
+
+/// Common client properties: brokers plus the user's raw librdkafka map.
+pub fn base_config(bootstrap_servers: &str, librdkafka: &BTreeMap<String, String>) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap_servers);
+    for (k, v) in librdkafka {
+        config.set(k, v);
+    }
+    config
+}
+
+/// A producer whose keyed records land where Java clients put them: `murmur2_random` is
+/// the Java default partitioner, librdkafka's default (`consistent_random`) is not, and
+/// co-partitioning across agents written in different languages depends on it.
+pub fn producer(
+    bootstrap_servers: &str,
+    librdkafka: &BTreeMap<String, String>,
+) -> Result<FutureProducer, RuntimeError> {
+    let mut config = base_config(bootstrap_servers, librdkafka);
+    config.set("partitioner", "murmur2_random");
+    set_default(&mut config, librdkafka, "acks", "all");
+    set_default(&mut config, librdkafka, "linger.ms", "5");
+    set_default(&mut config, librdkafka, "compression.type", "lz4");
+    set_default(&mut config, librdkafka, "message.timeout.ms", "30000");
+    Ok(config.create()?)
+}
+
+fn set_default(config: &mut ClientConfig, user: &BTreeMap<String, String>, key: &str, value: &str) {
+    if !user.contains_key(key) {
+        config.set(key, value);
+    }
+}
+
+/// A record ready to produce.
+#[derive(Debug, Clone)]
+pub struct OutRecord {
+    pub topic: String,
+    pub partition: Option<i32>,
+    pub key: String,
+    pub payload: Option<Vec<u8>>,
+    pub timestamp: Option<i64>,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Produce every record and wait until the broker acknowledged all of them. Returns the
+/// first failure; the caller retries the whole set (outputs are deterministic, so a
+/// record sent twice is a byte-identical duplicate that compaction or idempotency keys drop).
+pub async fn produce_all(
+    producer: &FutureProducer,
+    records: &[OutRecord],
+) -> Result<(), RuntimeError> {
+    let mut pending = Vec::with_capacity(records.len());
+    for r in records {
+        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+        for (k, v) in &r.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
+        }
+        let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(&r.topic)
+            .key(r.key.as_str())
+            .headers(headers);
+        if let Some(p) = &r.payload {
+            record = record.payload(p.as_slice());
+        }
+        if let Some(p) = r.partition {
+            record = record.partition(p);
+        }
+        if let Some(ts) = r.timestamp {
+            record = record.timestamp(ts);
+        }
+        // send_result hands back the record when librdkafka's queue is full; wait for
+        // earlier deliveries to drain it instead of failing.
+        let mut record = record;
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    pending.push(delivery);
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+    }
+    for delivery in pending {
+        match delivery.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, _))) => return Err(e.into()),
+            Err(_) => {
+                return Err(RuntimeError::Other(
+                    "producer dropped a delivery report".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    /// Replication factor; -1 takes the broker's default.
+    pub replication: i32,
+    pub compacted: bool,
+}
+
+/// Create topics that do not exist yet; existing topics are left as they are.
+pub async fn ensure_topics(
+    bootstrap_servers: &str,
+    librdkafka: &BTreeMap<String, String>,
+    topics: &[TopicSpec],
+) -> Result<(), RuntimeError> {
+    let admin: AdminClient<DefaultClientContext> =
+        base_config(bootstrap_servers, librdkafka).create()?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| {
+            let topic = NewTopic::new(
+                &t.name,
+                t.partitions,
+                TopicReplication::Fixed(t.replication),
+            );
+            if t.compacted {
+                topic.set("cleanup.policy", "compact")
+            } else {
+                topic.set("cleanup.policy", "delete")
+            }
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for result in admin.create_topics(&new, &options).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(RuntimeError::Other(format!(
+                    "creating topic {name}: {code}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Read one partition from its beginning to the high watermark seen at the start,
+/// calling `apply(key, payload, offset, last_offset)` for each record. Used to rebuild
+/// anything kept in a compacted topic: state stores from changelogs, the registry from
+/// `_schemas`.
+pub async fn read_to_end(
+    consumer: &rdkafka::consumer::StreamConsumer,
+    topic: &str,
+    partition: i32,
+    mut apply: impl FnMut(Option<&[u8]>, Option<&[u8]>, i64, i64) -> Result<(), RuntimeError>,
+) -> Result<u64, RuntimeError> {
+    use rdkafka::consumer::Consumer;
+    use rdkafka::message::Message;
+    let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
+    if high <= low {
+        return Ok(0);
+    }
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, rdkafka::Offset::Beginning)?;
+    consumer.assign(&tpl)?;
+    let mut read = 0;
+    loop {
+        let message = consumer.recv().await?;
+        apply(message.key(), message.payload(), message.offset(), high - 1)?;
+        read += 1;
+        if message.offset() >= high - 1 {
+            return Ok(read);
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! Every metric the swarm exports, defined once and emitted through one typed event
+//! (after Vector's internal events): call sites say what happened, this module decides
+//! which series move. Names follow Prometheus conventions under `loyalty_swarm_`.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::error::RejectionKind;
+
+/// Something worth counting.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// Records read from an input topic partition.
+    RecordsConsumed {
+        topic: &'a str,
+        partition: i32,
+        count: u64,
+    },
+    /// Records written to a topic (outputs, changelogs, DLQ).
+    RecordsProduced { topic: &'a str, count: u64 },
+    /// One record went through `handle`.
+    RecordHandled { topic: &'a str, elapsed: Duration },
+    /// A record was ignored because state already reflects its position (a replay).
+    ReplaySkipped { topic: &'a str, count: u64 },
+    /// A record was sent to the DLQ.
+    DeadLettered { kind: RejectionKind },
+    /// A batch was produced, written through and committed.
+    BatchCommitted { records: u64, elapsed: Duration },
+    /// Consumer lag of an assigned partition after a batch.
+    ConsumerLag {
+        topic: &'a str,
+        partition: i32,
+        lag: i64,
+    },
+    /// Size of one partition's state store.
+    StateSize {
+        store: &'a str,
+        partition: i32,
+        keys: i64,
+        bytes: i64,
+    },
+    /// Changelog records read while restoring a partition, and how many remain.
+    RestoreProgress {
+        store: &'a str,
+        partition: i32,
+        restored: u64,
+        remaining: i64,
+    },
+    /// A transient failure that will be retried.
+    Retried { operation: &'a str },
+    /// A reference table record was loaded.
+    TableLoaded { topic: &'a str, count: u64 },
+}
+
+/// The agent's metric registry.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    consumed: IntCounterVec,
+    produced: IntCounterVec,
+    processing: HistogramVec,
+    replay_skipped: IntCounterVec,
+    dead_lettered: IntCounterVec,
+    batches: IntCounter,
+    batch_seconds: Histogram,
+    lag: IntGaugeVec,
+    state_keys: IntGaugeVec,
+    state_bytes: IntGaugeVec,
+    restored: IntCounterVec,
+    restore_remaining: IntGaugeVec,
+    retries: IntCounterVec,
+    table_records: IntCounterVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+const PREFIX: &str = "loyalty_swarm";
+
+impl Metrics {
+    /// A registry whose series all carry `agent` and `instance_group` labels.
+    pub fn new(agent: &str) -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(
+            Some(PREFIX.to_owned()),
+            Some(
+                [("agent".to_owned(), agent.to_owned())]
+                    .into_iter()
+                    .collect(),
+            ),
+        )?;
+        let counter =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
+        let gauge =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
+                let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(g.clone()))?;
+                Ok(g)
+            };
+        let histogram = |name: &str,
+                         help: &str,
+                         labels: &[&str],
+                         buckets: Vec<f64>|
+         -> Result<HistogramVec, prometheus::Error> {
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)?;
+            registry.register(Box::new(h.clone()))?;
+            Ok(h)
+        };
+        let micro = prometheus::exponential_buckets(1e-6, 4.0, 12)?;
+        let milli = prometheus::exponential_buckets(1e-3, 2.5, 12)?;
+        let metrics = Metrics {
+            consumed: counter(
+                "records_consumed_total",
+                "Records read from input topics.",
+                &["topic", "partition"],
+            )?,
+            produced: counter(
+                "records_produced_total",
+                "Records written and acknowledged.",
+                &["topic"],
+            )?,
+            processing: histogram(
+                "processing_seconds",
+                "Time spent in handle per record.",
+                &["topic"],
+                micro,
+            )?,
+            replay_skipped: counter(
+                "replay_skipped_total",
+                "Records skipped because state already reflects their position.",
+                &["topic"],
+            )?,
+            dead_lettered: counter(
+                "dlq_records_total",
+                "Records sent to the dead-letter queue.",
+                &["reason"],
+            )?,
+            batches: {
+                let c = IntCounter::new(
+                    "batches_committed_total",
+                    "Batches produced, written through and committed.",
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                c
+            },
+            batch_seconds: {
+                let h = Histogram::with_opts(
+                    HistogramOpts::new("batch_seconds", "Wall time of one batch, poll to commit.")
+                        .buckets(milli),
+                )?;
+                registry.register(Box::new(h.clone()))?;
+                h
+            },
+            lag: gauge(
+                "consumer_lag",
+                "High watermark minus committed position.",
+                &["topic", "partition"],
+            )?,
+            state_keys: gauge(
+                "state_keys",
+                "Keys held in a partition's state store.",
+                &["store", "partition"],
+            )?,
+            state_bytes: gauge(
+                "state_bytes",
+                "Encoded size of a partition's state store.",
+                &["store", "partition"],
+            )?,
+            restored: counter(
+                "restore_records_total",
+                "Changelog records read while restoring state.",
+                &["store", "partition"],
+            )?,
+            restore_remaining: gauge(
+                "restore_remaining_records",
+                "Changelog records still to read before the partition is restored.",
+                &["store", "partition"],
+            )?,
+            retries: counter(
+                "retries_total",
+                "Transient failures retried with backoff.",
+                &["operation"],
+            )?,
+            table_records: counter(
+                "table_records_total",
+                "Reference table records loaded.",
+                &["topic"],
+            )?,
+            registry,
+        };
+        for kind in RejectionKind::ALL {
+            metrics.dead_lettered.with_label_values(&[kind.as_str()]);
+        }
+        Ok(metrics)
+    }
+
+    pub fn emit(&self, event: Event<'_>) {
+        match event {
+            Event::RecordsConsumed {
+                topic,
+                partition,
+                count,
+            } => self
+                .consumed
+                .with_label_values(&[topic, &partition.to_string()])
+                .inc_by(count),
+            Event::RecordsProduced { topic, count } => {
+                self.produced.with_label_values(&[topic]).inc_by(count)
+            }
+            Event::RecordHandled { topic, elapsed } => self
+                .processing
+                .with_label_values(&[topic])
+                .observe(elapsed.as_secs_f64()),
+            Event::ReplaySkipped { topic, count } => self
+                .replay_skipped
+                .with_label_values(&[topic])
+                .inc_by(count),
+            Event::DeadLettered { kind } => {
+                self.dead_lettered.with_label_values(&[kind.as_str()]).inc()
+            }
+            Event::BatchCommitted {
+                records: _,
+                elapsed,
+            } => {
+                self.batches.inc();
+                self.batch_seconds.observe(elapsed.as_secs_f64());
+            }
+            Event::ConsumerLag {
+                topic,
+                partition,
+                lag,
+            } => self
+                .lag
+                .with_label_values(&[topic, &partition.to_string()])
+                .set(lag),
+            Event::StateSize {
+                store,
+                partition,
+                keys,
+                bytes,
+            } => {
+                let p = partition.to_string();
+                self.state_keys.with_label_values(&[store, &p]).set(keys);
+                self.state_bytes.with_label_values(&[store, &p]).set(bytes);
+            }
+            Event::RestoreProgress {
+                store,
+                partition,
+                restored,
+                remaining,
+            } => {
+                let p = partition.to_string();
+                self.restored
+                    .with_label_values(&[store, &p])
+                    .inc_by(restored);
+                self.restore_remaining
+                    .with_label_values(&[store, &p])
+                    .set(remaining);
+            }
+            Event::Retried { operation } => self.retries.with_label_values(&[operation]).inc(),
+            Event::TableLoaded { topic, count } => {
+                self.table_records.with_label_values(&[topic]).inc_by(count)
+            }
+        }
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail on I/O; a metric family that fails to encode is
+        // left out rather than taking the endpoint down.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+}

@@ -1,0 +1,778 @@
+//! The processing loop of DESIGN section 3.
+//!
+//! Per batch: consume, decode, `handle`, then produce outputs (and DLQ records) and wait
+//! for their acknowledgement, then write the changed state to the changelog and wait,
+//! then commit input offsets. A crash anywhere leaves state behind or equal to outputs,
+//! never ahead; the positions recorded in state make the replay idempotent. No Kafka
+//! transactions are needed, so this holds on every broker, tansu included.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use apache_avro::Schema;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::agent::{Agent, Context, HandleError, Input, TableSpec, TableView};
+use crate::codec::Encoder;
+use crate::config::Config;
+use crate::error::{Rejection, RejectionKind, RuntimeError};
+use crate::http::{self, Health};
+use crate::kafka::{self, OutRecord, TopicSpec};
+use crate::metrics::{Event, Metrics};
+use crate::registry::{RegistryClient, RegistryError};
+use crate::retry::{Backoff, retry};
+use crate::store::PartitionStore;
+use crate::wire;
+
+/// Name of an agent's changelog topic.
+pub fn changelog_topic<A: Agent>() -> String {
+    format!("{}.{}-changelog", A::NAME, A::STORE)
+}
+
+/// Name of an agent's dead-letter topic.
+pub fn dlq_topic(agent: &str) -> String {
+    format!("{agent}.dlq")
+}
+
+/// DLQ header names, defined once.
+pub mod dlq_headers {
+    pub const KIND: &str = "dlq.error.kind";
+    pub const REASON: &str = "dlq.error.reason";
+    pub const TOPIC: &str = "dlq.source.topic";
+    pub const PARTITION: &str = "dlq.source.partition";
+    pub const OFFSET: &str = "dlq.source.offset";
+    pub const AGENT: &str = "dlq.agent";
+    pub const VERSION: &str = "dlq.agent.version";
+}
+
+/// Counts assignments so readiness can wait for the first one.
+#[derive(Default)]
+struct AssignmentTracker {
+    assignments: AtomicU64,
+}
+
+impl ClientContext for AssignmentTracker {}
+
+impl ConsumerContext for AssignmentTracker {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            self.assignments.fetch_add(1, Ordering::AcqRel);
+            debug!(partitions = tpl.count(), "partitions assigned");
+        }
+    }
+}
+
+/// Everything the loop shares.
+struct Shared<A: Agent> {
+    agent: A,
+    config: Config<A::Settings>,
+    metrics: Metrics,
+    registry: RegistryClient,
+    backoff: Backoff,
+    producer: FutureProducer,
+    tables: Arc<TableView>,
+    encoders: HashMap<&'static str, Encoder>,
+    inputs: Vec<&'static str>,
+    changelog: String,
+    dlq: String,
+}
+
+/// Run `agent` until `shutdown` resolves. The batch in flight is finished and committed
+/// before returning, and the consumer leaves its group.
+pub async fn run<A: Agent>(
+    agent: A,
+    config: Config<A::Settings>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RuntimeError> {
+    let metrics = Metrics::new(A::NAME).map_err(|e| RuntimeError::Other(e.to_string()))?;
+    let health = Arc::new(Health::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+
+    let listen = config.runtime.http_listen.parse().map_err(|_| {
+        RuntimeError::Other(format!("bad http_listen {}", config.runtime.http_listen))
+    })?;
+    let (addr, http_task) = http::serve(
+        listen,
+        metrics.clone(),
+        health.clone(),
+        stopped(stop_rx.clone()),
+    )
+    .await?;
+    info!(agent = A::NAME, http = %addr, config = ?config.runtime, settings = ?config.agent, "starting");
+
+    let rt = &config.runtime;
+    let backoff = Backoff {
+        initial: Duration::from_millis(rt.retry_initial_ms),
+        max: Duration::from_millis(rt.retry_max_ms),
+    };
+    let registry = RegistryClient::new(&rt.schema_registry_url)?;
+    let mut encoders = HashMap::new();
+    for output in agent.outputs() {
+        let schema = (output.schema)();
+        let subject = format!("{}-value", output.topic);
+        let id = retry("register_schema", backoff, &metrics, || async {
+            Ok(registry.register(&subject, &schema).await?)
+        })
+        .await?;
+        encoders.insert(output.topic, Encoder::new(id, Arc::new(schema)));
+    }
+    let producer = kafka::producer(&rt.bootstrap_servers, &rt.librdkafka)?;
+    let changelog = changelog_topic::<A>();
+    let dlq = dlq_topic(A::NAME);
+    let own_topics = [
+        TopicSpec {
+            name: changelog.clone(),
+            partitions: rt.partitions,
+            replication: -1,
+            compacted: true,
+        },
+        TopicSpec {
+            name: dlq.clone(),
+            partitions: 1,
+            replication: -1,
+            compacted: false,
+        },
+    ];
+    retry("create_topics", backoff, &metrics, || {
+        kafka::ensure_topics(&rt.bootstrap_servers, &rt.librdkafka, &own_topics)
+    })
+    .await?;
+
+    let inputs = agent.inputs();
+    let table_specs = agent.tables();
+    let shared = Arc::new(Shared {
+        agent,
+        config: config.clone(),
+        metrics,
+        registry,
+        backoff,
+        producer,
+        tables: Arc::new(TableView::default()),
+        encoders,
+        inputs,
+        changelog,
+        dlq,
+    });
+
+    let tables_task = if table_specs.is_empty() {
+        None
+    } else {
+        let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(follow_tables(
+            shared.clone(),
+            table_specs,
+            loaded_tx,
+            stop_rx.clone(),
+        ));
+        tokio::select! {
+            loaded = loaded_rx => if loaded.is_err() {
+                return match task.await {
+                    Ok(Err(e)) => Err(e),
+                    _ => Err(RuntimeError::Other("reference table loader ended before loading".into())),
+                };
+            },
+            _ = stopped(stop_rx.clone()) => {}
+        }
+        Some(task)
+    };
+
+    let result = process(shared.clone(), health.clone(), stop_rx.clone()).await;
+    health.set_ready(false);
+    if let Some(task) = tables_task {
+        task.abort();
+    }
+    // Leave nothing queued: every acknowledged output was already awaited per batch.
+    let _ = shared.producer.flush(Duration::from_secs(10));
+    drop(shared);
+    let _ = http_task.await;
+    info!(agent = A::NAME, ok = result.is_ok(), "stopped");
+    result
+}
+
+/// Resolves once `rx` turns true (or its sender is gone): the shutdown future handed
+/// to servers and tasks.
+pub async fn stopped(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn consumer_config<A: Agent>(shared: &Shared<A>, group_suffix: &str) -> rdkafka::ClientConfig {
+    let rt = &shared.config.runtime;
+    let group = rt
+        .group_id
+        .clone()
+        .unwrap_or_else(|| format!("loyalty-swarm.{}", A::NAME));
+    let mut config = kafka::base_config(&rt.bootstrap_servers, &rt.librdkafka);
+    config
+        .set("group.id", format!("{group}{group_suffix}"))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // Range keeps partition p of every co-partitioned input on one instance;
+        // cooperative-sticky does not.
+        .set("partition.assignment.strategy", "range");
+    config
+}
+
+/// The main consume/handle/produce/commit loop.
+async fn process<A: Agent>(
+    shared: Arc<Shared<A>>,
+    health: Arc<Health>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), RuntimeError> {
+    let rt = &shared.config.runtime;
+    let consumer: StreamConsumer<AssignmentTracker> =
+        consumer_config(&shared, "").create_with_context(AssignmentTracker::default())?;
+    consumer.subscribe(&shared.inputs)?;
+    let mut stores: BTreeMap<i32, PartitionStore<A::State>> = BTreeMap::new();
+    let mut last_lag = Instant::now() - Duration::from_secs(60);
+    let mut next_offsets: HashMap<(String, i32), i64> = HashMap::new();
+    let max_wait = Duration::from_millis(rt.batch_max_wait_ms);
+
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let mut batch: Vec<OwnedMessage> = Vec::new();
+        tokio::select! {
+            message = consumer.recv() => batch.push(message?.detach()),
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = stop.changed() => {}
+        }
+        if !batch.is_empty() {
+            let deadline = tokio::time::Instant::now() + max_wait;
+            while batch.len() < rt.batch_max_records {
+                match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                    Ok(message) => batch.push(message?.detach()),
+                    Err(_) => break,
+                }
+            }
+        }
+
+        sync_assignment(&shared, &consumer, &mut stores).await?;
+        let assigned_once = consumer.context().assignments.load(Ordering::Acquire) > 0;
+        health.set_ready(assigned_once);
+        if batch.is_empty() {
+            continue;
+        }
+
+        let started = Instant::now();
+        let mut outputs: Vec<OutRecord> = Vec::new();
+        let mut commits: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for message in &batch {
+            let partition = message.partition();
+            if !stores.contains_key(&partition) {
+                let store = restore_partition(&shared, partition).await?;
+                stores.insert(partition, store);
+            }
+            let store = stores
+                .get_mut(&partition)
+                .ok_or_else(|| RuntimeError::Other("store vanished".into()))?;
+            handle_message(&shared, message, store, &mut outputs).await?;
+            commits.insert(
+                (message.topic().to_owned(), partition),
+                message.offset() + 1,
+            );
+        }
+
+        // 1. outputs and DLQ records, acknowledged.
+        if !outputs.is_empty() {
+            retry("produce_outputs", shared.backoff, &shared.metrics, || {
+                kafka::produce_all(&shared.producer, &outputs)
+            })
+            .await?;
+            count_produced(&shared.metrics, &outputs);
+        }
+        // 2. changed state, acknowledged.
+        let mut changes = Vec::new();
+        for (&partition, store) in stores.iter_mut() {
+            for (key, payload) in store.drain_changes()? {
+                changes.push(OutRecord {
+                    topic: shared.changelog.clone(),
+                    partition: Some(partition),
+                    key,
+                    payload,
+                    timestamp: None,
+                    headers: Vec::new(),
+                });
+            }
+            shared.metrics.emit(Event::StateSize {
+                store: A::STORE,
+                partition,
+                keys: store.keys() as i64,
+                bytes: store.bytes() as i64,
+            });
+        }
+        if !changes.is_empty() {
+            retry("produce_changelog", shared.backoff, &shared.metrics, || {
+                kafka::produce_all(&shared.producer, &changes)
+            })
+            .await?;
+            count_produced(&shared.metrics, &changes);
+        }
+        // 3. input offsets.
+        commit(&shared, &consumer, &commits).await?;
+        for ((topic, partition), offset) in commits {
+            next_offsets.insert((topic, partition), offset);
+        }
+        shared.metrics.emit(Event::BatchCommitted {
+            records: batch.len() as u64,
+            elapsed: started.elapsed(),
+        });
+
+        if last_lag.elapsed() > Duration::from_secs(5) {
+            last_lag = Instant::now();
+            report_lag(&shared, &consumer, &next_offsets);
+        }
+    }
+    info!(
+        agent = A::NAME,
+        "draining: last batch committed, leaving the group"
+    );
+    consumer.unsubscribe();
+    Ok(())
+}
+
+fn count_produced(metrics: &Metrics, records: &[OutRecord]) {
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in records {
+        *counts.entry(r.topic.as_str()).or_default() += 1;
+    }
+    for (topic, count) in counts {
+        metrics.emit(Event::RecordsProduced { topic, count });
+    }
+}
+
+async fn commit<A: Agent>(
+    shared: &Shared<A>,
+    consumer: &StreamConsumer<AssignmentTracker>,
+    commits: &BTreeMap<(String, i32), i64>,
+) -> Result<(), RuntimeError> {
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in commits {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+    }
+    let mut delay = shared.backoff.initial;
+    loop {
+        match consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                let error = RuntimeError::from(e);
+                let rebalanced = consumer.assignment().map(|a| {
+                    commits
+                        .keys()
+                        .any(|(t, p)| a.find_partition(t, *p).is_none())
+                });
+                if matches!(rebalanced, Ok(true)) {
+                    // The partitions moved to another instance, which resumes from the last
+                    // commit; its replay is idempotent, so nothing is lost or doubled.
+                    warn!(error = %error, "commit after rebalance skipped");
+                    return Ok(());
+                }
+                if !error.is_transient() {
+                    return Err(error);
+                }
+                shared.metrics.emit(Event::Retried {
+                    operation: "commit",
+                });
+                warn!(error = %error, "commit failed, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(shared.backoff.max);
+            }
+        }
+    }
+}
+
+fn report_lag<A: Agent>(
+    shared: &Shared<A>,
+    consumer: &StreamConsumer<AssignmentTracker>,
+    next_offsets: &HashMap<(String, i32), i64>,
+) {
+    let Ok(assignment) = consumer.assignment() else {
+        return;
+    };
+    for element in assignment.elements() {
+        let (topic, partition) = (element.topic(), element.partition());
+        if let Ok((_, high)) =
+            consumer.fetch_watermarks(topic, partition, Duration::from_millis(500))
+        {
+            let position = next_offsets
+                .get(&(topic.to_owned(), partition))
+                .copied()
+                .unwrap_or(0);
+            shared.metrics.emit(Event::ConsumerLag {
+                topic,
+                partition,
+                lag: (high - position).max(0),
+            });
+        }
+    }
+}
+
+/// Restore newly assigned partitions and drop the state of revoked ones.
+async fn sync_assignment<A: Agent>(
+    shared: &Shared<A>,
+    consumer: &StreamConsumer<AssignmentTracker>,
+    stores: &mut BTreeMap<i32, PartitionStore<A::State>>,
+) -> Result<(), RuntimeError> {
+    let assignment = consumer.assignment()?;
+    let assigned: BTreeSet<i32> = assignment
+        .elements()
+        .iter()
+        .map(|e| e.partition())
+        .collect();
+    stores.retain(|p, _| assigned.contains(p));
+    for partition in assigned {
+        if !stores.contains_key(&partition) {
+            let store = restore_partition(shared, partition).await?;
+            stores.insert(partition, store);
+        }
+    }
+    Ok(())
+}
+
+/// Rebuild one partition's state from its changelog.
+async fn restore_partition<A: Agent>(
+    shared: &Shared<A>,
+    partition: i32,
+) -> Result<PartitionStore<A::State>, RuntimeError> {
+    let topic = shared.changelog.as_str();
+    let restorer: StreamConsumer = consumer_config(shared, ".restore").create()?;
+    let started = Instant::now();
+    let mut delay = shared.backoff.initial;
+    // A failed read starts over from an empty store: half a changelog is not a state.
+    let (store, read) = loop {
+        let mut store = PartitionStore::new(shared.inputs.len());
+        let mut pending = 0u64;
+        let result =
+            kafka::read_to_end(&restorer, topic, partition, |key, payload, offset, last| {
+                store.restore(&String::from_utf8_lossy(key.unwrap_or_default()), payload)?;
+                pending += 1;
+                if pending == 10_000 {
+                    shared.metrics.emit(Event::RestoreProgress {
+                        store: A::STORE,
+                        partition,
+                        restored: pending,
+                        remaining: last - offset,
+                    });
+                    pending = 0;
+                }
+                Ok(())
+            })
+            .await;
+        match result {
+            Ok(read) => {
+                shared.metrics.emit(Event::RestoreProgress {
+                    store: A::STORE,
+                    partition,
+                    restored: pending,
+                    remaining: 0,
+                });
+                break (store, read);
+            }
+            Err(e) if e.is_transient() => {
+                warn!(partition, error = %e, "restore failed, starting over");
+                shared.metrics.emit(Event::Retried {
+                    operation: "restore",
+                });
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(shared.backoff.max);
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    debug!(partition, read, "changelog read");
+    info!(
+        partition,
+        keys = store.keys(),
+        bytes = store.bytes(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "partition state restored"
+    );
+    Ok(store)
+}
+
+/// The writer schema of a record, or the reason it has none.
+async fn writer_schema<A: Agent>(
+    shared: &Shared<A>,
+    id: u32,
+) -> Result<Result<Arc<Schema>, Rejection>, RuntimeError> {
+    if let Some(schema) = shared.registry.cached(id) {
+        return Ok(Ok(schema));
+    }
+    let fetched = retry("fetch_schema", shared.backoff, &shared.metrics, || async {
+        match shared.registry.schema(id).await {
+            Err(RegistryError::UnknownId(_)) => Ok(None),
+            other => Ok(Some(other?)),
+        }
+    })
+    .await?;
+    Ok(fetched.ok_or_else(|| {
+        Rejection::new(
+            RejectionKind::UnknownSchemaId,
+            format!("schema id {id} is not registered"),
+        )
+    }))
+}
+
+async fn handle_message<A: Agent>(
+    shared: &Shared<A>,
+    message: &OwnedMessage,
+    store: &mut PartitionStore<A::State>,
+    outputs: &mut Vec<OutRecord>,
+) -> Result<(), RuntimeError> {
+    let topic = message.topic();
+    shared.metrics.emit(Event::RecordsConsumed {
+        topic,
+        partition: message.partition(),
+        count: 1,
+    });
+    let input_index = shared.inputs.iter().position(|t| *t == topic).unwrap_or(0);
+
+    let key = match message.key().map(std::str::from_utf8) {
+        Some(Ok(key)) if !key.is_empty() => key,
+        _ => {
+            let rejection =
+                Rejection::new(RejectionKind::BadKey, "record key is missing or not UTF-8");
+            outputs.push(dead_letter(shared, message, &rejection));
+            return Ok(());
+        }
+    };
+    if store
+        .get(key)
+        .is_some_and(|e| e.reflects(input_index, message.offset()))
+    {
+        shared
+            .metrics
+            .emit(Event::ReplaySkipped { topic, count: 1 });
+        return Ok(());
+    }
+    let value = match message.payload() {
+        None => None,
+        Some(bytes) => {
+            let framed = match wire::split(bytes) {
+                Ok(framed) => framed,
+                Err(rejection) => {
+                    outputs.push(dead_letter(shared, message, &rejection));
+                    return Ok(());
+                }
+            };
+            match writer_schema(shared, framed.0).await? {
+                Ok(schema) => Some((schema, framed.1)),
+                Err(rejection) => {
+                    outputs.push(dead_letter(shared, message, &rejection));
+                    return Ok(());
+                }
+            }
+        }
+    };
+    let input = Input {
+        topic,
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp: message.timestamp().to_millis(),
+        key,
+        value: value
+            .as_ref()
+            .map(|(schema, body)| (schema.as_ref(), *body)),
+    };
+
+    let entry = store.entry(key);
+    // Work on a copy so a rejected record leaves no trace in state.
+    let mut state = entry.state.clone();
+    let mut emitted = Vec::new();
+    let started = Instant::now();
+    let result = {
+        let mut ctx = Context {
+            tables: &shared.tables,
+            encoders: &shared.encoders,
+            emitted: &mut emitted,
+        };
+        shared.agent.handle(&input, &mut state, &mut ctx)
+    };
+    shared.metrics.emit(Event::RecordHandled {
+        topic,
+        elapsed: started.elapsed(),
+    });
+    match result {
+        Ok(()) => {
+            entry.state = state;
+            if let Some(p) = entry.positions.get_mut(input_index) {
+                *p = message.offset();
+            }
+            store.mark_dirty(key);
+            outputs.extend(emitted.into_iter().map(|e| OutRecord {
+                topic: e.topic.to_owned(),
+                partition: None,
+                key: e.key,
+                payload: e.payload,
+                timestamp: e.timestamp,
+                headers: Vec::new(),
+            }));
+            Ok(())
+        }
+        Err(HandleError::Rejected(rejection)) => {
+            outputs.push(dead_letter(shared, message, &rejection));
+            Ok(())
+        }
+        Err(HandleError::Fatal(reason)) => Err(RuntimeError::Other(format!(
+            "{} at {}/{}/{}: {reason}",
+            A::NAME,
+            topic,
+            message.partition(),
+            message.offset()
+        ))),
+    }
+}
+
+/// The DLQ record for a rejected input: original key and bytes, reason in headers.
+fn dead_letter<A: Agent>(
+    shared: &Shared<A>,
+    message: &OwnedMessage,
+    rejection: &Rejection,
+) -> OutRecord {
+    shared.metrics.emit(Event::DeadLettered {
+        kind: rejection.kind,
+    });
+    warn!(
+        topic = message.topic(),
+        partition = message.partition(),
+        offset = message.offset(),
+        kind = %rejection.kind,
+        reason = %rejection.reason,
+        "record sent to the DLQ"
+    );
+    OutRecord {
+        topic: shared.dlq.clone(),
+        partition: None,
+        key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
+        payload: message.payload().map(<[u8]>::to_vec),
+        timestamp: message.timestamp().to_millis(),
+        headers: vec![
+            (dlq_headers::KIND.into(), rejection.kind.as_str().into()),
+            (dlq_headers::REASON.into(), rejection.reason.clone()),
+            (dlq_headers::TOPIC.into(), message.topic().into()),
+            (
+                dlq_headers::PARTITION.into(),
+                message.partition().to_string(),
+            ),
+            (dlq_headers::OFFSET.into(), message.offset().to_string()),
+            (dlq_headers::AGENT.into(), A::NAME.into()),
+            (
+                dlq_headers::VERSION.into(),
+                env!("CARGO_PKG_VERSION").into(),
+            ),
+        ],
+    }
+}
+
+/// Load every reference table to its high watermark, report that, then keep following.
+async fn follow_tables<A: Agent>(
+    shared: Arc<Shared<A>>,
+    specs: Vec<TableSpec>,
+    loaded: tokio::sync::oneshot::Sender<()>,
+    stop: watch::Receiver<bool>,
+) -> Result<(), RuntimeError> {
+    // Outside the consumer group: every instance reads every partition.
+    let consumer: StreamConsumer = consumer_config(&shared, ".tables").create()?;
+    let mut tpl = TopicPartitionList::new();
+    let mut remaining: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for spec in &specs {
+        let metadata = retry(
+            "table_metadata",
+            shared.backoff,
+            &shared.metrics,
+            || async { Ok(consumer.fetch_metadata(Some(spec.topic), Duration::from_secs(10))?) },
+        )
+        .await?;
+        for topic in metadata.topics() {
+            for p in topic.partitions() {
+                tpl.add_partition_offset(spec.topic, p.id(), Offset::Beginning)?;
+                let (low, high) =
+                    consumer.fetch_watermarks(spec.topic, p.id(), Duration::from_secs(10))?;
+                if high > low {
+                    remaining.insert((spec.topic.to_owned(), p.id()), high - 1);
+                }
+            }
+        }
+    }
+    consumer.assign(&tpl)?;
+    let mut loaded = Some(loaded);
+    if remaining.is_empty() {
+        loaded.take().map(|tx| tx.send(()));
+    }
+    loop {
+        let message = tokio::select! {
+            m = consumer.recv() => m?.detach(),
+            _ = stopped(stop.clone()) => return Ok(()),
+        };
+        let Some(spec) = specs.iter().find(|s| s.topic == message.topic()) else {
+            continue;
+        };
+        let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+        let outcome = match message.payload() {
+            None => Ok(None),
+            Some(bytes) => match wire::split(bytes) {
+                Err(r) => Err(r),
+                Ok((id, body)) => match writer_schema(&shared, id).await? {
+                    Err(r) => Err(r),
+                    Ok(schema) => {
+                        let input = Input {
+                            topic: spec.topic,
+                            partition: message.partition(),
+                            offset: message.offset(),
+                            timestamp: message.timestamp().to_millis(),
+                            key: &key,
+                            value: Some((schema.as_ref(), body)),
+                        };
+                        (spec.decode)(&input).map(Some)
+                    }
+                },
+            },
+        };
+        match outcome {
+            Ok(value) => {
+                shared.tables.put(spec.topic, &key, value);
+                shared.metrics.emit(Event::TableLoaded {
+                    topic: spec.topic,
+                    count: 1,
+                });
+            }
+            Err(rejection) => {
+                let record = dead_letter(&shared, &message, &rejection);
+                retry("produce_dlq", shared.backoff, &shared.metrics, || {
+                    kafka::produce_all(&shared.producer, std::slice::from_ref(&record))
+                })
+                .await?;
+            }
+        }
+        let position = (message.topic().to_owned(), message.partition());
+        if remaining
+            .get(&position)
+            .is_some_and(|&last| message.offset() >= last)
+        {
+            remaining.remove(&position);
+            if remaining.is_empty() {
+                info!(tables = specs.len(), "reference tables loaded");
+                loaded.take().map(|tx| tx.send(()));
+            }
+        }
+    }
+}

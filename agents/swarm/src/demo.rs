@@ -1,0 +1,195 @@
+//! `swarm demo`: the whole system on one machine — broker, registry, topics, schemas,
+//! agents and the CDNOW replay — ending in a summary of what came out.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use customer_graph::CustomerGraph;
+use loyalty_contracts::{MemberState, topics};
+use loyalty_runtime::registry::RegistryClient;
+use loyalty_runtime::{Agent, Config, codec, runner, wire};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::inspect;
+use crate::replay::{self, ReplaySummary};
+use crate::setup::{self, Target};
+
+/// What the demo measured and found.
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoSummary {
+    pub replay: ReplaySummary,
+    /// Seconds from the start of the replay until customer-graph had committed every input.
+    pub end_to_end_seconds: f64,
+    pub events_per_second: f64,
+    pub member_states: usize,
+    pub repeat_buyers: usize,
+    pub mean_repeat_transactions: f64,
+    pub tiers: BTreeMap<String, usize>,
+    pub dead_lettered: i64,
+    /// Mean encoded changelog bytes per member (customer-graph's state).
+    pub state_bytes_per_member: f64,
+}
+
+/// How the demo reaches its cluster and what it replays.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub bootstrap_servers: String,
+    pub registry_url: String,
+    pub partitions: i32,
+    pub replication: i32,
+    pub file: PathBuf,
+    pub progress: bool,
+    pub http_listen: String,
+    /// Keep the agents running after the summary until `shutdown` resolves.
+    pub keep_running: bool,
+}
+
+/// Decode the newest value of every key of a topic.
+pub async fn decode_latest<T: serde::de::DeserializeOwned>(
+    bootstrap_servers: &str,
+    registry: &RegistryClient,
+    topic: &str,
+) -> anyhow::Result<BTreeMap<String, T>> {
+    let mut out = BTreeMap::new();
+    for (key, bytes) in inspect::latest_values(bootstrap_servers, topic).await? {
+        let (id, body) = wire::split(&bytes).map_err(|r| anyhow::anyhow!("{topic}/{key}: {r}"))?;
+        let schema = registry.schema(id).await?;
+        let value =
+            codec::decode::<T>(&schema, body).map_err(|r| anyhow::anyhow!("{topic}/{key}: {r}"))?;
+        out.insert(key, value);
+    }
+    Ok(out)
+}
+
+pub async fn run_demo(
+    options: &DemoOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<DemoSummary> {
+    let target = Target {
+        bootstrap_servers: options.bootstrap_servers.clone(),
+        registry_url: options.registry_url.clone(),
+        partitions: options.partitions,
+        replication: options.replication,
+        librdkafka: BTreeMap::new(),
+    };
+    setup::setup(&target)
+        .await
+        .context("creating topics and registering schemas")?;
+
+    let mut config: Config<customer_graph::Settings> = Config::default();
+    config.runtime.bootstrap_servers = options.bootstrap_servers.clone();
+    config.runtime.schema_registry_url = options.registry_url.clone();
+    config.runtime.partitions = options.partitions;
+    config.runtime.http_listen = options.http_listen.clone();
+    config.agent.default_program_id = crate::cdnow::PROGRAM_ID.into();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let agent = CustomerGraph::new(&config.agent);
+    let agent_task = tokio::spawn(runner::run(
+        agent,
+        config,
+        loyalty_runtime::stopped(stop_rx),
+    ));
+
+    let started = Instant::now();
+    let replayed = replay::replay(
+        &options.bootstrap_servers,
+        &options.registry_url,
+        &options.file,
+        options.progress,
+    )
+    .await
+    .context("replaying CDNOW")?;
+    let group = format!("loyalty-swarm.{}", CustomerGraph::NAME);
+    let caught_up = inspect::wait_caught_up(
+        &options.bootstrap_servers,
+        &group,
+        &[topics::MEMBER_EVENTS, topics::MEMBER_PROFILES],
+        Duration::from_secs(600),
+    )
+    .await?;
+    anyhow::ensure!(
+        caught_up,
+        "customer-graph did not catch up within 10 minutes"
+    );
+    let end_to_end = started.elapsed().as_secs_f64();
+
+    let registry = RegistryClient::new(&options.registry_url)?;
+    let states: BTreeMap<String, MemberState> =
+        decode_latest(&options.bootstrap_servers, &registry, topics::MEMBER_STATE).await?;
+    let mut tiers = BTreeMap::new();
+    let mut repeat_buyers = 0;
+    let mut repeat_sum = 0i64;
+    for state in states.values() {
+        if let Some(b) = &state.btyd {
+            repeat_sum += i64::from(b.x);
+            repeat_buyers += usize::from(b.x > 0);
+        }
+        let tier = state
+            .tier
+            .as_ref()
+            .map_or("none".to_owned(), |t| t.tier_id.clone());
+        *tiers.entry(tier).or_insert(0) += 1;
+    }
+    let changelog = inspect::latest_values(
+        &options.bootstrap_servers,
+        &runner::changelog_topic::<CustomerGraph>(),
+    )
+    .await?;
+    let state_bytes: usize = changelog.values().map(Vec::len).sum();
+    let summary = DemoSummary {
+        end_to_end_seconds: end_to_end,
+        events_per_second: (replayed.events + replayed.profiles) as f64 / end_to_end,
+        member_states: states.len(),
+        repeat_buyers,
+        mean_repeat_transactions: repeat_sum as f64 / states.len().max(1) as f64,
+        tiers,
+        dead_lettered: inspect::record_count(
+            &options.bootstrap_servers,
+            &runner::dlq_topic(CustomerGraph::NAME),
+        )?,
+        state_bytes_per_member: state_bytes as f64 / changelog.len().max(1) as f64,
+        replay: replayed,
+    };
+    if options.keep_running {
+        shutdown.await;
+    }
+    let _ = stop_tx.send(true);
+    agent_task.await.context("customer-graph task")??;
+    Ok(summary)
+}
+
+impl std::fmt::Display for DemoSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "loyalty-swarm demo: CDNOW replay through customer-graph")?;
+        writeln!(
+            f,
+            "  replayed      {} purchases of {} members as {} events (+{} profiles) in {:.1}s",
+            self.replay.purchases,
+            self.replay.members,
+            self.replay.events,
+            self.replay.profiles,
+            self.replay.elapsed_seconds
+        )?;
+        writeln!(
+            f,
+            "  end to end    {:.1}s, {:.0} events/s (replay start to last commit)",
+            self.end_to_end_seconds, self.events_per_second
+        )?;
+        writeln!(
+            f,
+            "  member-state  {} members, {} repeat buyers, mean x {:.3}",
+            self.member_states, self.repeat_buyers, self.mean_repeat_transactions
+        )?;
+        let tiers: Vec<String> = self.tiers.iter().map(|(t, n)| format!("{t} {n}")).collect();
+        writeln!(f, "  tiers         {}", tiers.join(", "))?;
+        writeln!(
+            f,
+            "  state         {:.0} bytes per member (encoded changelog)",
+            self.state_bytes_per_member
+        )?;
+        write!(f, "  dead-lettered {}", self.dead_lettered)
+    }
+}

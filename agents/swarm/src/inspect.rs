@@ -1,0 +1,147 @@
+//! Reading the swarm's topics back: the newest value per key of a topic, consumer-group
+//! progress, DLQ counts. Used by the demo summary, `swarm` subcommands and the tests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use loyalty_runtime::RuntimeError;
+use loyalty_runtime::kafka;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+fn consumer(bootstrap_servers: &str, group: &str) -> Result<StreamConsumer, RuntimeError> {
+    Ok(kafka::base_config(bootstrap_servers, &BTreeMap::new())
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()?)
+}
+
+fn partitions(consumer: &StreamConsumer, topic: &str) -> Result<Vec<i32>, RuntimeError> {
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect())
+}
+
+/// The newest value of every key in `topic` (tombstones remove the key).
+pub async fn latest_values(
+    bootstrap_servers: &str,
+    topic: &str,
+) -> Result<HashMap<String, Vec<u8>>, RuntimeError> {
+    let consumer = consumer(bootstrap_servers, "loyalty-swarm.inspect")?;
+    let mut latest = HashMap::new();
+    for partition in partitions(&consumer, topic)? {
+        kafka::read_to_end(&consumer, topic, partition, |key, value, _, _| {
+            let key = String::from_utf8_lossy(key.unwrap_or_default()).into_owned();
+            match value {
+                Some(v) => latest.insert(key, v.to_vec()),
+                None => latest.remove(&key),
+            };
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(latest)
+}
+
+/// Every record of `topic` with its headers, in partition order.
+pub async fn all_records(
+    bootstrap_servers: &str,
+    topic: &str,
+) -> Result<Vec<(Option<Vec<u8>>, Vec<(String, String)>)>, RuntimeError> {
+    use rdkafka::message::{Headers, Message};
+    let consumer = consumer(bootstrap_servers, "loyalty-swarm.inspect")?;
+    let mut records = Vec::new();
+    for partition in partitions(&consumer, topic)? {
+        let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
+        if high <= low {
+            continue;
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Beginning)?;
+        consumer.assign(&tpl)?;
+        loop {
+            let m = consumer.recv().await?;
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|x| {
+                            (
+                                x.key.to_owned(),
+                                String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            records.push((m.payload().map(<[u8]>::to_vec), headers));
+            if m.offset() >= high - 1 {
+                break;
+            }
+        }
+    }
+    Ok(records)
+}
+
+/// Records still to be processed by `group` on `topics` (high watermark minus committed).
+pub fn group_lag(
+    bootstrap_servers: &str,
+    group: &str,
+    topics: &[&str],
+) -> Result<i64, RuntimeError> {
+    let consumer = consumer(bootstrap_servers, group)?;
+    let mut tpl = TopicPartitionList::new();
+    for topic in topics {
+        for p in partitions(&consumer, topic)? {
+            tpl.add_partition(topic, p);
+        }
+    }
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
+    let mut lag = 0;
+    for element in committed.elements() {
+        let (low, high) = consumer.fetch_watermarks(
+            element.topic(),
+            element.partition(),
+            Duration::from_secs(10),
+        )?;
+        let position = match element.offset() {
+            Offset::Offset(o) => o,
+            _ => low,
+        };
+        lag += (high - position).max(0);
+    }
+    Ok(lag)
+}
+
+/// Wait until `group` has committed everything on `topics`, or `limit` passes.
+pub async fn wait_caught_up(
+    bootstrap_servers: &str,
+    group: &str,
+    topics: &[&str],
+    limit: Duration,
+) -> Result<bool, RuntimeError> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if group_lag(bootstrap_servers, group, topics)? == 0 {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Total records ever written to `topic`.
+pub fn record_count(bootstrap_servers: &str, topic: &str) -> Result<i64, RuntimeError> {
+    let consumer = consumer(bootstrap_servers, "loyalty-swarm.inspect")?;
+    let mut total = 0;
+    for p in partitions(&consumer, topic)? {
+        let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+        total += high - low;
+    }
+    Ok(total)
+}

@@ -1,0 +1,10 @@
+//! The operator's CLI as a library: the embedded stack, topic and schema setup, the CDNOW
+//! replay, the demo and the inspection helpers the tests share.
+
+pub mod cdnow;
+pub mod demo;
+pub mod inspect;
+pub mod registry;
+pub mod replay;
+pub mod setup;
+pub mod stack;

@@ -1,0 +1,225 @@
+//! `swarm`: the operator CLI. Thin: every command is a library call.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use swarm::{demo, replay, setup, stack};
+
+const DEFAULT_DATA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../data/cdnow/CDNOW_master.txt"
+);
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "loyalty-swarm operator CLI: local stack, setup, replay, demo"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the cluster is: an external one by address, or the embedded stack.
+#[derive(Debug, clap::Args)]
+struct ClusterArgs {
+    /// Use this Kafka cluster instead of starting the embedded broker.
+    #[arg(long, value_name = "HOST:PORT,...", requires = "schema_registry_url")]
+    bootstrap_servers: Option<String>,
+    /// Use this schema registry instead of the embedded one.
+    #[arg(long, value_name = "URL", requires = "bootstrap_servers")]
+    schema_registry_url: Option<String>,
+    /// Embedded broker storage: memory://tansu/ or sqlite://<file>.
+    #[arg(long, default_value = "memory://tansu/")]
+    storage: String,
+    /// Embedded broker address.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    kafka_listen: SocketAddr,
+    /// Embedded schema registry address.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    registry_listen: SocketAddr,
+    /// Partitions of every member-keyed topic.
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(i32).range(1..))]
+    partitions: i32,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run everything on this machine: broker, registry, topics, schemas, agents and the
+    /// CDNOW replay; print a summary.
+    Demo {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// CDNOW-format purchase file to replay.
+        #[arg(long, default_value = DEFAULT_DATA)]
+        file: PathBuf,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Keep the stack and agents running after the summary, until Ctrl-C.
+        #[arg(long)]
+        keep_running: bool,
+        /// customer-graph's /metrics address.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        http_listen: String,
+    },
+    /// Run the embedded broker and schema registry until Ctrl-C.
+    Stack {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Create the contract's topics and register its schemas on a cluster.
+    Setup {
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap_servers: String,
+        #[arg(long, default_value = "http://127.0.0.1:8081")]
+        schema_registry_url: String,
+        #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(i32).range(1..))]
+        partitions: i32,
+        /// Replication factor of new topics; -1 = the broker's default.
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        replication: i32,
+    },
+    /// Replay a CDNOW-format file onto the input topics.
+    Replay {
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap_servers: String,
+        #[arg(long, default_value = "http://127.0.0.1:8081")]
+        schema_registry_url: String,
+        #[arg(long, default_value = DEFAULT_DATA)]
+        file: PathBuf,
+    },
+    /// Write every contract schema as schemas/<subject>.avsc.
+    ExportSchemas {
+        #[arg(default_value = "schemas")]
+        dir: PathBuf,
+    },
+}
+
+async fn start_embedded(cluster: &ClusterArgs) -> anyhow::Result<stack::Stack> {
+    let stack = stack::start(&stack::StackOptions {
+        kafka: cluster.kafka_listen,
+        registry: cluster.registry_listen,
+        storage: cluster.storage.clone(),
+    })
+    .await
+    .context("starting the embedded stack")?;
+    Ok(stack)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Demo {
+            cluster,
+            file,
+            json,
+            keep_running,
+            http_listen,
+        } => {
+            let (embedded, bootstrap, registry, replication) =
+                match (&cluster.bootstrap_servers, &cluster.schema_registry_url) {
+                    (Some(b), Some(r)) => (None, b.clone(), r.clone(), -1),
+                    _ => {
+                        let s = start_embedded(&cluster).await?;
+                        let (b, r) = (s.bootstrap_servers.clone(), s.registry_url.clone());
+                        eprintln!(
+                            "embedded stack: kafka {b}, schema registry {r}, storage {}",
+                            cluster.storage
+                        );
+                        (Some(s), b, r, 1)
+                    }
+                };
+            let options = demo::DemoOptions {
+                bootstrap_servers: bootstrap,
+                registry_url: registry,
+                partitions: cluster.partitions,
+                replication,
+                file,
+                progress: !json,
+                http_listen,
+                keep_running,
+            };
+            let summary = demo::run_demo(&options, loyalty_runtime::shutdown_signal()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                println!("{summary}");
+            }
+            if let Some(s) = embedded {
+                s.shutdown().await;
+            }
+        }
+        Command::Stack { cluster } => {
+            let s = start_embedded(&cluster).await?;
+            println!(
+                "ready bootstrap_servers={} schema_registry_url={}",
+                s.bootstrap_servers, s.registry_url
+            );
+            loyalty_runtime::shutdown_signal().await;
+            s.shutdown().await;
+        }
+        Command::Setup {
+            bootstrap_servers,
+            schema_registry_url,
+            partitions,
+            replication,
+        } => {
+            let target = setup::Target {
+                bootstrap_servers,
+                registry_url: schema_registry_url,
+                partitions,
+                replication,
+                librdkafka: Default::default(),
+            };
+            for (subject, id) in setup::setup(&target).await? {
+                println!("{subject} id {id}");
+            }
+        }
+        Command::Replay {
+            bootstrap_servers,
+            schema_registry_url,
+            file,
+        } => {
+            let summary =
+                replay::replay(&bootstrap_servers, &schema_registry_url, &file, true).await?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        }
+        Command::ExportSchemas { dir } => {
+            std::fs::create_dir_all(&dir)?;
+            for contract in loyalty_contracts::contracts() {
+                let path = dir.join(format!("{}.avsc", contract.subject()));
+                std::fs::write(&path, loyalty_contracts::schema_json(&(contract.schema)())?)?;
+                println!("{}", path.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    loyalty_runtime::telemetry::init_logging(
+        loyalty_runtime::config::LogFormat::Text,
+        "warn,swarm=info",
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("swarm: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("swarm: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

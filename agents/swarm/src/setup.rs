@@ -1,0 +1,49 @@
+//! Topic creation and schema registration for the swarm's contract, on any cluster.
+
+use loyalty_contracts::{Cleanup, contracts};
+use loyalty_runtime::RuntimeError;
+use loyalty_runtime::kafka::{self, TopicSpec};
+use loyalty_runtime::registry::RegistryClient;
+
+/// Where to set up, and how.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub bootstrap_servers: String,
+    pub registry_url: String,
+    pub partitions: i32,
+    /// Replication factor for new topics; -1 = the broker's default.
+    pub replication: i32,
+    pub librdkafka: std::collections::BTreeMap<String, String>,
+}
+
+/// The topics of the contract: member-keyed ones share one partition count so they stay
+/// co-partitioned; reference tables have one partition.
+pub fn topic_specs(target: &Target) -> Vec<TopicSpec> {
+    contracts()
+        .into_iter()
+        .map(|c| TopicSpec {
+            name: c.topic.to_owned(),
+            partitions: if c.member_keyed { target.partitions } else { 1 },
+            replication: target.replication,
+            compacted: c.cleanup == Cleanup::Compact,
+        })
+        .collect()
+}
+
+/// Create every contract topic and register every schema; returns (subject, id) pairs.
+pub async fn setup(target: &Target) -> Result<Vec<(String, u32)>, RuntimeError> {
+    kafka::ensure_topics(
+        &target.bootstrap_servers,
+        &target.librdkafka,
+        &topic_specs(target),
+    )
+    .await?;
+    let registry = RegistryClient::new(&target.registry_url)?;
+    let mut ids = Vec::new();
+    for contract in contracts() {
+        let subject = contract.subject();
+        let id = registry.register(&subject, &(contract.schema)()).await?;
+        ids.push((subject, id));
+    }
+    Ok(ids)
+}

@@ -1,0 +1,159 @@
+//! The embedded local stack: a tansu broker in this process and the schema registry next
+//! to it. Any other broker and registry are reached by address instead.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tansu_broker::broker::Broker;
+use tansu_broker::coordinator::group::administrator::Controller;
+use tansu_storage::StorageContainer;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use url::Url;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("embedded broker: {0}")]
+    Broker(String),
+    #[error("{what} did not start listening on {addr} within {secs}s")]
+    NotListening {
+        what: &'static str,
+        addr: SocketAddr,
+        secs: u64,
+    },
+    #[error("schema registry: {0}")]
+    Registry(#[from] crate::registry::RegistryServerError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Where the embedded stack listens and stores.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub kafka: SocketAddr,
+    pub registry: SocketAddr,
+    /// `memory://tansu/` or `sqlite://<file>`.
+    pub storage: String,
+}
+
+/// A running embedded stack; dropping it does not stop it, `shutdown` does.
+#[derive(Debug)]
+pub struct Stack {
+    pub bootstrap_servers: String,
+    pub registry_url: String,
+    stop: watch::Sender<bool>,
+    broker: JoinHandle<()>,
+    registry: JoinHandle<()>,
+}
+
+/// A free loopback port (bound and released; good enough for a local stack and tests).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn wait_listening(
+    what: &'static str,
+    addr: SocketAddr,
+    limit: Duration,
+) -> Result<(), StackError> {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(StackError::NotListening {
+        what,
+        addr,
+        secs: limit.as_secs(),
+    })
+}
+
+/// Start the broker, wait for it, then start the registry on top of it.
+pub async fn start(options: &StackOptions) -> Result<Stack, StackError> {
+    let url = Url::parse(&format!("tcp://{}/", options.kafka))
+        .map_err(|e| StackError::Broker(e.to_string()))?;
+    let storage = Url::parse(&options.storage)
+        .map_err(|e| StackError::Broker(format!("storage {}: {e}", options.storage)))?;
+    let mut broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
+        .node_id(0)
+        .cluster_id("loyalty-swarm")
+        .incarnation_id(uuid::Uuid::now_v7())
+        .advertised_listener(url.clone())
+        .listener(url)
+        .storage(storage)
+        .silent(true)
+        .build()
+        .await
+        .map_err(|e| StackError::Broker(format!("{e:?}")))?;
+    let broker_task = tokio::spawn(async move {
+        if let Err(e) = broker.serve(tokio::time::Instant::now()).await {
+            tracing::error!(error = ?e, "embedded broker stopped");
+        }
+    });
+    wait_listening(
+        "the embedded broker",
+        options.kafka,
+        Duration::from_secs(30),
+    )
+    .await?;
+
+    let bootstrap_servers = options.kafka.to_string();
+    let (stop, stop_rx) = watch::channel(false);
+    let listener = tokio::net::TcpListener::bind(options.registry).await?;
+    let registry_addr = listener.local_addr()?;
+    let registry_bootstrap = bootstrap_servers.clone();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let registry_task = tokio::spawn(async move {
+        let result = crate::registry::serve(
+            &registry_bootstrap,
+            listener,
+            loyalty_runtime::stopped(stop_rx),
+        )
+        .await;
+        let _ = ready_tx.send(result);
+    });
+    // The registry reports only when it stops; give it a moment to fail fast on a bad
+    // `_schemas` before declaring the stack up.
+    tokio::select! {
+        result = ready_rx => {
+            if let Ok(Err(e)) = result { return Err(e.into()); }
+        }
+        _ = wait_registry(registry_addr) => {}
+    }
+    Ok(Stack {
+        bootstrap_servers,
+        registry_url: format!("http://{registry_addr}"),
+        stop,
+        broker: broker_task,
+        registry: registry_task,
+    })
+}
+
+async fn wait_registry(addr: SocketAddr) {
+    let client = reqwest::Client::new();
+    loop {
+        if client
+            .get(format!("http://{addr}/subjects"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl Stack {
+    /// Stop the registry, then the broker.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.registry.await;
+        self.broker.abort();
+        let _ = self.broker.await;
+    }
+}
