@@ -2,13 +2,12 @@
 //! `handle` per event in process (no broker). Run with `cargo bench -p customer-graph`.
 
 use std::hint::black_box;
-use std::sync::Arc;
 
 use apache_avro::AvroSchema;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use customer_graph::{CustomerGraph, MemberFold, Settings};
 use loyalty_contracts::{MemberEvent, OrderPlaced, Payload, Timestamp, topics};
-use loyalty_runtime::codec::{Encoder, decode};
+use loyalty_runtime::codec::{Decoder, Encoder, leak};
 use loyalty_runtime::{Agent, Harness, Input};
 
 fn event(i: i64) -> MemberEvent {
@@ -32,14 +31,18 @@ fn event(i: i64) -> MemberEvent {
 }
 
 fn codec(c: &mut Criterion) {
-    let schema = Arc::new(MemberEvent::get_schema());
-    let encoder = Encoder::new(1, schema.clone());
+    let encoder = Encoder::new(1, leak(MemberEvent::get_schema())).unwrap();
+    let decoder = Decoder::new(encoder.schema()).unwrap();
     let value = event(42);
     let bytes = encoder.encode(&value).unwrap();
     let mut group = c.benchmark_group("member_event_avro");
     group.throughput(Throughput::Elements(1));
     group.bench_function("decode", |b| {
-        b.iter(|| decode::<MemberEvent>(&schema, black_box(&bytes[5..])).unwrap())
+        b.iter(|| {
+            decoder
+                .decode::<MemberEvent>(black_box(&bytes[5..]))
+                .unwrap()
+        })
     });
     group.bench_function("encode", |b| {
         b.iter(|| encoder.encode(black_box(&value)).unwrap())
@@ -49,9 +52,9 @@ fn codec(c: &mut Criterion) {
 
 fn handle(c: &mut Criterion) {
     let agent = CustomerGraph::new(&Settings::default());
-    let mut harness = Harness::new(&agent.outputs());
-    let schema = MemberEvent::get_schema();
-    let encoder = Encoder::new(1, Arc::new(schema.clone()));
+    let mut harness = Harness::new(&agent.outputs()).unwrap();
+    let encoder = Encoder::new(1, leak(MemberEvent::get_schema())).unwrap();
+    let decoder = Decoder::new(encoder.schema()).unwrap();
     let events: Vec<(String, Vec<u8>)> = (0..10_000)
         .map(|i| (event(i).member_id, encoder.encode(&event(i)).unwrap()))
         .collect();
@@ -69,7 +72,7 @@ fn handle(c: &mut Criterion) {
                 offset: i as i64,
                 timestamp: None,
                 key,
-                value: Some((&schema, &bytes[5..])),
+                value: Some((&decoder, &bytes[5..])),
             };
             let slot = &mut states[key.parse::<usize>().unwrap()];
             let mut ctx = harness.context();

@@ -11,7 +11,7 @@ use apache_avro::Schema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::codec::{self, Encoder};
+use crate::codec::{Decoder, Encoder, leak};
 use crate::config::AgentSettings;
 use crate::error::{Rejection, RejectionKind};
 
@@ -97,15 +97,15 @@ pub struct Input<'a> {
     /// Record timestamp in milliseconds, if the producer set one.
     pub timestamp: Option<i64>,
     pub key: &'a str,
-    /// Writer schema and Avro body; `None` for a tombstone.
-    pub value: Option<(&'a Schema, &'a [u8])>,
+    /// Decoder for the writer schema, and the Avro body; `None` for a tombstone.
+    pub value: Option<(&'a Decoder, &'a [u8])>,
 }
 
 impl Input<'_> {
     /// Decode the value into the topic's contract type.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, Rejection> {
         match self.value {
-            Some((schema, body)) => codec::decode(schema, body),
+            Some((decoder, body)) => decoder.decode(body),
             None => Err(Rejection::new(
                 RejectionKind::Undecodable,
                 "tombstone where a value was expected",
@@ -208,17 +208,16 @@ pub struct Harness {
 
 impl Harness {
     /// Encoders for `outputs` with made-up schema ids (nothing is registered).
-    pub fn new(outputs: &[OutputSpec]) -> Self {
-        let encoders = outputs
-            .iter()
-            .enumerate()
-            .map(|(i, o)| (o.topic, Encoder::new(i as u32 + 1, Arc::new((o.schema)()))))
-            .collect();
-        Harness {
+    pub fn new(outputs: &[OutputSpec]) -> Result<Self, apache_avro::Error> {
+        let mut encoders = HashMap::new();
+        for (i, o) in outputs.iter().enumerate() {
+            encoders.insert(o.topic, Encoder::new(i as u32 + 1, leak((o.schema)()))?);
+        }
+        Ok(Harness {
             tables: TableView::default(),
             encoders,
             emitted: Vec::new(),
-        }
+        })
     }
 
     pub fn put_table<T: Any + Send + Sync>(&self, topic: &str, key: &str, value: T) {

@@ -4,8 +4,6 @@
 //! reader's Rust type through serde, so a newer writer's extra fields are skipped and a
 //! reader field missing from an older writer takes its serde default.
 
-use std::sync::Arc;
-
 use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::writer::datum::GenericDatumWriter;
@@ -15,11 +13,64 @@ use serde::de::DeserializeOwned;
 use crate::error::{Rejection, RejectionKind};
 use crate::wire;
 
-/// Decode an Avro body written with `writer` into `T`. Trailing bytes are an error: a
-/// body that decodes but does not end where the schema says is not what it claims to be.
+/// Give a schema the life of the process. Registry ids are immutable and a process meets
+/// a bounded number of them, so each is leaked once and the decoders and encoders built
+/// on it (which borrow it) can be cached instead of rebuilt for every record.
+pub fn leak(schema: Schema) -> &'static Schema {
+    Box::leak(Box::new(schema))
+}
+
+fn undecodable(e: apache_avro::Error) -> Rejection {
+    Rejection::new(RejectionKind::Undecodable, e.to_string())
+}
+
+/// Reads values written with one writer schema.
+pub struct Decoder {
+    schema: &'static Schema,
+    reader: GenericDatumReader<'static>,
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder")
+            .field("schema", &self.schema.canonical_form())
+            .finish()
+    }
+}
+
+impl Decoder {
+    pub fn new(schema: &'static Schema) -> Result<Self, apache_avro::Error> {
+        let reader = GenericDatumReader::builder(schema)
+            .human_readable(false)
+            .build()?;
+        Ok(Decoder { schema, reader })
+    }
+
+    pub fn schema(&self) -> &'static Schema {
+        self.schema
+    }
+
+    /// Decode an Avro body into `T`. Trailing bytes are an error: a body that decodes
+    /// but does not end where the schema says is not what it claims to be.
+    pub fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, Rejection> {
+        let mut rest = body;
+        let value = self
+            .reader
+            .read_deser::<T>(&mut rest)
+            .map_err(undecodable)?;
+        if !rest.is_empty() {
+            return Err(Rejection::new(
+                RejectionKind::Undecodable,
+                format!("{} bytes left over after the value", rest.len()),
+            ));
+        }
+        Ok(value)
+    }
+}
+
+/// Decode one body with `writer`, building the reader on the spot (tools and tests;
+/// the processing loop keeps a [`Decoder`] per schema id).
 pub fn decode<T: DeserializeOwned>(writer: &Schema, body: &[u8]) -> Result<T, Rejection> {
-    let undecodable =
-        |e: apache_avro::Error| Rejection::new(RejectionKind::Undecodable, e.to_string());
     let reader = GenericDatumReader::builder(writer)
         .human_readable(false)
         .build()
@@ -36,44 +87,46 @@ pub fn decode<T: DeserializeOwned>(writer: &Schema, body: &[u8]) -> Result<T, Re
 }
 
 /// Encodes values of one topic with the schema id registered for it.
-#[derive(Debug, Clone)]
 pub struct Encoder {
     schema_id: u32,
-    schema: Arc<Schema>,
+    schema: &'static Schema,
+    writer: GenericDatumWriter<'static>,
+}
+
+impl std::fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoder")
+            .field("schema_id", &self.schema_id)
+            .finish()
+    }
 }
 
 impl Encoder {
-    pub fn new(schema_id: u32, schema: Arc<Schema>) -> Self {
-        Encoder { schema_id, schema }
+    pub fn new(schema_id: u32, schema: &'static Schema) -> Result<Self, apache_avro::Error> {
+        let writer = GenericDatumWriter::builder(schema)
+            .human_readable(false)
+            .build()?;
+        Ok(Encoder {
+            schema_id,
+            schema,
+            writer,
+        })
     }
 
     pub fn schema_id(&self) -> u32 {
         self.schema_id
     }
 
-    pub fn schema(&self) -> &Schema {
-        &self.schema
+    pub fn schema(&self) -> &'static Schema {
+        self.schema
     }
 
     /// The framed bytes of `value`.
     pub fn encode<T: Serialize>(&self, value: &T) -> Result<Vec<u8>, apache_avro::Error> {
         let mut buf = Vec::with_capacity(256);
         wire::header(self.schema_id, &mut buf);
-        self.encode_body_into(value, &mut buf)?;
+        self.writer.write_ser(&mut buf, value)?;
         Ok(buf)
-    }
-
-    /// Append the unframed Avro body of `value` to `buf`.
-    pub fn encode_body_into<T: Serialize>(
-        &self,
-        value: &T,
-        buf: &mut Vec<u8>,
-    ) -> Result<(), apache_avro::Error> {
-        let writer = GenericDatumWriter::builder(&self.schema)
-            .human_readable(false)
-            .build()?;
-        writer.write_ser(buf, value)?;
-        Ok(())
     }
 }
 
@@ -92,7 +145,7 @@ mod tests {
 
     #[test]
     fn encodes_and_decodes_through_the_wire_format() {
-        let encoder = Encoder::new(7, Arc::new(Sample::get_schema()));
+        let encoder = Encoder::new(7, leak(Sample::get_schema())).unwrap();
         let value = Sample {
             id: "m1".into(),
             amount: -3,
@@ -102,6 +155,13 @@ mod tests {
         let (id, body) = wire::split(&bytes).unwrap();
         assert_eq!(id, 7);
         assert_eq!(decode::<Sample>(encoder.schema(), body).unwrap(), value);
+        assert_eq!(
+            Decoder::new(encoder.schema())
+                .unwrap()
+                .decode::<Sample>(body)
+                .unwrap(),
+            value
+        );
     }
 
     #[test]

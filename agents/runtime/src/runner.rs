@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use apache_avro::Schema;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -23,7 +22,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::agent::{Agent, Context, HandleError, Input, TableSpec, TableView};
-use crate::codec::Encoder;
+use crate::codec::{Decoder, Encoder, leak};
 use crate::config::Config;
 use crate::error::{Rejection, RejectionKind, RuntimeError};
 use crate::http::{self, Health};
@@ -55,13 +54,30 @@ pub mod dlq_headers {
     pub const VERSION: &str = "dlq.agent.version";
 }
 
-/// Counts assignments so readiness can wait for the first one.
-#[derive(Default)]
+/// Counts assignments so readiness can wait for the first one, and turns librdkafka's
+/// statistics into the consumer-lag gauge (librdkafka already tracks the high watermark
+/// of every fetched partition, so lag costs no extra requests).
 struct AssignmentTracker {
     assignments: AtomicU64,
+    metrics: Metrics,
 }
 
-impl ClientContext for AssignmentTracker {}
+impl ClientContext for AssignmentTracker {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (&partition, p) in &t.partitions {
+                // Partition -1 is librdkafka's internal UA partition; lag -1 means unknown.
+                if partition >= 0 && p.consumer_lag >= 0 {
+                    self.metrics.emit(Event::ConsumerLag {
+                        topic,
+                        partition,
+                        lag: p.consumer_lag,
+                    });
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for AssignmentTracker {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -82,6 +98,8 @@ struct Shared<A: Agent> {
     producer: FutureProducer,
     tables: Arc<TableView>,
     encoders: HashMap<&'static str, Encoder>,
+    /// One decoder per writer schema id met so far.
+    decoders: std::sync::RwLock<HashMap<u32, Arc<Decoder>>>,
     inputs: Vec<&'static str>,
     changelog: String,
     dlq: String,
@@ -128,7 +146,7 @@ pub async fn run<A: Agent>(
             Ok(registry.register(&subject, &schema).await?)
         })
         .await?;
-        encoders.insert(output.topic, Encoder::new(id, Arc::new(schema)));
+        encoders.insert(output.topic, Encoder::new(id, leak(schema))?);
     }
     let producer = kafka::producer(&rt.bootstrap_servers, &rt.librdkafka)?;
     let changelog = changelog_topic::<A>();
@@ -163,6 +181,7 @@ pub async fn run<A: Agent>(
         producer,
         tables: Arc::new(TableView::default()),
         encoders,
+        decoders: Default::default(),
         inputs,
         changelog,
         dlq,
@@ -172,12 +191,7 @@ pub async fn run<A: Agent>(
         None
     } else {
         let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(follow_tables(
-            shared.clone(),
-            table_specs,
-            loaded_tx,
-            stop_rx.clone(),
-        ));
+        let task = tokio::spawn(follow_tables(shared.clone(), table_specs, loaded_tx));
         tokio::select! {
             loaded = loaded_rx => if loaded.is_err() {
                 return match task.await {
@@ -190,14 +204,26 @@ pub async fn run<A: Agent>(
         Some(task)
     };
 
-    let result = process(shared.clone(), health.clone(), stop_rx.clone()).await;
+    // The tables keep following after the initial load; if that fails, the agent stops
+    // rather than decide with stale rules.
+    let result = match tables_task {
+        None => process(shared.clone(), health.clone(), stop_rx.clone()).await,
+        Some(mut tables) => tokio::select! {
+            result = process(shared.clone(), health.clone(), stop_rx.clone()) => {
+                tables.abort();
+                result
+            }
+            ended = &mut tables => match ended {
+                Ok(Err(e)) => Err(e),
+                _ => Err(RuntimeError::Other("reference table follower stopped".into())),
+            },
+        },
+    };
     health.set_ready(false);
-    if let Some(task) = tables_task {
-        task.abort();
-    }
     // Leave nothing queued: every acknowledged output was already awaited per batch.
     let _ = shared.producer.flush(Duration::from_secs(10));
     drop(shared);
+    http_task.abort();
     let _ = http_task.await;
     info!(agent = A::NAME, ok = result.is_ok(), "stopped");
     result
@@ -238,12 +264,15 @@ async fn process<A: Agent>(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), RuntimeError> {
     let rt = &shared.config.runtime;
+    let mut config = consumer_config(&shared, "");
+    config.set("statistics.interval.ms", "5000");
     let consumer: StreamConsumer<AssignmentTracker> =
-        consumer_config(&shared, "").create_with_context(AssignmentTracker::default())?;
+        config.create_with_context(AssignmentTracker {
+            assignments: AtomicU64::new(0),
+            metrics: shared.metrics.clone(),
+        })?;
     consumer.subscribe(&shared.inputs)?;
     let mut stores: BTreeMap<i32, PartitionStore<A::State>> = BTreeMap::new();
-    let mut last_lag = Instant::now() - Duration::from_secs(60);
-    let mut next_offsets: HashMap<(String, i32), i64> = HashMap::new();
     let max_wait = Duration::from_millis(rt.batch_max_wait_ms);
 
     loop {
@@ -329,18 +358,10 @@ async fn process<A: Agent>(
         }
         // 3. input offsets.
         commit(&shared, &consumer, &commits).await?;
-        for ((topic, partition), offset) in commits {
-            next_offsets.insert((topic, partition), offset);
-        }
         shared.metrics.emit(Event::BatchCommitted {
             records: batch.len() as u64,
             elapsed: started.elapsed(),
         });
-
-        if last_lag.elapsed() > Duration::from_secs(5) {
-            last_lag = Instant::now();
-            report_lag(&shared, &consumer, &next_offsets);
-        }
     }
     info!(
         agent = A::NAME,
@@ -396,32 +417,6 @@ async fn commit<A: Agent>(
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(shared.backoff.max);
             }
-        }
-    }
-}
-
-fn report_lag<A: Agent>(
-    shared: &Shared<A>,
-    consumer: &StreamConsumer<AssignmentTracker>,
-    next_offsets: &HashMap<(String, i32), i64>,
-) {
-    let Ok(assignment) = consumer.assignment() else {
-        return;
-    };
-    for element in assignment.elements() {
-        let (topic, partition) = (element.topic(), element.partition());
-        if let Ok((_, high)) =
-            consumer.fetch_watermarks(topic, partition, Duration::from_millis(500))
-        {
-            let position = next_offsets
-                .get(&(topic.to_owned(), partition))
-                .copied()
-                .unwrap_or(0);
-            shared.metrics.emit(Event::ConsumerLag {
-                topic,
-                partition,
-                lag: (high - position).max(0),
-            });
         }
     }
 }
@@ -509,13 +504,18 @@ async fn restore_partition<A: Agent>(
     Ok(store)
 }
 
-/// The writer schema of a record, or the reason it has none.
-async fn writer_schema<A: Agent>(
+/// The decoder for a record's writer schema, or the reason it has none.
+async fn decoder_for<A: Agent>(
     shared: &Shared<A>,
     id: u32,
-) -> Result<Result<Arc<Schema>, Rejection>, RuntimeError> {
-    if let Some(schema) = shared.registry.cached(id) {
-        return Ok(Ok(schema));
+) -> Result<Result<Arc<Decoder>, Rejection>, RuntimeError> {
+    if let Some(decoder) = shared
+        .decoders
+        .read()
+        .ok()
+        .and_then(|d| d.get(&id).cloned())
+    {
+        return Ok(Ok(decoder));
     }
     let fetched = retry("fetch_schema", shared.backoff, &shared.metrics, || async {
         match shared.registry.schema(id).await {
@@ -524,12 +524,17 @@ async fn writer_schema<A: Agent>(
         }
     })
     .await?;
-    Ok(fetched.ok_or_else(|| {
-        Rejection::new(
+    let Some(schema) = fetched else {
+        return Ok(Err(Rejection::new(
             RejectionKind::UnknownSchemaId,
             format!("schema id {id} is not registered"),
-        )
-    }))
+        )));
+    };
+    let decoder = Arc::new(Decoder::new(leak(schema.as_ref().clone()))?);
+    if let Ok(mut decoders) = shared.decoders.write() {
+        decoders.insert(id, decoder.clone());
+    }
+    Ok(Ok(decoder))
 }
 
 async fn handle_message<A: Agent>(
@@ -574,8 +579,8 @@ async fn handle_message<A: Agent>(
                     return Ok(());
                 }
             };
-            match writer_schema(shared, framed.0).await? {
-                Ok(schema) => Some((schema, framed.1)),
+            match decoder_for(shared, framed.0).await? {
+                Ok(decoder) => Some((decoder, framed.1)),
                 Err(rejection) => {
                     outputs.push(dead_letter(shared, message, &rejection));
                     return Ok(());
@@ -688,7 +693,6 @@ async fn follow_tables<A: Agent>(
     shared: Arc<Shared<A>>,
     specs: Vec<TableSpec>,
     loaded: tokio::sync::oneshot::Sender<()>,
-    stop: watch::Receiver<bool>,
 ) -> Result<(), RuntimeError> {
     // Outside the consumer group: every instance reads every partition.
     let consumer: StreamConsumer = consumer_config(&shared, ".tables").create()?;
@@ -719,10 +723,8 @@ async fn follow_tables<A: Agent>(
         loaded.take().map(|tx| tx.send(()));
     }
     loop {
-        let message = tokio::select! {
-            m = consumer.recv() => m?.detach(),
-            _ = stopped(stop.clone()) => return Ok(()),
-        };
+        // Runs until aborted when processing ends; it only returns on failure.
+        let message = consumer.recv().await?.detach();
         let Some(spec) = specs.iter().find(|s| s.topic == message.topic()) else {
             continue;
         };
@@ -731,16 +733,16 @@ async fn follow_tables<A: Agent>(
             None => Ok(None),
             Some(bytes) => match wire::split(bytes) {
                 Err(r) => Err(r),
-                Ok((id, body)) => match writer_schema(&shared, id).await? {
+                Ok((id, body)) => match decoder_for(&shared, id).await? {
                     Err(r) => Err(r),
-                    Ok(schema) => {
+                    Ok(decoder) => {
                         let input = Input {
                             topic: spec.topic,
                             partition: message.partition(),
                             offset: message.offset(),
                             timestamp: message.timestamp().to_millis(),
                             key: &key,
-                            value: Some((schema.as_ref(), body)),
+                            value: Some((decoder.as_ref(), body)),
                         };
                         (spec.decode)(&input).map(Some)
                     }

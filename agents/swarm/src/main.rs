@@ -32,9 +32,11 @@ struct ClusterArgs {
     /// Use this schema registry instead of the embedded one.
     #[arg(long, value_name = "URL", requires = "bootstrap_servers")]
     schema_registry_url: Option<String>,
-    /// Embedded broker storage: memory://tansu/ or sqlite://<file>.
-    #[arg(long, default_value = "memory://tansu/")]
-    storage: String,
+    /// Embedded broker storage: sqlite://<file> (relative) or sqlite:///<absolute path>.
+    /// Default: a fresh SQLite file in a temporary directory, removed on exit.
+    /// (memory:// is refused: tansu 0.6.0's memory engine loses records.)
+    #[arg(long, value_name = "URL")]
+    storage: Option<String>,
     /// Embedded broker address.
     #[arg(long, default_value = "127.0.0.1:9092")]
     kafka_listen: SocketAddr,
@@ -92,6 +94,17 @@ enum Command {
         #[arg(long, default_value = DEFAULT_DATA)]
         file: PathBuf,
     },
+    /// End-to-end benchmark: the demo on a fresh embedded stack, several times; prints
+    /// each run and the medians as JSON.
+    Bench {
+        /// Number of runs (the median is reported).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        #[arg(long, default_value = DEFAULT_DATA)]
+        file: PathBuf,
+        #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(i32).range(1..))]
+        partitions: i32,
+    },
     /// Write every contract schema as schemas/<subject>.avsc.
     ExportSchemas {
         #[arg(default_value = "schemas")]
@@ -125,9 +138,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     _ => {
                         let s = start_embedded(&cluster).await?;
                         let (b, r) = (s.bootstrap_servers.clone(), s.registry_url.clone());
+                        let storage = cluster
+                            .storage
+                            .as_deref()
+                            .unwrap_or("a temporary SQLite file");
                         eprintln!(
-                            "embedded stack: kafka {b}, schema registry {r}, storage {}",
-                            cluster.storage
+                            "embedded stack: kafka {b}, schema registry {r}, storage {storage}"
                         );
                         (Some(s), b, r, 1)
                     }
@@ -187,6 +203,48 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 replay::replay(&bootstrap_servers, &schema_registry_url, &file, true).await?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
         }
+        Command::Bench {
+            runs,
+            file,
+            partitions,
+        } => {
+            let mut results = Vec::new();
+            for run in 1..=runs {
+                let s = stack::start(&stack::StackOptions {
+                    kafka: format!("127.0.0.1:{}", stack::free_port()?).parse()?,
+                    registry: format!("127.0.0.1:{}", stack::free_port()?).parse()?,
+                    storage: None,
+                })
+                .await?;
+                let options = demo::DemoOptions {
+                    bootstrap_servers: s.bootstrap_servers.clone(),
+                    registry_url: s.registry_url.clone(),
+                    partitions,
+                    replication: 1,
+                    file: file.clone(),
+                    progress: false,
+                    http_listen: format!("127.0.0.1:{}", stack::free_port()?),
+                    keep_running: false,
+                };
+                let summary = demo::run_demo(&options, std::future::pending::<()>()).await?;
+                eprintln!(
+                    "run {run}/{runs}: {:.0} events/s end to end",
+                    summary.events_per_second
+                );
+                results.push(summary);
+                s.shutdown().await;
+            }
+            let median = |mut v: Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let report = serde_json::json!({
+                "runs": results,
+                "median_events_per_second": median(results.iter().map(|r| r.events_per_second).collect()),
+                "median_state_bytes_per_member": median(results.iter().map(|r| r.state_bytes_per_member).collect()),
+            });
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
         Command::ExportSchemas { dir } => {
             std::fs::create_dir_all(&dir)?;
             for contract in loyalty_contracts::contracts() {
@@ -203,7 +261,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     loyalty_runtime::telemetry::init_logging(
         loyalty_runtime::config::LogFormat::Text,
-        "warn,swarm=info",
+        &std::env::var("SWARM_LOG").unwrap_or_else(|_| "warn,swarm=info".into()),
     );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -3,14 +3,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apache_avro::AvroSchema;
 use indicatif::{ProgressBar, ProgressStyle};
 use loyalty_contracts::{Date, MemberConsents, MemberEvent, MemberProfile, Program, topics};
 use loyalty_runtime::RuntimeError;
-use loyalty_runtime::codec::Encoder;
+use loyalty_runtime::codec::{self, Encoder};
 use loyalty_runtime::kafka::{self, OutRecord};
 use loyalty_runtime::registry::RegistryClient;
 use serde::Serialize;
@@ -48,7 +47,7 @@ async fn encoder(
     let id = registry
         .register(&format!("{topic}-value"), &schema)
         .await?;
-    Ok(Encoder::new(id, Arc::new(schema)))
+    Ok(Encoder::new(id, codec::leak(schema))?)
 }
 
 fn record<T: Serialize>(

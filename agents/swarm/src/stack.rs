@@ -2,6 +2,7 @@
 //! to it. Any other broker and registry are reached by address instead.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tansu_broker::broker::Broker;
@@ -21,6 +22,14 @@ pub enum StackError {
         addr: SocketAddr,
         secs: u64,
     },
+    #[error(
+        "storage {0}: tansu 0.6.0's memory engine loses records of multi-record batches \
+         (measured: 94,467 of 100,000 acknowledged records stored), so the local stack refuses it; \
+         use sqlite://<file> or leave --storage out for a temporary SQLite file"
+    )]
+    LossyStorage(String),
+    #[error("storage {0}: expected sqlite://<file>")]
+    UnsupportedStorage(String),
     #[error("schema registry: {0}")]
     Registry(#[from] crate::registry::RegistryServerError),
     #[error(transparent)]
@@ -32,8 +41,45 @@ pub enum StackError {
 pub struct StackOptions {
     pub kafka: SocketAddr,
     pub registry: SocketAddr,
-    /// `memory://tansu/` or `sqlite://<file>`.
-    pub storage: String,
+    /// `sqlite://<file>` (relative to the current directory, or absolute as
+    /// `sqlite:///var/lib/swarm.db`); `None` = a fresh SQLite file in a temporary
+    /// directory, removed at shutdown.
+    pub storage: Option<String>,
+}
+
+/// The broker storage URL in the form tansu reads (it joins the URL path to the current
+/// directory, so an absolute file needs an extra leading slash), and the temporary
+/// directory to remove at shutdown, if one was made.
+fn storage_url(storage: Option<&str>) -> Result<(Url, Option<PathBuf>), StackError> {
+    let (file, temporary) = match storage {
+        None => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let dir =
+                std::env::temp_dir().join(format!("loyalty-swarm-{}-{nanos}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            (dir.join("broker.db"), Some(dir))
+        }
+        Some(s) if s.starts_with("memory:") => return Err(StackError::LossyStorage(s.to_owned())),
+        Some(s) => match s.strip_prefix("sqlite://") {
+            Some(rest) if !rest.is_empty() => {
+                let path = PathBuf::from(rest);
+                (
+                    if path.is_absolute() {
+                        path
+                    } else {
+                        std::env::current_dir()?.join(path)
+                    },
+                    None,
+                )
+            }
+            _ => return Err(StackError::UnsupportedStorage(s.to_owned())),
+        },
+    };
+    let url = Url::parse(&format!("sqlite:///{}", file.display()))
+        .map_err(|e| StackError::Broker(format!("storage {}: {e}", file.display())))?;
+    Ok((url, temporary))
 }
 
 /// A running embedded stack; dropping it does not stop it, `shutdown` does.
@@ -44,6 +90,7 @@ pub struct Stack {
     stop: watch::Sender<bool>,
     broker: JoinHandle<()>,
     registry: JoinHandle<()>,
+    temporary: Option<PathBuf>,
 }
 
 /// A free loopback port (bound and released; good enough for a local stack and tests).
@@ -76,8 +123,7 @@ async fn wait_listening(
 pub async fn start(options: &StackOptions) -> Result<Stack, StackError> {
     let url = Url::parse(&format!("tcp://{}/", options.kafka))
         .map_err(|e| StackError::Broker(e.to_string()))?;
-    let storage = Url::parse(&options.storage)
-        .map_err(|e| StackError::Broker(format!("storage {}: {e}", options.storage)))?;
+    let (storage, temporary) = storage_url(options.storage.as_deref())?;
     let mut broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
         .node_id(0)
         .cluster_id("loyalty-swarm")
@@ -130,6 +176,7 @@ pub async fn start(options: &StackOptions) -> Result<Stack, StackError> {
         stop,
         broker: broker_task,
         registry: registry_task,
+        temporary,
     })
 }
 
@@ -155,5 +202,34 @@ impl Stack {
         let _ = self.registry.await;
         self.broker.abort();
         let _ = self.broker.await;
+        if let Some(dir) = self.temporary {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_urls_reach_the_file_tansu_opens() {
+        let (url, temporary) = storage_url(Some("sqlite:///var/lib/swarm.db")).unwrap();
+        assert_eq!(url.path(), "//var/lib/swarm.db");
+        assert!(temporary.is_none());
+        let (url, _) = storage_url(Some("sqlite://swarm.db")).unwrap();
+        assert!(url.path().ends_with("/swarm.db") && url.path().starts_with("//"));
+        let (url, temporary) = storage_url(None).unwrap();
+        let dir = temporary.unwrap();
+        assert!(url.path().contains("loyalty-swarm-"));
+        std::fs::remove_dir_all(dir).unwrap();
+        assert!(matches!(
+            storage_url(Some("memory://tansu/")),
+            Err(StackError::LossyStorage(_))
+        ));
+        assert!(matches!(
+            storage_url(Some("postgres://x")),
+            Err(StackError::UnsupportedStorage(_))
+        ));
     }
 }

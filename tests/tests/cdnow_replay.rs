@@ -1,0 +1,59 @@
+//! The full CDNOW history through the embedded broker and customer-graph: one
+//! member-state per customer, with buy-till-you-die summaries equal to an independent
+//! computation from the raw file.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use loyalty_contracts::Date;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_cdnow_customer_gets_a_member_state_matching_the_raw_file() {
+    let stack = start_stack().await;
+    let agent = AgentProcess::spawn("customer-graph", &stack, &[]);
+    agent.wait_ready(Duration::from_secs(60)).await;
+    let file = data("CDNOW_master.txt");
+    let replayed =
+        swarm::replay::replay(&stack.bootstrap_servers, &stack.registry_url, &file, false)
+            .await
+            .unwrap();
+    assert_eq!(replayed.purchases, 69_659);
+    wait_caught_up(&stack, "customer-graph", Duration::from_secs(900)).await;
+
+    let states = member_state_bodies(&stack).await;
+    let expected = independent_btyd(&file);
+    assert_eq!(expected.len(), 23_570);
+    assert_eq!(states.len(), 23_570, "one member-state per CDNOW customer");
+    let end_of_data = Date::from_ymd(1998, 6, 30).unwrap().0 as i64;
+    for (customer, body) in &states {
+        let state = decode_state(body);
+        let btyd = state
+            .btyd
+            .unwrap_or_else(|| panic!("{customer} has no BTYD summary"));
+        let (x, t_x, first, mean) = expected[customer];
+        assert_eq!(btyd.x, x, "{customer}: x");
+        assert_eq!(btyd.t_x_days, t_x, "{customer}: t_x");
+        assert_eq!(
+            i64::from(btyd.first_purchase.0),
+            first,
+            "{customer}: first purchase"
+        );
+        // T at the end of the data, from the published first purchase.
+        assert_eq!(
+            end_of_data - i64::from(btyd.first_purchase.0),
+            end_of_data - first,
+            "{customer}: T"
+        );
+        assert!(
+            (btyd.mean_repeat_value_minor - mean).abs() < 1e-6,
+            "{customer}: mean repeat value"
+        );
+    }
+    let dead =
+        swarm::inspect::record_count(&stack.bootstrap_servers, "customer-graph.dlq").unwrap();
+    assert_eq!(dead, 0, "clean data produces no dead letters");
+    drop(agent);
+    stack.shutdown().await;
+}

@@ -1,0 +1,322 @@
+//! Shared pieces of the end-to-end tests: an embedded stack per test on free ports, agent
+//! binaries run as real processes (so they can be killed), an in-process reference run
+//! of the same fold, and an independent reading of the CDNOW files.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use apache_avro::AvroSchema;
+use customer_graph::{CustomerGraph, MemberFold, Settings};
+use loyalty_contracts::{MemberEvent, MemberProfile, MemberState, Program, topics};
+use loyalty_runtime::codec::{Decoder, Encoder, leak};
+use loyalty_runtime::{Agent, Harness, Input};
+use swarm::cdnow;
+use swarm::stack::{self, Stack, StackOptions};
+
+pub const PARTITIONS: i32 = 12;
+
+pub fn data(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../data/cdnow")
+        .join(file)
+}
+
+/// An embedded broker and registry on free loopback ports, with the contract set up.
+pub async fn start_stack() -> Stack {
+    let options = StackOptions {
+        kafka: format!("127.0.0.1:{}", stack::free_port().unwrap())
+            .parse()
+            .unwrap(),
+        registry: format!("127.0.0.1:{}", stack::free_port().unwrap())
+            .parse()
+            .unwrap(),
+        storage: None,
+    };
+    let stack = stack::start(&options).await.expect("embedded stack starts");
+    swarm::setup::setup(&swarm::setup::Target {
+        bootstrap_servers: stack.bootstrap_servers.clone(),
+        registry_url: stack.registry_url.clone(),
+        partitions: PARTITIONS,
+        replication: 1,
+        librdkafka: BTreeMap::new(),
+    })
+    .await
+    .expect("topics and schemas set up");
+    stack
+}
+
+/// A workspace binary next to the test executable (cargo builds every workspace binary
+/// before running the workspace's integration tests).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
+/// An agent binary running as a child process.
+pub struct AgentProcess {
+    pub child: Child,
+    pub http: String,
+    pub log: PathBuf,
+}
+
+impl AgentProcess {
+    pub fn spawn(name: &str, stack: &Stack, extra: &[&str]) -> AgentProcess {
+        Self::spawn_with_registry(name, &stack.bootstrap_servers, &stack.registry_url, extra)
+    }
+
+    pub fn spawn_with_registry(
+        name: &str,
+        bootstrap: &str,
+        registry: &str,
+        extra: &[&str],
+    ) -> AgentProcess {
+        let http = format!("127.0.0.1:{}", stack::free_port().unwrap());
+        let log = std::env::temp_dir().join(format!(
+            "{name}-{}-{}.log",
+            std::process::id(),
+            http.replace([':', '.'], "_")
+        ));
+        let child = Command::new(binary(name))
+            .args([
+                "--bootstrap-servers",
+                bootstrap,
+                "--schema-registry-url",
+                registry,
+                "--http-listen",
+                &http,
+            ])
+            .args([
+                "--set",
+                &format!("agent.default_program_id={}", cdnow::PROGRAM_ID),
+            ])
+            .args([
+                "--set",
+                "batch_max_wait_ms=20",
+                "--set",
+                "retry_max_ms=1000",
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("agent starts");
+        AgentProcess { child, http, log }
+    }
+
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let response = reqwest::get(format!("http://{}{path}", self.http))
+            .await
+            .ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.ok()?))
+    }
+
+    pub async fn wait_ready(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
+            if matches!(self.get("/readyz").await, Some((200, _))) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "agent not ready within {limit:?}; log:\n{}",
+            self.log_tail()
+        );
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// SIGKILL: no drain, no commit, no goodbye.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for the exit status.
+    pub fn terminate(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "agent ignored SIGTERM for {limit:?}:\n{}",
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn wait_caught_up(stack: &Stack, agent: &str, limit: Duration) {
+    let caught_up = swarm::inspect::wait_caught_up(
+        &stack.bootstrap_servers,
+        &format!("loyalty-swarm.{agent}"),
+        &[topics::MEMBER_EVENTS, topics::MEMBER_PROFILES],
+        limit,
+    )
+    .await
+    .unwrap();
+    assert!(caught_up, "{agent} did not catch up within {limit:?}");
+}
+
+/// The Avro body (after the 5-byte Confluent header) of the newest member-state per member.
+pub async fn member_state_bodies(stack: &Stack) -> BTreeMap<String, Vec<u8>> {
+    swarm::inspect::latest_values(&stack.bootstrap_servers, topics::MEMBER_STATE)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k, v[5..].to_vec()))
+        .collect()
+}
+
+pub fn decode_state(body: &[u8]) -> MemberState {
+    loyalty_runtime::codec::decode(&MemberState::get_schema(), body).unwrap()
+}
+
+/// The same fold run in this process, without Kafka: each member's events in replay
+/// order. The distributed run must end exactly here, however often it crashed.
+pub fn reference_bodies(file: &Path) -> BTreeMap<String, Vec<u8>> {
+    let purchases = cdnow::read_purchases(file).unwrap();
+    let settings = Settings {
+        default_program_id: cdnow::PROGRAM_ID.into(),
+        ..Settings::default()
+    };
+    let agent = CustomerGraph::new(&settings);
+    let mut harness = Harness::new(&agent.outputs()).unwrap();
+    harness.put_table(topics::PROGRAMS, cdnow::PROGRAM_ID, cdnow::demo_program());
+    let events = Encoder::new(1, leak(MemberEvent::get_schema())).unwrap();
+    let profiles = Encoder::new(2, leak(MemberProfile::get_schema())).unwrap();
+    let event_decoder = Decoder::new(events.schema()).unwrap();
+    let profile_decoder = Decoder::new(profiles.schema()).unwrap();
+    let mut states: HashMap<String, Option<MemberFold>> = HashMap::new();
+    let mut first: BTreeMap<String, loyalty_contracts::Date> = BTreeMap::new();
+    for p in &purchases {
+        let d = first.entry(p.customer.clone()).or_insert(p.day);
+        *d = (*d).min(p.day);
+    }
+    for (customer, day) in &first {
+        let bytes = profiles.encode(&cdnow::profile(customer, *day)).unwrap();
+        let input = Input {
+            topic: topics::MEMBER_PROFILES,
+            partition: 0,
+            offset: 0,
+            timestamp: None,
+            key: customer,
+            value: Some((&profile_decoder, &bytes[5..])),
+        };
+        agent
+            .handle(
+                &input,
+                states.entry(customer.clone()).or_default(),
+                &mut harness.context(),
+            )
+            .unwrap();
+    }
+    let mut ordered: Vec<_> = purchases.iter().collect();
+    ordered.sort_by_key(|p| (p.day, p.line));
+    for p in ordered {
+        for event in cdnow::purchase_events(p) {
+            let bytes = events.encode(&event).unwrap();
+            let input = Input {
+                topic: topics::MEMBER_EVENTS,
+                partition: 0,
+                offset: 0,
+                timestamp: None,
+                key: &p.customer,
+                value: Some((&event_decoder, &bytes[5..])),
+            };
+            agent
+                .handle(
+                    &input,
+                    states.entry(p.customer.clone()).or_default(),
+                    &mut harness.context(),
+                )
+                .unwrap();
+        }
+    }
+    let mut latest = BTreeMap::new();
+    for emitted in harness.emitted.drain(..) {
+        latest.insert(emitted.key, emitted.payload.unwrap()[5..].to_vec());
+    }
+    latest
+}
+
+/// Buy-till-you-die summaries computed straight from a CDNOW file, sharing no code with
+/// the agent: (x, t_x in days, first purchase as days since epoch, mean repeat value in cents).
+pub fn independent_btyd(file: &Path) -> HashMap<String, (i32, i32, i64, f64)> {
+    fn days(yyyymmdd: &str) -> i64 {
+        let y: i64 = yyyymmdd[0..4].parse().unwrap();
+        let m: i64 = yyyymmdd[4..6].parse().unwrap();
+        let d: i64 = yyyymmdd[6..8].parse().unwrap();
+        // days from civil, for 1970..2100
+        let (y, m) = if m <= 2 { (y - 1, m + 12) } else { (y, m) };
+        365 * y + y / 4 - y / 100 + y / 400 + (153 * (m - 3) + 2) / 5 + d - 719_469
+    }
+    let mut per_day: HashMap<String, BTreeMap<i64, f64>> = HashMap::new();
+    for line in std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .skip_while(|l| l.contains("customer_id"))
+    {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.is_empty() {
+            continue;
+        }
+        let (c, d, v) = if f.len() == 4 {
+            (f[0], f[1], f[3])
+        } else {
+            (f[0], f[2], f[4])
+        };
+        *per_day
+            .entry(c.to_owned())
+            .or_default()
+            .entry(days(d))
+            .or_default() += v.parse::<f64>().unwrap() * 100.0;
+    }
+    per_day
+        .into_iter()
+        .map(|(c, days)| {
+            let first = *days.keys().next().unwrap();
+            let last = *days.keys().next_back().unwrap();
+            let x = days.len() as i32 - 1;
+            let repeat: f64 = days.iter().skip(1).map(|(_, v)| v).sum();
+            let mean = if x > 0 { repeat / x as f64 } else { 0.0 };
+            (c, (x, (last - first) as i32, first, mean))
+        })
+        .collect()
+}

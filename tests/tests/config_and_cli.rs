@@ -1,0 +1,93 @@
+//! Bad configuration stops an agent at start-up with every problem listed; a bad
+//! command-line argument prints usage. No broker is needed to see either.
+
+mod common;
+
+use std::process::Command;
+
+use common::binary;
+
+#[test]
+fn bad_config_lists_every_problem_and_exits_non_zero() {
+    let dir = std::env::temp_dir().join(format!("loyalty-bad-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("customer-graph.toml");
+    std::fs::write(
+        &file,
+        "bootstrap_server = \"typo:9092\"\npartitions = 0\nschema_registry_url = \"registry:8081\"\n\
+         [agent]\ndedupe_window = 0\nunknown_knob = 1\n[librdkafka]\n\"enable.auto.commit\" = \"true\"\n",
+    )
+    .unwrap();
+    let out = Command::new(binary("customer-graph"))
+        .args([
+            "--config",
+            file.to_str().unwrap(),
+            "--set",
+            "batch_max_records=0",
+        ])
+        .env("LOYALTY_HTTP_LISTEN", "not-an-address")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for problem in [
+        "bootstrap_server: unknown setting",
+        "partitions: 0",
+        "schema_registry_url",
+        "http_listen",
+        "batch_max_records",
+        "librdkafka.enable.auto.commit",
+        "agent.dedupe_window",
+    ] {
+        assert!(
+            stderr.contains(problem),
+            "missing {problem:?} in:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn unknown_agent_setting_is_an_error() {
+    let out = Command::new(binary("customer-graph"))
+        .args(["--set", "agent.unknown_knob=1", "--check-config"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown_knob"));
+}
+
+#[test]
+fn good_config_checks_out_with_secrets_redacted() {
+    let out = Command::new(binary("customer-graph"))
+        .args([
+            "--check-config",
+            "--set",
+            "librdkafka.sasl.password=hunter2",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("sasl.password") && !stdout.contains("hunter2"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bad_arguments_print_usage() {
+    for (bin, args) in [
+        ("customer-graph", vec!["--no-such-flag"]),
+        ("swarm", vec!["demo", "--partitions", "0"]),
+        ("swarm", vec!["frobnicate"]),
+    ] {
+        let out = Command::new(binary(bin)).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bin} {args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("Usage:"), "{bin} {args:?}:\n{stderr}");
+    }
+}

@@ -1,0 +1,224 @@
+//! Bad input goes to `customer-graph.dlq` with headers naming the reason and the source
+//! position, and the partition keeps flowing: a good record behind the bad ones is still
+//! processed.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use apache_avro::AvroSchema;
+use common::*;
+use loyalty_contracts::{
+    MemberEvent, OrderPlaced, Payload, Program, TierChanged, Timestamp, topics,
+};
+use loyalty_runtime::codec::{Encoder, leak};
+use loyalty_runtime::kafka::{self, OutRecord};
+use loyalty_runtime::registry::RegistryClient;
+
+fn order(event_id: &str, member: &str, amount_minor: i64) -> MemberEvent {
+    MemberEvent {
+        event_id: event_id.into(),
+        member_id: member.into(),
+        brand_id: "cdnow".into(),
+        occurred_at: Timestamp(870_000_000_000),
+        source: "test".into(),
+        source_member_id: None,
+        payload: Payload::OrderPlaced(OrderPlaced {
+            order_id: event_id.into(),
+            amount_minor,
+            currency: "USD".into(),
+            margin_minor: None,
+            items: 1,
+            location_id: None,
+            product_line: None,
+        }),
+    }
+}
+
+fn raw(topic: &str, key: &str, payload: Vec<u8>) -> OutRecord {
+    OutRecord {
+        topic: topic.into(),
+        partition: Some(0),
+        key: key.into(),
+        payload: Some(payload),
+        timestamp: None,
+        headers: vec![],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flowing() {
+    let stack = start_stack().await;
+    let registry = RegistryClient::new(&stack.registry_url).unwrap();
+    let schema = MemberEvent::get_schema();
+    let id = registry
+        .register(&format!("{}-value", topics::MEMBER_EVENTS), &schema)
+        .await
+        .unwrap();
+    let events = Encoder::new(id, leak(schema)).unwrap();
+    let program_schema = Program::get_schema();
+    let program_id = registry
+        .register(&format!("{}-value", topics::PROGRAMS), &program_schema)
+        .await
+        .unwrap();
+    let programs = Encoder::new(program_id, leak(program_schema)).unwrap();
+
+    let mut overlapping = swarm::cdnow::demo_program();
+    overlapping.program_id = "overlapping".into();
+    overlapping.tiers[2].threshold = 5_000; // gold below silver
+    let producer = kafka::producer(&stack.bootstrap_servers, &BTreeMap::new()).unwrap();
+    let demo = swarm::cdnow::demo_program();
+    kafka::produce_all(
+        &producer,
+        &[
+            raw(
+                topics::PROGRAMS,
+                &demo.program_id,
+                programs.encode(&demo).unwrap(),
+            ),
+            raw(
+                topics::PROGRAMS,
+                "overlapping",
+                programs.encode(&overlapping).unwrap(),
+            ),
+        ],
+    )
+    .await
+    .unwrap();
+
+    let agent = AgentProcess::spawn("customer-graph", &stack, &[]);
+    agent.wait_ready(Duration::from_secs(60)).await;
+
+    let mut unknown_id = events.encode(&order("e-unknown", "m-bad", 100)).unwrap();
+    unknown_id[1..5].copy_from_slice(&9999u32.to_be_bytes());
+    let mut unknown_tier = order("e-tier", "m-bad", 0);
+    unknown_tier.payload = Payload::TierChanged(TierChanged {
+        program_id: swarm::cdnow::PROGRAM_ID.into(),
+        from_tier: None,
+        to_tier: "platinum".into(),
+        reason: "manual".into(),
+    });
+    let bad = [
+        (
+            "not_wire_format",
+            raw(
+                topics::MEMBER_EVENTS,
+                "m-bad",
+                b"definitely not avro".to_vec(),
+            ),
+        ),
+        (
+            "unknown_schema_id",
+            raw(topics::MEMBER_EVENTS, "m-bad", unknown_id),
+        ),
+        (
+            "undecodable",
+            raw(topics::MEMBER_EVENTS, "m-bad", {
+                let mut b = events.encode(&order("e-trunc", "m-bad", 1)).unwrap();
+                b.truncate(12);
+                b
+            }),
+        ),
+        (
+            "contract_violation",
+            raw(
+                topics::MEMBER_EVENTS,
+                "m-bad",
+                events.encode(&order("e-nomember", "", 100)).unwrap(),
+            ),
+        ),
+        (
+            "contract_violation",
+            raw(
+                topics::MEMBER_EVENTS,
+                "m-bad",
+                events.encode(&order("e-negative", "m-bad", -5)).unwrap(),
+            ),
+        ),
+        (
+            "contract_violation",
+            raw(
+                topics::MEMBER_EVENTS,
+                "m-bad",
+                events.encode(&unknown_tier).unwrap(),
+            ),
+        ),
+    ];
+    let mut records: Vec<OutRecord> = bad.iter().map(|(_, r)| r.clone()).collect();
+    records.push(raw(
+        topics::MEMBER_EVENTS,
+        "m-good",
+        events.encode(&order("e-good", "m-good", 1234)).unwrap(),
+    ));
+    kafka::produce_all(&producer, &records).await.unwrap();
+    wait_caught_up(&stack, "customer-graph", Duration::from_secs(120)).await;
+
+    let dead = swarm::inspect::all_records(&stack.bootstrap_servers, "customer-graph.dlq")
+        .await
+        .unwrap();
+    let header = |headers: &Vec<(String, String)>, name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {name} header"))
+    };
+    // The overlapping program is rejected from the reference table the same way.
+    let program_letter = dead
+        .iter()
+        .find(|(_, h)| header(h, "dlq.source.topic") == topics::PROGRAMS)
+        .expect("the overlapping program is dead-lettered");
+    assert!(
+        header(&program_letter.1, "dlq.error.reason").contains("overlap"),
+        "{:?}",
+        program_letter.1
+    );
+
+    let event_letters: Vec<_> = dead
+        .iter()
+        .filter(|(_, h)| header(h, "dlq.source.topic") == topics::MEMBER_EVENTS)
+        .collect();
+    assert_eq!(
+        event_letters.len(),
+        bad.len(),
+        "every bad event and only those: {event_letters:?}"
+    );
+    for (i, (kind, record)) in bad.iter().enumerate() {
+        let (payload, headers) = event_letters[i];
+        assert_eq!(
+            &header(headers, "dlq.error.kind"),
+            kind,
+            "record {i}: {headers:?}"
+        );
+        assert_eq!(header(headers, "dlq.source.partition"), "0");
+        assert_eq!(header(headers, "dlq.source.offset"), i.to_string());
+        assert_eq!(header(headers, "dlq.agent"), "customer-graph");
+        assert!(!header(headers, "dlq.agent.version").is_empty());
+        assert!(!header(headers, "dlq.error.reason").is_empty());
+        assert_eq!(
+            payload.as_deref(),
+            record.payload.as_deref(),
+            "the original bytes are kept"
+        );
+    }
+    let reasons: Vec<String> = event_letters
+        .iter()
+        .map(|(_, h)| header(h, "dlq.error.reason"))
+        .collect();
+    assert!(reasons[3].contains("member_id"), "{}", reasons[3]);
+    assert!(reasons[4].contains("negative"), "{}", reasons[4]);
+    assert!(reasons[5].contains("unknown tier"), "{}", reasons[5]);
+
+    let states = member_state_bodies(&stack).await;
+    assert_eq!(
+        states.keys().collect::<Vec<_>>(),
+        vec!["m-good"],
+        "the partition kept flowing past the bad records"
+    );
+    assert_eq!(decode_state(&states["m-good"]).spend_minor, 1234);
+    let (_, metrics) = agent.get("/metrics").await.unwrap();
+    assert!(metrics.contains("loyalty_swarm_dlq_records_total{agent=\"customer-graph\",reason=\"contract_violation\"} 4"), "{metrics}");
+    drop(agent);
+    stack.shutdown().await;
+}

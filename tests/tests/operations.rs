@@ -1,0 +1,159 @@
+//! Operating an agent: it waits (and retries) while the registry is away and is not
+//! ready until it has started up and restored; /metrics passes `promtool check metrics`;
+//! an outside Python client (confluent-kafka + its Avro deserializer) reads the output;
+//! SIGTERM drains, commits and exits cleanly.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use loyalty_contracts::topics;
+
+/// A loopback TCP forwarder started late, standing in for a registry that comes back.
+async fn forward(listen: u16, to: String) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", listen))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let to = to.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn registry_outage_readiness_metrics_outside_client_and_sigterm() {
+    let stack = start_stack().await;
+    let late_port = swarm::stack::free_port().unwrap();
+    let late_registry = format!("http://127.0.0.1:{late_port}");
+    let mut agent = AgentProcess::spawn_with_registry(
+        "customer-graph",
+        &stack.bootstrap_servers,
+        &late_registry,
+        &[],
+    );
+
+    // Registry away: alive, not ready, retrying.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        agent.get("/healthz").await.map(|r| r.0),
+        Some(200),
+        "{}",
+        agent.log_tail()
+    );
+    assert_eq!(agent.get("/readyz").await.map(|r| r.0), Some(503));
+    let (_, metrics) = agent.get("/metrics").await.unwrap();
+    assert!(
+        metrics.contains(
+            "loyalty_swarm_retries_total{agent=\"customer-graph\",operation=\"register_schema\"}"
+        ),
+        "{metrics}"
+    );
+
+    // Registry back: the agent carries on by itself.
+    forward(
+        late_port,
+        stack.registry_url.trim_start_matches("http://").to_owned(),
+    )
+    .await;
+    agent.wait_ready(Duration::from_secs(60)).await;
+    let file = data("CDNOW_sample.txt");
+    let replayed =
+        swarm::replay::replay(&stack.bootstrap_servers, &stack.registry_url, &file, false)
+            .await
+            .unwrap();
+    wait_caught_up(&stack, "customer-graph", Duration::from_secs(600)).await;
+    assert_eq!(
+        member_state_bodies(&stack).await.len(),
+        replayed.members,
+        "nothing skipped during the outage"
+    );
+
+    // The exposition is valid Prometheus text.
+    let (_, metrics) = agent.get("/metrics").await.unwrap();
+    for name in [
+        "loyalty_swarm_records_consumed_total",
+        "loyalty_swarm_processing_seconds_bucket",
+        "loyalty_swarm_consumer_lag",
+        "loyalty_swarm_state_keys",
+        "loyalty_swarm_state_bytes",
+        "loyalty_swarm_restore_records_total",
+        "loyalty_swarm_dlq_records_total",
+    ] {
+        assert!(metrics.contains(name), "missing {name}");
+    }
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (Debian package prometheus; .ci/run installs it)");
+    std::io::Write::write_all(promtool.stdin.as_mut().unwrap(), metrics.as_bytes()).unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    // An outside client decodes the output with Confluent's own deserializer.
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/read_member_state.py");
+    let python = Command::new("python3")
+        .arg(script)
+        .args([
+            &stack.bootstrap_servers,
+            &stack.registry_url,
+            topics::MEMBER_STATE,
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&python.stdout);
+    assert!(
+        python.status.success(),
+        "python client failed:\n{out}\n{}",
+        String::from_utf8_lossy(&python.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        summary["members"].as_u64(),
+        Some(replayed.members as u64),
+        "{summary}"
+    );
+    assert!(
+        summary["records"].as_u64().unwrap() >= replayed.events as u64,
+        "{summary}"
+    );
+    assert!(
+        summary["with_btyd"].as_u64().unwrap() == replayed.members as u64,
+        "{summary}"
+    );
+
+    // SIGTERM: clean exit, offsets committed, group left.
+    let status = agent.terminate(Duration::from_secs(60));
+    assert!(status.success(), "{status:?}\n{}", agent.log_tail());
+    assert_eq!(
+        swarm::inspect::group_lag(
+            &stack.bootstrap_servers,
+            "loyalty-swarm.customer-graph",
+            &[topics::MEMBER_EVENTS, topics::MEMBER_PROFILES]
+        )
+        .unwrap(),
+        0
+    );
+    assert!(
+        std::fs::read_to_string(&agent.log)
+            .unwrap()
+            .contains("leaving the group")
+    );
+    stack.shutdown().await;
+}

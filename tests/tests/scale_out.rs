@@ -1,0 +1,62 @@
+//! Two customer-graph instances share the partitions; stopping one moves its partitions
+//! to the other, which restores their state from the changelog and finishes the job with
+//! the same result as a single uninterrupted run.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stopping_one_of_two_instances_moves_partitions_and_state() {
+    let file = data("CDNOW_sample.txt");
+    let reference = reference_bodies(&file);
+    let stack = start_stack().await;
+    let args = ["--set", "batch_max_records=200"];
+    let first = AgentProcess::spawn("customer-graph", &stack, &args);
+    let mut second = AgentProcess::spawn("customer-graph", &stack, &args);
+    first.wait_ready(Duration::from_secs(60)).await;
+    second.wait_ready(Duration::from_secs(60)).await;
+
+    let bootstrap = stack.bootstrap_servers.clone();
+    let registry = stack.registry_url.clone();
+    let replay_file = file.clone();
+    let replay = tokio::spawn(async move {
+        swarm::replay::replay(&bootstrap, &registry, &replay_file, false).await
+    });
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    // Both instances held partitions before one leaves.
+    let (_, metrics) = second.get("/metrics").await.unwrap();
+    assert!(
+        metrics.contains("loyalty_swarm_state_keys"),
+        "second instance owned no partition:\n{metrics}"
+    );
+    let status = second.terminate(Duration::from_secs(60));
+    assert!(
+        status.success(),
+        "SIGTERM exit: {status:?}\n{}",
+        second.log_tail()
+    );
+
+    replay.await.unwrap().unwrap();
+    wait_caught_up(&stack, "customer-graph", Duration::from_secs(600)).await;
+    let log = std::fs::read_to_string(&first.log).unwrap();
+    assert!(
+        log.contains("partition state restored"),
+        "the survivor restored moved partitions"
+    );
+
+    let states = member_state_bodies(&stack).await;
+    assert_eq!(states.len(), reference.len());
+    for (member, body) in &reference {
+        assert_eq!(
+            states.get(member),
+            Some(body),
+            "member {member} differs from the single-instance run"
+        );
+    }
+    drop(first);
+    stack.shutdown().await;
+}
