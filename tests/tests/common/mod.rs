@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use apache_avro::AvroSchema;
 use customer_graph::{CustomerGraph, MemberFold, Settings};
-use loyalty_contracts::{MemberEvent, MemberProfile, MemberState, Program, topics};
+use loyalty_contracts::{MemberEvent, MemberProfile, MemberState, topics};
 use loyalty_runtime::codec::{Decoder, Encoder, leak};
 use loyalty_runtime::{Agent, Harness, Input};
 use swarm::cdnow;
@@ -48,8 +48,9 @@ pub async fn start_stack() -> Stack {
     stack
 }
 
-/// A workspace binary next to the test executable (cargo builds every workspace binary
-/// before running the workspace's integration tests).
+/// A workspace binary next to the test executable. `cargo test --workspace` builds it
+/// before running any test because the binary's own package has integration tests
+/// (`agents/*/tests/cli.rs`); cargo builds a package's binaries for those.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(Path::parent).unwrap();
@@ -104,6 +105,10 @@ impl AgentProcess {
                 "batch_max_wait_ms=20",
                 "--set",
                 "retry_max_ms=1000",
+                // A SIGKILLed instance keeps its partitions until its session times
+                // out; 6 s instead of librdkafka's 45 s keeps the crash tests short.
+                "--set",
+                "librdkafka.session.timeout.ms=6000",
             ])
             .args(extra)
             .stdout(Stdio::null())
@@ -319,4 +324,21 @@ pub fn independent_btyd(file: &Path) -> HashMap<String, (i32, i32, i64, f64)> {
             (c, (x, (last - first) as i32, first, mean))
         })
         .collect()
+}
+
+/// The value of the series `name` whose labels include every `(label, value)` pair, in
+/// whatever order the exposition lists them.
+pub fn metric(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+        let (label_text, value) = rest.split_once("} ")?;
+        labels
+            .iter()
+            .all(|(k, v)| {
+                label_text
+                    .split(',')
+                    .any(|pair| pair == format!("{k}=\"{v}\""))
+            })
+            .then(|| value.trim().parse().ok())?
+    })
 }
