@@ -218,7 +218,15 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
     );
     assert_eq!(decode_state(&states["m-good"]).spend_minor, 1234);
     let (_, metrics) = agent.get("/metrics").await.unwrap();
-    assert!(metrics.contains("loyalty_swarm_dlq_records_total{agent=\"customer-graph\",reason=\"contract_violation\"} 4"), "{metrics}");
+    assert_eq!(
+        metric(
+            &metrics,
+            "loyalty_swarm_dlq_records_total",
+            &[("reason", "contract_violation")]
+        ),
+        Some(4.0),
+        "{metrics}"
+    );
     drop(agent);
     stack.shutdown().await;
 }

@@ -50,12 +50,12 @@ async fn registry_outage_readiness_metrics_outside_client_and_sigterm() {
     );
     assert_eq!(agent.get("/readyz").await.map(|r| r.0), Some(503));
     let (_, metrics) = agent.get("/metrics").await.unwrap();
-    assert!(
-        metrics.contains(
-            "loyalty_swarm_retries_total{agent=\"customer-graph\",operation=\"register_schema\"}"
-        ),
-        "{metrics}"
+    let retries = metric(
+        &metrics,
+        "loyalty_swarm_retries_total",
+        &[("operation", "register_schema")],
     );
+    assert!(retries.is_some_and(|n| n >= 1.0), "{metrics}");
 
     // Registry back: the agent carries on by itself.
     forward(

@@ -18,7 +18,7 @@ pub use fold::{DaySpend, MemberFold};
 
 /// Settings under `[agent]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Settings {
     /// Program applied to members whose profile has not arrived (or names none).
     pub default_program_id: String,

@@ -22,7 +22,7 @@ pub enum RegistryError {
     },
     #[error("schema id {0} is not registered")]
     UnknownId(u32),
-    #[error("subject {0} has no such schema")]
+    #[error("subject {0} does not hold this schema")]
     NotFound(String),
     #[error("registry returned a schema that does not parse: {0}")]
     BadSchema(String),
@@ -112,12 +112,18 @@ impl RegistryClient {
     pub async fn lookup(&self, subject: &str, schema: &Schema) -> Result<u32, RegistryError> {
         let text = schema.canonical_form();
         let url = format!("{}/subjects/{subject}", self.base);
-        let id: IdBody = self
+        let id: IdBody = match self
             .send(
                 self.http.post(&url).json(&SchemaBody { schema: &text }),
                 &url,
             )
-            .await?;
+            .await
+        {
+            Err(RegistryError::Status { status: 404, .. }) => {
+                return Err(RegistryError::NotFound(subject.to_owned()));
+            }
+            other => other?,
+        };
         self.remember(id.id, schema.clone());
         Ok(id.id)
     }
@@ -168,9 +174,6 @@ impl RegistryClient {
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
-            if status.as_u16() == 404 && body.contains("40403") {
-                return Err(RegistryError::NotFound(url.to_owned()));
-            }
             return Err(RegistryError::Status {
                 status: status.as_u16(),
                 what: url.to_owned(),

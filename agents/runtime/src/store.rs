@@ -34,6 +34,9 @@ impl<S> Entry<S> {
     }
 }
 
+/// One changelog record: the key and its encoded entry, or `None` for a tombstone.
+pub type Change = (String, Option<Vec<u8>>);
+
 /// The state of one partition index.
 #[derive(Debug)]
 pub struct PartitionStore<S> {
@@ -75,7 +78,7 @@ impl<S: Serialize + DeserializeOwned> PartitionStore<S> {
 
     /// The changelog records for every key changed since the last call: the encoded entry,
     /// or `None` (a tombstone) for a key whose state was deleted.
-    pub fn drain_changes(&mut self) -> Result<Vec<(String, Option<Vec<u8>>)>, RuntimeError> {
+    pub fn drain_changes(&mut self) -> Result<Vec<Change>, RuntimeError> {
         let mut out = Vec::with_capacity(self.dirty.len());
         for key in std::mem::take(&mut self.dirty) {
             let encoded = match self.entries.get(&key) {

@@ -185,7 +185,7 @@ pub fn profile(customer: &str, first_purchase: Date) -> MemberProfile {
         time_zone: zone.into(),
         locale: "en-US".into(),
         currency: "USD".into(),
-        objects_to_profiling: (h >> 32) % 50 == 0,
+        objects_to_profiling: (h >> 32).is_multiple_of(50),
         updated_at: noon(first_purchase),
     }
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+
 use swarm::{demo, replay, setup, stack};
 
 const DEFAULT_DATA: &str = concat!(
@@ -258,7 +259,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = loyalty_runtime::parse_args();
     loyalty_runtime::telemetry::init_logging(
         loyalty_runtime::config::LogFormat::Text,
         &std::env::var("SWARM_LOG").unwrap_or_else(|_| "warn,swarm=info".into()),
