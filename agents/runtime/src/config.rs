@@ -67,8 +67,12 @@ pub struct RuntimeSettings {
     pub log_format: LogFormat,
     /// `tracing` filter directive, e.g. `info` or `customer_graph=debug,info`.
     pub log_level: String,
-    /// OTLP/HTTP endpoint for traces, e.g. http://localhost:4318; none = no export.
+    /// OTLP/HTTP base URL for traces, e.g. http://localhost:4318 (spans go to its
+    /// /v1/traces). Unset: the standard OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT variables
+    /// apply; with neither, no spans are exported and `traceparent` is passed through.
     pub otlp_endpoint: Option<String>,
+    /// Share of records arriving without a sampled `traceparent` that start a trace.
+    pub trace_sample_ratio: f64,
     /// First retry delay after a transient failure, in milliseconds.
     pub retry_initial_ms: u64,
     /// Longest retry delay, in milliseconds; retries never give up.
@@ -91,6 +95,7 @@ impl Default for RuntimeSettings {
             log_format: LogFormat::Json,
             log_level: "info".into(),
             otlp_endpoint: None,
+            trace_sample_ratio: 0.01,
             retry_initial_ms: 100,
             retry_max_ms: 10_000,
             librdkafka: BTreeMap::new(),
@@ -159,7 +164,11 @@ impl fmt::Debug for RuntimeSettings {
             .field("processing_guarantee", &self.processing_guarantee)
             .field("log_format", &self.log_format)
             .field("log_level", &self.log_level)
-            .field("otlp_endpoint", &self.otlp_endpoint)
+            .field(
+                "otlp_endpoint",
+                &self.otlp_endpoint.as_deref().map(redact_url),
+            )
+            .field("trace_sample_ratio", &self.trace_sample_ratio)
             .field("retry_initial_ms", &self.retry_initial_ms)
             .field("retry_max_ms", &self.retry_max_ms)
             .field("librdkafka", &librdkafka)
@@ -179,6 +188,20 @@ impl RuntimeSettings {
             problems.push(format!(
                 "schema_registry_url: {:?} is not an http(s) URL",
                 redact_url(&self.schema_registry_url)
+            ));
+        }
+        if let Some(endpoint) = &self.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            problems.push(format!(
+                "otlp_endpoint: {:?} is not an http(s) URL",
+                redact_url(endpoint)
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.trace_sample_ratio) {
+            problems.push(format!(
+                "trace_sample_ratio: {} must be between 0 and 1",
+                self.trace_sample_ratio
             ));
         }
         if self.http_listen.parse::<SocketAddr>().is_err() {
@@ -238,17 +261,15 @@ pub trait AgentSettings:
 
 /// An agent with no settings of its own.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct NoSettings {}
 
 impl AgentSettings for NoSettings {}
 
-/// The whole configuration of one agent process.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// The whole configuration of one agent process: runtime settings at the top level of
+/// the file, the agent's own under `[agent]`.
+#[derive(Debug, Clone, Default)]
 pub struct Config<A> {
-    #[serde(flatten)]
     pub runtime: RuntimeSettings,
-    #[serde(default)]
     pub agent: A,
 }
 
@@ -303,32 +324,40 @@ impl<A: AgentSettings> Config<A> {
             }
         }
 
+        // Deserialised in two parts so unknown keys are seen in both (serde cannot report
+        // them through a flattened struct).
+        let agent_table = table
+            .remove("agent")
+            .unwrap_or_else(|| toml::Value::Table(toml::Table::new()));
         let mut unknown = Vec::new();
-        let parsed: Result<Config<A>, _> =
+        let runtime: Result<RuntimeSettings, _> =
             serde_ignored::deserialize(toml::Value::Table(table), |path| {
                 unknown.push(path.to_string())
             });
-        for key in unknown {
-            problems.push(format!("{key}: unknown setting"));
-        }
-        match parsed {
-            Ok(config) => {
-                problems.extend(config.runtime.problems());
-                problems.extend(
-                    config
-                        .agent
-                        .problems()
-                        .into_iter()
-                        .map(|p| format!("agent.{p}")),
-                );
+        let agent: Result<A, _> =
+            serde_ignored::deserialize(agent_table, |path| unknown.push(format!("agent.{path}")));
+        problems.extend(
+            unknown
+                .into_iter()
+                .map(|key| format!("{key}: unknown setting")),
+        );
+        match (runtime, agent) {
+            (Ok(runtime), Ok(agent)) => {
+                problems.extend(runtime.problems());
+                problems.extend(agent.problems().into_iter().map(|p| format!("agent.{p}")));
                 if problems.is_empty() {
-                    Ok(config)
+                    Ok(Config { runtime, agent })
                 } else {
                     Err(ConfigErrors(problems))
                 }
             }
-            Err(e) => {
-                problems.push(e.to_string());
+            (runtime, agent) => {
+                if let Err(e) = runtime {
+                    problems.push(e.to_string().trim().to_owned());
+                }
+                if let Err(e) = agent {
+                    problems.push(format!("agent: {}", e.to_string().trim()));
+                }
                 Err(ConfigErrors(problems))
             }
         }

@@ -17,6 +17,7 @@ pub mod retry;
 pub mod runner;
 pub mod store;
 pub mod telemetry;
+pub mod trace;
 pub mod wire;
 
 use std::path::PathBuf;
@@ -70,6 +71,26 @@ impl AgentArgs {
     }
 }
 
+/// Parse the command line; on a bad argument print what was wrong and the usage, then
+/// exit with status 2 (clap alone omits the usage for an invalid value).
+pub fn parse_args<P: clap::Parser>() -> P {
+    use clap::error::ErrorKind;
+    match P::try_parse() {
+        Ok(parsed) => parsed,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            e.exit()
+        }
+        Err(e) => {
+            let usage = P::command().render_usage();
+            let _ = e.print();
+            if !e.to_string().contains("Usage:") {
+                eprintln!("\n{usage}");
+            }
+            std::process::exit(2);
+        }
+    }
+}
+
 /// Resolves on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -96,8 +117,7 @@ pub async fn shutdown_signal() {
 /// The whole `main` of an agent binary: parse flags (bad ones print usage), load and
 /// validate configuration (every problem listed, exit 2), run until SIGTERM.
 pub fn agent_main<A: Agent>(build: impl FnOnce(&A::Settings) -> A) -> ExitCode {
-    use clap::Parser;
-    let args = AgentArgs::parse();
+    let args: AgentArgs = parse_args();
     let config = match Config::<A::Settings>::load(&args.sources()) {
         Ok(config) => config,
         Err(errors) => {

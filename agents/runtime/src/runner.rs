@@ -31,6 +31,7 @@ use crate::metrics::{Event, Metrics};
 use crate::registry::{RegistryClient, RegistryError};
 use crate::retry::{Backoff, retry};
 use crate::store::PartitionStore;
+use crate::trace::{RecordTrace, Tracing};
 use crate::wire;
 
 /// Name of an agent's changelog topic.
@@ -103,6 +104,7 @@ struct Shared<A: Agent> {
     inputs: Vec<&'static str>,
     changelog: String,
     dlq: String,
+    tracing: Tracing,
 }
 
 /// Run `agent` until `shutdown` resolves. The batch in flight is finished and committed
@@ -185,6 +187,7 @@ pub async fn run<A: Agent>(
         inputs,
         changelog,
         dlq,
+        tracing: Tracing::new(A::NAME, &config.runtime)?,
     });
 
     let tables_task = if table_specs.is_empty() {
@@ -222,6 +225,7 @@ pub async fn run<A: Agent>(
     health.set_ready(false);
     // Leave nothing queued: every acknowledged output was already awaited per batch.
     let _ = shared.producer.flush(Duration::from_secs(10));
+    shared.tracing.shutdown();
     drop(shared);
     http_task.abort();
     let _ = http_task.await;
@@ -307,13 +311,7 @@ async fn process<A: Agent>(
         let mut commits: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for message in &batch {
             let partition = message.partition();
-            if !stores.contains_key(&partition) {
-                let store = restore_partition(&shared, partition).await?;
-                stores.insert(partition, store);
-            }
-            let store = stores
-                .get_mut(&partition)
-                .ok_or_else(|| RuntimeError::Other("store vanished".into()))?;
+            let store = store_for(&shared, &mut stores, partition).await?;
             handle_message(&shared, message, store, &mut outputs).await?;
             commits.insert(
                 (message.topic().to_owned(), partition),
@@ -435,12 +433,23 @@ async fn sync_assignment<A: Agent>(
         .collect();
     stores.retain(|p, _| assigned.contains(p));
     for partition in assigned {
-        if !stores.contains_key(&partition) {
-            let store = restore_partition(shared, partition).await?;
-            stores.insert(partition, store);
-        }
+        store_for(shared, stores, partition).await?;
     }
     Ok(())
+}
+
+/// A partition's state, restored from its changelog on first use.
+async fn store_for<'s, A: Agent>(
+    shared: &Shared<A>,
+    stores: &'s mut BTreeMap<i32, PartitionStore<A::State>>,
+    partition: i32,
+) -> Result<&'s mut PartitionStore<A::State>, RuntimeError> {
+    Ok(match stores.entry(partition) {
+        std::collections::btree_map::Entry::Occupied(slot) => slot.into_mut(),
+        std::collections::btree_map::Entry::Vacant(slot) => {
+            slot.insert(restore_partition(shared, partition).await?)
+        }
+    })
 }
 
 /// Rebuild one partition's state from its changelog.
@@ -550,13 +559,19 @@ async fn handle_message<A: Agent>(
         count: 1,
     });
     let input_index = shared.inputs.iter().position(|t| *t == topic).unwrap_or(0);
+    let trace = shared.tracing.record(
+        topic,
+        message.partition(),
+        message.offset(),
+        message.headers(),
+    );
 
     let key = match message.key().map(std::str::from_utf8) {
         Some(Ok(key)) if !key.is_empty() => key,
         _ => {
             let rejection =
                 Rejection::new(RejectionKind::BadKey, "record key is missing or not UTF-8");
-            outputs.push(dead_letter(shared, message, &rejection));
+            outputs.push(dead_letter(shared, message, &rejection, &trace));
             return Ok(());
         }
     };
@@ -575,14 +590,14 @@ async fn handle_message<A: Agent>(
             let framed = match wire::split(bytes) {
                 Ok(framed) => framed,
                 Err(rejection) => {
-                    outputs.push(dead_letter(shared, message, &rejection));
+                    outputs.push(dead_letter(shared, message, &rejection, &trace));
                     return Ok(());
                 }
             };
             match decoder_for(shared, framed.0).await? {
                 Ok(decoder) => Some((decoder, framed.1)),
                 Err(rejection) => {
-                    outputs.push(dead_letter(shared, message, &rejection));
+                    outputs.push(dead_letter(shared, message, &rejection, &trace));
                     return Ok(());
                 }
             }
@@ -629,12 +644,12 @@ async fn handle_message<A: Agent>(
                 key: e.key,
                 payload: e.payload,
                 timestamp: e.timestamp,
-                headers: Vec::new(),
+                headers: trace.headers.clone(),
             }));
             Ok(())
         }
         Err(HandleError::Rejected(rejection)) => {
-            outputs.push(dead_letter(shared, message, &rejection));
+            outputs.push(dead_letter(shared, message, &rejection, &trace));
             Ok(())
         }
         Err(HandleError::Fatal(reason)) => Err(RuntimeError::Other(format!(
@@ -652,7 +667,9 @@ fn dead_letter<A: Agent>(
     shared: &Shared<A>,
     message: &OwnedMessage,
     rejection: &Rejection,
+    trace: &RecordTrace,
 ) -> OutRecord {
+    trace.rejected(&rejection.reason);
     shared.metrics.emit(Event::DeadLettered {
         kind: rejection.kind,
     });
@@ -684,7 +701,10 @@ fn dead_letter<A: Agent>(
                 dlq_headers::VERSION.into(),
                 env!("CARGO_PKG_VERSION").into(),
             ),
-        ],
+        ]
+        .into_iter()
+        .chain(trace.headers.iter().cloned())
+        .collect(),
     }
 }
 
@@ -758,7 +778,13 @@ async fn follow_tables<A: Agent>(
                 });
             }
             Err(rejection) => {
-                let record = dead_letter(&shared, &message, &rejection);
+                let trace = shared.tracing.record(
+                    message.topic(),
+                    message.partition(),
+                    message.offset(),
+                    message.headers(),
+                );
+                let record = dead_letter(&shared, &message, &rejection, &trace);
                 retry("produce_dlq", shared.backoff, &shared.metrics, || {
                     kafka::produce_all(&shared.producer, std::slice::from_ref(&record))
                 })
