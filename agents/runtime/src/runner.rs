@@ -285,7 +285,7 @@ async fn process<A: Agent>(
         }
         let mut batch: Vec<OwnedMessage> = Vec::new();
         tokio::select! {
-            message = consumer.recv() => batch.push(message?.detach()),
+            message = consumer.recv() => batch.extend(consumed(&shared.metrics, message).await?),
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             _ = stop.changed() => {}
         }
@@ -293,7 +293,11 @@ async fn process<A: Agent>(
             let deadline = tokio::time::Instant::now() + max_wait;
             while batch.len() < rt.batch_max_records {
                 match tokio::time::timeout_at(deadline, consumer.recv()).await {
-                    Ok(message) => batch.push(message?.detach()),
+                    Ok(message) => match consumed(&shared.metrics, message).await? {
+                        Some(message) => batch.push(message),
+                        // Process what we have; the broker trouble is librdkafka's to ride out.
+                        None => break,
+                    },
                     Err(_) => break,
                 }
             }
@@ -367,6 +371,30 @@ async fn process<A: Agent>(
     );
     consumer.unsubscribe();
     Ok(())
+}
+
+/// librdkafka reports broker trouble (all brokers down, transport failures) through the
+/// consumer as errors while it keeps reconnecting by itself: a transient one is counted,
+/// logged and waited out briefly; anything else is fatal.
+async fn consumed(
+    metrics: &Metrics,
+    received: rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'_>>,
+) -> Result<Option<OwnedMessage>, RuntimeError> {
+    match received {
+        Ok(message) => Ok(Some(message.detach())),
+        Err(e) => {
+            let error = RuntimeError::from(e);
+            if !error.is_transient() {
+                return Err(error);
+            }
+            metrics.emit(Event::Retried {
+                operation: "consume",
+            });
+            warn!(error = %error, "consume failed, librdkafka reconnects");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok(None)
+        }
+    }
 }
 
 fn count_produced(metrics: &Metrics, records: &[OutRecord]) {
@@ -744,7 +772,9 @@ async fn follow_tables<A: Agent>(
     }
     loop {
         // Runs until aborted when processing ends; it only returns on failure.
-        let message = consumer.recv().await?.detach();
+        let Some(message) = consumed(&shared.metrics, consumer.recv().await).await? else {
+            continue;
+        };
         let Some(spec) = specs.iter().find(|s| s.topic == message.topic()) else {
             continue;
         };

@@ -26,16 +26,25 @@ pub fn data(file: &str) -> PathBuf {
 
 /// An embedded broker and registry on free loopback ports, with the contract set up.
 pub async fn start_stack() -> Stack {
-    let options = StackOptions {
+    start_stack_with(&free_ports(None)).await
+}
+
+/// Options for a stack on free loopback ports, on `storage` (None: a temporary file).
+pub fn free_ports(storage: Option<String>) -> StackOptions {
+    StackOptions {
         kafka: format!("127.0.0.1:{}", stack::free_port().unwrap())
             .parse()
             .unwrap(),
         registry: format!("127.0.0.1:{}", stack::free_port().unwrap())
             .parse()
             .unwrap(),
-        storage: None,
-    };
-    let stack = stack::start(&options).await.expect("embedded stack starts");
+        storage,
+    }
+}
+
+/// An embedded stack as `options` say, with the contract set up.
+pub async fn start_stack_with(options: &StackOptions) -> Stack {
+    let stack = stack::start(options).await.expect("embedded stack starts");
     swarm::setup::setup(&swarm::setup::Target {
         bootstrap_servers: stack.bootstrap_servers.clone(),
         registry_url: stack.registry_url.clone(),

@@ -1,0 +1,63 @@
+//! The broker (and the registry on it) goes away mid-processing and comes back on the
+//! same durable storage: customer-graph waits and retries instead of exiting or
+//! skipping, and ends with exactly the state of an uninterrupted run.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn broker_outage_mid_processing_loses_and_doubles_nothing() {
+    let file = data("CDNOW_sample.txt");
+    let reference = reference_bodies(&file);
+    let dir = std::env::temp_dir().join(format!("loyalty-outage-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let options = free_ports(Some(format!(
+        "sqlite://{}",
+        dir.join("broker.db").display()
+    )));
+    let stack = start_stack_with(&options).await;
+    swarm::replay::replay(&stack.bootstrap_servers, &stack.registry_url, &file, false)
+        .await
+        .unwrap();
+
+    let mut agent = AgentProcess::spawn(
+        "customer-graph",
+        &stack,
+        &["--set", "batch_max_records=200"],
+    );
+    agent.wait_ready(Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = swarm::inspect::group_lag(
+        &stack.bootstrap_servers,
+        "loyalty-swarm.customer-graph",
+        &[loyalty_contracts::topics::MEMBER_EVENTS],
+    )
+    .unwrap();
+    assert!(before > 0, "the outage must hit mid-processing");
+
+    stack.shutdown().await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        agent.child.try_wait().unwrap().is_none(),
+        "the agent gave up during the outage:\n{}",
+        agent.log_tail()
+    );
+
+    let stack = swarm::stack::start(&options).await.expect("stack restarts");
+    wait_caught_up(&stack, "customer-graph", Duration::from_secs(300)).await;
+    let states = member_state_bodies(&stack).await;
+    assert_eq!(states.len(), reference.len(), "one state per member");
+    for (member, body) in &reference {
+        assert_eq!(
+            states.get(member),
+            Some(body),
+            "member {member} differs from the uninterrupted run"
+        );
+    }
+    drop(agent);
+    stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
