@@ -55,7 +55,6 @@ fn record<T: Serialize>(
     topic: &str,
     key: &str,
     value: &T,
-    timestamp: i64,
     what: &'static str,
 ) -> Result<OutRecord, ReplayError> {
     let payload = encoder
@@ -69,7 +68,11 @@ fn record<T: Serialize>(
         partition: None,
         key: key.to_owned(),
         payload: Some(payload),
-        timestamp: Some(timestamp),
+        // The record timestamp is when the replay produced it (CreateTime), as for a
+        // live source; event time travels in the payload. Stamping 1997 event times on
+        // the records would let retention (7 days by default, on record timestamps)
+        // delete the replayed history before the agents have read it.
+        timestamp: None,
         headers: Vec::new(),
     })
 }
@@ -106,7 +109,6 @@ pub async fn replay(
         topics::PROGRAMS,
         &program.program_id,
         &program,
-        0,
         "program",
     )?];
     kafka::produce_all(&producer, &head).await?;
@@ -127,7 +129,6 @@ pub async fn replay(
             topics::MEMBER_PROFILES,
             customer,
             &profile,
-            profile.updated_at.0,
             "profile",
         )?);
         reference.push(record(
@@ -135,7 +136,6 @@ pub async fn replay(
             topics::MEMBER_CONSENTS,
             customer,
             &consents,
-            consents.updated_at.0,
             "consent",
         )?);
     }
@@ -164,7 +164,6 @@ pub async fn replay(
                     topics::MEMBER_EVENTS,
                     &event.member_id,
                     &event,
-                    event.occurred_at.0,
                     "member event",
                 )?);
             }
