@@ -88,3 +88,20 @@ fn bad_arguments_print_usage() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Usage:"), "{stderr}");
 }
+
+#[test]
+fn the_shipped_example_config_checks_out() {
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/customer-graph.toml"
+    );
+    let out = binary()
+        .args(["--config", file, "--check-config"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
