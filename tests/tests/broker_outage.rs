@@ -48,15 +48,7 @@ async fn broker_outage_mid_processing_loses_and_doubles_nothing() {
 
     let stack = swarm::stack::start(&options).await.expect("stack restarts");
     wait_caught_up(&stack, "customer-graph", Duration::from_secs(300)).await;
-    let states = member_state_bodies(&stack).await;
-    assert_eq!(states.len(), reference.len(), "one state per member");
-    for (member, body) in &reference {
-        assert_eq!(
-            states.get(member),
-            Some(body),
-            "member {member} differs from the uninterrupted run"
-        );
-    }
+    assert_matches_reference(&stack, &reference).await;
     drop(agent);
     stack.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);

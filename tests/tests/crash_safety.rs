@@ -39,16 +39,8 @@ async fn sigkill_mid_replay_changes_nothing() {
     replay.await.unwrap().unwrap();
     wait_caught_up(&stack, "customer-graph", Duration::from_secs(600)).await;
 
-    let states = member_state_bodies(&stack).await;
     assert_eq!(kills, 5);
-    assert_eq!(states.len(), reference.len(), "one state per member");
-    for (member, body) in &reference {
-        assert_eq!(
-            states.get(member),
-            Some(body),
-            "member {member} differs from the uninterrupted run"
-        );
-    }
+    assert_matches_reference(&stack, &reference).await;
     drop(agent);
     stack.shutdown().await;
 }

@@ -51,12 +51,7 @@ fn raw(topic: &str, key: &str, payload: Vec<u8>) -> OutRecord {
 async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flowing() {
     let stack = start_stack().await;
     let registry = RegistryClient::new(&stack.registry_url).unwrap();
-    let schema = MemberEvent::get_schema();
-    let id = registry
-        .register(&format!("{}-value", topics::MEMBER_EVENTS), &schema)
-        .await
-        .unwrap();
-    let events = Encoder::new(id, leak(schema)).unwrap();
+    let events = member_event_encoder(&stack).await;
     let program_schema = Program::get_schema();
     let program_id = registry
         .register(&format!("{}-value", topics::PROGRAMS), &program_schema)

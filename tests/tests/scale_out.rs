@@ -59,15 +59,7 @@ async fn stopping_one_of_two_instances_moves_partitions_and_state() {
         "the survivor restored moved partitions"
     );
 
-    let states = member_state_bodies(&stack).await;
-    assert_eq!(states.len(), reference.len());
-    for (member, body) in &reference {
-        assert_eq!(
-            states.get(member),
-            Some(body),
-            "member {member} differs from the single-instance run"
-        );
-    }
+    assert_matches_reference(&stack, &reference).await;
     drop(first);
     stack.shutdown().await;
 }

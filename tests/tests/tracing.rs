@@ -7,12 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use apache_avro::AvroSchema;
 use common::*;
 use loyalty_contracts::{MemberEvent, OrderPlaced, Payload, Timestamp, topics};
-use loyalty_runtime::codec::{Encoder, leak};
 use loyalty_runtime::kafka::{self, OutRecord};
-use loyalty_runtime::registry::RegistryClient;
 
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 const PARENT_SPAN: &str = "b7ad6b7169203331";
@@ -38,13 +35,7 @@ async fn collector() -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
 async fn traceparent_flows_through_and_spans_reach_the_collector() {
     let stack = start_stack().await;
     let (collector_url, bodies) = collector().await;
-    let registry = RegistryClient::new(&stack.registry_url).unwrap();
-    let schema = MemberEvent::get_schema();
-    let id = registry
-        .register(&format!("{}-value", topics::MEMBER_EVENTS), &schema)
-        .await
-        .unwrap();
-    let events = Encoder::new(id, leak(schema)).unwrap();
+    let events = member_event_encoder(&stack).await;
     let event = MemberEvent {
         event_id: "e-traced".into(),
         member_id: "m-traced".into(),

@@ -120,6 +120,9 @@ fn is_transient_kafka(e: &rdkafka::error::KafkaError) -> bool {
                 | C::NotCoordinator
                 | C::CoordinatorNotAvailable
                 | C::CoordinatorLoadInProgress
+                | C::WaitingForCoordinator
+                | C::IllegalGeneration
+                | C::UnknownMemberId
                 | C::NetworkException
                 | C::UnknownTopicOrPartition
                 | C::RebalanceInProgress

@@ -351,3 +351,28 @@ pub fn metric(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64>
             .then(|| value.trim().parse().ok())?
     })
 }
+
+/// Every member's final state equals the uninterrupted in-process run, byte for byte:
+/// nothing lost, nothing counted twice.
+pub async fn assert_matches_reference(stack: &Stack, reference: &BTreeMap<String, Vec<u8>>) {
+    let states = member_state_bodies(stack).await;
+    assert_eq!(states.len(), reference.len(), "one state per member");
+    for (member, body) in reference {
+        assert_eq!(
+            states.get(member),
+            Some(body),
+            "member {member} differs from the uninterrupted run"
+        );
+    }
+}
+
+/// An encoder for member events, their schema registered with the stack's registry.
+pub async fn member_event_encoder(stack: &Stack) -> Encoder {
+    let registry = loyalty_runtime::registry::RegistryClient::new(&stack.registry_url).unwrap();
+    let schema = MemberEvent::get_schema();
+    let id = registry
+        .register(&format!("{}-value", topics::MEMBER_EVENTS), &schema)
+        .await
+        .unwrap();
+    Encoder::new(id, leak(schema)).unwrap()
+}
