@@ -10,6 +10,17 @@ fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_customer-graph"))
 }
 
+/// Run `--check-config` with `args`; it must accept them. Returns stdout.
+fn config_checks_out(args: &[&str]) -> String {
+    let out = binary().arg("--check-config").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn bad_config_lists_every_problem_and_exits_non_zero() {
     let dir = std::env::temp_dir().join(format!("loyalty-bad-config-{}", std::process::id()));
@@ -61,20 +72,7 @@ fn unknown_agent_setting_is_an_error() {
 
 #[test]
 fn good_config_checks_out_with_secrets_redacted() {
-    let out = binary()
-        .args([
-            "--check-config",
-            "--set",
-            "librdkafka.sasl.password=hunter2",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = config_checks_out(&["--set", "librdkafka.sasl.password=hunter2"]);
     assert!(
         stdout.contains("sasl.password") && !stdout.contains("hunter2"),
         "{stdout}"
@@ -95,13 +93,5 @@ fn the_shipped_example_config_checks_out() {
         env!("CARGO_MANIFEST_DIR"),
         "/../../deploy/customer-graph.toml"
     );
-    let out = binary()
-        .args(["--config", file, "--check-config"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    config_checks_out(&["--config", file]);
 }

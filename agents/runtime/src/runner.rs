@@ -285,7 +285,7 @@ async fn process<A: Agent>(
         }
         let mut batch: Vec<OwnedMessage> = Vec::new();
         tokio::select! {
-            message = consumer.recv() => batch.extend(consumed(&shared.metrics, message).await?),
+            message = consumer.recv() => batch.extend(consumed(&shared.metrics, shared.backoff, message).await?),
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             _ = stop.changed() => {}
         }
@@ -293,11 +293,13 @@ async fn process<A: Agent>(
             let deadline = tokio::time::Instant::now() + max_wait;
             while batch.len() < rt.batch_max_records {
                 match tokio::time::timeout_at(deadline, consumer.recv()).await {
-                    Ok(message) => match consumed(&shared.metrics, message).await? {
-                        Some(message) => batch.push(message),
-                        // Process what we have; the broker trouble is librdkafka's to ride out.
-                        None => break,
-                    },
+                    Ok(message) => {
+                        match consumed(&shared.metrics, shared.backoff, message).await? {
+                            Some(message) => batch.push(message),
+                            // Process what we have; the broker trouble is librdkafka's to ride out.
+                            None => break,
+                        }
+                    }
                     Err(_) => break,
                 }
             }
@@ -375,9 +377,10 @@ async fn process<A: Agent>(
 
 /// librdkafka reports broker trouble (all brokers down, transport failures) through the
 /// consumer as errors while it keeps reconnecting by itself: a transient one is counted,
-/// logged and waited out briefly; anything else is fatal.
+/// logged and waited out for the first retry delay; anything else is fatal.
 async fn consumed(
     metrics: &Metrics,
+    backoff: Backoff,
     received: rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'_>>,
 ) -> Result<Option<OwnedMessage>, RuntimeError> {
     match received {
@@ -391,7 +394,7 @@ async fn consumed(
                 operation: "consume",
             });
             warn!(error = %error, "consume failed, librdkafka reconnects");
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(backoff.initial).await;
             Ok(None)
         }
     }
@@ -772,7 +775,9 @@ async fn follow_tables<A: Agent>(
     }
     loop {
         // Runs until aborted when processing ends; it only returns on failure.
-        let Some(message) = consumed(&shared.metrics, consumer.recv().await).await? else {
+        let Some(message) =
+            consumed(&shared.metrics, shared.backoff, consumer.recv().await).await?
+        else {
             continue;
         };
         let Some(spec) = specs.iter().find(|s| s.topic == message.topic()) else {
