@@ -5,105 +5,12 @@
 //! here from a hash of the customer id, so every run (and every machine) replays exactly
 //! the same stream.
 
-use std::path::Path;
-
 use loyalty_contracts::{
     Channel, ChannelConsent, ConsentStatus, Date, MemberConsents, MemberEvent, MemberProfile,
     OrderPlaced, Payload, PointsEarned, Program, QualifyingMetric, Tier, TierWindow, Timestamp,
 };
 
-/// One purchase line of a CDNOW file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Purchase {
-    /// 1-based line number in the file (the event id is derived from it).
-    pub line: usize,
-    pub customer: String,
-    pub day: Date,
-    pub cds: i32,
-    pub amount_minor: i64,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CdnowError {
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path}:{line}: {reason}")]
-    Parse {
-        path: String,
-        line: usize,
-        reason: String,
-    },
-}
-
-/// Parse `CDNOW_master.txt` (`customer date cds dollars`, an optional header) or
-/// `CDNOW_sample.txt` (`master_id sample_id date cds dollars`).
-pub fn read_purchases(path: &Path) -> Result<Vec<Purchase>, CdnowError> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| CdnowError::Io {
-        path: shown.clone(),
-        source,
-    })?;
-    let mut purchases = Vec::new();
-    for (index, raw) in text.lines().enumerate() {
-        let line = index + 1;
-        let fields: Vec<&str> = raw.split_whitespace().collect();
-        if fields.is_empty() || fields[0] == "customer_id" {
-            continue;
-        }
-        let err = |reason: String| CdnowError::Parse {
-            path: shown.clone(),
-            line,
-            reason,
-        };
-        let (customer, date, cds, dollars) = match fields.as_slice() {
-            [c, d, n, v] => (c, d, n, v),
-            [c, _, d, n, v] => (c, d, n, v),
-            _ => {
-                return Err(err(format!(
-                    "expected 4 or 5 fields, found {}",
-                    fields.len()
-                )));
-            }
-        };
-        let day = parse_yyyymmdd(date).ok_or_else(|| err(format!("bad date {date:?}")))?;
-        let cds: i32 = cds
-            .parse()
-            .map_err(|_| err(format!("bad CD count {cds:?}")))?;
-        let amount_minor =
-            parse_dollars(dollars).ok_or_else(|| err(format!("bad dollar value {dollars:?}")))?;
-        purchases.push(Purchase {
-            line,
-            customer: (*customer).to_owned(),
-            day,
-            cds,
-            amount_minor,
-        });
-    }
-    Ok(purchases)
-}
-
-fn parse_yyyymmdd(text: &str) -> Option<Date> {
-    if text.len() != 8 {
-        return None;
-    }
-    let year = text[0..4].parse().ok()?;
-    let month = text[4..6].parse().ok()?;
-    let day = text[6..8].parse().ok()?;
-    Date::from_ymd(year, month, day)
-}
-
-/// Dollars with up to two decimals to cents, exactly (no float rounding).
-fn parse_dollars(text: &str) -> Option<i64> {
-    let (whole, frac) = text.split_once('.').unwrap_or((text, "0"));
-    if frac.len() > 2 || whole.starts_with('-') {
-        return None;
-    }
-    let cents: i64 = format!("{frac:0<2}").parse().ok()?;
-    Some(whole.parse::<i64>().ok()? * 100 + cents)
-}
+pub use btyd::cdnow::{CdnowError, Purchase, read_purchases};
 
 pub const BRAND: &str = "cdnow";
 pub const PROGRAM_ID: &str = "cdnow-rewards";
@@ -257,34 +164,6 @@ pub fn purchase_events(p: &Purchase) -> [MemberEvent; 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_both_layouts_exactly() {
-        let dir = std::env::temp_dir().join(format!("cdnow-parse-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let master = dir.join("m.txt");
-        std::fs::write(&master, " customer_id  date number_of_cds  dollar_value\n 00002 19970112  5   77.00\n 00003 19970102  2   20.7\n").unwrap();
-        let p = read_purchases(&master).unwrap();
-        assert_eq!(p.len(), 2);
-        assert_eq!(
-            (
-                p[0].customer.as_str(),
-                p[0].day.ymd(),
-                p[0].cds,
-                p[0].amount_minor
-            ),
-            ("00002", (1997, 1, 12), 5, 7700)
-        );
-        assert_eq!(p[1].amount_minor, 2070);
-        let sample = dir.join("s.txt");
-        std::fs::write(&sample, " 00004 0001 19970101  2   29.33\n").unwrap();
-        assert_eq!(read_purchases(&sample).unwrap()[0].amount_minor, 2933);
-        std::fs::write(&sample, " 00004 0001 19971301  2   29.33\n").unwrap();
-        assert!(matches!(
-            read_purchases(&sample),
-            Err(CdnowError::Parse { line: 1, .. })
-        ));
-    }
 
     #[test]
     fn demo_program_is_sound_and_synthetic_data_is_stable() {

@@ -1,0 +1,169 @@
+//! Buy-till-you-die models shared by the ltv and tier-transition agents (DESIGN section
+//! 4: one implementation, never two).
+//!
+//! Fits run on sufficient statistics: members with identical summaries are one row with a
+//! weight ([`group`]), so a fit costs in distinct summaries, not in members. Likelihoods
+//! are computed in log space with analytic gradients; forecasts come from the member's
+//! posterior, so a member with hundreds of purchases is as well behaved as a newcomer.
+
+pub mod bgnbd;
+pub mod cdnow;
+pub mod gamma_gamma;
+pub mod optimize;
+pub mod special;
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use bgnbd::BgNbd;
+pub use gamma_gamma::{GammaGamma, Spend};
+
+/// A member's purchase summary in the model's time unit: `x` repeat transactions, the
+/// last at `t_x` after the first, observed for `t` since the first.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub x: f64,
+    pub t_x: f64,
+    pub t: f64,
+}
+
+impl Summary {
+    pub fn new(x: f64, t_x: f64, t: f64) -> Self {
+        Summary { x, t_x, t }
+    }
+
+    /// Why this summary cannot come from a purchase history, if it cannot.
+    pub fn problem(&self) -> Option<String> {
+        let finite = self.x.is_finite() && self.t_x.is_finite() && self.t.is_finite();
+        if !finite || self.x < 0.0 || self.t_x < 0.0 || self.t_x > self.t {
+            return Some(format!(
+                "summary x={} t_x={} T={} needs 0 ≤ x and 0 ≤ t_x ≤ T",
+                self.x, self.t_x, self.t
+            ));
+        }
+        if self.x == 0.0 && self.t_x != 0.0 {
+            return Some(format!("t_x={} without a repeat purchase", self.t_x));
+        }
+        None
+    }
+}
+
+/// A row the fitters can merge with its identical twins: its fields' exact bits.
+pub trait Row: Copy {
+    fn bits(&self) -> Vec<u64>;
+}
+
+impl Row for Summary {
+    fn bits(&self) -> Vec<u64> {
+        vec![self.x.to_bits(), self.t_x.to_bits(), self.t.to_bits()]
+    }
+}
+
+impl Row for Spend {
+    fn bits(&self) -> Vec<u64> {
+        vec![self.x.to_bits(), self.mean_value.to_bits()]
+    }
+}
+
+/// Identical rows merged into one with the summed weight, in first-seen order.
+pub fn group<T: Row>(rows: impl IntoIterator<Item = T>) -> Vec<(T, f64)> {
+    let mut index: HashMap<Vec<u64>, usize> = HashMap::new();
+    let mut grouped: Vec<(T, f64)> = Vec::new();
+    for row in rows {
+        let key = row.bits();
+        match index.get(&key) {
+            Some(&i) => grouped[i].1 += 1.0,
+            None => {
+                index.insert(key, grouped.len());
+                grouped.push((row, 1.0));
+            }
+        }
+    }
+    grouped
+}
+
+/// A fitted model with its diagnostics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fit<M> {
+    pub model: M,
+    /// Standard errors of the parameters, laid out like the model; `None` when the
+    /// information matrix is singular.
+    pub standard_errors: Option<M>,
+    pub log_likelihood: f64,
+    /// Members the fit represents (sum of the weights).
+    pub sample_weight: f64,
+    /// Distinct summaries the likelihood was evaluated on.
+    pub distinct: usize,
+    pub iterations: u32,
+    pub converged: bool,
+}
+
+impl Fit<Vec<f64>> {
+    fn map<M>(self, model: impl Fn(&[f64]) -> M) -> Fit<M> {
+        Fit {
+            model: model(&self.model),
+            standard_errors: self.standard_errors.map(|se| model(&se)),
+            log_likelihood: self.log_likelihood,
+            sample_weight: self.sample_weight,
+            distinct: self.distinct,
+            iterations: self.iterations,
+            converged: self.converged,
+        }
+    }
+}
+
+/// Why a fit could not run.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FitError {
+    #[error("no data to fit")]
+    Empty,
+    #[error("row {row}: {reason}")]
+    BadRow { row: usize, reason: String },
+    #[error("the likelihood is not finite at the starting point")]
+    NotFinite,
+}
+
+/// Maximise Σ weight · ll(params, row) from `start`.
+fn fit_weighted<T>(
+    data: &[(T, f64)],
+    start: &[f64],
+    ll: impl Fn(&[f64], &T) -> (f64, Vec<f64>),
+) -> Result<Fit<Vec<f64>>, FitError> {
+    if data.is_empty() {
+        return Err(FitError::Empty);
+    }
+    if let Some(row) = data.iter().position(|(_, w)| !(w.is_finite() && *w > 0.0)) {
+        return Err(FitError::BadRow {
+            row,
+            reason: format!("weight {} is not positive", data[row].1),
+        });
+    }
+    let total = |params: &[f64]| {
+        let mut value = 0.0;
+        let mut gradient = vec![0.0; params.len()];
+        for (row, weight) in data {
+            let (v, g) = ll(params, row);
+            value += weight * v;
+            for (acc, gi) in gradient.iter_mut().zip(g) {
+                *acc += weight * gi;
+            }
+        }
+        (value, gradient)
+    };
+    if !total(start).0.is_finite() {
+        return Err(FitError::NotFinite);
+    }
+    let sample_weight: f64 = data.iter().map(|(_, w)| w).sum();
+    let optimum = optimize::maximise(total, start, sample_weight);
+    let standard_errors = optimize::standard_errors(total, &optimum.params);
+    Ok(Fit {
+        model: optimum.params,
+        standard_errors,
+        log_likelihood: optimum.log_likelihood,
+        sample_weight,
+        distinct: data.len(),
+        iterations: optimum.iterations,
+        converged: optimum.converged,
+    })
+}
