@@ -6,6 +6,22 @@
 use apache_avro::AvroSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::{Date, MILLIS_PER_DAY};
+
+/// The tier a member holds and why: customer-graph keeps it per member, tier-transition
+/// walks it forward in time. Not a topic value, so no Avro schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TierHold {
+    pub tier_id: String,
+    pub rank: i32,
+    /// Since when (ms since the epoch).
+    pub since: i64,
+    /// Set while below the held tier's threshold: the tier is kept until this instant.
+    pub grace_until: Option<i64>,
+    /// Set by an operator TierChanged event rather than by qualification.
+    pub manual: bool,
+}
+
 /// What tier qualification is measured in: Spend = net spend (orders minus returns) in
 /// minor units; Points = qualifying points earned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, AvroSchema)]
@@ -73,6 +89,57 @@ impl Program {
         let mut tiers: Vec<&Tier> = self.tiers.iter().collect();
         tiers.sort_by_key(|t| t.rank);
         tiers
+    }
+
+    /// First day (days since the epoch) whose qualifying amount still counts on `today`.
+    pub fn window_start(&self, today: i32) -> i32 {
+        match self.window {
+            TierWindow::Rolling => today - self.window_days + 1,
+            TierWindow::CalendarYear => {
+                let (year, _, _) = Date(today).ymd();
+                Date::from_ymd(year, 1, 1).map_or(today, |d| d.0)
+            }
+        }
+    }
+
+    /// The tier held after qualifying with `amount` at `now` (ms), the one rule both
+    /// customer-graph and tier-transition apply: promotion is immediate; a member who falls
+    /// below the held tier keeps it for `grace_days`, then drops to what they earn; getting
+    /// back above the threshold during grace clears it. A hold naming a tier the program no
+    /// longer has is replaced by what the member earns. `None` only when there are no tiers.
+    pub fn evaluate_hold(&self, held: Option<TierHold>, amount: i64, now: i64) -> Option<TierHold> {
+        let tiers = self.tiers_by_rank();
+        let entry = *tiers.first()?;
+        let earned = tiers
+            .iter()
+            .rev()
+            .find(|t| amount >= t.threshold)
+            .copied()
+            .unwrap_or(entry);
+        let hold = |t: &Tier| TierHold {
+            tier_id: t.tier_id.clone(),
+            rank: t.rank,
+            since: now,
+            grace_until: None,
+            manual: false,
+        };
+        Some(match held {
+            None => hold(earned),
+            Some(held) if !tiers.iter().any(|t| t.tier_id == held.tier_id) => hold(earned),
+            Some(held) if earned.rank > held.rank => hold(earned),
+            Some(held) if earned.rank == held.rank => TierHold {
+                grace_until: None,
+                ..held
+            },
+            Some(held) => match held.grace_until {
+                None => TierHold {
+                    grace_until: Some(now + i64::from(self.grace_days) * MILLIS_PER_DAY),
+                    ..held
+                },
+                Some(until) if now <= until => held,
+                Some(_) => hold(earned),
+            },
+        })
     }
 
     /// Every reason this program cannot be used, empty when it is sound.

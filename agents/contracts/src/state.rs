@@ -62,6 +62,18 @@ pub struct TierProgress {
     pub grace_until: Option<Timestamp>,
     /// The tier was set by an operator TierChanged event rather than by qualification.
     pub manual_override: bool,
+    /// Qualifying amount per day still inside the window, oldest first: when each part of
+    /// qualifying_amount drops out (rolling windows). Null from producers before schema v2.
+    pub qualifying_days: Option<Vec<QualifyingDay>>,
+}
+
+/// One day's qualifying amount.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+pub struct QualifyingDay {
+    /// The UTC day.
+    pub day: Date,
+    /// Qualifying amount earned that day (minor units or points; negative after a return).
+    pub amount: i64,
 }
 
 /// Points position.

@@ -3,8 +3,8 @@
 
 use loyalty_contracts::{
     BtydSummary, Date, MILLIS_PER_DAY, MemberEvent, MemberProfile, MemberState, Payload,
-    PointsLedger, Program, QualifyingMetric, Rfm, SubscriptionStatus, TierChanged, TierProgress,
-    TierWindow, Timestamp,
+    PointsLedger, Program, QualifyingDay, QualifyingMetric, Rfm, SubscriptionStatus, TierChanged,
+    TierHold, TierProgress, TierWindow, Timestamp,
 };
 use loyalty_runtime::Rejection;
 use serde::{Deserialize, Serialize};
@@ -24,16 +24,6 @@ pub struct DaySpend {
     pub spend: i64,
     pub returned: i64,
     pub qualifying_points: i64,
-}
-
-/// The tier a member holds and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TierHold {
-    pub tier_id: String,
-    pub rank: i32,
-    pub since: i64,
-    pub grace_until: Option<i64>,
-    pub manual: bool,
 }
 
 /// customer-graph's state for one member.
@@ -312,76 +302,58 @@ impl MemberFold {
     /// Qualifying amount in the window that contains `as_of`, and when that window closes.
     fn qualifying(&self, program: &Program) -> (i64, i64) {
         let today = day_of(self.as_of);
-        let (from, window_end) = match program.window {
+        let from = program.window_start(today);
+        let window_end = match program.window {
             TierWindow::Rolling => {
-                let from = today - program.window_days + 1;
                 let oldest = self
                     .days
                     .iter()
                     .find(|d| d.day >= from)
                     .map_or(today, |d| d.day);
-                (
-                    from,
-                    (i64::from(oldest) + i64::from(program.window_days)) * MILLIS_PER_DAY,
-                )
+                (i64::from(oldest) + i64::from(program.window_days)) * MILLIS_PER_DAY
             }
             TierWindow::CalendarYear => {
                 let (year, _, _) = Date(today).ymd();
-                let start = Date::from_ymd(year, 1, 1).map_or(today, |d| d.0);
                 let next = Date::from_ymd(year + 1, 1, 1).map_or(today + 365, |d| d.0);
-                (start, i64::from(next) * MILLIS_PER_DAY)
+                i64::from(next) * MILLIS_PER_DAY
             }
         };
         let amount = self
-            .days
-            .iter()
-            .filter(|d| d.day >= from && d.day <= today)
-            .map(|d| match program.qualifying_metric {
-                QualifyingMetric::Spend => d.spend - d.returned,
-                QualifyingMetric::Points => d.qualifying_points,
-            })
+            .qualifying_days(program, from, today)
+            .map(|(_, amount)| amount)
             .sum::<i64>()
             .max(0);
         (amount, window_end)
     }
 
-    /// Move the held tier to what qualification says, honouring the grace period: a member
-    /// who falls below the held tier keeps it for `grace_days`, then drops to what they earn.
+    /// Each day's qualifying amount between `from` and `today`, in the program's metric.
+    fn qualifying_days(
+        &self,
+        program: &Program,
+        from: i32,
+        today: i32,
+    ) -> impl Iterator<Item = (i32, i64)> {
+        let metric = program.qualifying_metric;
+        self.days
+            .iter()
+            .filter(move |d| d.day >= from && d.day <= today)
+            .map(move |d| {
+                let amount = match metric {
+                    QualifyingMetric::Spend => d.spend - d.returned,
+                    QualifyingMetric::Points => d.qualifying_points,
+                };
+                (d.day, amount)
+            })
+    }
+
+    /// Move the held tier to what qualification says (the program's one rule,
+    /// [`Program::evaluate_hold`]).
     pub fn evaluate_tier(&mut self, program: Option<&Program>) {
         let Some(program) = program else { return };
-        let tiers = program.tiers_by_rank();
-        let Some(entry) = tiers.first() else { return };
         let (amount, _) = self.qualifying(program);
-        let earned = tiers
-            .iter()
-            .rev()
-            .find(|t| amount >= t.threshold)
-            .unwrap_or(entry);
-        let now = self.as_of;
-        let hold = |t: &loyalty_contracts::Tier| TierHold {
-            tier_id: t.tier_id.clone(),
-            rank: t.rank,
-            since: now,
-            grace_until: None,
-            manual: false,
-        };
-        self.tier = Some(match self.tier.take() {
-            None => hold(earned),
-            Some(held) if !tiers.iter().any(|t| t.tier_id == held.tier_id) => hold(earned),
-            Some(held) if earned.rank > held.rank => hold(earned),
-            Some(held) if earned.rank == held.rank => TierHold {
-                grace_until: None,
-                ..held
-            },
-            Some(held) => match held.grace_until {
-                None => TierHold {
-                    grace_until: Some(now + i64::from(program.grace_days) * MILLIS_PER_DAY),
-                    ..held
-                },
-                Some(until) if now <= until => held,
-                Some(_) => hold(earned),
-            },
-        });
+        if !program.tiers.is_empty() {
+            self.tier = program.evaluate_hold(self.tier.take(), amount, self.as_of);
+        }
     }
 
     fn streaks(&self) -> (i32, i32) {
@@ -488,6 +460,19 @@ impl MemberFold {
             window_end: Timestamp(window_end),
             grace_until: held.grace_until.map(Timestamp),
             manual_override: held.manual,
+            qualifying_days: Some(
+                self.qualifying_days(
+                    program,
+                    program.window_start(day_of(self.as_of)),
+                    day_of(self.as_of),
+                )
+                .filter(|&(_, amount)| amount != 0)
+                .map(|(day, amount)| QualifyingDay {
+                    day: Date(day),
+                    amount,
+                })
+                .collect(),
+            ),
         })
     }
 }
