@@ -135,6 +135,61 @@ impl BgNbd {
         still_alive + dropped
     }
 
+    /// P(X(t) = n) for n = 0..len, all at once (recurrences instead of one incomplete
+    /// beta per n): the "alive" part's ratio is closed form and I_q(n + 1, r) = I_q(n, r) -
+    /// q^n (1-q)^r / (n B(n, r)).
+    pub fn purchases_pmf_all(&self, t: f64, len: usize) -> Vec<f64> {
+        let BgNbd { r, alpha, a, b } = *self;
+        let mut pmf = Vec::with_capacity(len);
+        if t <= 0.0 {
+            pmf.extend((0..len).map(|n| if n == 0 { 1.0 } else { 0.0 }));
+            return pmf;
+        }
+        let q = t / (alpha + t);
+        let (ln_p, ln_q) = ((alpha / (alpha + t)).ln(), q.ln());
+        let ln_bab = ln_beta(a, b);
+        let mut tail = inc_beta(q, 1.0, r); // P(NBD ≥ 1)
+        for n in 0..len {
+            let nf = n as f64;
+            let still_alive =
+                (ln_beta(a, b + nf) - ln_bab + ln_gamma(r + nf) - ln_gamma(r) - ln_gamma(nf + 1.0)
+                    + r * ln_p
+                    + nf * ln_q)
+                    .exp();
+            if n == 0 {
+                pmf.push(still_alive);
+                continue;
+            }
+            let dropped = (ln_beta(a + 1.0, b + nf - 1.0) - ln_bab).exp() * tail.max(0.0);
+            pmf.push(still_alive + dropped);
+            // I_q(n+1, r) from I_q(n, r).
+            tail -= (nf * ln_q + r * ln_p - nf.ln() - ln_beta(nf, r)).exp();
+        }
+        pmf
+    }
+
+    /// P(alive at t) for a member drawn from this population, just acquired: the sum over
+    /// n of the "still alive after n purchases" part of the PMF.
+    pub fn p_alive_after(&self, t: f64) -> f64 {
+        let BgNbd { r, alpha, a, b } = *self;
+        if t <= 0.0 {
+            return 1.0;
+        }
+        let (ln_p, ln_q) = ((alpha / (alpha + t)).ln(), (t / (alpha + t)).ln());
+        let (mut total, mut mass) = (0.0, 0.0);
+        for n in 0..100_000 {
+            let nf = f64::from(n);
+            let ln_nbd = ln_gamma(r + nf) - ln_gamma(r) - ln_gamma(nf + 1.0) + r * ln_p + nf * ln_q;
+            let nbd = ln_nbd.exp();
+            total += (ln_beta(a, b + nf) - ln_beta(a, b) + ln_nbd).exp();
+            mass += nbd;
+            if 1.0 - mass < 1e-12 && nf > r * t / alpha {
+                break;
+            }
+        }
+        total
+    }
+
     /// P(X(T, T + t] = n | x, t_x, T): the member's own distribution of future purchases.
     pub fn conditional_purchases_pmf(&self, s: &Summary, t: f64, n: u32) -> f64 {
         let alive = self.p_alive(s);
@@ -198,6 +253,19 @@ mod tests {
         assert!((total - 1.0).abs() < 1e-9, "{total}");
         let expected = model.conditional_expected_purchases(&member, 39.0).unwrap();
         assert!((mean - expected).abs() < 1e-7, "{mean} vs {expected}");
+    }
+
+    #[test]
+    fn pmf_recurrence_matches_the_direct_formula() {
+        let model = published().posterior(&Summary::new(7.0, 30.0, 38.0));
+        let all = model.purchases_pmf_all(52.0, 60);
+        for (n, p) in all.iter().enumerate() {
+            let direct = model.purchases_pmf(52.0, n as u32);
+            assert!((p - direct).abs() < 1e-12, "{n}: {p} vs {direct}");
+        }
+        // Alive after t is at most 1 and falls with t.
+        let (early, late) = (model.p_alive_after(4.0), model.p_alive_after(52.0));
+        assert!(early <= 1.0 && late < early && late > 0.0, "{early} {late}");
     }
 
     #[test]

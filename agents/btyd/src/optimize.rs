@@ -19,9 +19,12 @@ pub struct Optimum {
     pub converged: bool,
 }
 
-/// Largest gradient component, in log-parameter space and per unit of weight, accepted as
-/// a stationary point.
-const GRADIENT_TOLERANCE: f64 = 1e-9;
+/// Largest gradient component, in log-parameter space and per unit of weight, at which
+/// the search stops early; below CONVERGED it counts as a stationary point (scipy's BFGS
+/// default is 1e-5). Between the two the search goes on while it still makes progress:
+/// with tens of thousands of members the last digits of the gradient are rounding noise.
+const GRADIENT_TOLERANCE: f64 = 1e-10;
+const CONVERGED: f64 = 1e-6;
 const MAX_ITERATIONS: u32 = 500;
 
 /// Maximise `log_likelihood(params) -> (value, gradient)` from `start` (all positive).
@@ -48,8 +51,8 @@ pub fn maximise(
     let (mut f, mut g) = objective(&theta);
     let mut h = identity(n);
     let mut iterations = 0;
-    let mut converged = max_abs(&g) < GRADIENT_TOLERANCE;
-    while !converged && iterations < MAX_ITERATIONS && f.is_finite() {
+    let mut done = max_abs(&g) < GRADIENT_TOLERANCE;
+    while !done && iterations < MAX_ITERATIONS && f.is_finite() {
         iterations += 1;
         let mut direction: Vec<f64> = mat_vec(&h, &g).iter().map(|v| -v).collect();
         let mut slope = dot(&direction, &g);
@@ -85,16 +88,17 @@ pub fn maximise(
         if sy > 1e-300 {
             bfgs_update(&mut h, &s, &y, sy);
         }
+        let stalled = f - f_next <= 1e-15 * f.abs();
         theta = next;
         f = f_next;
         g = g_next;
-        converged = max_abs(&g) < GRADIENT_TOLERANCE;
+        done = max_abs(&g) < GRADIENT_TOLERANCE || (stalled && max_abs(&g) < CONVERGED);
     }
     Optimum {
         params: theta.iter().map(|t| t.exp()).collect(),
         log_likelihood: -f * scale,
         iterations,
-        converged,
+        converged: max_abs(&g) < CONVERGED,
     }
 }
 

@@ -157,11 +157,7 @@ mod tests {
     fn hyp2f1_matches_closed_forms() {
         // 2F1(1,1;2;z) = -ln(1-z)/z ; 2F1(a,b;b;z) = (1-z)^-a.
         for z in [0.0_f64, 0.1, 0.5, 0.9, 0.99] {
-            let expected = if z == 0.0 {
-                1.0
-            } else {
-                -(-z).ln_1p() / z
-            };
+            let expected = if z == 0.0 { 1.0 } else { -(-z).ln_1p() / z };
             let got = ln_hyp2f1(1.0, 1.0, 2.0, z).map(f64::exp);
             assert!(
                 got.is_some_and(|g| close(g, expected, 1e-12)),

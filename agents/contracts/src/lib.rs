@@ -14,6 +14,7 @@
 mod consents;
 mod erasure;
 mod events;
+mod forecasts;
 mod offers;
 mod profiles;
 mod programs;
@@ -27,10 +28,13 @@ pub use events::{
     OrderReturned, Payload, PointsEarned, PointsExpired, PointsRedeemed, ReferralCompleted,
     SubscriptionChanged, SubscriptionStatus, TierChanged,
 };
+pub use forecasts::{
+    InterventionOpportunity, OpportunityKind, TierForecasts, TransitionForecast, TransitionType,
+};
 pub use offers::VendorOffer;
 pub use profiles::MemberProfile;
-pub use programs::{Program, QualifyingMetric, Tier, TierWindow};
-pub use state::{BtydSummary, MemberState, PointsLedger, Rfm, TierProgress};
+pub use programs::{Program, QualifyingMetric, Tier, TierHold, TierWindow};
+pub use state::{BtydSummary, MemberState, PointsLedger, QualifyingDay, Rfm, TierProgress};
 pub use time::{Date, MILLIS_PER_DAY, Timestamp};
 
 use apache_avro::{AvroSchema, Schema};
@@ -47,6 +51,8 @@ pub mod topics {
     pub const VENDOR_OFFERS: &str = "loyalty.vendor-offers.v1";
     pub const ERASURE_REQUESTS: &str = "loyalty.erasure-requests.v1";
     pub const MEMBER_STATE: &str = "loyalty.member-state.v1";
+    pub const TIER_FORECASTS: &str = "loyalty.tier-forecasts.v1";
+    pub const INTERVENTION_OPPORTUNITIES: &str = "loyalty.intervention-opportunities.v1";
 }
 
 /// How a topic is cleaned up; compacted topics keep the newest value per key.
@@ -118,6 +124,18 @@ pub fn contracts() -> Vec<TopicContract> {
             cleanup: Cleanup::Compact,
             member_keyed: true,
             schema: MemberState::get_schema,
+        },
+        TopicContract {
+            topic: TIER_FORECASTS,
+            cleanup: Cleanup::Compact,
+            member_keyed: true,
+            schema: TierForecasts::get_schema,
+        },
+        TopicContract {
+            topic: INTERVENTION_OPPORTUNITIES,
+            cleanup: Cleanup::Delete,
+            member_keyed: true,
+            schema: InterventionOpportunity::get_schema,
         },
     ]
 }

@@ -225,7 +225,18 @@ pub fn decode_state(body: &[u8]) -> MemberState {
 /// The same fold run in this process, without Kafka: each member's events in replay
 /// order. The distributed run must end exactly here, however often it crashed.
 pub fn reference_bodies(file: &Path) -> BTreeMap<String, Vec<u8>> {
-    let purchases = cdnow::read_purchases(file).unwrap();
+    reference_bodies_until(file, None)
+}
+
+/// [`reference_bodies`] over the purchases up to and including `until`.
+pub fn reference_bodies_until(
+    file: &Path,
+    until: Option<loyalty_contracts::Date>,
+) -> BTreeMap<String, Vec<u8>> {
+    let mut purchases = cdnow::read_purchases(file).unwrap();
+    if let Some(until) = until {
+        purchases.retain(|p| p.day <= until);
+    }
     let settings = Settings {
         default_program_id: cdnow::PROGRAM_ID.into(),
         ..Settings::default()
