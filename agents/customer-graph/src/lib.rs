@@ -10,7 +10,8 @@ mod fold;
 
 use loyalty_contracts::{MemberEvent, MemberProfile, MemberState, Program, topics};
 use loyalty_runtime::{
-    Agent, AgentSettings, Context, HandleError, Input, OutputSpec, Rejection, TableSpec, TableValue,
+    Agent, AgentSettings, Context, HandleError, Input, OutputSpec, Rejection, TableSpec,
+    TableValue, decode_checked,
 };
 use serde::{Deserialize, Serialize};
 
@@ -85,27 +86,13 @@ impl CustomerGraph {
 }
 
 fn decode_program(input: &Input<'_>) -> Result<TableValue, Rejection> {
-    let program: Program = input.decode()?;
-    let problems = program.problems();
-    if !problems.is_empty() {
-        return Err(Rejection::contract(format!(
-            "program {}: {}",
-            program.program_id,
-            problems.join("; ")
-        )));
-    }
-    if program.program_id != input.key {
-        return Err(Rejection::contract(format!(
-            "program id {} differs from the record key {}",
-            program.program_id, input.key
-        )));
-    }
-    Ok(std::sync::Arc::new(program))
+    decode_checked::<Program>(input, "program", |p| &p.program_id, Program::problems)
 }
 
 impl Agent for CustomerGraph {
     type State = MemberFold;
     type Settings = Settings;
+    type Summary = ();
     const NAME: &'static str = "customer-graph";
     const STORE: &'static str = "members";
 
@@ -117,6 +104,7 @@ impl Agent for CustomerGraph {
         vec![TableSpec {
             topic: topics::PROGRAMS,
             decode: decode_program,
+            required: false,
         }]
     }
 
@@ -124,6 +112,7 @@ impl Agent for CustomerGraph {
         vec![OutputSpec {
             topic: topics::MEMBER_STATE,
             schema: <MemberState as apache_avro::AvroSchema>::get_schema,
+            compacted: true,
         }]
     }
 

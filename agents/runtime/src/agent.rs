@@ -4,7 +4,7 @@
 //! runtime's, so an agent crate reads like its domain.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use apache_avro::Schema;
@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::codec::{Decoder, Encoder, leak};
 use crate::config::AgentSettings;
 use crate::error::{Rejection, RejectionKind};
+use crate::metrics::{Event, Metrics};
 
 /// A reference table entry, decoded once when it is loaded.
 pub type TableValue = Arc<dyn Any + Send + Sync>;
@@ -25,6 +26,9 @@ pub struct TableSpec {
     /// Decode and validate one record; a rejection sends it to the DLQ and keeps the
     /// previous value of the key.
     pub decode: fn(&Input<'_>) -> Result<TableValue, Rejection>,
+    /// Processing waits until the table holds at least one valid record (e.g. a fitted
+    /// model the agent cannot work without); the agent is not ready before.
+    pub required: bool,
 }
 
 impl std::fmt::Debug for TableSpec {
@@ -35,18 +39,51 @@ impl std::fmt::Debug for TableSpec {
     }
 }
 
+/// Decode a reference-table record that names its own key and can list its problems
+/// (a program, a model fit): a record whose id differs from its key, or that has any
+/// problem, is rejected with all of them — the DLQ says why, the table keeps the old value.
+pub fn decode_checked<T: DeserializeOwned + Send + Sync + 'static>(
+    input: &Input<'_>,
+    what: &str,
+    id: fn(&T) -> &str,
+    problems: fn(&T) -> Vec<String>,
+) -> Result<TableValue, Rejection> {
+    let value: T = input.decode()?;
+    let mut found = problems(&value);
+    if id(&value) != input.key {
+        found.push(format!(
+            "id {} differs from the record key {}",
+            id(&value),
+            input.key
+        ));
+    }
+    if !found.is_empty() {
+        return Err(Rejection::contract(format!(
+            "{what} {}: {}",
+            id(&value),
+            found.join("; ")
+        )));
+    }
+    Ok(Arc::new(value))
+}
+
 /// A topic the agent writes, with the schema its values are written in.
 #[derive(Debug, Clone, Copy)]
 pub struct OutputSpec {
     pub topic: &'static str,
     pub schema: fn() -> Schema,
+    /// A compacted topic keeps only the newest value per key, so within one batch only a
+    /// key's last record is produced (Kafka Streams' record cache): the same final
+    /// topic with fewer writes. Stream outputs keep every record.
+    pub compacted: bool,
 }
 
 /// One agent kind.
 pub trait Agent: Send + Sync + 'static {
     /// Per-key (per-member) state, written through to the changelog.
     /// `Clone` because `handle` works on a copy: a rejected record must leave no trace.
-    type State: Serialize + DeserializeOwned + Clone + Send + 'static;
+    /// `PartialEq` so a refresh that changes nothing writes nothing to the changelog.
+    type State: Serialize + DeserializeOwned + Clone + PartialEq + Send + 'static;
     /// The agent's own settings, under `[agent]` in its config file.
     type Settings: AgentSettings;
 
@@ -54,6 +91,16 @@ pub trait Agent: Send + Sync + 'static {
     const NAME: &'static str;
     /// Name of the state store; the changelog is `<NAME>.<STORE>-changelog`.
     const STORE: &'static str = "state";
+
+    /// A summary of one partition's state that every instance sees: quantile sketches,
+    /// calibration counts — whatever a population-wide quantity is merged from. Kept per
+    /// partition and changelogged with its keys, published after every batch to the
+    /// compacted topic `<NAME>.<STORE>-summaries` (key = partition) and read whole by every
+    /// instance, so population views do not depend on how partitions are spread. `()` for
+    /// agents without one.
+    type Summary: Serialize + DeserializeOwned + Clone + Default + PartialEq + Send + Sync + 'static;
+    /// Whether this agent keeps and shares a [`Agent::Summary`].
+    const SHARES_SUMMARY: bool = false;
 
     /// Member-keyed, co-partitioned input topics.
     fn inputs(&self) -> Vec<&'static str>;
@@ -75,6 +122,29 @@ pub trait Agent: Send + Sync + 'static {
         state: &mut Option<Self::State>,
         ctx: &mut Context<'_>,
     ) -> Result<(), HandleError>;
+
+    /// Called for every key of every owned partition when the population view changed
+    /// (at most every `refresh_interval_ms`), so outputs derived from it follow: a key's
+    /// output is then a function of its own state and the final population, however the
+    /// partitions were spread. Like `handle`, it must be deterministic.
+    fn refresh(
+        &self,
+        _key: &str,
+        _state: &mut Option<Self::State>,
+        _ctx: &mut Context<'_>,
+    ) -> Result<(), HandleError> {
+        Ok(())
+    }
+}
+
+/// Every partition's [`Agent::Summary`] as this instance last saw it: its own partitions
+/// as of the start of the current batch, the others as last published.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Population<S> {
+    pub partitions: BTreeMap<i32, S>,
+    /// Bumped whenever any partition's summary changes; lets an agent cache what it
+    /// derives from the population (boundaries, calibrators).
+    pub generation: u64,
 }
 
 /// Why `handle` stopped.
@@ -133,6 +203,9 @@ pub struct Context<'a> {
     pub(crate) tables: &'a TableView,
     pub(crate) encoders: &'a HashMap<&'static str, Encoder>,
     pub(crate) emitted: &'a mut Vec<Emitted>,
+    pub(crate) summary: Option<&'a mut (dyn Any + Send)>,
+    pub(crate) population: Option<&'a (dyn Any + Send + Sync)>,
+    pub(crate) metrics: Option<&'a Metrics>,
 }
 
 impl<'a> Context<'a> {
@@ -141,6 +214,24 @@ impl<'a> Context<'a> {
         self.tables
             .get(topic, key)
             .and_then(|v| v.downcast::<T>().ok())
+    }
+
+    /// This partition's summary, to update. The runtime cannot undo summary changes of a
+    /// record that is then rejected, so update it only after every check has passed.
+    pub fn summary<T: Any>(&mut self) -> Option<&mut T> {
+        self.summary.as_deref_mut()?.downcast_mut::<T>()
+    }
+
+    /// Every partition's summary.
+    pub fn population<T: Any>(&self) -> Option<&Population<T>> {
+        self.population?.downcast_ref::<Population<T>>()
+    }
+
+    /// Record a domain metric (its name and meaning are defined in the runtime's metrics).
+    pub fn record(&self, event: Event<'_>) {
+        if let Some(metrics) = self.metrics {
+            metrics.emit(event);
+        }
     }
 
     /// Emit `value` to `topic` under `key`, stamped with `timestamp` (event time).
@@ -204,6 +295,10 @@ pub struct Harness {
     pub tables: TableView,
     pub encoders: HashMap<&'static str, Encoder>,
     pub emitted: Vec<Emitted>,
+    /// The partition summary `handle` sees, when the agent keeps one.
+    pub summary: Option<Box<dyn Any + Send>>,
+    /// The population `handle` sees (a `Population<Summary>`).
+    pub population: Option<Box<dyn Any + Send + Sync>>,
 }
 
 impl Harness {
@@ -217,6 +312,8 @@ impl Harness {
             tables: TableView::default(),
             encoders,
             emitted: Vec::new(),
+            summary: None,
+            population: None,
         })
     }
 
@@ -229,6 +326,9 @@ impl Harness {
             tables: &self.tables,
             encoders: &self.encoders,
             emitted: &mut self.emitted,
+            summary: self.summary.as_deref_mut(),
+            population: self.population.as_deref(),
+            metrics: None,
         }
     }
 }

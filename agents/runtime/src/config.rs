@@ -77,6 +77,9 @@ pub struct RuntimeSettings {
     pub retry_initial_ms: u64,
     /// Longest retry delay, in milliseconds; retries never give up.
     pub retry_max_ms: u64,
+    /// Shortest time between two refreshes of every key after the population view
+    /// changed (agents that share partition summaries), in milliseconds.
+    pub refresh_interval_ms: u64,
     /// Raw librdkafka properties for both consumer and producer (security, tuning).
     pub librdkafka: BTreeMap<String, String>,
 }
@@ -98,6 +101,7 @@ impl Default for RuntimeSettings {
             trace_sample_ratio: 0.01,
             retry_initial_ms: 100,
             retry_max_ms: 10_000,
+            refresh_interval_ms: 30_000,
             librdkafka: BTreeMap::new(),
         }
     }
@@ -171,6 +175,7 @@ impl fmt::Debug for RuntimeSettings {
             .field("trace_sample_ratio", &self.trace_sample_ratio)
             .field("retry_initial_ms", &self.retry_initial_ms)
             .field("retry_max_ms", &self.retry_max_ms)
+            .field("refresh_interval_ms", &self.refresh_interval_ms)
             .field("librdkafka", &librdkafka)
             .finish()
     }

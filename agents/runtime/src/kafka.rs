@@ -166,6 +166,16 @@ pub async fn ensure_topics(
 /// calling `apply(key, payload, offset, last_offset)` for each record. Used to rebuild
 /// anything kept in a compacted topic: state stores from changelogs, the registry from
 /// `_schemas`.
+/// Run a blocking librdkafka call (metadata, watermarks, synchronous commit) without
+/// holding an async worker: with the embedded broker in the same process and two cores,
+/// a worker stuck in a 10-second metadata call is a worker the broker needs to answer it.
+pub fn blocking<R>(call: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(call),
+        _ => call(),
+    }
+}
+
 pub async fn read_to_end(
     consumer: &rdkafka::consumer::StreamConsumer,
     topic: &str,
@@ -174,7 +184,8 @@ pub async fn read_to_end(
 ) -> Result<u64, RuntimeError> {
     use rdkafka::consumer::Consumer;
     use rdkafka::message::Message;
-    let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
+    let (low, high) =
+        blocking(|| consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)))?;
     if high <= low {
         return Ok(0);
     }

@@ -23,7 +23,10 @@ pub mod wire;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-pub use agent::{Agent, Context, HandleError, Harness, Input, OutputSpec, TableSpec, TableValue};
+pub use agent::{
+    Agent, Context, HandleError, Harness, Input, OutputSpec, Population, TableSpec, TableValue,
+    decode_checked,
+};
 pub use config::{AgentSettings, Config, ConfigErrors, NoSettings, Sources};
 pub use error::{Rejection, RejectionKind, RuntimeError};
 pub use runner::{run, stopped};

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::error::RejectionKind;
@@ -54,6 +54,19 @@ pub enum Event<'a> {
     Retried { operation: &'a str },
     /// A reference table record was loaded.
     TableLoaded { topic: &'a str, count: u64 },
+    /// Every key was refreshed after the population view changed.
+    Refreshed { elapsed: Duration },
+    /// Calibration quality of one forecast type over its resolved forecasts (calibrated
+    /// probabilities, held-out half).
+    ForecastQuality {
+        transition: &'a str,
+        resolved: u64,
+        brier: f64,
+        log_loss: f64,
+        ece: f64,
+    },
+    /// An intervention opportunity was raised.
+    OpportunityRaised { kind: &'a str },
 }
 
 /// The agent's metric registry.
@@ -74,6 +87,13 @@ pub struct Metrics {
     restore_remaining: IntGaugeVec,
     retries: IntCounterVec,
     table_records: IntCounterVec,
+    refreshes: IntCounter,
+    refresh_seconds: Histogram,
+    forecast_resolved: IntGaugeVec,
+    forecast_brier: GaugeVec,
+    forecast_log_loss: GaugeVec,
+    forecast_ece: GaugeVec,
+    opportunities: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -104,6 +124,12 @@ impl Metrics {
         let gauge =
             |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
                 let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(g.clone()))?;
+                Ok(g)
+            };
+        let float_gauge =
+            |name: &str, help: &str, labels: &[&str]| -> Result<GaugeVec, prometheus::Error> {
+                let g = GaugeVec::new(Opts::new(name, help), labels)?;
                 registry.register(Box::new(g.clone()))?;
                 Ok(g)
             };
@@ -196,6 +222,47 @@ impl Metrics {
                 "Reference table records loaded.",
                 &["topic"],
             )?,
+            refreshes: {
+                let c = IntCounter::new(
+                    "refreshes_total",
+                    "Refreshes of every key after the population view changed.",
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                c
+            },
+            refresh_seconds: {
+                let h = Histogram::with_opts(
+                    HistogramOpts::new("refresh_seconds", "Wall time of one refresh of every key.")
+                        .buckets(prometheus::exponential_buckets(1e-3, 2.5, 12)?),
+                )?;
+                registry.register(Box::new(h.clone()))?;
+                h
+            },
+            forecast_resolved: gauge(
+                "forecast_resolved",
+                "Resolved forecasts the calibration is judged on.",
+                &["transition"],
+            )?,
+            forecast_brier: float_gauge(
+                "forecast_brier_score",
+                "Brier score of calibrated forecasts on held-out resolved forecasts.",
+                &["transition"],
+            )?,
+            forecast_log_loss: float_gauge(
+                "forecast_log_loss",
+                "Log loss of calibrated forecasts on held-out resolved forecasts.",
+                &["transition"],
+            )?,
+            forecast_ece: float_gauge(
+                "forecast_calibration_error",
+                "Expected calibration error (ten bins) on held-out resolved forecasts.",
+                &["transition"],
+            )?,
+            opportunities: counter(
+                "opportunities_total",
+                "Intervention opportunities raised.",
+                &["kind"],
+            )?,
             registry,
         };
         for kind in RejectionKind::ALL {
@@ -270,6 +337,30 @@ impl Metrics {
             Event::Retried { operation } => self.retries.with_label_values(&[operation]).inc(),
             Event::TableLoaded { topic, count } => {
                 self.table_records.with_label_values(&[topic]).inc_by(count)
+            }
+            Event::Refreshed { elapsed } => {
+                self.refreshes.inc();
+                self.refresh_seconds.observe(elapsed.as_secs_f64());
+            }
+            Event::ForecastQuality {
+                transition,
+                resolved,
+                brier,
+                log_loss,
+                ece,
+            } => {
+                let labels = [transition];
+                self.forecast_resolved
+                    .with_label_values(&labels)
+                    .set(resolved as i64);
+                self.forecast_brier.with_label_values(&labels).set(brier);
+                self.forecast_log_loss
+                    .with_label_values(&labels)
+                    .set(log_loss);
+                self.forecast_ece.with_label_values(&labels).set(ece);
+            }
+            Event::OpportunityRaised { kind } => {
+                self.opportunities.with_label_values(&[kind]).inc()
             }
         }
     }

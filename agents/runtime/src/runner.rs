@@ -21,6 +21,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use crate::agent::Population;
 use crate::agent::{Agent, Context, HandleError, Input, TableSpec, TableView};
 use crate::codec::{Decoder, Encoder, leak};
 use crate::config::Config;
@@ -30,13 +31,21 @@ use crate::kafka::{self, OutRecord, TopicSpec};
 use crate::metrics::{Event, Metrics};
 use crate::registry::{RegistryClient, RegistryError};
 use crate::retry::{Backoff, retry};
-use crate::store::PartitionStore;
+use crate::store::{PartitionStore, SUMMARY_KEY};
+
+/// One partition's store for agent `A`.
+type Store<A> = PartitionStore<<A as Agent>::State, <A as Agent>::Summary>;
 use crate::trace::{RecordTrace, Tracing};
 use crate::wire;
 
 /// Name of an agent's changelog topic.
 pub fn changelog_topic<A: Agent>() -> String {
     format!("{}.{}-changelog", A::NAME, A::STORE)
+}
+
+/// Name of the compacted topic an agent's partition summaries are shared on.
+pub fn summaries_topic<A: Agent>() -> String {
+    format!("{}.{}-summaries", A::NAME, A::STORE)
 }
 
 /// Name of an agent's dead-letter topic.
@@ -105,6 +114,11 @@ struct Shared<A: Agent> {
     changelog: String,
     dlq: String,
     tracing: Tracing,
+    /// Output topics that are compacted: only a key's last record per batch is produced.
+    compacted: Vec<&'static str>,
+    summaries: String,
+    /// Every partition's summary as last published (the summaries topic, followed).
+    published: std::sync::RwLock<BTreeMap<i32, A::Summary>>,
 }
 
 /// Run `agent` until `shutdown` resolves. The batch in flight is finished and committed
@@ -141,6 +155,12 @@ pub async fn run<A: Agent>(
     };
     let registry = RegistryClient::new(&rt.schema_registry_url)?;
     let mut encoders = HashMap::new();
+    let compacted = agent
+        .outputs()
+        .iter()
+        .filter(|o| o.compacted)
+        .map(|o| o.topic)
+        .collect();
     for output in agent.outputs() {
         let schema = (output.schema)();
         let subject = format!("{}-value", output.topic);
@@ -153,7 +173,8 @@ pub async fn run<A: Agent>(
     let producer = kafka::producer(&rt.bootstrap_servers, &rt.librdkafka)?;
     let changelog = changelog_topic::<A>();
     let dlq = dlq_topic(A::NAME);
-    let own_topics = [
+    let summaries = summaries_topic::<A>();
+    let mut own_topics = vec![
         TopicSpec {
             name: changelog.clone(),
             partitions: rt.partitions,
@@ -167,6 +188,14 @@ pub async fn run<A: Agent>(
             compacted: false,
         },
     ];
+    if A::SHARES_SUMMARY {
+        own_topics.push(TopicSpec {
+            name: summaries.clone(),
+            partitions: 1,
+            replication: -1,
+            compacted: true,
+        });
+    }
     retry("create_topics", backoff, &metrics, || {
         kafka::ensure_topics(&rt.bootstrap_servers, &rt.librdkafka, &own_topics)
     })
@@ -188,9 +217,12 @@ pub async fn run<A: Agent>(
         changelog,
         dlq,
         tracing: Tracing::new(A::NAME, &config.runtime)?,
+        compacted,
+        summaries,
+        published: Default::default(),
     });
 
-    let tables_task = if table_specs.is_empty() {
+    let tables_task = if table_specs.is_empty() && !A::SHARES_SUMMARY {
         None
     } else {
         let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel();
@@ -276,8 +308,11 @@ async fn process<A: Agent>(
             metrics: shared.metrics.clone(),
         })?;
     consumer.subscribe(&shared.inputs)?;
-    let mut stores: BTreeMap<i32, PartitionStore<A::State>> = BTreeMap::new();
+    let mut stores: BTreeMap<i32, Store<A>> = BTreeMap::new();
     let max_wait = Duration::from_millis(rt.batch_max_wait_ms);
+    let refresh_interval = Duration::from_millis(rt.refresh_interval_ms);
+    let mut population: Population<A::Summary> = Population::default();
+    let mut refreshed = (0u64, Instant::now());
 
     loop {
         if *stop.borrow() {
@@ -308,7 +343,19 @@ async fn process<A: Agent>(
         sync_assignment(&shared, &consumer, &mut stores).await?;
         let assigned_once = consumer.context().assignments.load(Ordering::Acquire) > 0;
         health.set_ready(assigned_once);
+        if A::SHARES_SUMMARY {
+            observe_population(&shared, &stores, &mut population);
+        }
         if batch.is_empty() {
+            maybe_refresh(
+                &shared,
+                &consumer,
+                &mut stores,
+                &mut population,
+                &mut refreshed,
+                refresh_interval,
+            )
+            .await?;
             continue;
         }
 
@@ -318,54 +365,26 @@ async fn process<A: Agent>(
         for message in &batch {
             let partition = message.partition();
             let store = store_for(&shared, &mut stores, partition).await?;
-            handle_message(&shared, message, store, &mut outputs).await?;
+            handle_message(&shared, message, store, &population, &mut outputs).await?;
             commits.insert(
                 (message.topic().to_owned(), partition),
                 message.offset() + 1,
             );
         }
-
-        // 1. outputs and DLQ records, acknowledged.
-        if !outputs.is_empty() {
-            retry("produce_outputs", shared.backoff, &shared.metrics, || {
-                kafka::produce_all(&shared.producer, &outputs)
-            })
-            .await?;
-            count_produced(&shared.metrics, &outputs);
-        }
-        // 2. changed state, acknowledged.
-        let mut changes = Vec::new();
-        for (&partition, store) in stores.iter_mut() {
-            for (key, payload) in store.drain_changes()? {
-                changes.push(OutRecord {
-                    topic: shared.changelog.clone(),
-                    partition: Some(partition),
-                    key,
-                    payload,
-                    timestamp: None,
-                    headers: Vec::new(),
-                });
-            }
-            shared.metrics.emit(Event::StateSize {
-                store: A::STORE,
-                partition,
-                keys: store.keys() as i64,
-                bytes: store.bytes() as i64,
-            });
-        }
-        if !changes.is_empty() {
-            retry("produce_changelog", shared.backoff, &shared.metrics, || {
-                kafka::produce_all(&shared.producer, &changes)
-            })
-            .await?;
-            count_produced(&shared.metrics, &changes);
-        }
-        // 3. input offsets.
-        commit(&shared, &consumer, &commits).await?;
+        persist(&shared, &consumer, &mut stores, outputs, commits).await?;
         shared.metrics.emit(Event::BatchCommitted {
             records: batch.len() as u64,
             elapsed: started.elapsed(),
         });
+        maybe_refresh(
+            &shared,
+            &consumer,
+            &mut stores,
+            &mut population,
+            &mut refreshed,
+            refresh_interval,
+        )
+        .await?;
     }
     info!(
         agent = A::NAME,
@@ -373,6 +392,200 @@ async fn process<A: Agent>(
     );
     consumer.unsubscribe();
     Ok(())
+}
+
+/// The population as this instance sees it now: published summaries, overridden by the
+/// current summaries of its own partitions. Bumps the generation when anything changed.
+fn observe_population<A: Agent>(
+    shared: &Shared<A>,
+    stores: &BTreeMap<i32, Store<A>>,
+    population: &mut Population<A::Summary>,
+) {
+    let mut partitions = shared
+        .published
+        .read()
+        .map(|p| p.clone())
+        .unwrap_or_default();
+    for (&partition, store) in stores {
+        partitions.insert(partition, store.summary().clone());
+    }
+    if partitions != population.partitions {
+        population.partitions = partitions;
+        population.generation += 1;
+    }
+}
+
+/// Refresh every key when the population changed since the last refresh and the refresh
+/// interval has passed: often enough to follow the population, rarely enough that a busy
+/// stream is not spent re-deriving outputs.
+async fn maybe_refresh<A: Agent>(
+    shared: &Shared<A>,
+    consumer: &StreamConsumer<AssignmentTracker>,
+    stores: &mut BTreeMap<i32, Store<A>>,
+    population: &mut Population<A::Summary>,
+    refreshed: &mut (u64, Instant),
+    interval: Duration,
+) -> Result<(), RuntimeError> {
+    if !A::SHARES_SUMMARY || refreshed.1.elapsed() < interval {
+        return Ok(());
+    }
+    observe_population(shared, stores, population);
+    if population.generation == refreshed.0 {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let outputs = refresh_all(shared, stores, population)?;
+    persist(shared, consumer, stores, outputs, BTreeMap::new()).await?;
+    shared.metrics.emit(Event::Refreshed {
+        elapsed: started.elapsed(),
+    });
+    *refreshed = (population.generation, Instant::now());
+    Ok(())
+}
+
+/// Call the agent's `refresh` for every key of every owned partition; state that changed
+/// is marked for the changelog, outputs are returned for producing.
+fn refresh_all<A: Agent>(
+    shared: &Shared<A>,
+    stores: &mut BTreeMap<i32, Store<A>>,
+    population: &Population<A::Summary>,
+) -> Result<Vec<OutRecord>, RuntimeError> {
+    let mut outputs = Vec::new();
+    for store in stores.values_mut() {
+        let keys: Vec<String> = store.iter().map(|(k, _)| k.clone()).collect();
+        for key in keys {
+            let mut state = store.entry(&key).state.clone();
+            let mut emitted = Vec::new();
+            let result = {
+                let mut ctx = Context {
+                    tables: &shared.tables,
+                    encoders: &shared.encoders,
+                    emitted: &mut emitted,
+                    summary: Some(store.summary_mut()),
+                    population: Some(population),
+                    metrics: Some(&shared.metrics),
+                };
+                shared.agent.refresh(&key, &mut state, &mut ctx)
+            };
+            let entry = store.entry(&key);
+            match result {
+                Ok(()) => {
+                    if state != entry.state {
+                        entry.state = state;
+                        store.mark_dirty(&key);
+                    }
+                    outputs.extend(emitted.into_iter().map(|e| OutRecord {
+                        topic: e.topic.to_owned(),
+                        partition: None,
+                        key: e.key,
+                        payload: e.payload,
+                        timestamp: e.timestamp,
+                        headers: Vec::new(),
+                    }));
+                }
+                // No input record to dead-letter: the key keeps its previous outputs.
+                Err(HandleError::Rejected(rejection)) => {
+                    warn!(key, reason = %rejection.reason, "refresh rejected a key's state");
+                }
+                Err(HandleError::Fatal(reason)) => {
+                    return Err(RuntimeError::Other(format!(
+                        "{} refreshing {key}: {reason}",
+                        A::NAME
+                    )));
+                }
+            }
+        }
+    }
+    Ok(outputs)
+}
+
+/// The effectively-once tail of a batch: outputs acknowledged, then changed state (and
+/// changed partition summaries, also shared), then input offsets.
+async fn persist<A: Agent>(
+    shared: &Shared<A>,
+    consumer: &StreamConsumer<AssignmentTracker>,
+    stores: &mut BTreeMap<i32, Store<A>>,
+    outputs: Vec<OutRecord>,
+    commits: BTreeMap<(String, i32), i64>,
+) -> Result<(), RuntimeError> {
+    let outputs = newest_per_compacted_key(outputs, &shared.compacted);
+    // 1. outputs and DLQ records, acknowledged.
+    if !outputs.is_empty() {
+        retry("produce_outputs", shared.backoff, &shared.metrics, || {
+            kafka::produce_all(&shared.producer, &outputs)
+        })
+        .await?;
+        count_produced(&shared.metrics, &outputs);
+    }
+    // 2. changed state, acknowledged.
+    let mut changes = Vec::new();
+    for (&partition, store) in stores.iter_mut() {
+        for (key, payload) in store.drain_changes()? {
+            if A::SHARES_SUMMARY && key == SUMMARY_KEY {
+                changes.push(OutRecord {
+                    topic: shared.summaries.clone(),
+                    partition: Some(0),
+                    key: partition.to_string(),
+                    payload: payload.clone(),
+                    timestamp: None,
+                    headers: Vec::new(),
+                });
+            }
+            changes.push(OutRecord {
+                topic: shared.changelog.clone(),
+                partition: Some(partition),
+                key,
+                payload,
+                timestamp: None,
+                headers: Vec::new(),
+            });
+        }
+        shared.metrics.emit(Event::StateSize {
+            store: A::STORE,
+            partition,
+            keys: store.keys() as i64,
+            bytes: store.bytes() as i64,
+        });
+    }
+    if !changes.is_empty() {
+        retry("produce_changelog", shared.backoff, &shared.metrics, || {
+            kafka::produce_all(&shared.producer, &changes)
+        })
+        .await?;
+        count_produced(&shared.metrics, &changes);
+    }
+    // 3. input offsets.
+    if !commits.is_empty() {
+        commit(shared, consumer, &commits).await?;
+    }
+    Ok(())
+}
+
+/// Drop every record of a compacted topic that a later record of the same batch
+/// supersedes (same topic and key); the order of what stays is kept.
+fn newest_per_compacted_key(outputs: Vec<OutRecord>, compacted: &[&str]) -> Vec<OutRecord> {
+    if compacted.is_empty() {
+        return outputs;
+    }
+    let mut last: HashMap<(&str, &str), usize> = HashMap::new();
+    for (i, r) in outputs.iter().enumerate() {
+        if compacted.contains(&r.topic.as_str()) {
+            last.insert((r.topic.as_str(), r.key.as_str()), i);
+        }
+    }
+    let keep: Vec<bool> = outputs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            last.get(&(r.topic.as_str(), r.key.as_str()))
+                .is_none_or(|&newest| newest == i)
+        })
+        .collect();
+    outputs
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(r, keep)| keep.then_some(r))
+        .collect()
 }
 
 /// librdkafka reports broker trouble (all brokers down, transport failures) through the
@@ -421,7 +634,7 @@ async fn commit<A: Agent>(
     }
     let mut delay = shared.backoff.initial;
     loop {
-        match consumer.commit(&tpl, CommitMode::Sync) {
+        match kafka::blocking(|| consumer.commit(&tpl, CommitMode::Sync)) {
             Ok(()) => return Ok(()),
             Err(e) => {
                 let error = RuntimeError::from(e);
@@ -454,7 +667,7 @@ async fn commit<A: Agent>(
 async fn sync_assignment<A: Agent>(
     shared: &Shared<A>,
     consumer: &StreamConsumer<AssignmentTracker>,
-    stores: &mut BTreeMap<i32, PartitionStore<A::State>>,
+    stores: &mut BTreeMap<i32, Store<A>>,
 ) -> Result<(), RuntimeError> {
     let assignment = consumer.assignment()?;
     let assigned: BTreeSet<i32> = assignment
@@ -472,9 +685,9 @@ async fn sync_assignment<A: Agent>(
 /// A partition's state, restored from its changelog on first use.
 async fn store_for<'s, A: Agent>(
     shared: &Shared<A>,
-    stores: &'s mut BTreeMap<i32, PartitionStore<A::State>>,
+    stores: &'s mut BTreeMap<i32, Store<A>>,
     partition: i32,
-) -> Result<&'s mut PartitionStore<A::State>, RuntimeError> {
+) -> Result<&'s mut Store<A>, RuntimeError> {
     Ok(match stores.entry(partition) {
         std::collections::btree_map::Entry::Occupied(slot) => slot.into_mut(),
         std::collections::btree_map::Entry::Vacant(slot) => {
@@ -487,7 +700,7 @@ async fn store_for<'s, A: Agent>(
 async fn restore_partition<A: Agent>(
     shared: &Shared<A>,
     partition: i32,
-) -> Result<PartitionStore<A::State>, RuntimeError> {
+) -> Result<Store<A>, RuntimeError> {
     let topic = shared.changelog.as_str();
     let restorer: StreamConsumer = consumer_config(shared, ".restore").create()?;
     let started = Instant::now();
@@ -580,7 +793,8 @@ async fn decoder_for<A: Agent>(
 async fn handle_message<A: Agent>(
     shared: &Shared<A>,
     message: &OwnedMessage,
-    store: &mut PartitionStore<A::State>,
+    store: &mut Store<A>,
+    population: &Population<A::Summary>,
     outputs: &mut Vec<OutRecord>,
 ) -> Result<(), RuntimeError> {
     let topic = message.topic();
@@ -645,19 +859,28 @@ async fn handle_message<A: Agent>(
             .map(|(schema, body)| (schema.as_ref(), *body)),
     };
 
-    let entry = store.entry(key);
     // Work on a copy so a rejected record leaves no trace in state.
-    let mut state = entry.state.clone();
+    let mut state = store.entry(key).state.clone();
     let mut emitted = Vec::new();
     let started = Instant::now();
     let result = {
+        let summary: Option<&mut (dyn std::any::Any + Send)> = if A::SHARES_SUMMARY {
+            Some(store.summary_mut())
+        } else {
+            None
+        };
         let mut ctx = Context {
             tables: &shared.tables,
             encoders: &shared.encoders,
             emitted: &mut emitted,
+            summary,
+            population: A::SHARES_SUMMARY
+                .then_some(population as &(dyn std::any::Any + Send + Sync)),
+            metrics: Some(&shared.metrics),
         };
         shared.agent.handle(&input, &mut state, &mut ctx)
     };
+    let entry = store.entry(key);
     shared.metrics.emit(Event::RecordHandled {
         topic,
         elapsed: started.elapsed(),
@@ -749,28 +972,45 @@ async fn follow_tables<A: Agent>(
     let consumer: StreamConsumer = consumer_config(&shared, ".tables").create()?;
     let mut tpl = TopicPartitionList::new();
     let mut remaining: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    for spec in &specs {
+    let mut followed: Vec<&str> = specs.iter().map(|s| s.topic).collect();
+    if A::SHARES_SUMMARY {
+        followed.push(&shared.summaries);
+    }
+    for name in followed {
         let metadata = retry(
             "table_metadata",
             shared.backoff,
             &shared.metrics,
-            || async { Ok(consumer.fetch_metadata(Some(spec.topic), Duration::from_secs(10))?) },
+            || async {
+                Ok(kafka::blocking(|| {
+                    consumer.fetch_metadata(Some(name), Duration::from_secs(10))
+                })?)
+            },
         )
         .await?;
         for topic in metadata.topics() {
             for p in topic.partitions() {
-                tpl.add_partition_offset(spec.topic, p.id(), Offset::Beginning)?;
-                let (low, high) =
-                    consumer.fetch_watermarks(spec.topic, p.id(), Duration::from_secs(10))?;
+                tpl.add_partition_offset(name, p.id(), Offset::Beginning)?;
+                let (low, high) = kafka::blocking(|| {
+                    consumer.fetch_watermarks(name, p.id(), Duration::from_secs(10))
+                })?;
                 if high > low {
-                    remaining.insert((spec.topic.to_owned(), p.id()), high - 1);
+                    remaining.insert((name.to_owned(), p.id()), high - 1);
                 }
             }
         }
     }
     consumer.assign(&tpl)?;
     let mut loaded = Some(loaded);
-    if remaining.is_empty() {
+    let mut missing: BTreeSet<&str> = specs
+        .iter()
+        .filter(|s| s.required)
+        .map(|s| s.topic)
+        .collect();
+    if !missing.is_empty() {
+        info!(tables = ?missing, "waiting for required reference tables");
+    }
+    if remaining.is_empty() && missing.is_empty() {
         loaded.take().map(|tx| tx.send(()));
     }
     loop {
@@ -780,15 +1020,69 @@ async fn follow_tables<A: Agent>(
         else {
             continue;
         };
-        let Some(spec) = specs.iter().find(|s| s.topic == message.topic()) else {
-            continue;
-        };
         let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+        if message.topic() == shared.summaries {
+            follow_summary(&shared, &key, message.payload())?;
+        }
+        if let Some(spec) = specs.iter().find(|s| s.topic == message.topic()) {
+            follow_table(&shared, spec, &key, &message).await?;
+            if shared.tables.get(spec.topic, &key).is_some() {
+                missing.remove(spec.topic);
+            }
+        }
+        let position = (message.topic().to_owned(), message.partition());
+        if remaining
+            .get(&position)
+            .is_some_and(|&last| message.offset() >= last)
+        {
+            remaining.remove(&position);
+        }
+        if remaining.is_empty() && missing.is_empty() && loaded.is_some() {
+            info!(tables = specs.len(), "reference tables loaded");
+            loaded.take().map(|tx| tx.send(()));
+        }
+    }
+}
+
+/// One record of the summaries topic: another (or an earlier) instance's partition summary.
+fn follow_summary<A: Agent>(
+    shared: &Shared<A>,
+    key: &str,
+    payload: Option<&[u8]>,
+) -> Result<(), RuntimeError> {
+    let Ok(partition) = key.parse::<i32>() else {
+        warn!(key, "summary record without a partition key ignored");
+        return Ok(());
+    };
+    let summary = match payload {
+        Some(bytes) => Some(
+            postcard::from_bytes::<A::Summary>(bytes)
+                .map_err(|e| RuntimeError::StateCodec(e.to_string()))?,
+        ),
+        None => None,
+    };
+    if let Ok(mut published) = shared.published.write() {
+        match summary {
+            Some(s) => published.insert(partition, s),
+            None => published.remove(&partition),
+        };
+    }
+    Ok(())
+}
+
+/// One record of a reference table: decoded and stored, or dead-lettered.
+async fn follow_table<A: Agent>(
+    shared: &Shared<A>,
+    spec: &TableSpec,
+    key: &str,
+    message: &OwnedMessage,
+) -> Result<(), RuntimeError> {
+    {
         let outcome = match message.payload() {
             None => Ok(None),
             Some(bytes) => match wire::split(bytes) {
                 Err(r) => Err(r),
-                Ok((id, body)) => match decoder_for(&shared, id).await? {
+                Ok((id, body)) => match decoder_for(shared, id).await? {
                     Err(r) => Err(r),
                     Ok(decoder) => {
                         let input = Input {
@@ -796,7 +1090,7 @@ async fn follow_tables<A: Agent>(
                             partition: message.partition(),
                             offset: message.offset(),
                             timestamp: message.timestamp().to_millis(),
-                            key: &key,
+                            key,
                             value: Some((decoder.as_ref(), body)),
                         };
                         (spec.decode)(&input).map(Some)
@@ -806,7 +1100,7 @@ async fn follow_tables<A: Agent>(
         };
         match outcome {
             Ok(value) => {
-                shared.tables.put(spec.topic, &key, value);
+                shared.tables.put(spec.topic, key, value);
                 shared.metrics.emit(Event::TableLoaded {
                     topic: spec.topic,
                     count: 1,
@@ -819,23 +1113,54 @@ async fn follow_tables<A: Agent>(
                     message.offset(),
                     message.headers(),
                 );
-                let record = dead_letter(&shared, &message, &rejection, &trace);
+                let record = dead_letter(shared, message, &rejection, &trace);
                 retry("produce_dlq", shared.backoff, &shared.metrics, || {
                     kafka::produce_all(&shared.producer, std::slice::from_ref(&record))
                 })
                 .await?;
             }
         }
-        let position = (message.topic().to_owned(), message.partition());
-        if remaining
-            .get(&position)
-            .is_some_and(|&last| message.offset() >= last)
-        {
-            remaining.remove(&position);
-            if remaining.is_empty() {
-                info!(tables = specs.len(), "reference tables loaded");
-                loaded.take().map(|tx| tx.send(()));
-            }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(topic: &str, key: &str, value: u8) -> OutRecord {
+        OutRecord {
+            topic: topic.into(),
+            partition: None,
+            key: key.into(),
+            payload: Some(vec![value]),
+            timestamp: None,
+            headers: Vec::new(),
         }
+    }
+
+    #[test]
+    fn compacted_outputs_keep_only_each_keys_newest_record() {
+        let batch = vec![
+            record("state", "m1", 1),
+            record("events", "m1", 2),
+            record("state", "m2", 3),
+            record("state", "m1", 4),
+            record("events", "m1", 5),
+        ];
+        let kept: Vec<(String, String, u8)> = newest_per_compacted_key(batch, &["state"])
+            .into_iter()
+            .map(|r| (r.topic, r.key, r.payload.unwrap()[0]))
+            .collect();
+        let expected = [
+            ("events", "m1", 2),
+            ("state", "m2", 3),
+            ("state", "m1", 4),
+            ("events", "m1", 5),
+        ];
+        assert_eq!(
+            kept,
+            expected.map(|(t, k, v)| (t.to_owned(), k.to_owned(), v))
+        );
     }
 }

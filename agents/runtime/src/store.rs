@@ -37,18 +37,26 @@ impl<S> Entry<S> {
 /// One changelog record: the key and its encoded entry, or `None` for a tombstone.
 pub type Change = (String, Option<Vec<u8>>);
 
-/// The state of one partition index.
+/// Changelog key of the partition summary: record keys are never empty (the runtime
+/// dead-letters records without a key), so it cannot collide with one.
+pub const SUMMARY_KEY: &str = "";
+
+/// The state of one partition index, and its summary (see `Agent::Summary`).
 #[derive(Debug)]
-pub struct PartitionStore<S> {
+pub struct PartitionStore<S, M = ()> {
     inputs: usize,
     entries: HashMap<String, Entry<S>>,
     /// Encoded size per key, for the state-bytes metric and the memory budget.
     sizes: HashMap<String, usize>,
     bytes: usize,
     dirty: HashSet<String>,
+    summary: M,
+    summary_dirty: bool,
 }
 
-impl<S: Serialize + DeserializeOwned> PartitionStore<S> {
+impl<S: Serialize + DeserializeOwned, M: Serialize + DeserializeOwned + Default>
+    PartitionStore<S, M>
+{
     pub fn new(inputs: usize) -> Self {
         PartitionStore {
             inputs,
@@ -56,7 +64,29 @@ impl<S: Serialize + DeserializeOwned> PartitionStore<S> {
             sizes: HashMap::new(),
             bytes: 0,
             dirty: HashSet::new(),
+            summary: M::default(),
+            summary_dirty: false,
         }
+    }
+
+    pub fn summary(&self) -> &M {
+        &self.summary
+    }
+
+    /// The summary, to change; it is written to the changelog with the next changes.
+    pub fn summary_mut(&mut self) -> &mut M {
+        self.summary_dirty = true;
+        &mut self.summary
+    }
+
+    /// Whether the summary changed since the last [`PartitionStore::drain_changes`].
+    pub fn summary_changed(&self) -> bool {
+        self.summary_dirty
+    }
+
+    /// Both the entries and the summary, for a refresh that walks every key.
+    pub fn parts_mut(&mut self) -> (&mut HashMap<String, Entry<S>>, &mut M) {
+        (&mut self.entries, &mut self.summary)
     }
 
     pub fn entry(&mut self, key: &str) -> &mut Entry<S> {
@@ -79,7 +109,13 @@ impl<S: Serialize + DeserializeOwned> PartitionStore<S> {
     /// The changelog records for every key changed since the last call: the encoded entry,
     /// or `None` (a tombstone) for a key whose state was deleted.
     pub fn drain_changes(&mut self) -> Result<Vec<Change>, RuntimeError> {
-        let mut out = Vec::with_capacity(self.dirty.len());
+        let mut out = Vec::with_capacity(self.dirty.len() + 1);
+        if std::mem::take(&mut self.summary_dirty) {
+            let encoded = postcard::to_stdvec(&self.summary)
+                .map_err(|e| RuntimeError::StateCodec(e.to_string()))?;
+            self.account(SUMMARY_KEY, encoded.len());
+            out.push((SUMMARY_KEY.to_owned(), Some(encoded)));
+        }
         for key in std::mem::take(&mut self.dirty) {
             let encoded = match self.entries.get(&key) {
                 Some(entry) if entry.state.is_some() => Some(encode_entry(entry)?),
@@ -97,6 +133,14 @@ impl<S: Serialize + DeserializeOwned> PartitionStore<S> {
 
     /// Apply one changelog record during restore.
     pub fn restore(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), RuntimeError> {
+        if key == SUMMARY_KEY {
+            if let Some(bytes) = value {
+                self.summary = postcard::from_bytes(bytes)
+                    .map_err(|e| RuntimeError::StateCodec(e.to_string()))?;
+                self.account(key, bytes.len());
+            }
+            return Ok(());
+        }
         match value {
             Some(bytes) => {
                 let entry: Entry<S> = postcard::from_bytes(bytes)
@@ -122,7 +166,7 @@ impl<S: Serialize + DeserializeOwned> PartitionStore<S> {
     }
 
     pub fn keys(&self) -> usize {
-        self.sizes.len()
+        self.sizes.len() - usize::from(self.sizes.contains_key(SUMMARY_KEY))
     }
 
     /// Encoded bytes of all entries (the changelog's compacted size).
@@ -161,6 +205,23 @@ mod tests {
         assert_eq!(entry.state, Some(42));
         assert!(entry.reflects(1, 7) && !entry.reflects(1, 8) && !entry.reflects(0, 0));
         assert_eq!(restored.bytes(), store.bytes());
+    }
+
+    #[test]
+    fn the_summary_travels_with_the_changelog() {
+        let mut store: PartitionStore<u64, Vec<u32>> = PartitionStore::new(1);
+        store.entry("m1").state = Some(1);
+        store.mark_dirty("m1");
+        store.summary_mut().push(7);
+        let changes = store.drain_changes().unwrap();
+        assert_eq!(changes.len(), 2);
+        assert!(!store.summary_changed());
+        let mut restored: PartitionStore<u64, Vec<u32>> = PartitionStore::new(1);
+        for (key, value) in &changes {
+            restored.restore(key, value.as_deref()).unwrap();
+        }
+        assert_eq!(restored.summary(), &vec![7]);
+        assert_eq!((restored.keys(), restored.bytes()), (1, store.bytes()));
     }
 
     #[test]
