@@ -13,7 +13,6 @@ mod common;
 
 use std::collections::HashMap;
 
-use btyd::{BgNbd, GammaGamma, Spend, Summary, group};
 use loyalty_contracts::{Date, TransitionType};
 use swarm::cdnow;
 use tier_transition::calibrate::{Resolved, Scores, choose, score};
@@ -53,25 +52,16 @@ fn up_and_down_tier_forecasts_beat_the_baseline_and_calibration_helps() {
     assert_eq!(states.len(), 23_570);
 
     // Population fits on the calibration period, in weeks and minor units.
-    let summaries = states.iter().filter_map(|s| s.btyd.as_ref());
-    let purchases = BgNbd::fit(&group(summaries.clone().map(|b| {
-        Summary::new(
-            f64::from(b.x),
-            f64::from(b.t_x_days) / 7.0,
-            f64::from(calibration_end.0 - b.first_purchase.0) / 7.0,
-        )
-    })))
-    .unwrap();
-    let spend = GammaGamma::fit(&group(summaries.map(|b| Spend {
-        x: f64::from(b.x),
-        mean_value: b.mean_repeat_value_minor,
-    })))
-    .unwrap();
-    assert!(purchases.converged && spend.converged, "{purchases:?} {spend:?}");
+    let (purchases, spend) = btyd::params::fit_member_states(&states, calibration_end).unwrap();
+    let spend = spend.unwrap();
+    assert!(
+        purchases.converged && spend.converged,
+        "{purchases:?} {spend:?}"
+    );
     let population = Population {
         purchases: purchases.model,
         spend: spend.model,
-        unit_days: 7.0,
+        unit_days: btyd::params::WEEK,
         version: "cdnow-1997-09-30".into(),
     };
     let forecaster = Forecaster {
@@ -135,10 +125,7 @@ fn up_and_down_tier_forecasts_beat_the_baseline_and_calibration_helps() {
         let fit: Vec<Resolved> = cases
             .iter()
             .filter(|c| !c.evaluation)
-            .map(|c| Resolved {
-                probability: c.model,
-                happened: c.happened,
-            })
+            .map(|c| Resolved::one(c.model, c.happened))
             .collect();
         let choice = choose(&fit);
         let evaluation: Vec<&Case> = cases.iter().filter(|c| c.evaluation).collect();

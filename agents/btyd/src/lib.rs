@@ -10,6 +10,7 @@ pub mod bgnbd;
 pub mod cdnow;
 pub mod gamma_gamma;
 pub mod optimize;
+pub mod params;
 pub mod special;
 
 use std::collections::HashMap;

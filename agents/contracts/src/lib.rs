@@ -15,6 +15,7 @@ mod consents;
 mod erasure;
 mod events;
 mod forecasts;
+mod model_params;
 mod offers;
 mod profiles;
 mod programs;
@@ -31,6 +32,7 @@ pub use events::{
 pub use forecasts::{
     InterventionOpportunity, OpportunityKind, TierForecasts, TransitionForecast, TransitionType,
 };
+pub use model_params::{BgNbdFit, GammaGammaFit, ModelParams};
 pub use offers::VendorOffer;
 pub use profiles::MemberProfile;
 pub use programs::{Program, QualifyingMetric, Tier, TierHold, TierWindow};
@@ -51,6 +53,7 @@ pub mod topics {
     pub const VENDOR_OFFERS: &str = "loyalty.vendor-offers.v1";
     pub const ERASURE_REQUESTS: &str = "loyalty.erasure-requests.v1";
     pub const MEMBER_STATE: &str = "loyalty.member-state.v1";
+    pub const MODEL_PARAMS: &str = "loyalty.model-params.v1";
     pub const TIER_FORECASTS: &str = "loyalty.tier-forecasts.v1";
     pub const INTERVENTION_OPPORTUNITIES: &str = "loyalty.intervention-opportunities.v1";
 }
@@ -124,6 +127,12 @@ pub fn contracts() -> Vec<TopicContract> {
             cleanup: Cleanup::Compact,
             member_keyed: true,
             schema: MemberState::get_schema,
+        },
+        TopicContract {
+            topic: MODEL_PARAMS,
+            cleanup: Cleanup::Compact,
+            member_keyed: false,
+            schema: ModelParams::get_schema,
         },
         TopicContract {
             topic: TIER_FORECASTS,

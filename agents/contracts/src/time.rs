@@ -33,6 +33,32 @@ impl Timestamp {
     }
 }
 
+/// ISO 8601 (YYYY-MM-DD).
+impl std::fmt::Display for Date {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (y, m, d) = self.ymd();
+        write!(f, "{y:04}-{m:02}-{d:02}")
+    }
+}
+
+/// Parses ISO 8601 (YYYY-MM-DD).
+impl std::str::FromStr for Date {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{text:?} is not a YYYY-MM-DD date");
+        let mut parts = text.splitn(3, '-');
+        let mut next = || parts.next().ok_or_else(bad);
+        let (y, m, d) = (next()?, next()?, next()?);
+        Date::from_ymd(
+            y.parse().map_err(|_| bad())?,
+            m.parse().map_err(|_| bad())?,
+            d.parse().map_err(|_| bad())?,
+        )
+        .ok_or_else(bad)
+    }
+}
+
 impl Date {
     /// Midnight UTC at the start of this day.
     pub fn start(self) -> Timestamp {

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use customer_graph::CustomerGraph;
-use loyalty_contracts::{MemberState, topics};
+use loyalty_contracts::{InterventionOpportunity, MemberState, TierForecasts, topics};
 use loyalty_runtime::registry::RegistryClient;
 use loyalty_runtime::{Agent, Config, codec, runner, wire};
 use serde::Serialize;
+use tier_transition::TierTransition;
 use tokio::sync::watch;
 
 use crate::inspect;
@@ -31,6 +32,13 @@ pub struct DemoSummary {
     pub dead_lettered: i64,
     /// Mean encoded changelog bytes per member (customer-graph's state).
     pub state_bytes_per_member: f64,
+    /// The population fit published for the scoring agents.
+    pub model_version: String,
+    /// Per transition type: members with a forecast, and their mean probability.
+    pub forecasts: BTreeMap<String, (usize, f64)>,
+    /// Intervention opportunities raised, by kind.
+    pub opportunities: BTreeMap<String, usize>,
+    pub tier_transition_dead_lettered: i64,
 }
 
 /// How the demo reaches its cluster and what it replays.
@@ -89,7 +97,19 @@ pub async fn run_demo(
     let agent = CustomerGraph::new(&config.agent);
     let agent_task = tokio::spawn(runner::run(
         agent,
-        config,
+        config.clone(),
+        loyalty_runtime::stopped(stop_rx.clone()),
+    ));
+    // tier-transition waits for the population fit published below before it starts.
+    let mut forecaster: Config<tier_transition::Settings> = Config {
+        runtime: config.runtime.clone(),
+        ..Config::default()
+    };
+    forecaster.runtime.http_listen = "127.0.0.1:0".into();
+    forecaster.runtime.refresh_interval_ms = 10_000;
+    let forecaster_task = tokio::spawn(runner::run(
+        TierTransition::new(&forecaster.agent),
+        forecaster,
         loyalty_runtime::stopped(stop_rx),
     ));
 
@@ -133,6 +153,48 @@ pub async fn run_demo(
             .map_or("none".to_owned(), |t| t.tier_id.clone());
         *tiers.entry(tier).or_insert(0) += 1;
     }
+    let params =
+        crate::fit::publish_population(&options.bootstrap_servers, &options.registry_url, &states)
+            .await
+            .context("fitting and publishing the population model")?;
+    let caught_up = inspect::wait_caught_up(
+        &options.bootstrap_servers,
+        &format!("loyalty-swarm.{}", TierTransition::NAME),
+        &[topics::MEMBER_STATE],
+        Duration::from_secs(600),
+    )
+    .await?;
+    anyhow::ensure!(
+        caught_up,
+        "tier-transition did not catch up within 10 minutes"
+    );
+    let forecasts = forecast_counts(
+        decode_latest::<TierForecasts>(
+            &options.bootstrap_servers,
+            &registry,
+            topics::TIER_FORECASTS,
+        )
+        .await?
+        .values(),
+    );
+    let mut opportunities: BTreeMap<String, usize> = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for (value, _) in inspect::all_records(
+        &options.bootstrap_servers,
+        topics::INTERVENTION_OPPORTUNITIES,
+    )
+    .await?
+    {
+        let Some(bytes) = value else { continue };
+        let (id, body) = wire::split(&bytes).map_err(|r| anyhow::anyhow!("opportunity: {r}"))?;
+        let o: InterventionOpportunity = codec::decode(registry.schema(id).await?.as_ref(), body)
+            .map_err(|r| anyhow::anyhow!("opportunity: {r}"))?;
+        // A replayed batch may repeat an opportunity; its id is the idempotency key.
+        if seen.insert(o.opportunity_id.clone()) {
+            *opportunities.entry(o.kind.label().to_owned()).or_default() += 1;
+        }
+    }
+
     let changelog = inspect::latest_values(
         &options.bootstrap_servers,
         &runner::changelog_topic::<CustomerGraph>(),
@@ -152,18 +214,49 @@ pub async fn run_demo(
         )?,
         state_bytes_per_member: state_bytes as f64 / changelog.len().max(1) as f64,
         replay: replayed,
+        model_version: params.version,
+        forecasts,
+        opportunities,
+        tier_transition_dead_lettered: inspect::record_count(
+            &options.bootstrap_servers,
+            &runner::dlq_topic(TierTransition::NAME),
+        )?,
     };
     if options.keep_running {
         shutdown.await;
     }
     let _ = stop_tx.send(true);
     agent_task.await.context("customer-graph task")??;
+    forecaster_task.await.context("tier-transition task")??;
     Ok(summary)
+}
+
+/// Per transition type: how many members have a forecast, and the mean probability.
+fn forecast_counts<'a>(
+    records: impl Iterator<Item = &'a TierForecasts>,
+) -> BTreeMap<String, (usize, f64)> {
+    let mut sums: BTreeMap<String, (usize, f64)> = BTreeMap::new();
+    for record in records {
+        for f in &record.forecasts {
+            if let Some(p) = f.probability {
+                let entry = sums.entry(f.transition.label().to_owned()).or_default();
+                entry.0 += 1;
+                entry.1 += p;
+            }
+        }
+    }
+    for (n, sum) in sums.values_mut() {
+        *sum /= (*n).max(1) as f64;
+    }
+    sums
 }
 
 impl std::fmt::Display for DemoSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "loyalty-swarm demo: CDNOW replay through customer-graph")?;
+        writeln!(
+            f,
+            "loyalty-swarm demo: CDNOW replay through customer-graph and tier-transition"
+        )?;
         writeln!(
             f,
             "  replayed      {} purchases of {} members as {} events (+{} profiles) in {:.1}s",
@@ -190,6 +283,28 @@ impl std::fmt::Display for DemoSummary {
             "  state         {:.0} bytes per member (encoded changelog)",
             self.state_bytes_per_member
         )?;
-        write!(f, "  dead-lettered {}", self.dead_lettered)
+        writeln!(f, "  dead-lettered {}", self.dead_lettered)?;
+        writeln!(f, "tier-transition (population fit {})", self.model_version)?;
+        for (kind, (n, mean)) in &self.forecasts {
+            writeln!(
+                f,
+                "  {kind:<20} {n:>6} forecasts, mean probability {mean:.3}"
+            )?;
+        }
+        let raised: Vec<String> = self
+            .opportunities
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        writeln!(
+            f,
+            "  opportunities  {}",
+            if raised.is_empty() {
+                "none".to_owned()
+            } else {
+                raised.join(", ")
+            }
+        )?;
+        write!(f, "  dead-lettered {}", self.tier_transition_dead_lettered)
     }
 }

@@ -17,7 +17,8 @@ fn consumer(bootstrap_servers: &str, group: &str) -> Result<StreamConsumer, Runt
 }
 
 fn partitions(consumer: &StreamConsumer, topic: &str) -> Result<Vec<i32>, RuntimeError> {
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let metadata =
+        kafka::blocking(|| consumer.fetch_metadata(Some(topic), Duration::from_secs(10)))?;
     Ok(metadata
         .topics()
         .iter()
@@ -55,7 +56,9 @@ pub async fn all_records(
     let consumer = consumer(bootstrap_servers, "loyalty-swarm.inspect")?;
     let mut records = Vec::new();
     for partition in partitions(&consumer, topic)? {
-        let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
+        let (low, high) = kafka::blocking(|| {
+            consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))
+        })?;
         if high <= low {
             continue;
         }
@@ -99,14 +102,16 @@ pub fn group_lag(
             tpl.add_partition(topic, p);
         }
     }
-    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
+    let committed = kafka::blocking(|| consumer.committed_offsets(tpl, Duration::from_secs(10)))?;
     let mut lag = 0;
     for element in committed.elements() {
-        let (low, high) = consumer.fetch_watermarks(
-            element.topic(),
-            element.partition(),
-            Duration::from_secs(10),
-        )?;
+        let (low, high) = kafka::blocking(|| {
+            consumer.fetch_watermarks(
+                element.topic(),
+                element.partition(),
+                Duration::from_secs(10),
+            )
+        })?;
         let position = match element.offset() {
             Offset::Offset(o) => o,
             _ => low,
@@ -140,7 +145,8 @@ pub fn record_count(bootstrap_servers: &str, topic: &str) -> Result<i64, Runtime
     let consumer = consumer(bootstrap_servers, "loyalty-swarm.inspect")?;
     let mut total = 0;
     for p in partitions(&consumer, topic)? {
-        let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+        let (low, high) =
+            kafka::blocking(|| consumer.fetch_watermarks(topic, p, Duration::from_secs(10)))?;
         total += high - low;
     }
     Ok(total)

@@ -3,6 +3,7 @@
 
 pub mod cdnow;
 pub mod demo;
+pub mod fit;
 pub mod inspect;
 pub mod registry;
 pub mod replay;

@@ -106,10 +106,32 @@ enum Command {
         #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(i32).range(1..))]
         partitions: i32,
     },
+    /// Buy-till-you-die population models.
+    Ltv {
+        #[command(subcommand)]
+        command: LtvCommand,
+    },
     /// Write every contract schema as schemas/<subject>.avsc.
     ExportSchemas {
         #[arg(default_value = "schemas")]
         dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LtvCommand {
+    /// Fit BG/NBD (weeks) and Gamma-Gamma (currency units) on a CDNOW-format purchase
+    /// file; print the parameters with standard errors, log-likelihood and fit time.
+    Fit {
+        /// CDNOW-format purchase file.
+        #[arg(long, value_name = "FILE")]
+        transactions: PathBuf,
+        /// Last day of the calibration period (YYYY-MM-DD); later purchases are ignored.
+        #[arg(long, value_name = "DATE")]
+        calibration_end: loyalty_contracts::Date,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -245,6 +267,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "median_state_bytes_per_member": median(results.iter().map(|r| r.state_bytes_per_member).collect()),
             });
             println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Command::Ltv {
+            command:
+                LtvCommand::Fit {
+                    transactions,
+                    calibration_end,
+                    json,
+                },
+        } => {
+            let fit = swarm::fit::fit_file(&transactions, calibration_end)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&fit)?);
+            } else {
+                println!("{fit}");
+            }
         }
         Command::ExportSchemas { dir } => {
             std::fs::create_dir_all(&dir)?;

@@ -39,7 +39,7 @@ pub struct ReplaySummary {
     pub elapsed_seconds: f64,
 }
 
-async fn encoder(
+pub(crate) async fn encoder(
     registry: &RegistryClient,
     topic: &str,
     schema: apache_avro::Schema,
@@ -50,7 +50,7 @@ async fn encoder(
     Ok(Encoder::new(id, codec::leak(schema))?)
 }
 
-fn record<T: Serialize>(
+pub(crate) fn record<T: Serialize>(
     encoder: &Encoder,
     topic: &str,
     key: &str,

@@ -12,6 +12,18 @@ pub struct Resolved {
     /// The probability that was forecast (raw, before calibration).
     pub probability: f64,
     pub happened: bool,
+    /// How many forecasts this stands for (binned counts are one weighted row per bin).
+    pub weight: f64,
+}
+
+impl Resolved {
+    pub fn one(probability: f64, happened: bool) -> Self {
+        Resolved {
+            probability,
+            happened,
+            weight: 1.0,
+        }
+    }
 }
 
 /// Maps a raw model probability to a calibrated one.
@@ -82,9 +94,9 @@ pub fn fit_platt(data: &[Resolved]) -> Calibrator {
             let z = logit(r.probability);
             let p = btyd::special::sigmoid(a * z + b);
             let y = if r.happened { 1.0 } else { 0.0 };
-            let w = p * (1.0 - p);
-            ga += (y - p) * z;
-            gb += y - p;
+            let (n, w) = (r.weight, r.weight * p * (1.0 - p));
+            ga += n * (y - p) * z;
+            gb += n * (y - p);
             haa += w * z * z;
             hab += w * z;
             hbb += w;
@@ -106,21 +118,19 @@ pub fn fit_platt(data: &[Resolved]) -> Calibrator {
 /// Isotonic regression by pool-adjacent-violators; ties in the raw probability are one
 /// block. Knots are the block means of (raw, outcome).
 pub fn fit_isotonic(data: &[Resolved]) -> Calibrator {
-    let mut sorted: Vec<(f64, f64)> = data
-        .iter()
-        .map(|r| (r.probability, if r.happened { 1.0 } else { 0.0 }))
-        .collect();
-    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-    // (sum of raw, sum of outcome, count)
+    let mut sorted: Vec<&Resolved> = data.iter().filter(|r| r.weight > 0.0).collect();
+    sorted.sort_by(|a, b| a.probability.total_cmp(&b.probability));
+    // (weighted sum of raw, weighted sum of outcome, weight)
     let mut blocks: Vec<(f64, f64, f64)> = Vec::new();
-    for (x, y) in sorted {
+    for r in sorted {
+        let (x, y, w) = (r.probability, if r.happened { 1.0 } else { 0.0 }, r.weight);
         match blocks.last_mut() {
             Some(last) if last.0 / last.2 == x => {
-                last.0 += x;
-                last.1 += y;
-                last.2 += 1.0;
+                last.0 += x * w;
+                last.1 += y * w;
+                last.2 += w;
             }
-            _ => blocks.push((x, y, 1.0)),
+            _ => blocks.push((x * w, y * w, w)),
         }
         while blocks.len() > 1 {
             let n = blocks.len();
@@ -151,63 +161,79 @@ pub struct Scores {
 }
 
 pub fn score(pairs: &[(f64, bool)]) -> Scores {
-    let n = pairs.len().max(1) as f64;
+    let weighted: Vec<Resolved> = pairs.iter().map(|&(p, h)| Resolved::one(p, h)).collect();
+    score_weighted(&weighted)
+}
+
+/// [`score`] over weighted rows.
+pub fn score_weighted(rows: &[Resolved]) -> Scores {
+    let total: f64 = rows.iter().map(|r| r.weight).sum();
+    let n = if total > 0.0 { total } else { 1.0 };
     let y = |h: bool| if h { 1.0 } else { 0.0 };
-    let brier = pairs.iter().map(|&(p, h)| (p - y(h)).powi(2)).sum::<f64>() / n;
-    let log_loss = pairs
+    let brier = rows
         .iter()
-        .map(|&(p, h)| {
-            if h {
-                -clamp(p).ln()
-            } else {
-                -(1.0 - clamp(p)).ln()
-            }
+        .map(|r| r.weight * (r.probability - y(r.happened)).powi(2))
+        .sum::<f64>()
+        / n;
+    let log_loss = rows
+        .iter()
+        .map(|r| {
+            let p = clamp(r.probability);
+            r.weight * if r.happened { -p.ln() } else { -(1.0 - p).ln() }
         })
         .sum::<f64>()
         / n;
     let mut bins = [(0.0, 0.0, 0.0); 10];
-    for &(p, h) in pairs {
-        let bin = &mut bins[((p * 10.0) as usize).min(9)];
-        bin.0 += p;
-        bin.1 += y(h);
-        bin.2 += 1.0;
+    for r in rows {
+        let bin = &mut bins[((r.probability * 10.0) as usize).min(9)];
+        bin.0 += r.weight * r.probability;
+        bin.1 += r.weight * y(r.happened);
+        bin.2 += r.weight;
     }
     let ece = bins
         .iter()
         .filter(|b| b.2 > 0.0)
         .map(|b| (b.0 - b.1).abs() / n)
         .sum();
+    let positives: f64 = rows.iter().filter(|r| r.happened).map(|r| r.weight).sum();
     Scores {
-        count: pairs.len(),
-        positives: pairs.iter().filter(|p| p.1).count(),
+        count: total.round() as usize,
+        positives: positives.round() as usize,
         brier,
         log_loss,
         ece,
-        auc: auc(pairs),
+        auc: auc(rows),
     }
 }
 
-/// Mann-Whitney AUC with ties counted half.
-fn auc(pairs: &[(f64, bool)]) -> f64 {
-    let mut sorted: Vec<(f64, bool)> = pairs.to_vec();
-    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let positives = sorted.iter().filter(|p| p.1).count() as f64;
-    let negatives = sorted.len() as f64 - positives;
+/// Mann-Whitney AUC over weighted rows, ties counted half.
+fn auc(rows: &[Resolved]) -> f64 {
+    let mut sorted: Vec<&Resolved> = rows.iter().collect();
+    sorted.sort_by(|a, b| a.probability.total_cmp(&b.probability));
+    let positives: f64 = rows.iter().filter(|r| r.happened).map(|r| r.weight).sum();
+    let negatives: f64 = rows.iter().filter(|r| !r.happened).map(|r| r.weight).sum();
     if positives == 0.0 || negatives == 0.0 {
         return 0.5;
     }
-    let mut rank_sum = 0.0;
-    let mut i = 0;
+    // For each group of tied scores: positives in it beat all negatives below, and half
+    // the negatives tied with them.
+    let (mut below, mut wins, mut i) = (0.0, 0.0, 0);
     while i < sorted.len() {
         let mut j = i;
-        while j < sorted.len() && sorted[j].0 == sorted[i].0 {
+        let (mut pos, mut neg) = (0.0, 0.0);
+        while j < sorted.len() && sorted[j].probability == sorted[i].probability {
+            if sorted[j].happened {
+                pos += sorted[j].weight;
+            } else {
+                neg += sorted[j].weight;
+            }
             j += 1;
         }
-        let mid_rank = (i + j + 1) as f64 / 2.0;
-        rank_sum += mid_rank * sorted[i..j].iter().filter(|p| p.1).count() as f64;
+        wins += pos * (below + 0.5 * neg);
+        below += neg;
         i = j;
     }
-    (rank_sum - positives * (positives + 1.0) / 2.0) / (positives * negatives)
+    wins / (positives * negatives)
 }
 
 /// A fitted calibrator with how it was chosen.
@@ -222,32 +248,46 @@ pub struct Choice {
 pub const MIN_RESOLVED: usize = 50;
 
 /// Fit Platt and isotonic on four fifths of `data` (every fifth record is held out, a
-/// deterministic split), keep the one with the lowest held-out log loss (identity
-/// included, so calibration never makes things worse on held-out data), then refit the
-/// winner on everything.
+/// deterministic split); see [`choose_split`].
 pub fn choose(data: &[Resolved]) -> Choice {
-    let positives = data.iter().filter(|r| r.happened).count();
-    if data.len() < MIN_RESOLVED || positives == 0 || positives == data.len() {
+    let (train, held): (Vec<_>, Vec<_>) = data.iter().enumerate().partition(|(i, _)| i % 5 != 4);
+    let train: Vec<Resolved> = train.into_iter().map(|(_, r)| *r).collect();
+    let held: Vec<Resolved> = held.into_iter().map(|(_, r)| *r).collect();
+    choose_split(&train, &held)
+}
+
+/// Fit Platt and isotonic on `train`, keep the one with the lowest log loss on `held`
+/// (identity included, so calibration never makes held-out data worse), then refit the
+/// winner on both.
+pub fn choose_split(train: &[Resolved], held: &[Resolved]) -> Choice {
+    let weight = |rows: &[Resolved], happened: Option<bool>| -> f64 {
+        rows.iter()
+            .filter(|r| happened.is_none_or(|h| r.happened == h))
+            .map(|r| r.weight)
+            .sum()
+    };
+    let all: Vec<Resolved> = train.iter().chain(held).copied().collect();
+    let enough = weight(&all, None) >= MIN_RESOLVED as f64
+        && weight(&all, Some(true)) > 0.0
+        && weight(&all, Some(false)) > 0.0
+        && weight(held, None) > 0.0;
+    if !enough {
         return Choice {
             calibrator: Calibrator::Identity,
             held_out_log_loss: Vec::new(),
         };
     }
-    let (train, held): (Vec<_>, Vec<_>) = data.iter().enumerate().partition(|(i, _)| i % 5 != 4);
-    let train: Vec<Resolved> = train.into_iter().map(|(_, r)| *r).collect();
-    let held: Vec<Resolved> = held.into_iter().map(|(_, r)| *r).collect();
     let loss = |c: &Calibrator| {
-        let pairs: Vec<(f64, bool)> = held
+        let rows: Vec<Resolved> = held
             .iter()
-            .map(|r| (c.apply(r.probability), r.happened))
+            .map(|r| Resolved {
+                probability: c.apply(r.probability),
+                ..*r
+            })
             .collect();
-        score(&pairs).log_loss
+        score_weighted(&rows).log_loss
     };
-    let candidates = [
-        Calibrator::Identity,
-        fit_platt(&train),
-        fit_isotonic(&train),
-    ];
+    let candidates = [Calibrator::Identity, fit_platt(train), fit_isotonic(train)];
     let losses: Vec<(String, f64)> = candidates
         .iter()
         .map(|c| (c.name().to_owned(), loss(c)))
@@ -258,8 +298,8 @@ pub fn choose(data: &[Resolved]) -> Choice {
         .min_by(|a, b| a.1.1.total_cmp(&b.1.1))
         .map_or(0, |(i, _)| i);
     let calibrator = match best {
-        1 => fit_platt(data),
-        2 => fit_isotonic(data),
+        1 => fit_platt(&all),
+        2 => fit_isotonic(&all),
         _ => Calibrator::Identity,
     };
     Choice {
@@ -285,10 +325,7 @@ mod tests {
         (0..n)
             .map(|i| {
                 let p = uniform(2 * i);
-                Resolved {
-                    probability: p,
-                    happened: uniform(2 * i + 1) < p * p,
-                }
+                Resolved::one(p, uniform(2 * i + 1) < p * p)
             })
             .collect()
     }
@@ -316,10 +353,7 @@ mod tests {
         let data: Vec<Resolved> = (0..20_000)
             .map(|i| {
                 let p = uniform(2 * i);
-                Resolved {
-                    probability: p,
-                    happened: uniform(2 * i + 1) < p,
-                }
+                Resolved::one(p, uniform(2 * i + 1) < p)
             })
             .collect();
         let c = choose(&data).calibrator;

@@ -44,7 +44,7 @@ pub enum Raw {
 
 /// Where a member's tier stands on a day: the hold and the qualifying amounts still in
 /// the window, by day.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Standing {
     pub day: i32,
     pub hold: TierHold,
@@ -58,6 +58,10 @@ pub struct Walk {
     pub down: Option<i32>,
     pub grace_entry: Option<i32>,
     pub reinstated: Option<i32>,
+    /// Highest qualifying amount on any day walked.
+    pub peak: i64,
+    /// A purchase was added on some day walked.
+    pub purchased: bool,
 }
 
 impl Standing {
@@ -106,10 +110,12 @@ impl Standing {
             self.day += 1;
             for &(day, amount) in purchases.iter().filter(|(d, _)| *d == self.day) {
                 self.amounts.push((day, amount));
+                seen.purchased = true;
             }
             let from = program.window_start(self.day);
             self.amounts.retain(|(d, _)| *d >= from);
             let amount = self.amount_on(program, self.day);
+            seen.peak = seen.peak.max(amount);
             let now = i64::from(self.day) * MILLIS_PER_DAY;
             let Some(next) = program.evaluate_hold(Some(self.hold.clone()), amount, now) else {
                 break;
@@ -138,6 +144,9 @@ struct Outlook<'a> {
     posterior: BgNbd,
     spend: Spend,
     pmfs: Vec<(i32, Vec<f64>)>,
+    /// P(n orders total at least the amount), n = 0.., per amount: the same gaps recur on
+    /// every checked day between two window drops, and each is an incomplete beta.
+    tails: Vec<(f64, Vec<f64>)>,
 }
 
 impl<'a> Outlook<'a> {
@@ -159,6 +168,7 @@ impl<'a> Outlook<'a> {
                 mean_value: b.mean_repeat_value_minor,
             },
             pmfs: Vec::new(),
+            tails: Vec::new(),
         })
     }
 
@@ -192,14 +202,36 @@ impl<'a> Outlook<'a> {
         if amount <= 0.0 {
             return 1.0;
         }
+        let len = self.pmf(days).len();
         let (spend, model) = (self.spend, self.population.spend);
-        let pmf = self.pmf(days);
+        let index = match self.tails.iter().position(|(a, _)| *a == amount) {
+            Some(i) => i,
+            None => {
+                self.tails.push((amount, Vec::new()));
+                self.tails.len() - 1
+            }
+        };
+        let tail = &mut self.tails[index].1;
+        while tail.len() < len {
+            let n = tail.len() as u32;
+            tail.push(model.p_total_at_least(&spend, n, amount));
+        }
+        let tail = &self.tails[index].1;
+        let pmf = self.pmf_cached(days);
         pmf.iter()
-            .enumerate()
+            .zip(tail)
             .skip(1)
-            .map(|(n, p)| p * model.p_total_at_least(&spend, n as u32, amount))
+            .map(|(p, t)| p * t)
             .sum::<f64>()
             .clamp(0.0, 1.0)
+    }
+
+    /// The PMF for `days`, already computed by [`Outlook::pmf`].
+    fn pmf_cached(&self, days: i32) -> &[f64] {
+        self.pmfs
+            .iter()
+            .find(|(d, _)| *d == days)
+            .map_or(&[], |(_, p)| p.as_slice())
     }
 }
 
@@ -365,7 +397,7 @@ impl Forecaster<'_> {
                     (TransitionType::GracePeriodEntry, Some(until)) => {
                         return Raw::NotApplicable(format!(
                             "already in a grace period until {}",
-                            iso(until)
+                            Date(until)
                         ));
                     }
                     // In grace: demoted the day after it ends unless requalified by then.
@@ -394,7 +426,7 @@ impl Forecaster<'_> {
                 if renewal > horizon {
                     return Raw::NotApplicable(format!(
                         "the next renewal, on {}, is after the horizon",
-                        iso(renewal)
+                        Date(renewal)
                     ));
                 }
                 let t = f64::from(renewal - now) / self.population.unit_days;
@@ -521,9 +553,4 @@ impl Forecaster<'_> {
         }
         Curve(curve)
     }
-}
-
-fn iso(day: i32) -> String {
-    let (y, m, d) = Date(day).ymd();
-    format!("{y:04}-{m:02}-{d:02}")
 }
