@@ -11,6 +11,7 @@
 //! field that a later producer may omit is an `Option` (a `["null", T]` union defaulting
 //! to null) so later versions stay compatible.
 
+mod cohorts;
 mod consents;
 mod erasure;
 mod events;
@@ -22,6 +23,7 @@ mod programs;
 mod state;
 mod time;
 
+pub use cohorts::{CohortStats, Lifecycle, MemberCohort, Segment};
 pub use consents::{Channel, ChannelConsent, ConsentStatus, MemberConsents};
 pub use erasure::ErasureRequest;
 pub use events::{
@@ -53,6 +55,8 @@ pub mod topics {
     pub const VENDOR_OFFERS: &str = "loyalty.vendor-offers.v1";
     pub const ERASURE_REQUESTS: &str = "loyalty.erasure-requests.v1";
     pub const MEMBER_STATE: &str = "loyalty.member-state.v1";
+    pub const COHORTS: &str = "loyalty.cohorts.v1";
+    pub const COHORT_STATS: &str = "loyalty.cohort-stats.v1";
     pub const MODEL_PARAMS: &str = "loyalty.model-params.v1";
     pub const TIER_FORECASTS: &str = "loyalty.tier-forecasts.v1";
     pub const INTERVENTION_OPPORTUNITIES: &str = "loyalty.intervention-opportunities.v1";
@@ -127,6 +131,18 @@ pub fn contracts() -> Vec<TopicContract> {
             cleanup: Cleanup::Compact,
             member_keyed: true,
             schema: MemberState::get_schema,
+        },
+        TopicContract {
+            topic: COHORTS,
+            cleanup: Cleanup::Compact,
+            member_keyed: true,
+            schema: MemberCohort::get_schema,
+        },
+        TopicContract {
+            topic: COHORT_STATS,
+            cleanup: Cleanup::Delete,
+            member_keyed: false,
+            schema: CohortStats::get_schema,
         },
         TopicContract {
             topic: MODEL_PARAMS,

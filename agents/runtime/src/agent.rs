@@ -135,6 +135,12 @@ pub trait Agent: Send + Sync + 'static {
     ) -> Result<(), HandleError> {
         Ok(())
     }
+
+    /// Population-level outputs (statistics over every partition's summary), called after
+    /// each refresh on the one instance that owns partition 0, so they are written once.
+    fn publish(&self, _ctx: &mut Context<'_>) -> Result<(), HandleError> {
+        Ok(())
+    }
 }
 
 /// Every partition's [`Agent::Summary`] as this instance last saw it: its own partitions

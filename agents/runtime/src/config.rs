@@ -221,6 +221,12 @@ impl RuntimeSettings {
                 self.partitions
             ));
         }
+        if self.refresh_interval_ms < 100 {
+            problems.push(format!(
+                "refresh_interval_ms: {} must be at least 100",
+                self.refresh_interval_ms
+            ));
+        }
         if self.batch_max_records == 0 {
             problems.push("batch_max_records: must be at least 1".to_owned());
         }

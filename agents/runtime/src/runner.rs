@@ -474,14 +474,7 @@ fn refresh_all<A: Agent>(
                         entry.state = state;
                         store.mark_dirty(&key);
                     }
-                    outputs.extend(emitted.into_iter().map(|e| OutRecord {
-                        topic: e.topic.to_owned(),
-                        partition: None,
-                        key: e.key,
-                        payload: e.payload,
-                        timestamp: e.timestamp,
-                        headers: Vec::new(),
-                    }));
+                    outputs.extend(out_records(emitted, &[]));
                 }
                 // No input record to dead-letter: the key keeps its previous outputs.
                 Err(HandleError::Rejected(rejection)) => {
@@ -493,6 +486,32 @@ fn refresh_all<A: Agent>(
                         A::NAME
                     )));
                 }
+            }
+        }
+    }
+    if stores.contains_key(&0) {
+        let mut emitted = Vec::new();
+        let result = {
+            let mut ctx = Context {
+                tables: &shared.tables,
+                encoders: &shared.encoders,
+                emitted: &mut emitted,
+                summary: None,
+                population: Some(population),
+                metrics: Some(&shared.metrics),
+            };
+            shared.agent.publish(&mut ctx)
+        };
+        match result {
+            Ok(()) => outputs.extend(out_records(emitted, &[])),
+            Err(HandleError::Rejected(rejection)) => {
+                warn!(reason = %rejection.reason, "population outputs not published");
+            }
+            Err(HandleError::Fatal(reason)) => {
+                return Err(RuntimeError::Other(format!(
+                    "{} publishing population outputs: {reason}",
+                    A::NAME
+                )));
             }
         }
     }
@@ -559,6 +578,21 @@ async fn persist<A: Agent>(
         commit(shared, consumer, &commits).await?;
     }
     Ok(())
+}
+
+/// What `handle`, `refresh` or `publish` emitted, as records to produce.
+fn out_records(
+    emitted: Vec<crate::agent::Emitted>,
+    headers: &[(String, String)],
+) -> impl Iterator<Item = OutRecord> {
+    emitted.into_iter().map(move |e| OutRecord {
+        topic: e.topic.to_owned(),
+        partition: None,
+        key: e.key,
+        payload: e.payload,
+        timestamp: e.timestamp,
+        headers: headers.to_vec(),
+    })
 }
 
 /// Drop every record of a compacted topic that a later record of the same batch
@@ -892,14 +926,7 @@ async fn handle_message<A: Agent>(
                 *p = message.offset();
             }
             store.mark_dirty(key);
-            outputs.extend(emitted.into_iter().map(|e| OutRecord {
-                topic: e.topic.to_owned(),
-                partition: None,
-                key: e.key,
-                payload: e.payload,
-                timestamp: e.timestamp,
-                headers: trace.headers.clone(),
-            }));
+            outputs.extend(out_records(emitted, &trace.headers));
             Ok(())
         }
         Err(HandleError::Rejected(rejection)) => {

@@ -105,10 +105,14 @@ impl AgentProcess {
                 "--http-listen",
                 &http,
             ])
-            .args([
-                "--set",
-                &format!("agent.default_program_id={}", cdnow::PROGRAM_ID),
-            ])
+            .args(if name == "customer-graph" {
+                vec![
+                    "--set".to_owned(),
+                    format!("agent.default_program_id={}", cdnow::PROGRAM_ID),
+                ]
+            } else {
+                Vec::new()
+            })
             .args([
                 "--set",
                 "batch_max_wait_ms=20",
@@ -197,10 +201,21 @@ impl Drop for AgentProcess {
 }
 
 pub async fn wait_caught_up(stack: &Stack, agent: &str, limit: Duration) {
+    wait_caught_up_on(
+        stack,
+        agent,
+        &[topics::MEMBER_EVENTS, topics::MEMBER_PROFILES],
+        limit,
+    )
+    .await
+}
+
+/// Wait until `agent`'s group has committed everything on `inputs`.
+pub async fn wait_caught_up_on(stack: &Stack, agent: &str, inputs: &[&str], limit: Duration) {
     let caught_up = swarm::inspect::wait_caught_up(
         &stack.bootstrap_servers,
         &format!("loyalty-swarm.{agent}"),
-        &[topics::MEMBER_EVENTS, topics::MEMBER_PROFILES],
+        inputs,
         limit,
     )
     .await
@@ -375,6 +390,41 @@ pub async fn assert_matches_reference(stack: &Stack, reference: &BTreeMap<String
             "member {member} differs from the uninterrupted run"
         );
     }
+}
+
+/// Produce the in-process reference run's member-state bodies to `loyalty.member-state.v1`
+/// (schema registered with the stack's registry): the input of the agents downstream of
+/// customer-graph, without running it.
+pub async fn produce_member_states(stack: &Stack, bodies: &BTreeMap<String, Vec<u8>>) {
+    let registry = loyalty_runtime::registry::RegistryClient::new(&stack.registry_url).unwrap();
+    let id = registry
+        .register(
+            &format!("{}-value", topics::MEMBER_STATE),
+            &MemberState::get_schema(),
+        )
+        .await
+        .unwrap();
+    let records: Vec<loyalty_runtime::kafka::OutRecord> = bodies
+        .iter()
+        .map(|(member, body)| {
+            let mut payload = vec![0u8];
+            payload.extend_from_slice(&id.to_be_bytes());
+            payload.extend_from_slice(body);
+            loyalty_runtime::kafka::OutRecord {
+                topic: topics::MEMBER_STATE.to_owned(),
+                partition: None,
+                key: member.clone(),
+                payload: Some(payload),
+                timestamp: None,
+                headers: Vec::new(),
+            }
+        })
+        .collect();
+    let producer =
+        loyalty_runtime::kafka::producer(&stack.bootstrap_servers, &Default::default()).unwrap();
+    loyalty_runtime::kafka::produce_all(&producer, &records)
+        .await
+        .unwrap();
 }
 
 /// An encoder for member events, their schema registered with the stack's registry.
