@@ -135,9 +135,10 @@ impl BgNbd {
         still_alive + dropped
     }
 
-    /// P(X(t) = n) for n = 0..len, all at once (recurrences instead of one incomplete
-    /// beta per n): the "alive" part's ratio is closed form and I_q(n + 1, r) = I_q(n, r) -
-    /// q^n (1-q)^r / (n B(n, r)).
+    /// P(X(t) = n) for n = 0..len, all at once, by recurrences in n (no special function
+    /// inside the loop): the "alive" term's ratio is (b+n)/(a+b+n) · (r+n)/(n+1) · q, the
+    /// "dropped" weight's is (b+n-1)/(a+b+n), and I_q(n+1, r) = I_q(n, r) - t_n with
+    /// t_{n+1} = t_n · q (n+r)/(n+1).
     pub fn purchases_pmf_all(&self, t: f64, len: usize) -> Vec<f64> {
         let BgNbd { r, alpha, a, b } = *self;
         let mut pmf = Vec::with_capacity(len);
@@ -146,24 +147,25 @@ impl BgNbd {
             return pmf;
         }
         let q = t / (alpha + t);
-        let (ln_p, ln_q) = ((alpha / (alpha + t)).ln(), q.ln());
-        let ln_bab = ln_beta(a, b);
-        let mut tail = inc_beta(q, 1.0, r); // P(NBD ≥ 1)
-        for n in 0..len {
+        let ln_p = (alpha / (alpha + t)).ln();
+        // n = 0: alive with no purchase.
+        let mut alive = (r * ln_p).exp();
+        pmf.push(alive);
+        // n = 1: dropped-out weight B(a+1, b)/B(a, b) = a/(a+b); tail I_q(1, r) = 1 - p^r;
+        // the term leaving the tail between n = 1 and 2 is t_1 = q p^r r.
+        let mut dropped = a / (a + b);
+        let mut tail = inc_beta(q, 1.0, r);
+        let mut leaving = q * (r * ln_p).exp() * r;
+        for n in 1..len {
             let nf = n as f64;
-            let still_alive =
-                (ln_beta(a, b + nf) - ln_bab + ln_gamma(r + nf) - ln_gamma(r) - ln_gamma(nf + 1.0)
-                    + r * ln_p
-                    + nf * ln_q)
-                    .exp();
-            if n == 0 {
-                pmf.push(still_alive);
-                continue;
+            // alive(n) from alive(n-1).
+            alive *= (b + nf - 1.0) / (a + b + nf - 1.0) * (r + nf - 1.0) / nf * q;
+            if n >= 2 {
+                dropped *= (b + nf - 2.0) / (a + b + nf - 1.0);
+                tail -= leaving;
+                leaving *= q * (nf - 1.0 + r) / nf;
             }
-            let dropped = (ln_beta(a + 1.0, b + nf - 1.0) - ln_bab).exp() * tail.max(0.0);
-            pmf.push(still_alive + dropped);
-            // I_q(n+1, r) from I_q(n, r).
-            tail -= (nf * ln_q + r * ln_p - nf.ln() - ln_beta(nf, r)).exp();
+            pmf.push(alive + dropped * tail.max(0.0));
         }
         pmf
     }

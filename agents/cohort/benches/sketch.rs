@@ -1,7 +1,7 @@
 //! The cost of a population refresh at 1M members: merging twelve partitions' sketches
 //! into boundaries, and scoring every member against them.
 
-use cohort::sketch::{Histogram, log_bucket, quintile};
+use cohort::sketch::{Cdf, Histogram, log_bucket, quintile};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 /// Deterministic pseudo-random numbers in [0, 1).
@@ -54,6 +54,7 @@ fn sketches(c: &mut Criterion) {
         b.iter(|| std::hint::black_box(merge()))
     });
     let merged = merge();
+    let merged = (Cdf::of(&merged.0), Cdf::of(&merged.1), Cdf::of(&merged.2));
     group.bench_function("score_every_member", |b| {
         b.iter(|| {
             let mut total = 0i64;

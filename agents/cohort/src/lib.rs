@@ -20,7 +20,7 @@ use loyalty_runtime::{
 };
 use serde::{Deserialize, Serialize};
 
-use sketch::{Histogram, log_bucket, log_value, quintile};
+use sketch::{Cdf, Histogram, log_bucket, log_value, quintile};
 
 /// One acquisition cohort and segment's share of a partition.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -88,9 +88,9 @@ pub struct MemberEntry {
 struct Boundaries {
     generation: u64,
     now: i32,
-    last_purchase: Histogram,
-    frequency: Histogram,
-    monetary: Histogram,
+    last_purchase: Cdf,
+    frequency: Cdf,
+    monetary: Cdf,
     median_interpurchase: f64,
     version: String,
 }
@@ -133,9 +133,9 @@ impl Cohort {
             generation,
             now: merged.stream_day,
             median_interpurchase: merged.interpurchase.quantile(0.5).map_or(30.0, f64::from),
-            last_purchase: merged.last_purchase,
-            frequency: merged.frequency,
-            monetary: merged.monetary,
+            last_purchase: Cdf::of(&merged.last_purchase),
+            frequency: Cdf::of(&merged.frequency),
+            monetary: Cdf::of(&merged.monetary),
             version: format!("{:016x}", fnv1a(&identity)),
         };
         if let Ok(mut cached) = self.boundaries.lock() {

@@ -102,6 +102,40 @@ impl Histogram {
     }
 }
 
+/// A histogram frozen for lookups: cumulative counts, so a position is a binary search
+/// instead of a walk over the buckets (re-scoring a million members is a million lookups).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cdf {
+    /// (bucket, members in lower buckets), ascending.
+    below: Vec<(i32, u64)>,
+    total: u64,
+}
+
+impl Cdf {
+    pub fn of(histogram: &Histogram) -> Cdf {
+        let mut below = Vec::with_capacity(histogram.counts.len());
+        let mut seen = 0;
+        for (&bucket, &count) in &histogram.counts {
+            below.push((bucket, seen));
+            seen += count;
+        }
+        Cdf {
+            below,
+            total: histogram.total,
+        }
+    }
+
+    /// Same as [`Histogram::position`].
+    pub fn position(&self, bucket: i32) -> f64 {
+        if self.total == 0 {
+            return 0.0;
+        }
+        let i = self.below.partition_point(|&(b, _)| b < bucket);
+        let below = self.below.get(i).map_or(self.total, |&(_, n)| n);
+        below as f64 / self.total as f64
+    }
+}
+
 /// A quintile score from a position: 1 (bottom fifth) to 5 (top fifth).
 pub fn quintile(position: f64) -> i32 {
     1 + ((position * 5.0).floor() as i32).clamp(0, 4)
@@ -150,5 +184,9 @@ mod tests {
         assert_eq!(quintile(h.position(1)), 1);
         assert_eq!(quintile(h.position(2)), 5);
         assert_eq!(quintile(h.position(21)), 5);
+        let cdf = Cdf::of(&h);
+        for bucket in -1..25 {
+            assert_eq!(cdf.position(bucket), h.position(bucket), "{bucket}");
+        }
     }
 }

@@ -6,8 +6,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use cohort::Cohort;
 use customer_graph::CustomerGraph;
-use loyalty_contracts::{InterventionOpportunity, MemberState, TierForecasts, topics};
+use loyalty_contracts::{
+    InterventionOpportunity, MemberCohort, MemberState, TierForecasts, topics,
+};
 use loyalty_runtime::registry::RegistryClient;
 use loyalty_runtime::{Agent, Config, codec, runner, wire};
 use serde::Serialize;
@@ -39,6 +42,11 @@ pub struct DemoSummary {
     /// Intervention opportunities raised, by kind.
     pub opportunities: BTreeMap<String, usize>,
     pub tier_transition_dead_lettered: i64,
+    /// Members per named RFM segment, and per lifecycle stage.
+    pub segments: BTreeMap<String, usize>,
+    pub lifecycle: BTreeMap<String, usize>,
+    /// Whether every cohort record was scored against the same, final boundaries.
+    pub cohorts_settled: bool,
 }
 
 /// How the demo reaches its cluster and what it replays.
@@ -110,6 +118,17 @@ pub async fn run_demo(
     let forecaster_task = tokio::spawn(runner::run(
         TierTransition::new(&forecaster.agent),
         forecaster,
+        loyalty_runtime::stopped(stop_rx.clone()),
+    ));
+    let mut segmenter: Config<loyalty_runtime::NoSettings> = Config {
+        runtime: config.runtime.clone(),
+        ..Config::default()
+    };
+    segmenter.runtime.http_listen = "127.0.0.1:0".into();
+    segmenter.runtime.refresh_interval_ms = 5_000;
+    let cohort_task = tokio::spawn(runner::run(
+        Cohort::default(),
+        segmenter,
         loyalty_runtime::stopped(stop_rx),
     ));
 
@@ -195,6 +214,17 @@ pub async fn run_demo(
         }
     }
 
+    let cohorts = settled_cohorts(&options.bootstrap_servers, &registry).await?;
+    let cohorts_settled = cohorts.1;
+    let mut segments = BTreeMap::new();
+    let mut lifecycle = BTreeMap::new();
+    for c in cohorts.0.values() {
+        *segments.entry(c.segment.label().to_owned()).or_insert(0) += 1;
+        *lifecycle
+            .entry(format!("{:?}", c.lifecycle).to_lowercase())
+            .or_insert(0) += 1;
+    }
+
     let changelog = inspect::latest_values(
         &options.bootstrap_servers,
         &runner::changelog_topic::<CustomerGraph>(),
@@ -221,6 +251,9 @@ pub async fn run_demo(
             &options.bootstrap_servers,
             &runner::dlq_topic(TierTransition::NAME),
         )?,
+        segments,
+        lifecycle,
+        cohorts_settled,
     };
     if options.keep_running {
         shutdown.await;
@@ -228,7 +261,40 @@ pub async fn run_demo(
     let _ = stop_tx.send(true);
     agent_task.await.context("customer-graph task")??;
     forecaster_task.await.context("tier-transition task")??;
+    cohort_task.await.context("cohort task")??;
     Ok(summary)
+}
+
+/// The cohorts once cohort has caught up and re-scored everyone against the final
+/// boundaries (all records carry one boundaries version), or after two minutes as they
+/// are (`false`).
+async fn settled_cohorts(
+    bootstrap_servers: &str,
+    registry: &RegistryClient,
+) -> anyhow::Result<(BTreeMap<String, MemberCohort>, bool)> {
+    let group = format!("loyalty-swarm.{}", Cohort::NAME);
+    let caught_up = inspect::wait_caught_up(
+        bootstrap_servers,
+        &group,
+        &[topics::MEMBER_STATE],
+        Duration::from_secs(600),
+    )
+    .await?;
+    anyhow::ensure!(caught_up, "cohort did not catch up within 10 minutes");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let cohorts: BTreeMap<String, MemberCohort> =
+            decode_latest(bootstrap_servers, registry, topics::COHORTS).await?;
+        let versions: std::collections::BTreeSet<&str> = cohorts
+            .values()
+            .map(|c| c.boundaries_version.as_str())
+            .collect();
+        if versions.len() <= 1 || Instant::now() > deadline {
+            let settled = versions.len() <= 1;
+            return Ok((cohorts, settled));
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
 }
 
 /// Per transition type: how many members have a forecast, and the mean probability.
@@ -255,7 +321,7 @@ impl std::fmt::Display for DemoSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "loyalty-swarm demo: CDNOW replay through customer-graph and tier-transition"
+            "loyalty-swarm demo: CDNOW replay through customer-graph, cohort and tier-transition"
         )?;
         writeln!(
             f,
@@ -284,6 +350,20 @@ impl std::fmt::Display for DemoSummary {
             self.state_bytes_per_member
         )?;
         writeln!(f, "  dead-lettered {}", self.dead_lettered)?;
+        let join = |m: &BTreeMap<String, usize>| {
+            m.iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let settling = if self.cohorts_settled {
+            ""
+        } else {
+            " (still settling)"
+        };
+        writeln!(f, "cohort{settling}")?;
+        writeln!(f, "  segments      {}", join(&self.segments))?;
+        writeln!(f, "  lifecycle     {}", join(&self.lifecycle))?;
         writeln!(f, "tier-transition (population fit {})", self.model_version)?;
         for (kind, (n, mean)) in &self.forecasts {
             writeln!(
