@@ -15,9 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use loyalty_contracts::{CohortStats, Date, MemberCohort, MemberState, Segment, Timestamp, topics};
-use loyalty_runtime::{
-    Agent, Context, HandleError, Input, NoSettings, OutputSpec, Population, Rejection,
-};
+use loyalty_runtime::{Agent, Context, HandleError, Input, NoSettings, OutputSpec, Population};
 use serde::{Deserialize, Serialize};
 
 use sketch::{Cdf, Histogram, log_bucket, log_value, quintile};
@@ -305,14 +303,8 @@ impl Agent for Cohort {
         let fresh = if input.is_tombstone() {
             None
         } else {
-            let member: MemberState = input.decode()?;
-            if member.member_id != input.key {
-                return Err(Rejection::contract(format!(
-                    "member_id {:?} differs from the record key {:?}",
-                    member.member_id, input.key
-                ))
-                .into());
-            }
+            let member: MemberState =
+                input.decode_keyed("member_id", |m: &MemberState| &m.member_id)?;
             match facts(&member) {
                 Some(f) => Some(f),
                 // No purchase yet: nothing to score.

@@ -124,14 +124,8 @@ impl Agent for CustomerGraph {
     ) -> Result<(), HandleError> {
         match input.topic {
             topics::MEMBER_EVENTS => {
-                let event: MemberEvent = input.decode()?;
-                if event.member_id != input.key {
-                    return Err(Rejection::contract(format!(
-                        "member_id {:?} differs from the record key {:?}",
-                        event.member_id, input.key
-                    ))
-                    .into());
-                }
+                let event: MemberEvent =
+                    input.decode_keyed("member_id", |v: &MemberEvent| &v.member_id)?;
                 fold::validate(&event)?;
                 let fold = state.get_or_insert_with(MemberFold::default);
                 if !fold.apply_event(&event, &self.settings)? {
@@ -149,14 +143,8 @@ impl Agent for CustomerGraph {
                 if input.is_tombstone() {
                     return Ok(());
                 }
-                let profile: MemberProfile = input.decode()?;
-                if profile.member_id != input.key {
-                    return Err(Rejection::contract(format!(
-                        "member_id {:?} differs from the record key {:?}",
-                        profile.member_id, input.key
-                    ))
-                    .into());
-                }
+                let profile: MemberProfile =
+                    input.decode_keyed("member_id", |v: &MemberProfile| &v.member_id)?;
                 let fold = state.get_or_insert_with(MemberFold::default);
                 fold.apply_profile(&profile);
                 let program = self.program(ctx, fold);

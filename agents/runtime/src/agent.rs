@@ -189,6 +189,24 @@ impl Input<'_> {
         }
     }
 
+    /// Decode a value that names its own key (a member id, say): a value whose `field`
+    /// differs from the record key breaks the contract (co-partitioning depends on it).
+    pub fn decode_keyed<T: DeserializeOwned>(
+        &self,
+        field: &str,
+        id: fn(&T) -> &str,
+    ) -> Result<T, Rejection> {
+        let value: T = self.decode()?;
+        if id(&value) != self.key {
+            return Err(Rejection::contract(format!(
+                "{field} {:?} differs from the record key {:?}",
+                id(&value),
+                self.key
+            )));
+        }
+        Ok(value)
+    }
+
     pub fn is_tombstone(&self) -> bool {
         self.value.is_none()
     }

@@ -346,36 +346,25 @@ async fn process<A: Agent>(
         if A::SHARES_SUMMARY {
             observe_population(&shared, &stores, &mut population);
         }
-        if batch.is_empty() {
-            maybe_refresh(
-                &shared,
-                &consumer,
-                &mut stores,
-                &mut population,
-                &mut refreshed,
-                refresh_interval,
-            )
-            .await?;
-            continue;
+        if !batch.is_empty() {
+            let started = Instant::now();
+            let mut outputs: Vec<OutRecord> = Vec::new();
+            let mut commits: BTreeMap<(String, i32), i64> = BTreeMap::new();
+            for message in &batch {
+                let partition = message.partition();
+                let store = store_for(&shared, &mut stores, partition).await?;
+                handle_message(&shared, message, store, &population, &mut outputs).await?;
+                commits.insert(
+                    (message.topic().to_owned(), partition),
+                    message.offset() + 1,
+                );
+            }
+            persist(&shared, &consumer, &mut stores, outputs, commits).await?;
+            shared.metrics.emit(Event::BatchCommitted {
+                records: batch.len() as u64,
+                elapsed: started.elapsed(),
+            });
         }
-
-        let started = Instant::now();
-        let mut outputs: Vec<OutRecord> = Vec::new();
-        let mut commits: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        for message in &batch {
-            let partition = message.partition();
-            let store = store_for(&shared, &mut stores, partition).await?;
-            handle_message(&shared, message, store, &population, &mut outputs).await?;
-            commits.insert(
-                (message.topic().to_owned(), partition),
-                message.offset() + 1,
-            );
-        }
-        persist(&shared, &consumer, &mut stores, outputs, commits).await?;
-        shared.metrics.emit(Event::BatchCommitted {
-            records: batch.len() as u64,
-            elapsed: started.elapsed(),
-        });
         maybe_refresh(
             &shared,
             &consumer,

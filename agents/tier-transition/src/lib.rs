@@ -495,14 +495,8 @@ impl Agent for TierTransition {
             }
             return Ok(());
         }
-        let member: MemberState = input.decode()?;
-        if member.member_id != input.key {
-            return Err(Rejection::contract(format!(
-                "member_id {:?} differs from the record key {:?}",
-                member.member_id, input.key
-            ))
-            .into());
-        }
+        let member: MemberState =
+            input.decode_keyed("member_id", |m: &MemberState| &m.member_id)?;
         let program = member
             .tier
             .as_ref()
