@@ -18,12 +18,6 @@ use swarm::cdnow;
 use tier_transition::calibrate::{Resolved, Scores, choose, score};
 use tier_transition::forecast::{Forecaster, Population, Raw, Standing};
 
-fn fnv(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
 struct Case {
     evaluation: bool,
     model: f64,
@@ -111,7 +105,7 @@ fn up_and_down_tier_forecasts_beat_the_baseline_and_calibration_helps() {
             if let Raw::Forecast { probability, .. } = raw {
                 assert!((0.0..=1.0).contains(&probability), "{probability}");
                 cases.entry(kind).or_default().push(Case {
-                    evaluation: fnv(&state.member_id) % 2 == 1,
+                    evaluation: loyalty_contracts::fnv1a(&state.member_id) % 2 == 1,
                     model: probability,
                     baseline: if baseline { 1.0 } else { 0.0 },
                     happened,

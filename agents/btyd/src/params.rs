@@ -54,7 +54,7 @@ pub fn model_params(
     );
     ModelParams {
         segment: segment.to_owned(),
-        version: format!("{:016x}", fnv1a(&identity)),
+        version: format!("{:016x}", loyalty_contracts::fnv1a(&identity)),
         fitted_at,
         calibration_end,
         unit_days,
@@ -102,12 +102,6 @@ pub fn published(params: &ModelParams) -> Result<Published, String> {
         spend,
         unit_days: params.unit_days,
         version: params.version.clone(),
-    })
-}
-
-fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }
 

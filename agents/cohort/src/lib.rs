@@ -134,7 +134,7 @@ impl Cohort {
             last_purchase: Cdf::of(&merged.last_purchase),
             frequency: Cdf::of(&merged.frequency),
             monetary: Cdf::of(&merged.monetary),
-            version: format!("{:016x}", fnv1a(&identity)),
+            version: format!("{:016x}", loyalty_contracts::fnv1a(&identity)),
         };
         if let Ok(mut cached) = self.boundaries.lock() {
             *cached = Some(boundaries.clone());
@@ -198,12 +198,6 @@ impl Cohort {
         };
         (record, contribution)
     }
-}
-
-fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 /// Add a member's contribution (`add`) or take it back out.

@@ -43,6 +43,15 @@ pub use time::{Date, MILLIS_PER_DAY, Timestamp};
 
 use apache_avro::{AvroSchema, Schema};
 
+/// A stable 64-bit FNV-1a hash: event-id dedupe keys, model and calibration versions,
+/// hold-out splits — anything every instance, on every machine, must compute alike
+/// (std's hasher is randomly seeded per process).
+pub fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// Namespace of every named Avro type in the contract.
 pub const NAMESPACE: &str = "io.loyaltyswarm";
 

@@ -62,15 +62,6 @@ pub struct MemberFold {
     pub brands: Vec<String>,
 }
 
-fn fnv1a(text: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.as_bytes() {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
-
 fn day_of(ms: i64) -> i32 {
     Timestamp(ms).day().0
 }
@@ -155,7 +146,7 @@ impl MemberFold {
         event: &MemberEvent,
         settings: &Settings,
     ) -> Result<bool, Rejection> {
-        let id = fnv1a(&event.event_id);
+        let id = loyalty_contracts::fnv1a(&event.event_id);
         if self.recent_event_ids.contains(&id) {
             return Ok(false);
         }

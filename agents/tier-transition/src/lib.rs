@@ -167,7 +167,7 @@ impl TierTransition {
             maps.push(choice.calibrator);
         }
         // The version names the maps, so every instance fitting the same counts agrees.
-        let version = format!("{:016x}", fnv1a(&format!("{maps:?}")));
+        let version = format!("{:016x}", loyalty_contracts::fnv1a(&format!("{maps:?}")));
         *cached = Some(Calibration {
             generation: population.generation,
             version: version.clone(),
@@ -381,13 +381,7 @@ fn resolvable(kind: TransitionType) -> bool {
 
 /// One member in five (by id) is held out for choosing between calibrators.
 fn held_out(member_id: &str) -> bool {
-    fnv1a(member_id) % 5 == 4
-}
-
-fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    loyalty_contracts::fnv1a(member_id) % 5 == 4
 }
 
 /// Resolve what can be resolved of `pending` given the member's path up to `day`; counts
