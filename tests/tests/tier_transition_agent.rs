@@ -139,6 +139,14 @@ async fn forecasts_every_member_once_a_fit_exists_and_dead_letters_bad_rules() {
     }
     assert!(top_tier > 0, "the sample has gold members");
 
+    // Opportunities are counted, and the exposition passes Prometheus' linter.
+    let (_, metrics) = agent.get("/metrics").await.unwrap();
+    assert!(
+        metrics.contains("loyalty_swarm_opportunities_total{"),
+        "no opportunities counted:\n{metrics}"
+    );
+    common::promtool_check_metrics(&metrics);
+
     let dead = swarm::inspect::all_records(&stack.bootstrap_servers, "tier-transition.dlq")
         .await
         .unwrap();

@@ -427,6 +427,25 @@ pub async fn produce_member_states(stack: &Stack, bodies: &BTreeMap<String, Vec<
         .unwrap();
 }
 
+/// `promtool check metrics` (Prometheus' own linter) must accept an agent's exposition.
+pub fn promtool_check_metrics(metrics: &str) {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (Debian package prometheus; .ci/run installs it)");
+    std::io::Write::write_all(promtool.stdin.as_mut().unwrap(), metrics.as_bytes()).unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}
+
 /// An encoder for member events, their schema registered with the stack's registry.
 pub async fn member_event_encoder(stack: &Stack) -> Encoder {
     let registry = loyalty_runtime::registry::RegistryClient::new(&stack.registry_url).unwrap();
