@@ -75,6 +75,17 @@ fn alerts_use_only_metrics_the_runtime_exports() {
             topic: "t",
             count: 1,
         },
+        Event::Refreshed {
+            elapsed: Duration::from_millis(1),
+        },
+        Event::ForecastQuality {
+            transition: "up_tier",
+            resolved: 1,
+            brier: 0.1,
+            log_loss: 0.3,
+            ece: 0.01,
+        },
+        Event::OpportunityRaised { kind: "thank_you" },
     ] {
         metrics.emit(event);
     }
