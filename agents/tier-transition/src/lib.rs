@@ -209,7 +209,12 @@ impl TierTransition {
                 .forecast(state, day, horizon)
             }
             (None, _) => not_applicable("the member's program is not in loyalty.programs.v1"),
-            (_, _) => not_applicable("the population fit has no spend model"),
+            // Readiness waits for some usable fit, not necessarily this segment's.
+            (_, None) => not_applicable(&format!(
+                "no usable population fit for segment {} on loyalty.model-params.v1",
+                self.settings.model_segment
+            )),
+            (_, Some(_)) => not_applicable("the population fit has no spend model"),
         };
         let forecasts = raws
             .iter()
