@@ -171,20 +171,26 @@ impl BgNbd {
     }
 
     /// P(alive at t) for a member drawn from this population, just acquired: the sum over
-    /// n of the "still alive after n purchases" part of the PMF.
+    /// n of the "still alive after n purchases" part of the PMF, by the same recurrence as
+    /// [`BgNbd::purchases_pmf_all`] (no special function inside the loop).
     pub fn p_alive_after(&self, t: f64) -> f64 {
         let BgNbd { r, alpha, a, b } = *self;
         if t <= 0.0 {
             return 1.0;
         }
-        let (ln_p, ln_q) = ((alpha / (alpha + t)).ln(), (t / (alpha + t)).ln());
-        let (mut total, mut mass) = (0.0, 0.0);
-        for n in 0..100_000 {
+        let ln_q = (t / (alpha + t)).ln();
+        // Logs, because p^r underflows for heavy buyers' posteriors (r in the hundreds).
+        // n = 0: B(a, b)/B(a, b) = 1, so both terms start at p^r.
+        let mut ln_nbd = r * (alpha / (alpha + t)).ln();
+        let mut ln_alive = ln_nbd;
+        let (mut total, mut mass) = (ln_alive.exp(), ln_nbd.exp());
+        for n in 1..1_000_000 {
             let nf = f64::from(n);
-            let ln_nbd = ln_gamma(r + nf) - ln_gamma(r) - ln_gamma(nf + 1.0) + r * ln_p + nf * ln_q;
-            let nbd = ln_nbd.exp();
-            total += (ln_beta(a, b + nf) - ln_beta(a, b) + ln_nbd).exp();
-            mass += nbd;
+            let ln_step = ((r + nf - 1.0) / nf).ln() + ln_q;
+            ln_nbd += ln_step;
+            ln_alive += ln_step + ((b + nf - 1.0) / (a + b + nf - 1.0)).ln();
+            total += ln_alive.exp();
+            mass += ln_nbd.exp();
             if 1.0 - mass < 1e-12 && nf > r * t / alpha {
                 break;
             }
@@ -268,6 +274,24 @@ mod tests {
         // Alive after t is at most 1 and falls with t.
         let (early, late) = (model.p_alive_after(4.0), model.p_alive_after(52.0));
         assert!(early <= 1.0 && late < early && late > 0.0, "{early} {late}");
+        // The alive part of P(X(t) = n), summed term by term with log-gamma functions.
+        let (r, alpha, a, b, t) = (model.r, model.alpha, model.a, model.b, 52.0);
+        let direct: f64 = (0..2000)
+            .map(|n| {
+                let nf = f64::from(n);
+                (ln_beta(a, b + nf) - ln_beta(a, b) + ln_gamma(r + nf)
+                    - ln_gamma(r)
+                    - ln_gamma(nf + 1.0)
+                    + r * (alpha / (alpha + t)).ln()
+                    + nf * (t / (alpha + t)).ln())
+                .exp()
+            })
+            .sum();
+        assert!((late - direct).abs() < 1e-10, "{late} vs {direct}");
+        // A heavy buyer's posterior, where p^r alone underflows.
+        let heavy = published().posterior(&Summary::new(900.0, 77.0, 78.0));
+        let alive = heavy.p_alive_after(520.0);
+        assert!(alive.is_finite() && alive > 0.0 && alive < 1.0, "{alive}");
     }
 
     #[test]

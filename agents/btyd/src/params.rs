@@ -105,6 +105,17 @@ pub fn published(params: &ModelParams) -> Result<Published, String> {
     })
 }
 
+/// [`published`] for a record read under `key`, which must be its segment.
+pub fn published_keyed(params: &ModelParams, key: &str) -> Result<Published, String> {
+    if params.segment != key {
+        return Err(format!(
+            "model segment {} differs from the record key {key}",
+            params.segment
+        ));
+    }
+    published(params)
+}
+
 /// Fit the population from member-state snapshots (customer-graph's BTYD summaries, in
 /// days and minor units) with T measured to `calibration_end`; weeks as the time unit.
 /// Members without a purchase by then are left out.

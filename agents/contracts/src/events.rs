@@ -185,4 +185,8 @@ pub struct InterventionOutcome {
     pub result: InterventionResult,
     /// Attributed value in minor units, when the outcome was a conversion.
     pub value_minor: Option<i64>,
+    /// True when the member was in the hold-out (control) arm: the intervention was chosen
+    /// for them but withheld, and the outcome is what they did anyway. Null or false: the
+    /// member received it. Uplift is learned from the difference (schema v2).
+    pub holdout: Option<bool>,
 }

@@ -16,6 +16,7 @@ mod consents;
 mod erasure;
 mod events;
 mod forecasts;
+mod member_ltv;
 mod model_params;
 mod offers;
 mod profiles;
@@ -33,6 +34,10 @@ pub use events::{
 };
 pub use forecasts::{
     InterventionOpportunity, OpportunityKind, TierForecasts, TransitionForecast, TransitionType,
+};
+pub use member_ltv::{
+    Adjustment, AdjustmentKind, Attestation, Counterfactual, DecayPoint, Discrepancy,
+    InputPosition, InterventionType, MemberLtv, Reconciliation, ValueHorizons,
 };
 pub use model_params::{BgNbdFit, GammaGammaFit, ModelParams};
 pub use offers::VendorOffer;
@@ -69,6 +74,7 @@ pub mod topics {
     pub const MODEL_PARAMS: &str = "loyalty.model-params.v1";
     pub const TIER_FORECASTS: &str = "loyalty.tier-forecasts.v1";
     pub const INTERVENTION_OPPORTUNITIES: &str = "loyalty.intervention-opportunities.v1";
+    pub const MEMBER_LTV: &str = "loyalty.member-ltv.v1";
 }
 
 /// How a topic is cleaned up; compacted topics keep the newest value per key.
@@ -170,6 +176,12 @@ pub fn contracts() -> Vec<TopicContract> {
             cleanup: Cleanup::Delete,
             member_keyed: true,
             schema: InterventionOpportunity::get_schema,
+        },
+        TopicContract {
+            topic: MEMBER_LTV,
+            cleanup: Cleanup::Compact,
+            member_keyed: true,
+            schema: MemberLtv::get_schema,
         },
     ]
 }

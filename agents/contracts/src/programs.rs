@@ -91,6 +91,12 @@ impl Program {
         tiers
     }
 
+    /// Points earned per minor currency unit spent in a tier with `earn_multiplier`
+    /// (`points_per_unit` is per major unit; minor units are hundredths).
+    pub fn points_per_minor(&self, earn_multiplier: f64) -> f64 {
+        self.points_per_unit * earn_multiplier / 100.0
+    }
+
     /// First day (days since the epoch) whose qualifying amount still counts on `today`.
     pub fn window_start(&self, today: i32) -> i32 {
         match self.window {

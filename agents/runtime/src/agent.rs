@@ -123,8 +123,9 @@ pub trait Agent: Send + Sync + 'static {
         ctx: &mut Context<'_>,
     ) -> Result<(), HandleError>;
 
-    /// Called for every key of every owned partition when the population view changed
-    /// (at most every `refresh_interval_ms`), so outputs derived from it follow: a key's
+    /// Called for every key of every owned partition when the population view or a
+    /// reference table changed (at most every `refresh_interval_ms`), so outputs derived
+    /// from them follow: a key's
     /// output is then a function of its own state and the final population, however the
     /// partitions were spread. Like `handle`, it must be deterministic.
     fn refresh(
@@ -296,9 +297,16 @@ impl<'a> Context<'a> {
 #[derive(Default, Debug)]
 pub struct TableView {
     pub(crate) tables: std::sync::RwLock<HashMap<String, HashMap<String, TableValue>>>,
+    /// Bumped on every change, so a refresh can follow reference data as well as the
+    /// population (a newly published model re-scores every member).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl TableView {
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     pub fn get(&self, topic: &str, key: &str) -> Option<TableValue> {
         self.tables.read().ok()?.get(topic)?.get(key).cloned()
     }
@@ -310,6 +318,8 @@ impl TableView {
                 Some(v) => table.insert(key.to_owned(), v),
                 None => table.remove(key),
             };
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         }
     }
 }

@@ -128,6 +128,14 @@ impl Encoder {
         self.writer.write_ser(&mut buf, value)?;
         Ok(buf)
     }
+
+    /// The Avro binary of `value` alone, without the wire header: what a signature or a
+    /// hash covers, independent of the registry id it is published under.
+    pub fn encode_body<T: Serialize>(&self, value: &T) -> Result<Vec<u8>, apache_avro::Error> {
+        let mut buf = Vec::with_capacity(256);
+        self.writer.write_ser(&mut buf, value)?;
+        Ok(buf)
+    }
 }
 
 #[cfg(test)]

@@ -67,6 +67,15 @@ pub enum Event<'a> {
     },
     /// An intervention opportunity was raised.
     OpportunityRaised { kind: &'a str },
+    /// A population model was fitted for a segment; `outcome` is published, unchanged,
+    /// not_converged, too_small or failed.
+    ModelFitted {
+        segment: &'a str,
+        outcome: &'a str,
+        elapsed: Duration,
+    },
+    /// A member's value sources disagreed beyond tolerance (`between` names the pair).
+    ValueDiscrepancy { between: &'a str },
 }
 
 /// The agent's metric registry.
@@ -94,6 +103,9 @@ pub struct Metrics {
     forecast_log_loss: GaugeVec,
     forecast_ece: GaugeVec,
     opportunities: IntCounterVec,
+    model_fits: IntCounterVec,
+    model_fit_seconds: HistogramVec,
+    discrepancies: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -263,6 +275,22 @@ impl Metrics {
                 "Intervention opportunities raised.",
                 &["kind"],
             )?,
+            model_fits: counter(
+                "model_fits_total",
+                "Population model fits by segment and outcome.",
+                &["segment", "outcome"],
+            )?,
+            model_fit_seconds: histogram(
+                "model_fit_seconds",
+                "Wall time of one segment's population fit.",
+                &["segment"],
+                prometheus::exponential_buckets(1e-3, 2.5, 12)?,
+            )?,
+            discrepancies: counter(
+                "ltv_discrepancies_total",
+                "Members whose value sources disagreed beyond tolerance, by source pair.",
+                &["between"],
+            )?,
             registry,
         };
         for kind in RejectionKind::ALL {
@@ -361,6 +389,19 @@ impl Metrics {
             }
             Event::OpportunityRaised { kind } => {
                 self.opportunities.with_label_values(&[kind]).inc()
+            }
+            Event::ModelFitted {
+                segment,
+                outcome,
+                elapsed,
+            } => {
+                self.model_fits.with_label_values(&[segment, outcome]).inc();
+                self.model_fit_seconds
+                    .with_label_values(&[segment])
+                    .observe(elapsed.as_secs_f64());
+            }
+            Event::ValueDiscrepancy { between } => {
+                self.discrepancies.with_label_values(&[between]).inc()
             }
         }
     }

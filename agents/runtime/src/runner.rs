@@ -312,7 +312,8 @@ async fn process<A: Agent>(
     let max_wait = Duration::from_millis(rt.batch_max_wait_ms);
     let refresh_interval = Duration::from_millis(rt.refresh_interval_ms);
     let mut population: Population<A::Summary> = Population::default();
-    let mut refreshed = (0u64, Instant::now());
+    // The population and table generations last refreshed for, and when.
+    let mut refreshed = ((0u64, 0u64), Instant::now());
 
     loop {
         if *stop.borrow() {
@@ -404,22 +405,23 @@ fn observe_population<A: Agent>(
     }
 }
 
-/// Refresh every key when the population changed since the last refresh and the refresh
-/// interval has passed: often enough to follow the population, rarely enough that a busy
-/// stream is not spent re-deriving outputs.
+/// Refresh every key when the population or a reference table changed since the last
+/// refresh and the refresh interval has passed: often enough to follow them, rarely enough
+/// that a busy stream is not spent re-deriving outputs.
 async fn maybe_refresh<A: Agent>(
     shared: &Shared<A>,
     consumer: &StreamConsumer<AssignmentTracker>,
     stores: &mut BTreeMap<i32, Store<A>>,
     population: &mut Population<A::Summary>,
-    refreshed: &mut (u64, Instant),
+    refreshed: &mut ((u64, u64), Instant),
     interval: Duration,
 ) -> Result<(), RuntimeError> {
     if !A::SHARES_SUMMARY || refreshed.1.elapsed() < interval {
         return Ok(());
     }
     observe_population(shared, stores, population);
-    if population.generation == refreshed.0 {
+    let generations = (population.generation, shared.tables.generation());
+    if generations == refreshed.0 {
         return Ok(());
     }
     let started = Instant::now();
@@ -428,7 +430,7 @@ async fn maybe_refresh<A: Agent>(
     shared.metrics.emit(Event::Refreshed {
         elapsed: started.elapsed(),
     });
-    *refreshed = (population.generation, Instant::now());
+    *refreshed = (generations, Instant::now());
     Ok(())
 }
 

@@ -491,7 +491,7 @@ impl Forecaster<'_> {
         match self.program.qualifying_metric {
             QualifyingMetric::Spend => amount as f64,
             QualifyingMetric::Points => {
-                let per_minor = self.program.points_per_unit * tier.earn_multiplier / 100.0;
+                let per_minor = self.program.points_per_minor(tier.earn_multiplier);
                 if per_minor > 0.0 {
                     amount as f64 / per_minor
                 } else {

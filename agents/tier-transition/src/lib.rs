@@ -425,13 +425,8 @@ fn resolve(
 
 fn decode_model(input: &Input<'_>) -> Result<TableValue, Rejection> {
     let params: ModelParams = input.decode()?;
-    if params.segment != input.key {
-        return Err(Rejection::contract(format!(
-            "model segment {} differs from the record key {}",
-            params.segment, input.key
-        )));
-    }
-    let published = btyd::params::published(&params).map_err(Rejection::contract)?;
+    let published =
+        btyd::params::published_keyed(&params, input.key).map_err(Rejection::contract)?;
     Ok(Arc::new(published))
 }
 

@@ -1,0 +1,62 @@
+//! Members scored per second on one core: one member-state through `handle` — the join,
+//! baseline and 36-month decay curve under the population fit and three segment fits
+//! (120-month discounted lifetime), the eight adjustments, six counterfactuals, the
+//! reconciliation, and the Ed25519-signed attestation.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use loyalty_contracts::{MemberState, topics};
+use loyalty_runtime::{Agent, Harness, Population};
+use ltv::population::PopulationSummary;
+use ltv::testkit::{Framed, cdnow_model, member, program};
+use ltv::{Ltv, Settings};
+
+fn score(c: &mut Criterion) {
+    let key_file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(key_file.path(), "11".repeat(32)).expect("key written");
+    let agent = Ltv::new(&Settings {
+        signing_key_file: Some(key_file.path().to_owned()),
+        ..Settings::default()
+    });
+    let mut harness = Harness::new(&agent.outputs()).expect("encoders");
+    for segment in ["all", "tier:silver", "redemption:redeemer", "tenure:365d+"] {
+        harness.put_table(topics::MODEL_PARAMS, segment, cdnow_model(segment));
+    }
+    harness.put_table(topics::PROGRAMS, "p", program());
+    harness.summary = Some(Box::new(PopulationSummary::default()));
+    harness.population = Some(Box::new(Population::<PopulationSummary>::default()));
+    // The CDNOW mix: most members buy once; a few are frequent.
+    let members: Vec<MemberState> = vec![
+        member("a", 0, 1, 200, 3_000, "member"),
+        member("b", 1, 40, 100, 4_000, "member"),
+        member("c", 3, 30, 60, 4_000, "silver"),
+        member("d", 12, 20, 10, 3_000, "gold"),
+    ];
+    let framed: Vec<Framed> = members
+        .iter()
+        .map(|m| Framed::new(m).expect("framed"))
+        .collect();
+    let mut group = c.benchmark_group("ltv");
+    group.throughput(Throughput::Elements(members.len() as u64));
+    let mut offset = 0;
+    group.bench_function("score_member", |b| {
+        b.iter(|| {
+            for (m, f) in members.iter().zip(&framed) {
+                offset += 1;
+                let mut state = None;
+                let mut ctx = harness.context();
+                agent
+                    .handle(
+                        &f.input(topics::MEMBER_STATE, &m.member_id, offset),
+                        &mut state,
+                        &mut ctx,
+                    )
+                    .expect("scored");
+            }
+            harness.emitted.clear();
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, score);
+criterion_main!(benches);
