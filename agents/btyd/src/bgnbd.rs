@@ -170,32 +170,18 @@ impl BgNbd {
         pmf
     }
 
-    /// P(alive at t) for a member drawn from this population, just acquired: the sum over
-    /// n of the "still alive after n purchases" part of the PMF, by the same recurrence as
-    /// [`BgNbd::purchases_pmf_all`] (no special function inside the loop).
+    /// P(alive at t) for a member drawn from this population, just acquired. Summing the
+    /// "still alive after n purchases" part of the PMF, B(a, b+n)/B(a, b) = (b)_n/(a+b)_n
+    /// turns the sum into a Gauss series: P = p^r ₂F₁(r, b; a+b; q), p = α/(α+t), q = 1-p.
     pub fn p_alive_after(&self, t: f64) -> f64 {
         let BgNbd { r, alpha, a, b } = *self;
         if t <= 0.0 {
             return 1.0;
         }
-        let ln_q = (t / (alpha + t)).ln();
-        // Logs, because p^r underflows for heavy buyers' posteriors (r in the hundreds).
-        // n = 0: B(a, b)/B(a, b) = 1, so both terms start at p^r.
-        let mut ln_nbd = r * (alpha / (alpha + t)).ln();
-        let mut ln_alive = ln_nbd;
-        let (mut total, mut mass) = (ln_alive.exp(), ln_nbd.exp());
-        for n in 1..1_000_000 {
-            let nf = f64::from(n);
-            let ln_step = ((r + nf - 1.0) / nf).ln() + ln_q;
-            ln_nbd += ln_step;
-            ln_alive += ln_step + ((b + nf - 1.0) / (a + b + nf - 1.0)).ln();
-            total += ln_alive.exp();
-            mass += ln_nbd.exp();
-            if 1.0 - mass < 1e-12 && nf > r * t / alpha {
-                break;
-            }
+        match ln_hyp2f1(r, b, a + b, t / (alpha + t)) {
+            Some(ln_f) => (r * (alpha / (alpha + t)).ln() + ln_f).exp().min(1.0),
+            None => 0.0,
         }
-        total
     }
 
     /// P(X(T, T + t] = n | x, t_x, T): the member's own distribution of future purchases.

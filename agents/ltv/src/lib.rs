@@ -234,6 +234,10 @@ pub struct MemberJoin {
     /// SHA-256 of the last record's content (attestation aside), so a refresh that changes
     /// nothing writes nothing.
     pub content_hash: String,
+    /// Fingerprint of the population inputs the last record used (model versions, group
+    /// means and uplift posteriors to three significant digits): a refresh re-scores only
+    /// members whose fingerprint moved.
+    pub dependencies: u64,
 }
 
 /// Interventions remembered per member; older ones keep their counts in the population.
@@ -363,15 +367,15 @@ impl Ltv {
             .map_or(s.default_margin_ratio, |m| {
                 (m.margin_minor as f64 / m.spend_minor as f64).clamp(0.0, 1.0)
             });
-        let valuation = |m: &Published, state: &MemberState| {
+        let valuation = |m: &Published, state: &MemberState, alive: bool| {
             let own_mean = state.rfm.as_ref().map_or(0.0, |r| r.monetary_minor);
             state
                 .btyd
                 .as_ref()
-                .and_then(|b| Valuation::of(m, b, own_mean, margin_ratio, self.horizon()))
+                .and_then(|b| Valuation::of(m, b, own_mean, margin_ratio, self.horizon(), alive))
         };
         let baseline = match (model.as_deref(), state) {
-            (Some(m), Some(state)) => valuation(m, state),
+            (Some(m), Some(state)) => valuation(m, state, true),
             _ => None,
         };
         let segments = state.map(|st| self.segments(st)).unwrap_or_default();
@@ -383,7 +387,7 @@ impl Ltv {
                     .as_deref()
                     .and_then(|seg| ctx.table::<Published>(topics::MODEL_PARAMS, seg))
                     .zip(state)
-                    .and_then(|(m, st)| valuation(&m, st));
+                    .and_then(|(m, st)| valuation(&m, st, false));
                 (name, v)
             })
             .collect();
@@ -557,6 +561,45 @@ impl Ltv {
         Ok((record, contribution))
     }
 
+    /// What a member's record depends on beyond its own inputs, as a fingerprint.
+    fn dependencies(&self, join: &MemberJoin, ctx: &Context<'_>) -> u64 {
+        let reference = self.reference(ctx);
+        let state = join.member.as_ref().map(|(_, m)| m);
+        let mut text = String::new();
+        let mut segments = vec![Some(ALL.to_owned())];
+        segments.extend(state.map(|st| self.segments(st)).unwrap_or_default());
+        for seg in segments.iter().flatten() {
+            let version = ctx
+                .table::<Published>(topics::MODEL_PARAMS, seg)
+                .map(|m| m.version.clone());
+            text.push_str(&format!("{seg}={version:?};"));
+        }
+        let mut groups = vec![ALL.to_owned()];
+        if let Some(t) = state.and_then(|m| m.tier.as_ref()) {
+            groups.push(format!("tier:{}", t.tier_id));
+        }
+        if let Some(f) = &join.forecasts {
+            for (_, tier) in f.up.iter().chain(&f.down) {
+                groups.push(format!("tier:{tier}"));
+            }
+        }
+        if let Some(c) = &join.cohort {
+            groups.push(format!("segment:{}", c.segment));
+        }
+        for g in groups {
+            let v = reference.values.get(&g);
+            text.push_str(&format!(
+                "{g}={:.3e}/{:.3e};",
+                v.and_then(|v| v.mean_revenue_12m()).unwrap_or(-1.0),
+                v.and_then(|v| v.mean_lifetime_margin()).unwrap_or(-1.0)
+            ));
+        }
+        for p in &reference.posteriors {
+            text.push_str(&format!("{:.3e}/{:.3e};", p.mean, p.sd));
+        }
+        loyalty_contracts::fnv1a(&text)
+    }
+
     /// Score, and emit when the content changed; the population contribution follows.
     fn rescore(
         &self,
@@ -577,6 +620,7 @@ impl Ltv {
             join.contribution = Contribution::default();
             return Ok(());
         }
+        join.dependencies = self.dependencies(join, ctx);
         let (mut record, contribution) = self.score(key, join, rationale, ctx)?;
         let canonical = self
             .canonical
@@ -953,6 +997,9 @@ impl Agent for Ltv {
             return Ok(());
         };
         if join.member.is_none() && join.forecasts.is_none() && join.cohort.is_none() {
+            return Ok(());
+        }
+        if self.dependencies(join, ctx) == join.dependencies {
             return Ok(());
         }
         self.rescore(

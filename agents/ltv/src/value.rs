@@ -22,14 +22,25 @@ pub struct Horizon {
     pub annual_discount_rate: f64,
 }
 
+/// A stretch of the future: a month within the curve, a year beyond it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Period {
+    pub months: usize,
+    /// P(alive) at the period's end.
+    pub alive_at_end: f64,
+    /// Expected transactions within the period.
+    pub transactions: f64,
+    /// Discount factor at the period's middle.
+    pub discount: f64,
+}
+
 /// One member valued under one population model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Valuation {
     pub p_alive: f64,
     pub order_value_minor: f64,
-    /// Per month over the lifetime horizon: (P(alive) at its end, expected transactions,
-    /// discount factor at its end).
-    pub months: Vec<(f64, f64, f64)>,
+    /// Monthly periods over the first 36 months, yearly after that, to the lifetime horizon.
+    pub months: Vec<Period>,
     pub revenue_12m: f64,
     pub revenue_36m: f64,
     pub lifetime_revenue: f64,
@@ -37,13 +48,16 @@ pub struct Valuation {
 }
 
 impl Valuation {
-    /// The member's value under `model`, if the member has bought at all.
+    /// The member's value under `model`, if the member has bought at all. Without
+    /// `alive`, P(alive) at each period's end is not computed (left 0): value alone costs
+    /// half as much.
     pub fn of(
         model: &Published,
         btyd: &BtydSummary,
         own_mean_value_minor: f64,
         margin_ratio: f64,
         horizon: Horizon,
+        alive: bool,
     ) -> Option<Valuation> {
         let unit = model.unit_days;
         let summary = Summary::new(
@@ -71,25 +85,45 @@ impl Valuation {
         };
         let monthly_discount = (1.0 + horizon.annual_discount_rate).powf(-1.0 / 12.0);
         let months_total = horizon.lifetime_months.max(CURVE_MONTHS);
-        let mut months = Vec::with_capacity(months_total);
-        let mut cumulative = 0.0;
-        let mut discount = 1.0;
-        for m in 1..=months_total {
+        // Monthly over the published curve, then by year (each series evaluation is a
+        // Gauss hypergeometric sum, and later years change slowly): the last period may be
+        // shorter than a year.
+        let mut ends: Vec<usize> = (1..=CURVE_MONTHS).collect();
+        let mut end = CURVE_MONTHS;
+        while end < months_total {
+            end = (end + 12).min(months_total);
+            ends.push(end);
+        }
+        let mut months = Vec::with_capacity(ends.len());
+        let (mut cumulative, mut previous) = (0.0, 0);
+        for m in ends {
             let t = m as f64 * MONTH_DAYS / unit;
             let expected = p_alive * posterior.expected_purchases(t)?;
-            discount *= monthly_discount;
-            months.push((
-                p_alive * posterior.p_alive_after(t),
-                (expected - cumulative).max(0.0),
-                discount,
-            ));
+            months.push(Period {
+                months: m - previous,
+                alive_at_end: if alive {
+                    p_alive * posterior.p_alive_after(t)
+                } else {
+                    0.0
+                },
+                transactions: (expected - cumulative).max(0.0),
+                // Discounted at the period's middle month.
+                discount: monthly_discount.powf((previous + m + 1) as f64 / 2.0),
+            });
             cumulative = expected;
+            previous = m;
         }
         let sum = |n: usize, discounted: bool| -> f64 {
+            let mut covered = 0;
             months
                 .iter()
-                .take(n)
-                .map(|(_, tx, d)| tx * order_value_minor * if discounted { *d } else { 1.0 })
+                .take_while(|p| {
+                    covered += p.months;
+                    covered <= n
+                })
+                .map(|p| {
+                    p.transactions * order_value_minor * if discounted { p.discount } else { 1.0 }
+                })
                 .sum()
         };
         Some(Valuation {
@@ -110,7 +144,10 @@ impl Valuation {
     /// Σ over the lifetime horizon of P(alive) × discount, in months: how long, in
     /// today's money, the member is expected to stay.
     pub fn discounted_alive_months(&self) -> f64 {
-        self.months.iter().map(|(alive, _, d)| alive * d).sum()
+        self.months
+            .iter()
+            .map(|p| p.months as f64 * p.alive_at_end * p.discount)
+            .sum()
     }
 
     pub fn horizons(&self) -> ValueHorizons {
@@ -130,12 +167,12 @@ impl Valuation {
             .iter()
             .take(CURVE_MONTHS)
             .enumerate()
-            .map(|(i, (alive, tx, _))| DecayPoint {
+            .map(|(i, p)| DecayPoint {
                 month: i as i32 + 1,
-                p_alive: *alive,
-                expected_transactions: *tx,
-                revenue_minor: minor(tx * self.order_value_minor),
-                margin_minor: minor(tx * self.order_value_minor * self.margin_ratio),
+                p_alive: p.alive_at_end,
+                expected_transactions: p.transactions,
+                revenue_minor: minor(p.transactions * self.order_value_minor),
+                margin_minor: minor(p.transactions * self.order_value_minor * self.margin_ratio),
             })
             .collect()
     }
@@ -206,28 +243,55 @@ mod tests {
     fn monthly_transactions_add_up_to_the_conditional_expectation() {
         let model = cdnow();
         let b = member(2, 30.43, 38.86, 30.0);
-        let v = Valuation::of(&model, &b, 30.0, 0.3, HORIZON).unwrap();
+        let v = Valuation::of(&model, &b, 30.0, 0.3, HORIZON, true).unwrap();
         let summary = Summary::new(2.0, 213.0 / 7.0, 272.0 / 7.0);
-        let twelve: f64 = v.months.iter().take(12).map(|m| m.1).sum();
+        let twelve: f64 = v.months.iter().take(12).map(|m| m.transactions).sum();
         let direct = model
             .purchases
             .conditional_expected_purchases(&summary, 12.0 * MONTH_DAYS / 7.0)
             .unwrap();
         assert!((twelve - direct).abs() < 1e-9, "{twelve} vs {direct}");
-        assert_eq!(v.months.len(), 120);
+        // 36 months, then the remaining 84 by year.
+        assert_eq!(v.months.len(), 36 + 7);
+        assert_eq!(v.months.iter().map(|p| p.months).sum::<usize>(), 120);
+        // The periods' transactions add up to the expectation over the whole horizon.
+        let all: f64 = v.months.iter().map(|m| m.transactions).sum();
+        let direct = model
+            .purchases
+            .conditional_expected_purchases(&summary, 120.0 * MONTH_DAYS / 7.0)
+            .unwrap();
+        assert!((all - direct).abs() < 1e-9, "{all} vs {direct}");
         // Discounting makes the lifetime less than the undiscounted sum, more than 36 months'.
-        let undiscounted: f64 = v.months.iter().map(|m| m.1 * v.order_value_minor).sum();
+        let undiscounted = all * v.order_value_minor;
         assert!(v.lifetime_revenue < undiscounted && v.lifetime_revenue > v.revenue_36m * 0.8);
-        // P(alive) falls month by month.
-        assert!(v.months.windows(2).all(|w| w[1].0 <= w[0].0 + 1e-12));
-        assert!(v.months[0].0 <= v.p_alive + 1e-12);
+        // P(alive) falls period by period.
+        assert!(
+            v.months
+                .windows(2)
+                .all(|w| w[1].alive_at_end <= w[0].alive_at_end + 1e-12)
+        );
+        assert!(v.months[0].alive_at_end <= v.p_alive + 1e-12);
     }
 
     #[test]
     fn a_lapsed_member_is_worth_less_than_an_active_one_with_the_same_history() {
         let model = cdnow();
-        let active = Valuation::of(&model, &member(4, 37.0, 38.0, 40.0), 40.0, 0.3, HORIZON);
-        let lapsed = Valuation::of(&model, &member(4, 5.0, 38.0, 40.0), 40.0, 0.3, HORIZON);
+        let active = Valuation::of(
+            &model,
+            &member(4, 37.0, 38.0, 40.0),
+            40.0,
+            0.3,
+            HORIZON,
+            true,
+        );
+        let lapsed = Valuation::of(
+            &model,
+            &member(4, 5.0, 38.0, 40.0),
+            40.0,
+            0.3,
+            HORIZON,
+            true,
+        );
         let (active, lapsed) = (active.unwrap(), lapsed.unwrap());
         assert!(lapsed.p_alive < active.p_alive);
         assert!(lapsed.lifetime_revenue < active.lifetime_revenue);

@@ -9,10 +9,12 @@ use anyhow::Context as _;
 use cohort::Cohort;
 use customer_graph::CustomerGraph;
 use loyalty_contracts::{
-    InterventionOpportunity, MemberCohort, MemberState, TierForecasts, topics,
+    InterventionOpportunity, MemberCohort, MemberLtv, MemberState, ModelParams, TierForecasts,
+    topics,
 };
 use loyalty_runtime::registry::RegistryClient;
 use loyalty_runtime::{Agent, Config, codec, runner, wire};
+use ltv::Ltv;
 use serde::Serialize;
 use tier_transition::TierTransition;
 use tokio::sync::watch;
@@ -47,6 +49,31 @@ pub struct DemoSummary {
     pub lifecycle: BTreeMap<String, usize>,
     /// Whether every cohort record was scored against the same, final boundaries.
     pub cohorts_settled: bool,
+    pub ltv: LtvSummary,
+}
+
+/// What the ltv agent produced.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct LtvSummary {
+    /// Members with a member-ltv record, and how many of them joined all three sides.
+    pub members: usize,
+    pub complete_joins: usize,
+    /// Whether every record was scored with the final population fit.
+    pub settled: bool,
+    pub mean_p_alive: f64,
+    pub mean_revenue_12m_minor: f64,
+    pub mean_lifetime_margin_minor: f64,
+    pub mean_adjusted_lifetime_margin_minor: f64,
+    pub points_liability_minor: i64,
+    /// Members flagged per pair of disagreeing value sources.
+    pub discrepancies: BTreeMap<String, usize>,
+    /// Published segment fits: members covered.
+    pub fits: BTreeMap<String, i64>,
+    /// Attestations re-checked with the public key, and failures.
+    pub verified: usize,
+    pub failed: usize,
+    pub public_key: String,
+    pub dead_lettered: i64,
 }
 
 /// How the demo reaches its cluster and what it replays.
@@ -108,7 +135,7 @@ pub async fn run_demo(
         config.clone(),
         loyalty_runtime::stopped(stop_rx.clone()),
     ));
-    // tier-transition waits for the population fit published below before it starts.
+    // tier-transition waits until ltv has published the population fit.
     let mut forecaster: Config<tier_transition::Settings> = Config {
         runtime: config.runtime.clone(),
         ..Config::default()
@@ -118,6 +145,30 @@ pub async fn run_demo(
     let forecaster_task = tokio::spawn(runner::run(
         TierTransition::new(&forecaster.agent),
         forecaster,
+        loyalty_runtime::stopped(stop_rx.clone()),
+    ));
+    // ltv fits the population per segment and publishes it; its attestations are signed
+    // with a key made for this run (the public half is printed, to verify with).
+    let key_file = std::env::temp_dir().join(format!(
+        "loyalty-swarm-ltv-{}-{}.key",
+        std::process::id(),
+        started_nanos()
+    ));
+    let public_key = crate::verify::keygen(&key_file)?;
+    let mut valuer: Config<ltv::Settings> = Config {
+        runtime: config.runtime.clone(),
+        ..Config::default()
+    };
+    valuer.runtime.http_listen = "127.0.0.1:0".into();
+    valuer.runtime.refresh_interval_ms = 5_000;
+    valuer.agent.signing_key_file = Some(key_file.clone());
+    valuer.agent.attestor = "swarm-demo/ltv".into();
+    let valuer_agent = Ltv::new(&valuer.agent);
+    // The agent holds the key now; the file is not needed any more.
+    let _ = std::fs::remove_file(&key_file);
+    let ltv_task = tokio::spawn(runner::run(
+        valuer_agent,
+        valuer,
         loyalty_runtime::stopped(stop_rx.clone()),
     ));
     let mut segmenter: Config<loyalty_runtime::NoSettings> = Config {
@@ -172,10 +223,6 @@ pub async fn run_demo(
             .map_or("none".to_owned(), |t| t.tier_id.clone());
         *tiers.entry(tier).or_insert(0) += 1;
     }
-    let params =
-        crate::fit::publish_population(&options.bootstrap_servers, &options.registry_url, &states)
-            .await
-            .context("fitting and publishing the population model")?;
     let caught_up = inspect::wait_caught_up(
         &options.bootstrap_servers,
         &format!("loyalty-swarm.{}", TierTransition::NAME),
@@ -225,6 +272,8 @@ pub async fn run_demo(
             .or_insert(0) += 1;
     }
 
+    let ltv = ltv_summary(&options.bootstrap_servers, &registry, &public_key).await?;
+
     let changelog = inspect::latest_values(
         &options.bootstrap_servers,
         &runner::changelog_topic::<CustomerGraph>(),
@@ -244,7 +293,7 @@ pub async fn run_demo(
         )?,
         state_bytes_per_member: state_bytes as f64 / changelog.len().max(1) as f64,
         replay: replayed,
-        model_version: params.version,
+        model_version: ltv.0,
         forecasts,
         opportunities,
         tier_transition_dead_lettered: inspect::record_count(
@@ -254,6 +303,7 @@ pub async fn run_demo(
         segments,
         lifecycle,
         cohorts_settled,
+        ltv: ltv.1,
     };
     if options.keep_running {
         shutdown.await;
@@ -262,7 +312,92 @@ pub async fn run_demo(
     agent_task.await.context("customer-graph task")??;
     forecaster_task.await.context("tier-transition task")??;
     cohort_task.await.context("cohort task")??;
+    ltv_task.await.context("ltv task")??;
     Ok(summary)
+}
+
+fn started_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// The ltv outputs once ltv has caught up and every record carries the final population
+/// fit (or after two minutes as they are), with every attestation re-checked. Returns the
+/// population fit's version too.
+async fn ltv_summary(
+    bootstrap_servers: &str,
+    registry: &RegistryClient,
+    public_key: &str,
+) -> anyhow::Result<(String, LtvSummary)> {
+    let group = format!("loyalty-swarm.{}", Ltv::NAME);
+    let inputs = [
+        topics::MEMBER_STATE,
+        topics::TIER_FORECASTS,
+        topics::COHORTS,
+        topics::MEMBER_EVENTS,
+    ];
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let (version, fits, records, settled) = loop {
+        let caught_up =
+            inspect::wait_caught_up(bootstrap_servers, &group, &inputs, Duration::from_secs(600))
+                .await?;
+        anyhow::ensure!(caught_up, "ltv did not catch up within 10 minutes");
+        let fits: BTreeMap<String, ModelParams> =
+            decode_latest(bootstrap_servers, registry, topics::MODEL_PARAMS).await?;
+        let version = fits
+            .get(ltv::population::ALL)
+            .map_or_else(String::new, |p| p.version.clone());
+        let records: BTreeMap<String, MemberLtv> =
+            decode_latest(bootstrap_servers, registry, topics::MEMBER_LTV).await?;
+        let settled = !version.is_empty()
+            && records
+                .values()
+                .all(|r| r.attestation.model_version == version || r.p_alive.is_none());
+        if settled || Instant::now() > deadline {
+            break (version, fits, records, settled);
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    };
+    let key = crate::verify::public_key(public_key)?;
+    let report = crate::verify::verify_topic(
+        bootstrap_servers,
+        registry.base_url(),
+        topics::MEMBER_LTV,
+        &key,
+    )
+    .await?;
+    let n = records.len().max(1) as f64;
+    let mean = |f: &dyn Fn(&MemberLtv) -> f64| records.values().map(f).sum::<f64>() / n;
+    let mut discrepancies = BTreeMap::new();
+    for r in records.values() {
+        for d in &r.reconciliation.discrepancies {
+            *discrepancies.entry(d.between.clone()).or_insert(0) += 1;
+        }
+    }
+    let summary = LtvSummary {
+        members: records.len(),
+        complete_joins: records
+            .values()
+            .filter(|r| r.missing_inputs.is_empty())
+            .count(),
+        settled,
+        mean_p_alive: mean(&|r| r.p_alive.unwrap_or(0.0)),
+        mean_revenue_12m_minor: mean(&|r| r.baseline.revenue_12m_minor as f64),
+        mean_lifetime_margin_minor: mean(&|r| r.baseline.lifetime_margin_minor as f64),
+        mean_adjusted_lifetime_margin_minor: mean(&|r| r.adjusted_lifetime_margin_minor as f64),
+        points_liability_minor: records.values().map(|r| r.points_liability_minor).sum(),
+        discrepancies,
+        fits: fits
+            .iter()
+            .map(|(segment, p)| (segment.clone(), p.bgnbd.sample_size))
+            .collect(),
+        verified: report.verified,
+        failed: report.failures.len(),
+        public_key: public_key.to_owned(),
+        dead_lettered: inspect::record_count(bootstrap_servers, &runner::dlq_topic(Ltv::NAME))?,
+    };
+    Ok((version, summary))
 }
 
 /// The cohorts once cohort has caught up and re-scored everyone against the final
@@ -321,7 +456,7 @@ impl std::fmt::Display for DemoSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "loyalty-swarm demo: CDNOW replay through customer-graph, cohort and tier-transition"
+            "loyalty-swarm demo: CDNOW replay through customer-graph, cohort, tier-transition and ltv"
         )?;
         writeln!(
             f,
@@ -385,6 +520,44 @@ impl std::fmt::Display for DemoSummary {
                 raised.join(", ")
             }
         )?;
-        write!(f, "  dead-lettered {}", self.tier_transition_dead_lettered)
+        writeln!(f, "  dead-lettered {}", self.tier_transition_dead_lettered)?;
+        let l = &self.ltv;
+        let settling = if l.settled { "" } else { " (still settling)" };
+        writeln!(f, "ltv{settling}")?;
+        writeln!(
+            f,
+            "  members       {} valued, {} with all three sides joined",
+            l.members, l.complete_joins
+        )?;
+        let fits: Vec<String> = l.fits.iter().map(|(s, n)| format!("{s} ({n})")).collect();
+        writeln!(f, "  segment fits  {}", fits.join(", "))?;
+        writeln!(
+            f,
+            "  mean          P(alive) {:.3}, 12-month revenue {:.2}, lifetime margin {:.2}, adjusted {:.2} (currency units)",
+            l.mean_p_alive,
+            l.mean_revenue_12m_minor / 100.0,
+            l.mean_lifetime_margin_minor / 100.0,
+            l.mean_adjusted_lifetime_margin_minor / 100.0
+        )?;
+        writeln!(
+            f,
+            "  points        liability {:.2} at face value",
+            l.points_liability_minor as f64 / 100.0
+        )?;
+        writeln!(
+            f,
+            "  discrepancies {}",
+            if l.discrepancies.is_empty() {
+                "none".to_owned()
+            } else {
+                join(&l.discrepancies)
+            }
+        )?;
+        writeln!(
+            f,
+            "  attestations  {} verified, {} failed; public key {}",
+            l.verified, l.failed, l.public_key
+        )?;
+        write!(f, "  dead-lettered {}", l.dead_lettered)
     }
 }

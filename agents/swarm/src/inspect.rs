@@ -47,6 +47,37 @@ pub async fn latest_values(
     Ok(latest)
 }
 
+/// One record as read: where it sits, its key and its value (`None`: a tombstone).
+#[derive(Debug, Clone)]
+pub struct Positioned {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: String,
+    pub value: Option<Vec<u8>>,
+}
+
+/// Every record of `topic` with its position, in partition order.
+pub async fn positioned_records(
+    bootstrap_servers: &str,
+    topic: &str,
+) -> Result<Vec<Positioned>, RuntimeError> {
+    let consumer = consumer(bootstrap_servers, "loyalty-swarm.inspect")?;
+    let mut records = Vec::new();
+    for partition in partitions(&consumer, topic)? {
+        kafka::read_to_end(&consumer, topic, partition, |key, value, offset, _| {
+            records.push(Positioned {
+                partition,
+                offset,
+                key: String::from_utf8_lossy(key.unwrap_or_default()).into_owned(),
+                value: value.map(<[u8]>::to_vec),
+            });
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(records)
+}
+
 /// Every record of `topic` with its headers, in partition order.
 pub async fn all_records(
     bootstrap_servers: &str,

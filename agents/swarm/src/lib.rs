@@ -9,3 +9,4 @@ pub mod registry;
 pub mod replay;
 pub mod setup;
 pub mod stack;
+pub mod verify;

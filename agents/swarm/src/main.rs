@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use swarm::{demo, replay, setup, stack};
+use swarm::{demo, replay, setup, stack, verify};
 
 const DEFAULT_DATA: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -106,7 +106,7 @@ enum Command {
         #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(i32).range(1..))]
         partitions: i32,
     },
-    /// Buy-till-you-die population models.
+    /// Lifetime value: population fits, signing keys, attestation checks.
     Ltv {
         #[command(subcommand)]
         command: LtvCommand,
@@ -132,6 +132,29 @@ enum LtvCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Re-check the attestation of every member-ltv record on a topic (canonical bytes,
+    /// output hash, Ed25519 signature); exits non-zero and names each record that fails.
+    Verify {
+        /// Topic of member-ltv records.
+        #[arg(default_value = "loyalty.member-ltv.v1")]
+        topic: String,
+        /// The attestor's public key: 64 hex digits, or a file holding them.
+        #[arg(long, value_name = "HEX|FILE")]
+        public_key: String,
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap_servers: String,
+        #[arg(long, default_value = "http://127.0.0.1:8081")]
+        schema_registry_url: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create an Ed25519 signing key for the ltv agent's attestations; prints the public key.
+    Keygen {
+        /// File to write the key to (64 hex digits, owner-readable only); must not exist.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
 }
 
@@ -282,6 +305,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 println!("{fit}");
             }
+        }
+        Command::Ltv {
+            command:
+                LtvCommand::Verify {
+                    topic,
+                    public_key,
+                    bootstrap_servers,
+                    schema_registry_url,
+                    json,
+                },
+        } => {
+            let key = verify::public_key(&public_key)?;
+            let report =
+                verify::verify_topic(&bootstrap_servers, &schema_registry_url, &topic, &key)
+                    .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            anyhow::ensure!(
+                report.failures.is_empty(),
+                "{} of {} records failed verification",
+                report.failures.len(),
+                report.records - report.tombstones
+            );
+        }
+        Command::Ltv {
+            command: LtvCommand::Keygen { out },
+        } => {
+            let public = verify::keygen(&out)?;
+            println!("{public}");
         }
         Command::ExportSchemas { dir } => {
             std::fs::create_dir_all(&dir)?;
