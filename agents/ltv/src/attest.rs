@@ -13,8 +13,9 @@ use loyalty_contracts::MemberLtv;
 use loyalty_runtime::codec::{Encoder, decode, leak};
 use sha2::{Digest, Sha256};
 
-/// Environment variable holding the signing key (64 hex digits: the Ed25519 seed).
-pub const SIGNING_KEY_ENV: &str = "LOYALTY_LTV_SIGNING_KEY";
+/// Environment variable holding the signing key (64 hex digits: the Ed25519 seed). Not
+/// under the `LOYALTY_` prefix, which the configuration layer reads as settings.
+pub const SIGNING_KEY_ENV: &str = "LTV_SIGNING_KEY";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AttestError {

@@ -77,7 +77,7 @@ pub struct Settings {
     /// Identity written into every attestation.
     pub attestor: String,
     /// File holding the Ed25519 signing key (64 hex digits); unset = the
-    /// `LOYALTY_LTV_SIGNING_KEY` environment variable.
+    /// `LTV_SIGNING_KEY` environment variable.
     pub signing_key_file: Option<PathBuf>,
 }
 
