@@ -258,7 +258,7 @@ pub struct Ltv {
     canonical: Result<Canonical, String>,
     reference: Mutex<Reference>,
     /// Per segment, the rows of its last fit: an unchanged segment is not refitted.
-    fitted: Mutex<BTreeMap<String, (i32, BTreeMap<FitRow, i64>)>>,
+    fitted: Mutex<BTreeMap<String, (i32, population::SegmentRows)>>,
 }
 
 impl std::fmt::Debug for Ltv {

@@ -55,6 +55,9 @@ impl FitRow {
     }
 }
 
+/// One segment's fit rows with how many members have each.
+pub type SegmentRows = BTreeMap<FitRow, i64>;
+
 /// Members and integer value sums of one group (a tier, an RFM segment, everyone).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct ValueSum {
@@ -95,7 +98,7 @@ pub struct PopulationSummary {
     /// Newest member-state day seen: the calibration end of the next fit.
     pub stream_day: i32,
     /// Per model segment, the members' fit rows with their counts.
-    pub fit_rows: BTreeMap<String, BTreeMap<FitRow, i64>>,
+    pub fit_rows: BTreeMap<String, SegmentRows>,
     /// Per value group ("all", "tier:<id>", "segment:<rfm segment>").
     pub values: BTreeMap<String, ValueSum>,
     /// Per intervention type label.
@@ -156,7 +159,7 @@ impl PopulationSummary {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Merged {
     pub stream_day: i32,
-    pub fit_rows: BTreeMap<String, BTreeMap<FitRow, i64>>,
+    pub fit_rows: BTreeMap<String, SegmentRows>,
     pub values: BTreeMap<String, ValueSum>,
     pub outcomes: BTreeMap<String, Arms>,
 }
@@ -220,7 +223,7 @@ impl FitOutcome {
 /// Fit one segment's rows with T measured to `calibration_end`, weeks as the unit.
 pub fn fit_segment(
     segment: &str,
-    rows: &BTreeMap<FitRow, i64>,
+    rows: &SegmentRows,
     calibration_end: i32,
     min_members: i64,
 ) -> FitOutcome {
