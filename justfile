@@ -16,7 +16,7 @@ check:
 
 # Hot-path microbenchmarks (criterion).
 bench:
-    cargo bench -p customer-graph -p tier-transition -p cohort
+    cargo bench -p customer-graph -p tier-transition -p cohort -p ltv
 
 # Export the contract's Avro schemas from the Rust types.
 schemas:

@@ -10,7 +10,7 @@
 
 use loyalty_contracts::{Adjustment, AdjustmentKind, MemberState, Program};
 
-use crate::value::{MONTH_DAYS, Valuation, minor};
+use crate::value::{MONTH_DAYS, Worth, minor};
 
 /// Operator coefficients and fallbacks.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,7 +29,7 @@ pub struct Coefficients {
 #[derive(Debug, Clone, Copy)]
 pub struct SegmentValue<'a> {
     pub segment: &'a str,
-    pub valuation: Option<&'a Valuation>,
+    pub worth: Option<&'a Worth>,
 }
 
 /// Everything the adjustments read.
@@ -37,7 +37,7 @@ pub struct SegmentValue<'a> {
 pub struct Inputs<'a> {
     pub state: &'a MemberState,
     pub program: Option<&'a Program>,
-    pub baseline: Option<&'a Valuation>,
+    pub baseline: Option<&'a Worth>,
     pub tier: SegmentValue<'a>,
     pub redemption: SegmentValue<'a>,
     pub tenure: SegmentValue<'a>,
@@ -57,18 +57,16 @@ pub fn adjustments(inputs: &Inputs<'_>, c: &Coefficients) -> (Vec<Adjustment>, i
     };
     let point_value = inputs.program.map(|p| p.point_value_minor);
     let liability = point_value.map_or(0, |v| minor(points.balance.max(0) as f64 * v));
-    let baseline_margin = inputs.baseline.map_or(0.0, Valuation::lifetime_margin);
-    let alive_months = inputs
-        .baseline
-        .map_or(0.0, Valuation::discounted_alive_months);
+    let baseline_margin = inputs.baseline.map_or(0.0, |b| b.lifetime_margin);
+    let alive_months = inputs.baseline.map_or(0.0, |b| b.alive_months);
 
     let segment = |kind: AdjustmentKind, s: &SegmentValue<'_>| -> Adjustment {
-        match (inputs.baseline, s.valuation) {
-            (Some(base), Some(seg)) if base.lifetime_margin() > 0.0 => {
-                let factor = seg.lifetime_margin() / base.lifetime_margin();
+        match (inputs.baseline, s.worth) {
+            (Some(base), Some(seg)) if base.lifetime_margin > 0.0 => {
+                let factor = seg.lifetime_margin / base.lifetime_margin;
                 Adjustment {
                     kind,
-                    value_minor: minor(seg.lifetime_margin() - base.lifetime_margin()),
+                    value_minor: minor(seg.lifetime_margin - base.lifetime_margin),
                     factor,
                     basis: format!(
                         "lifetime margin under segment {}'s own fit / under the population fit = {factor:.4}",

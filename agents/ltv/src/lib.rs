@@ -52,6 +52,10 @@ pub struct Settings {
     pub default_margin_ratio: f64,
     /// Segments with fewer members are not fitted (their members use the population fit).
     pub min_segment_members: i64,
+    /// A refit is published only when a parameter moved by more than this (relative) from
+    /// the published fit: every publication re-scores the members, so fits that merely
+    /// wobble as events arrive are not worth one.
+    pub refit_tolerance: f64,
     /// Upper bounds (days since the first purchase) of the tenure bands; the last band is open.
     pub tenure_bands_days: Vec<i32>,
     /// Prior mean of every intervention type's relative uplift.
@@ -88,6 +92,7 @@ impl Default for Settings {
             annual_discount_rate: 0.10,
             default_margin_ratio: 0.30,
             min_segment_members: 200,
+            refit_tolerance: 0.01,
             tenure_bands_days: vec![180, 365],
             uplift_prior_mean: 0.0,
             uplift_prior_sd: 0.10,
@@ -128,6 +133,12 @@ impl AgentSettings for Settings {
             if !(0.0..=1.0).contains(&v) {
                 problems.push(format!("{name}: {v} must be between 0 and 1"));
             }
+        }
+        if !(0.0..1.0).contains(&self.refit_tolerance) {
+            problems.push(format!(
+                "refit_tolerance: {} must be in [0, 1)",
+                self.refit_tolerance
+            ));
         }
         if self.min_segment_members < 10 {
             problems.push(format!(
@@ -238,6 +249,19 @@ pub struct MemberJoin {
     /// means and uplift posteriors to three significant digits): a refresh re-scores only
     /// members whose fingerprint moved.
     pub dependencies: u64,
+    /// The last valuations, in memory only (not in the changelog): derived data, rebuilt
+    /// after a restore.
+    #[serde(skip)]
+    pub cache: Option<Valuations>,
+}
+
+/// A member valued under the current fits, and what it was valued from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Valuations {
+    basis: u64,
+    baseline: Option<value::Valued>,
+    /// Per segment (tier, redemption, tenure): its name and the member's worth under its fit.
+    segments: Vec<(String, Option<value::Worth>)>,
 }
 
 /// Interventions remembered per member; older ones keep their counts in the population.
@@ -354,7 +378,7 @@ impl Ltv {
         join: &MemberJoin,
         rationale: String,
         ctx: &Context<'_>,
-    ) -> Result<(MemberLtv, Contribution), HandleError> {
+    ) -> Result<(MemberLtv, Contribution, Valuations), HandleError> {
         let s = &self.settings;
         let reference = self.reference(ctx);
         let model = ctx.table::<Published>(topics::MODEL_PARAMS, ALL);
@@ -367,33 +391,12 @@ impl Ltv {
             .map_or(s.default_margin_ratio, |m| {
                 (m.margin_minor as f64 / m.spend_minor as f64).clamp(0.0, 1.0)
             });
-        let valuation = |m: &Published, state: &MemberState, alive: bool| {
-            let own_mean = state.rfm.as_ref().map_or(0.0, |r| r.monetary_minor);
-            state
-                .btyd
-                .as_ref()
-                .and_then(|b| Valuation::of(m, b, own_mean, margin_ratio, self.horizon(), alive))
-        };
-        let baseline = match (model.as_deref(), state) {
-            (Some(m), Some(state)) => valuation(m, state, true),
-            _ => None,
-        };
         let segments = state.map(|st| self.segments(st)).unwrap_or_default();
-        let segment_values: Vec<(String, Option<Valuation>)> = segments
-            .iter()
-            .map(|seg| {
-                let name = seg.clone().unwrap_or_default();
-                let v = seg
-                    .as_deref()
-                    .and_then(|seg| ctx.table::<Published>(topics::MODEL_PARAMS, seg))
-                    .zip(state)
-                    .and_then(|(m, st)| valuation(&m, st, false));
-                (name, v)
-            })
-            .collect();
+        let cache = self.valuations(join, &segments, margin_ratio, ctx);
+        let baseline = cache.baseline.as_ref();
         let segment_value = |i: usize| SegmentValue {
-            segment: &segment_values[i].0,
-            valuation: segment_values[i].1.as_ref(),
+            segment: &cache.segments[i].0,
+            worth: cache.segments[i].1.as_ref(),
         };
 
         let (adjustments, liability) = match state {
@@ -401,7 +404,7 @@ impl Ltv {
                 &adjust::Inputs {
                     state,
                     program: program.as_deref(),
-                    baseline: baseline.as_ref(),
+                    baseline: baseline.map(|b| &b.worth),
                     tier: segment_value(0),
                     redemption: segment_value(1),
                     tenure: segment_value(2),
@@ -419,9 +422,7 @@ impl Ltv {
             ),
             None => (Vec::new(), 0),
         };
-        let horizons = baseline
-            .as_ref()
-            .map_or_else(value::zero_horizons, Valuation::horizons);
+        let horizons = baseline.map_or_else(value::zero_horizons, |b| b.horizons.clone());
         let adjusted =
             horizons.lifetime_margin_minor + adjustments.iter().map(|a| a.value_minor).sum::<i64>();
 
@@ -438,7 +439,7 @@ impl Ltv {
                 .and_then(|v| v.mean_revenue_12m())
         };
         let views = Views {
-            own_history: baseline.as_ref().map(|b| b.revenue_12m),
+            own_history: baseline.map(|b| b.worth.revenue_12m),
             tier_forecast: join
                 .forecasts
                 .as_ref()
@@ -499,13 +500,10 @@ impl Ltv {
             } else {
                 String::new()
             },
-            p_alive: baseline.as_ref().map(|b| b.p_alive),
-            expected_order_value_minor: baseline.as_ref().map(|b| b.order_value_minor),
+            p_alive: baseline.map(|b| b.p_alive),
+            expected_order_value_minor: baseline.map(|b| b.order_value_minor),
             margin_ratio,
-            decay_curve: baseline
-                .as_ref()
-                .map(Valuation::decay_curve)
-                .unwrap_or_default(),
+            decay_curve: baseline.map(|b| b.decay_curve.clone()).unwrap_or_default(),
             baseline: horizons,
             points_liability_minor: liability,
             adjustments,
@@ -540,10 +538,10 @@ impl Ltv {
                     contribution.fit_rows.push((seg.clone(), row));
                 }
             }
-            if let Some(b) = &baseline {
+            if let Some(b) = baseline {
                 let (revenue, margin) = (
-                    value::minor(b.revenue_12m),
-                    value::minor(b.lifetime_margin()),
+                    value::minor(b.worth.revenue_12m),
+                    value::minor(b.worth.lifetime_margin),
                 );
                 contribution.values.push((ALL.to_owned(), revenue, margin));
                 if let Some(t) = &state.tier {
@@ -558,7 +556,69 @@ impl Ltv {
                 }
             }
         }
-        Ok((record, contribution))
+        Ok((record, contribution, cache))
+    }
+
+    /// The member valued under the population fit and its three segment fits: reused
+    /// from the join's cache while the member-state and the fits are the same (a forecast
+    /// or cohort change does not repeat the series), and a segment fit with the
+    /// population fit's parameters (the same members) is not valued twice.
+    fn valuations(
+        &self,
+        join: &MemberJoin,
+        segments: &[Option<String>; 3],
+        margin_ratio: f64,
+        ctx: &Context<'_>,
+    ) -> Valuations {
+        let state = join.member.as_ref();
+        let all = ctx.table::<Published>(topics::MODEL_PARAMS, ALL);
+        let fits: Vec<Option<std::sync::Arc<Published>>> = segments
+            .iter()
+            .map(|seg| {
+                seg.as_deref()
+                    .and_then(|seg| ctx.table::<Published>(topics::MODEL_PARAMS, seg))
+            })
+            .collect();
+        let basis = loyalty_contracts::fnv1a(&format!(
+            "{:?}|{margin_ratio}|{:?}|{:?}",
+            state.map(|(p, _)| p.offset),
+            all.as_ref().map(|m| &m.version),
+            fits.iter()
+                .map(|f| f.as_ref().map(|m| m.version.clone()))
+                .collect::<Vec<_>>()
+        ));
+        if let Some(cache) = join.cache.as_ref().filter(|c| c.basis == basis) {
+            return cache.clone();
+        }
+        let value = |m: &Published, alive: bool| {
+            let (_, member) = state?;
+            let own_mean = member.rfm.as_ref().map_or(0.0, |r| r.monetary_minor);
+            member
+                .btyd
+                .as_ref()
+                .and_then(|b| Valuation::of(m, b, own_mean, margin_ratio, self.horizon(), alive))
+        };
+        let baseline = all.as_deref().and_then(|m| value(m, true));
+        let segments = segments
+            .iter()
+            .zip(&fits)
+            .map(|(name, fit)| {
+                let worth = fit
+                    .as_deref()
+                    .and_then(|m| match (&baseline, all.as_deref()) {
+                        (Some(b), Some(a)) if a.purchases == m.purchases && a.spend == m.spend => {
+                            Some(b.worth())
+                        }
+                        _ => value(m, false).map(|v| v.worth()),
+                    });
+                (name.clone().unwrap_or_default(), worth)
+            })
+            .collect();
+        Valuations {
+            basis,
+            baseline: baseline.map(|b| b.valued()),
+            segments,
+        }
     }
 
     /// What a member's record depends on beyond its own inputs, as a fingerprint.
@@ -621,7 +681,8 @@ impl Ltv {
             return Ok(());
         }
         join.dependencies = self.dependencies(join, ctx);
-        let (mut record, contribution) = self.score(key, join, rationale, ctx)?;
+        let (mut record, contribution, cache) = self.score(key, join, rationale, ctx)?;
+        join.cache = Some(cache);
         let canonical = self
             .canonical
             .as_ref()
@@ -753,7 +814,7 @@ impl Ltv {
             let label = match &outcome {
                 FitOutcome::Fitted(params) => {
                     let current = ctx.table::<Published>(topics::MODEL_PARAMS, segment);
-                    if current.is_some_and(|c| c.version == params.version) {
+                    if current.is_some_and(|c| !moved(&c, params, self.settings.refit_tolerance)) {
                         "unchanged"
                     } else {
                         records.push((**params).clone());
@@ -775,6 +836,29 @@ impl Ltv {
             ctx.emit(topics::MODEL_PARAMS, &params.segment.clone(), &params, at)?;
         }
         Ok(())
+    }
+}
+
+/// Whether `fit` differs from the published `current` by more than `tolerance` in any
+/// parameter (relative), or gained or lost its spend model.
+fn moved(current: &Published, fit: &ModelParams, tolerance: f64) -> bool {
+    let far = |a: f64, b: f64| (a - b).abs() > tolerance * a.abs().max(b.abs());
+    let b = &fit.bgnbd;
+    let purchases = current.purchases.params();
+    if [b.r, b.alpha, b.a, b.b]
+        .iter()
+        .zip(purchases)
+        .any(|(new, old)| far(*new, old))
+    {
+        return true;
+    }
+    match (&fit.gamma_gamma, &current.spend) {
+        (Some(g), Some(spend)) => [g.p, g.q, g.gamma]
+            .iter()
+            .zip(spend.params())
+            .any(|(new, old)| far(*new, old)),
+        (None, None) => false,
+        _ => true,
     }
 }
 

@@ -22,6 +22,27 @@ pub struct Horizon {
     pub annual_discount_rate: f64,
 }
 
+/// The few numbers of a valuation that adjustments and reconciliation read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Worth {
+    pub revenue_12m: f64,
+    pub lifetime_revenue: f64,
+    pub lifetime_margin: f64,
+    /// Discounted expected alive months over the lifetime horizon (0 if not computed).
+    pub alive_months: f64,
+}
+
+/// What a record shows of the baseline valuation, kept so that a change on another side
+/// of the join does not repeat it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Valued {
+    pub p_alive: f64,
+    pub order_value_minor: f64,
+    pub horizons: ValueHorizons,
+    pub decay_curve: Vec<DecayPoint>,
+    pub worth: Worth,
+}
+
 /// A stretch of the future: a month within the curve, a year beyond it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Period {
@@ -139,6 +160,25 @@ impl Valuation {
 
     pub fn lifetime_margin(&self) -> f64 {
         self.lifetime_revenue * self.margin_ratio
+    }
+
+    pub fn worth(&self) -> Worth {
+        Worth {
+            revenue_12m: self.revenue_12m,
+            lifetime_revenue: self.lifetime_revenue,
+            lifetime_margin: self.lifetime_margin(),
+            alive_months: self.discounted_alive_months(),
+        }
+    }
+
+    pub fn valued(&self) -> Valued {
+        Valued {
+            p_alive: self.p_alive,
+            order_value_minor: self.order_value_minor,
+            horizons: self.horizons(),
+            decay_curve: self.decay_curve(),
+            worth: self.worth(),
+        }
     }
 
     /// Σ over the lifetime horizon of P(alive) × discount, in months: how long, in

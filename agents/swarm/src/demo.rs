@@ -160,7 +160,7 @@ pub async fn run_demo(
         ..Config::default()
     };
     valuer.runtime.http_listen = "127.0.0.1:0".into();
-    valuer.runtime.refresh_interval_ms = 5_000;
+    valuer.runtime.refresh_interval_ms = 10_000;
     valuer.agent.signing_key_file = Some(key_file.clone());
     valuer.agent.attestor = "swarm-demo/ltv".into();
     let valuer_agent = Ltv::new(&valuer.agent);
