@@ -72,6 +72,8 @@ async fn values_every_member_signs_every_record_and_verify_finds_tampering() {
             "refresh_interval_ms=1000",
             "--set",
             "agent.min_segment_members=100",
+            "--set",
+            "agent.refit_min_interval_ms=2000",
         ],
     );
     agent.wait_ready(Duration::from_secs(60)).await;

@@ -75,7 +75,10 @@ fn weeks_40_to_78_forecast_against_what_happened() {
     // under-forecasts: 16,874 against 19,684 (-14.3%), the same sum Python's `lifetimes`
     // gives for its own fit of this file (README, "Holdout"). Guard the size of the error,
     // and that conditional expectations rise with past frequency as the actuals do.
-    assert!((-0.2..0.05).contains(&relative), "aggregate error {relative}");
+    assert!(
+        (-0.2..0.05).contains(&relative),
+        "aggregate error {relative}"
+    );
     let means: Vec<f64> = by_x.values().map(|(n, f, _)| f / *n as f64).collect();
     assert!(means.windows(2).all(|w| w[1] > w[0]), "{means:?}");
 }

@@ -56,6 +56,9 @@ pub struct Settings {
     /// the published fit: every publication re-scores the members, so fits that merely
     /// wobble as events arrive are not worth one.
     pub refit_tolerance: f64,
+    /// A segment with a published fit is refitted at most this often (wall clock): a
+    /// population model is a periodic batch, not a per-event update.
+    pub refit_min_interval_ms: u64,
     /// Upper bounds (days since the first purchase) of the tenure bands; the last band is open.
     pub tenure_bands_days: Vec<i32>,
     /// Prior mean of every intervention type's relative uplift.
@@ -93,6 +96,7 @@ impl Default for Settings {
             default_margin_ratio: 0.30,
             min_segment_members: 200,
             refit_tolerance: 0.01,
+            refit_min_interval_ms: 60_000,
             tenure_bands_days: vec![180, 365],
             uplift_prior_mean: 0.0,
             uplift_prior_sd: 0.10,
@@ -281,8 +285,9 @@ pub struct Ltv {
     attestor: Result<Attestor, String>,
     canonical: Result<Canonical, String>,
     reference: Mutex<Reference>,
-    /// Per segment, the rows of its last fit: an unchanged segment is not refitted.
-    fitted: Mutex<BTreeMap<String, (i32, population::SegmentRows)>>,
+    /// Per segment, the rows of its last fit (an unchanged segment is not refitted) and
+    /// when it was last fitted.
+    fitted: Mutex<BTreeMap<String, (i32, population::SegmentRows, Instant)>>,
 }
 
 impl std::fmt::Debug for Ltv {
@@ -798,10 +803,15 @@ impl Ltv {
         };
         let mut records: Vec<ModelParams> = Vec::new();
         for (segment, rows) in &merged.fit_rows {
-            if fitted
-                .get(segment)
-                .is_some_and(|(day, r)| *day == merged.stream_day && r == rows)
-            {
+            let published = ctx
+                .table::<Published>(topics::MODEL_PARAMS, segment)
+                .is_some();
+            if fitted.get(segment).is_some_and(|(day, r, at)| {
+                (*day == merged.stream_day && r == rows)
+                    || (published
+                        && at.elapsed().as_millis()
+                            < u128::from(self.settings.refit_min_interval_ms))
+            }) {
                 continue;
             }
             let started = Instant::now();
@@ -828,7 +838,10 @@ impl Ltv {
                 outcome: label,
                 elapsed: started.elapsed(),
             });
-            fitted.insert(segment.clone(), (merged.stream_day, rows.clone()));
+            fitted.insert(
+                segment.clone(),
+                (merged.stream_day, rows.clone(), Instant::now()),
+            );
         }
         drop(fitted);
         for params in records {

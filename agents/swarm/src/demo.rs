@@ -163,6 +163,8 @@ pub async fn run_demo(
     valuer.runtime.refresh_interval_ms = 10_000;
     valuer.agent.signing_key_file = Some(key_file.clone());
     valuer.agent.attestor = "swarm-demo/ltv".into();
+    // The replay covers 18 months in about a minute: refit often enough to follow it.
+    valuer.agent.refit_min_interval_ms = 20_000;
     let valuer_agent = Ltv::new(&valuer.agent);
     // The agent holds the key now; the file is not needed any more.
     let _ = std::fs::remove_file(&key_file);
