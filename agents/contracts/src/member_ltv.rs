@@ -229,7 +229,8 @@ pub struct Attestation {
 pub struct MemberLtv {
     /// Member id.
     pub member_id: String,
-    /// Event time of the member-state the values are computed at.
+    /// When the values are computed at: the newer of the member-state's as_of and the
+    /// population's newest member-state day (so a lapsed member is valued as lapsed).
     pub as_of: Timestamp,
     /// ISO 4217 currency of every minor-unit amount.
     pub currency: Option<String>,

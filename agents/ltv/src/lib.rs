@@ -275,6 +275,8 @@ const MAX_INTERVENTIONS: usize = 256;
 #[derive(Debug, Clone, Default)]
 struct Reference {
     generation: u64,
+    /// The newest member-state day in the population: the day members are valued at.
+    stream_day: i32,
     values: BTreeMap<String, population::ValueSum>,
     posteriors: Vec<uplift::Posterior>,
 }
@@ -288,6 +290,7 @@ pub struct Ltv {
     /// Per segment, the rows of its last fit (an unchanged segment is not refitted) and
     /// when it was last fitted.
     fitted: Mutex<BTreeMap<String, (i32, population::SegmentRows, Instant)>>,
+    schedules: value::ScheduleCache,
 }
 
 impl std::fmt::Debug for Ltv {
@@ -310,6 +313,7 @@ impl Ltv {
             canonical: Canonical::new().map_err(|e| e.to_string()),
             reference: Mutex::new(Reference::default()),
             fitted: Mutex::new(BTreeMap::new()),
+            schedules: value::ScheduleCache::default(),
         }
     }
 
@@ -332,6 +336,7 @@ impl Ltv {
             let merged = Merged::of(population.partitions.values());
             *cached = Reference {
                 generation: population.generation,
+                stream_day: merged.stream_day,
                 posteriors: InterventionType::ALL
                     .iter()
                     .map(|t| {
@@ -397,7 +402,12 @@ impl Ltv {
                 (m.margin_minor as f64 / m.spend_minor as f64).clamp(0.0, 1.0)
             });
         let segments = state.map(|st| self.segments(st)).unwrap_or_default();
-        let cache = self.valuations(join, &segments, margin_ratio, ctx);
+        // Members are valued at population time: a member who has not bought for a year is
+        // valued a year after their last purchase, not at it.
+        let day = state.map_or(reference.stream_day, |m| {
+            m.as_of.day().0.max(reference.stream_day)
+        });
+        let cache = self.valuations(join, &segments, margin_ratio, day, ctx);
         let baseline = cache.baseline.as_ref();
         let segment_value = |i: usize| SegmentValue {
             segment: &cache.segments[i].0,
@@ -493,7 +503,9 @@ impl Ltv {
             topics::COHORTS,
             join.cohort.as_ref().map(|c| (c.at, c.as_of)),
         );
-        let as_of = state.map_or(as_of, |m| m.as_of.0);
+        let as_of = state.map_or(as_of, |m| {
+            m.as_of.0.max(loyalty_contracts::Date(day).start().0)
+        });
 
         let record = MemberLtv {
             member_id: key.to_owned(),
@@ -573,6 +585,7 @@ impl Ltv {
         join: &MemberJoin,
         segments: &[Option<String>; 3],
         margin_ratio: f64,
+        day: i32,
         ctx: &Context<'_>,
     ) -> Valuations {
         let state = join.member.as_ref();
@@ -585,7 +598,7 @@ impl Ltv {
             })
             .collect();
         let basis = loyalty_contracts::fnv1a(&format!(
-            "{:?}|{margin_ratio}|{:?}|{:?}",
+            "{:?}|{day}|{margin_ratio}|{:?}|{:?}",
             state.map(|(p, _)| p.offset),
             all.as_ref().map(|m| &m.version),
             fits.iter()
@@ -598,10 +611,18 @@ impl Ltv {
         let value = |m: &Published, alive: bool| {
             let (_, member) = state?;
             let own_mean = member.rfm.as_ref().map_or(0.0, |r| r.monetary_minor);
-            member
-                .btyd
-                .as_ref()
-                .and_then(|b| Valuation::of(m, b, own_mean, margin_ratio, self.horizon(), alive))
+            member.btyd.as_ref().and_then(|b| {
+                Valuation::of(
+                    m,
+                    b,
+                    day - b.first_purchase.0,
+                    own_mean,
+                    margin_ratio,
+                    self.horizon(),
+                    alive,
+                    &self.schedules,
+                )
+            })
         };
         let baseline = all.as_deref().and_then(|m| value(m, true));
         let segments = segments
@@ -659,6 +680,7 @@ impl Ltv {
                 v.and_then(|v| v.mean_lifetime_margin()).unwrap_or(-1.0)
             ));
         }
+        text.push_str(&format!("day={};", reference.stream_day));
         for p in &reference.posteriors {
             text.push_str(&format!("{:.3e}/{:.3e};", p.mean, p.sd));
         }

@@ -4,6 +4,9 @@
 //!
 //! Time runs from the member-state's `as_of` (event time), so a replay scores alike.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use btyd::params::Published;
 use btyd::{Spend, Summary};
 use loyalty_contracts::{BtydSummary, DecayPoint, ValueHorizons};
@@ -55,37 +58,33 @@ pub struct Period {
     pub discount: f64,
 }
 
-/// One member valued under one population model.
+/// A member's expected purchases period by period under one fit: the expensive part of a
+/// valuation (Gauss hypergeometric series), shared by every member with the same summary.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Valuation {
+pub struct Schedule {
     pub p_alive: f64,
-    pub order_value_minor: f64,
-    /// Monthly periods over the first 36 months, yearly after that, to the lifetime horizon.
-    pub months: Vec<Period>,
-    pub revenue_12m: f64,
-    pub revenue_36m: f64,
-    pub lifetime_revenue: f64,
-    pub margin_ratio: f64,
+    /// Monthly periods over the first 36 months (with a curve), yearly after that, to the
+    /// lifetime horizon.
+    pub periods: Vec<Period>,
 }
 
-impl Valuation {
-    /// The member's value under `model`, if the member has bought at all. With `curve`,
-    /// monthly periods over the first 36 months and P(alive) at each period's end (what a
-    /// record shows); without, yearly periods and no P(alive) (left 0) — enough for the
-    /// 12-month, 36-month and lifetime sums at a quarter of the cost.
+impl Schedule {
+    /// With `curve`, monthly periods over the first 36 months and P(alive) at each
+    /// period's end (what a record shows); without, yearly periods and no P(alive) (left
+    /// 0) — enough for the 12-month, 36-month and lifetime sums at a quarter of the cost.
     pub fn of(
         model: &Published,
-        btyd: &BtydSummary,
-        own_mean_value_minor: f64,
-        margin_ratio: f64,
+        x: i32,
+        t_x_days: i32,
+        t_days: i32,
         horizon: Horizon,
         curve: bool,
-    ) -> Option<Valuation> {
+    ) -> Option<Schedule> {
         let unit = model.unit_days;
         let summary = Summary::new(
-            f64::from(btyd.x),
-            f64::from(btyd.t_x_days) / unit,
-            f64::from(btyd.t_days.max(btyd.t_x_days)) / unit,
+            f64::from(x),
+            f64::from(t_x_days) / unit,
+            f64::from(t_days.max(t_x_days)) / unit,
         );
         if summary.problem().is_some() {
             return None;
@@ -93,23 +92,10 @@ impl Valuation {
         let purchases = &model.purchases;
         let p_alive = purchases.p_alive(&summary);
         let posterior = purchases.posterior(&summary);
-        // Without a spend model, the member's own mean transaction value.
-        let order_value_minor = match &model.spend {
-            Some(spend) if btyd.x > 0 => spend.conditional_expected_value(&Spend {
-                x: f64::from(btyd.x),
-                mean_value: btyd.mean_repeat_value_minor,
-            }),
-            Some(spend) => spend.conditional_expected_value(&Spend {
-                x: 0.0,
-                mean_value: 0.0,
-            }),
-            None => own_mean_value_minor,
-        };
         let monthly_discount = (1.0 + horizon.annual_discount_rate).powf(-1.0 / 12.0);
         let months_total = horizon.lifetime_months.max(CURVE_MONTHS);
-        // Monthly over the published curve, then by year (each series evaluation is a
-        // Gauss hypergeometric sum, and later years change slowly): the last period may be
-        // shorter than a year.
+        // Monthly over the published curve, then by year (later years change slowly): the
+        // last period may be shorter than a year.
         let first = if curve { CURVE_MONTHS } else { 0 };
         let mut ends: Vec<usize> = (1..=first).collect();
         let mut end = first;
@@ -117,12 +103,12 @@ impl Valuation {
             end = (end + 12).min(months_total);
             ends.push(end);
         }
-        let mut months = Vec::with_capacity(ends.len());
+        let mut periods = Vec::with_capacity(ends.len());
         let (mut cumulative, mut previous) = (0.0, 0);
         for m in ends {
             let t = m as f64 * MONTH_DAYS / unit;
             let expected = p_alive * posterior.expected_purchases(t)?;
-            months.push(Period {
+            periods.push(Period {
                 months: m - previous,
                 alive_at_end: if curve {
                     p_alive * posterior.p_alive_after(t)
@@ -136,9 +122,88 @@ impl Valuation {
             cumulative = expected;
             previous = m;
         }
+        Some(Schedule { p_alive, periods })
+    }
+}
+
+/// Schedules by fit version and summary. Bounded: cleared when it outgrows its capacity
+/// (a new fit makes the old entries useless anyway).
+#[derive(Debug, Default)]
+pub struct ScheduleCache {
+    entries: Mutex<HashMap<(String, i32, i32, i32, bool), Arc<Schedule>>>,
+}
+
+const SCHEDULE_CACHE_CAPACITY: usize = 200_000;
+
+impl ScheduleCache {
+    pub fn get(
+        &self,
+        model: &Published,
+        x: i32,
+        t_x_days: i32,
+        t_days: i32,
+        horizon: Horizon,
+        curve: bool,
+    ) -> Option<Arc<Schedule>> {
+        let key = (model.version.clone(), x, t_x_days, t_days, curve);
+        if let Some(hit) = self.entries.lock().ok().and_then(|e| e.get(&key).cloned()) {
+            return Some(hit);
+        }
+        let schedule = Arc::new(Schedule::of(model, x, t_x_days, t_days, horizon, curve)?);
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= SCHEDULE_CACHE_CAPACITY {
+                entries.clear();
+            }
+            entries.insert(key, schedule.clone());
+        }
+        Some(schedule)
+    }
+}
+
+/// One member valued under one population model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Valuation {
+    pub p_alive: f64,
+    pub order_value_minor: f64,
+    pub schedule: Arc<Schedule>,
+    pub revenue_12m: f64,
+    pub revenue_36m: f64,
+    pub lifetime_revenue: f64,
+    pub margin_ratio: f64,
+}
+
+impl Valuation {
+    /// The member's value under `model` at `t_days` after their first purchase, if they
+    /// have bought at all (see [`Schedule::of`] for `curve`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn of(
+        model: &Published,
+        btyd: &BtydSummary,
+        t_days: i32,
+        own_mean_value_minor: f64,
+        margin_ratio: f64,
+        horizon: Horizon,
+        curve: bool,
+        cache: &ScheduleCache,
+    ) -> Option<Valuation> {
+        let schedule = cache.get(model, btyd.x, btyd.t_x_days, t_days, horizon, curve)?;
+        // Without a spend model, the member's own mean transaction value.
+        let order_value_minor = match &model.spend {
+            Some(spend) if btyd.x > 0 => spend.conditional_expected_value(&Spend {
+                x: f64::from(btyd.x),
+                mean_value: btyd.mean_repeat_value_minor,
+            }),
+            Some(spend) => spend.conditional_expected_value(&Spend {
+                x: 0.0,
+                mean_value: 0.0,
+            }),
+            None => own_mean_value_minor,
+        };
+        let months_total: usize = schedule.periods.iter().map(|p| p.months).sum();
         let sum = |n: usize, discounted: bool| -> f64 {
             let mut covered = 0;
-            months
+            schedule
+                .periods
                 .iter()
                 .take_while(|p| {
                     covered += p.months;
@@ -150,13 +215,13 @@ impl Valuation {
                 .sum()
         };
         Some(Valuation {
-            p_alive,
+            p_alive: schedule.p_alive,
             order_value_minor,
             revenue_12m: sum(12, false),
             revenue_36m: sum(36, false),
             lifetime_revenue: sum(months_total, true),
             margin_ratio,
-            months,
+            schedule,
         })
     }
 
@@ -186,7 +251,8 @@ impl Valuation {
     /// Σ over the lifetime horizon of P(alive) × discount, in months: how long, in
     /// today's money, the member is expected to stay.
     pub fn discounted_alive_months(&self) -> f64 {
-        self.months
+        self.schedule
+            .periods
             .iter()
             .map(|p| p.months as f64 * p.alive_at_end * p.discount)
             .sum()
@@ -205,7 +271,8 @@ impl Valuation {
     }
 
     pub fn decay_curve(&self) -> Vec<DecayPoint> {
-        self.months
+        self.schedule
+            .periods
             .iter()
             .take(CURVE_MONTHS)
             .enumerate()
@@ -285,19 +352,38 @@ mod tests {
     fn monthly_transactions_add_up_to_the_conditional_expectation() {
         let model = cdnow();
         let b = member(2, 30.43, 38.86, 30.0);
-        let v = Valuation::of(&model, &b, 30.0, 0.3, HORIZON, true).unwrap();
+        let v = Valuation::of(
+            &model,
+            &b,
+            b.t_days,
+            30.0,
+            0.3,
+            HORIZON,
+            true,
+            &ScheduleCache::default(),
+        )
+        .unwrap();
         let summary = Summary::new(2.0, 213.0 / 7.0, 272.0 / 7.0);
-        let twelve: f64 = v.months.iter().take(12).map(|m| m.transactions).sum();
+        let twelve: f64 = v
+            .schedule
+            .periods
+            .iter()
+            .take(12)
+            .map(|m| m.transactions)
+            .sum();
         let direct = model
             .purchases
             .conditional_expected_purchases(&summary, 12.0 * MONTH_DAYS / 7.0)
             .unwrap();
         assert!((twelve - direct).abs() < 1e-9, "{twelve} vs {direct}");
         // 36 months, then the remaining 84 by year.
-        assert_eq!(v.months.len(), 36 + 7);
-        assert_eq!(v.months.iter().map(|p| p.months).sum::<usize>(), 120);
+        assert_eq!(v.schedule.periods.len(), 36 + 7);
+        assert_eq!(
+            v.schedule.periods.iter().map(|p| p.months).sum::<usize>(),
+            120
+        );
         // The periods' transactions add up to the expectation over the whole horizon.
-        let all: f64 = v.months.iter().map(|m| m.transactions).sum();
+        let all: f64 = v.schedule.periods.iter().map(|m| m.transactions).sum();
         let direct = model
             .purchases
             .conditional_expected_purchases(&summary, 120.0 * MONTH_DAYS / 7.0)
@@ -308,20 +394,23 @@ mod tests {
         assert!(v.lifetime_revenue < undiscounted && v.lifetime_revenue > v.revenue_36m * 0.8);
         // P(alive) falls period by period.
         assert!(
-            v.months
+            v.schedule
+                .periods
                 .windows(2)
                 .all(|w| w[1].alive_at_end <= w[0].alive_at_end + 1e-12)
         );
-        assert!(v.months[0].alive_at_end <= v.p_alive + 1e-12);
+        assert!(v.schedule.periods[0].alive_at_end <= v.p_alive + 1e-12);
     }
 
     #[test]
     fn yearly_periods_give_the_same_sums_as_the_monthly_curve() {
         let model = cdnow();
         let b = member(5, 30.0, 38.0, 45.0);
-        let curve = Valuation::of(&model, &b, 45.0, 0.3, HORIZON, true).unwrap();
-        let yearly = Valuation::of(&model, &b, 45.0, 0.3, HORIZON, false).unwrap();
-        assert_eq!(yearly.months.len(), 10);
+        let cache = ScheduleCache::default();
+        let curve = Valuation::of(&model, &b, b.t_days, 45.0, 0.3, HORIZON, true, &cache).unwrap();
+        let yearly =
+            Valuation::of(&model, &b, b.t_days, 45.0, 0.3, HORIZON, false, &cache).unwrap();
+        assert_eq!(yearly.schedule.periods.len(), 10);
         assert!((curve.revenue_12m - yearly.revenue_12m).abs() < 1e-6);
         assert!((curve.revenue_36m - yearly.revenue_36m).abs() < 1e-6);
         // Discounting at mid-year instead of mid-month moves the lifetime a little.
@@ -332,22 +421,10 @@ mod tests {
     #[test]
     fn a_lapsed_member_is_worth_less_than_an_active_one_with_the_same_history() {
         let model = cdnow();
-        let active = Valuation::of(
-            &model,
-            &member(4, 37.0, 38.0, 40.0),
-            40.0,
-            0.3,
-            HORIZON,
-            true,
-        );
-        let lapsed = Valuation::of(
-            &model,
-            &member(4, 5.0, 38.0, 40.0),
-            40.0,
-            0.3,
-            HORIZON,
-            true,
-        );
+        let (a, l) = (member(4, 37.0, 38.0, 40.0), member(4, 5.0, 38.0, 40.0));
+        let cache = ScheduleCache::default();
+        let active = Valuation::of(&model, &a, a.t_days, 40.0, 0.3, HORIZON, true, &cache);
+        let lapsed = Valuation::of(&model, &l, l.t_days, 40.0, 0.3, HORIZON, true, &cache);
         let (active, lapsed) = (active.unwrap(), lapsed.unwrap());
         assert!(lapsed.p_alive < active.p_alive);
         assert!(lapsed.lifetime_revenue < active.lifetime_revenue);
