@@ -229,8 +229,9 @@ pub struct Attestation {
 pub struct MemberLtv {
     /// Member id.
     pub member_id: String,
-    /// When the values are computed at: the newer of the member-state's as_of and the
-    /// population's newest member-state day (so a lapsed member is valued as lapsed).
+    /// When the values are computed at: the member-state's as_of when one of the member's
+    /// inputs changed; after a refresh, the newer of that and the population's newest
+    /// member-state day (so a lapsed member is valued as lapsed).
     pub as_of: Timestamp,
     /// ISO 4217 currency of every minor-unit amount.
     pub currency: Option<String>,

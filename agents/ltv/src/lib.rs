@@ -249,9 +249,9 @@ pub struct MemberJoin {
     /// SHA-256 of the last record's content (attestation aside), so a refresh that changes
     /// nothing writes nothing.
     pub content_hash: String,
-    /// Fingerprint of the population inputs the last record used (model versions, group
-    /// means and uplift posteriors to three significant digits): a refresh re-scores only
-    /// members whose fingerprint moved.
+    /// Fingerprint of the population inputs the last record used (model versions, the
+    /// population day, group means and uplift posteriors to two significant digits): a
+    /// refresh re-scores only members whose fingerprint moved.
     pub dependencies: u64,
     /// The last valuations, in memory only (not in the changelog): derived data, rebuilt
     /// after a restore.
@@ -387,6 +387,7 @@ impl Ltv {
         key: &str,
         join: &MemberJoin,
         rationale: String,
+        at_population_time: bool,
         ctx: &Context<'_>,
     ) -> Result<(MemberLtv, Contribution, Valuations), HandleError> {
         let s = &self.settings;
@@ -402,11 +403,15 @@ impl Ltv {
                 (m.margin_minor as f64 / m.spend_minor as f64).clamp(0.0, 1.0)
             });
         let segments = state.map(|st| self.segments(st)).unwrap_or_default();
-        // Members are valued at population time: a member who has not bought for a year is
-        // valued a year after their last purchase, not at it.
-        let day = state.map_or(reference.stream_day, |m| {
-            m.as_of.day().0.max(reference.stream_day)
-        });
+        // A change on one of the member's sides values them at their own as_of (a function
+        // of their inputs, and their cached valuations still apply); a refresh brings them
+        // to population time, so a member who has not bought for a year is valued a year
+        // after their last purchase (Kafka Streams' punctuation at stream time).
+        let day = match state {
+            Some(m) if at_population_time => m.as_of.day().0.max(reference.stream_day),
+            Some(m) => m.as_of.day().0,
+            None => reference.stream_day,
+        };
         let cache = self.valuations(join, &segments, margin_ratio, day, ctx);
         let baseline = cache.baseline.as_ref();
         let segment_value = |i: usize| SegmentValue {
@@ -675,14 +680,14 @@ impl Ltv {
         for g in groups {
             let v = reference.values.get(&g);
             text.push_str(&format!(
-                "{g}={:.3e}/{:.3e};",
+                "{g}={:.1e}/{:.1e};",
                 v.and_then(|v| v.mean_revenue_12m()).unwrap_or(-1.0),
                 v.and_then(|v| v.mean_lifetime_margin()).unwrap_or(-1.0)
             ));
         }
         text.push_str(&format!("day={};", reference.stream_day));
         for p in &reference.posteriors {
-            text.push_str(&format!("{:.3e}/{:.3e};", p.mean, p.sd));
+            text.push_str(&format!("{:.1e}/{:.1e};", p.mean, p.sd));
         }
         loyalty_contracts::fnv1a(&text)
     }
@@ -693,6 +698,7 @@ impl Ltv {
         key: &str,
         join: &mut MemberJoin,
         rationale: String,
+        at_population_time: bool,
         ctx: &mut Context<'_>,
     ) -> Result<(), HandleError> {
         if join.member.is_none() && join.forecasts.is_none() && join.cohort.is_none() {
@@ -707,8 +713,14 @@ impl Ltv {
             join.contribution = Contribution::default();
             return Ok(());
         }
-        join.dependencies = self.dependencies(join, ctx);
-        let (mut record, contribution, cache) = self.score(key, join, rationale, ctx)?;
+        // Scored at its own as_of, the member is due at population time on the next refresh.
+        join.dependencies = if at_population_time {
+            self.dependencies(join, ctx)
+        } else {
+            0
+        };
+        let (mut record, contribution, cache) =
+            self.score(key, join, rationale, at_population_time, ctx)?;
         join.cache = Some(cache);
         let canonical = self
             .canonical
@@ -1101,7 +1113,7 @@ impl Agent for Ltv {
                 )));
             }
         }
-        self.rescore(input.key, join, rationale, ctx)
+        self.rescore(input.key, join, rationale, false, ctx)
     }
 
     /// After the population or a model changed: re-score, emitting only members whose
@@ -1124,7 +1136,8 @@ impl Agent for Ltv {
         self.rescore(
             key,
             join,
-            "refresh: the population fit or population values changed".to_owned(),
+            "refresh: the population day, fit or population values changed".to_owned(),
+            true,
             ctx,
         )
     }

@@ -160,7 +160,7 @@ pub async fn run_demo(
         ..Config::default()
     };
     valuer.runtime.http_listen = "127.0.0.1:0".into();
-    valuer.runtime.refresh_interval_ms = 10_000;
+    valuer.runtime.refresh_interval_ms = 20_000;
     valuer.agent.signing_key_file = Some(key_file.clone());
     valuer.agent.attestor = "swarm-demo/ltv".into();
     // The replay covers 18 months in about a minute: refit often enough to follow it.
