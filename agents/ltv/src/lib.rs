@@ -1090,7 +1090,16 @@ impl Agent for Ltv {
             topics::TIER_FORECASTS => {
                 let f: TierForecasts =
                     input.decode_keyed("member_id", |f: &TierForecasts| &f.member_id)?;
-                join.forecasts = Some(forecast_side(at, &f)?);
+                let side = forecast_side(at, &f)?;
+                // Only the tier and the up/down probabilities enter the value: a record that
+                // changes neither (a re-calibration elsewhere, a repeat) changes nothing, and
+                // the joined position stays the one the value was computed from.
+                if join.forecasts.as_ref().is_some_and(|old| {
+                    (&old.tier_id, &old.up, &old.down) == (&side.tier_id, &side.up, &side.down)
+                }) {
+                    return Ok(());
+                }
+                join.forecasts = Some(side);
                 rationale = format!("tier_forecasts changed (offset {})", input.offset);
             }
             topics::COHORTS if input.is_tombstone() => {
@@ -1100,6 +1109,14 @@ impl Agent for Ltv {
             topics::COHORTS => {
                 let c: MemberCohort =
                     input.decode_keyed("member_id", |c: &MemberCohort| &c.member_id)?;
+                // Only the segment enters the value (see tier forecasts above).
+                if join
+                    .cohort
+                    .as_ref()
+                    .is_some_and(|old| old.segment == c.segment.label())
+                {
+                    return Ok(());
+                }
                 join.cohort = Some(CohortSide {
                     at,
                     as_of: c.as_of.0,

@@ -130,8 +130,11 @@ impl Schedule {
 /// (a new fit makes the old entries useless anyway).
 #[derive(Debug, Default)]
 pub struct ScheduleCache {
-    entries: Mutex<HashMap<(String, i32, i32, i32, bool), Arc<Schedule>>>,
+    entries: Mutex<HashMap<ScheduleKey, Arc<Schedule>>>,
 }
+
+/// Fit version, x, t_x days, T days, with the monthly curve.
+type ScheduleKey = (String, i32, i32, i32, bool);
 
 const SCHEDULE_CACHE_CAPACITY: usize = 200_000;
 

@@ -160,7 +160,7 @@ pub async fn run_demo(
         ..Config::default()
     };
     valuer.runtime.http_listen = "127.0.0.1:0".into();
-    valuer.runtime.refresh_interval_ms = 20_000;
+    valuer.runtime.refresh_interval_ms = 30_000;
     valuer.agent.signing_key_file = Some(key_file.clone());
     valuer.agent.attestor = "swarm-demo/ltv".into();
     // The replay covers 18 months in about a minute: refit often enough to follow it.
@@ -178,7 +178,7 @@ pub async fn run_demo(
         ..Config::default()
     };
     segmenter.runtime.http_listen = "127.0.0.1:0".into();
-    segmenter.runtime.refresh_interval_ms = 5_000;
+    segmenter.runtime.refresh_interval_ms = 15_000;
     let cohort_task = tokio::spawn(runner::run(
         Cohort::default(),
         segmenter,
