@@ -131,16 +131,7 @@ fn fit_weighted<T>(
     start: &[f64],
     ll: impl Fn(&[f64], &T) -> (f64, Vec<f64>),
 ) -> Result<Fit<Vec<f64>>, FitError> {
-    if data.is_empty() {
-        return Err(FitError::Empty);
-    }
-    if let Some(row) = data.iter().position(|(_, w)| !(w.is_finite() && *w > 0.0)) {
-        return Err(FitError::BadRow {
-            row,
-            reason: format!("weight {} is not positive", data[row].1),
-        });
-    }
-    let total = |params: &[f64]| {
+    fit_total(data, start, |params| {
         let mut value = 0.0;
         let mut gradient = vec![0.0; params.len()];
         for (row, weight) in data {
@@ -151,13 +142,31 @@ fn fit_weighted<T>(
             }
         }
         (value, gradient)
-    };
+    })
+}
+
+/// Maximise `total(params) = (Σ weight · ll, its gradient)` over `data` from `start`: for
+/// models that evaluate the sum their own way (shared terms computed once).
+fn fit_total<T>(
+    data: &[(T, f64)],
+    start: &[f64],
+    total: impl Fn(&[f64]) -> (f64, Vec<f64>),
+) -> Result<Fit<Vec<f64>>, FitError> {
+    if data.is_empty() {
+        return Err(FitError::Empty);
+    }
+    if let Some(row) = data.iter().position(|(_, w)| !(w.is_finite() && *w > 0.0)) {
+        return Err(FitError::BadRow {
+            row,
+            reason: format!("weight {} is not positive", data[row].1),
+        });
+    }
     if !total(start).0.is_finite() {
         return Err(FitError::NotFinite);
     }
     let sample_weight: f64 = data.iter().map(|(_, w)| w).sum();
-    let optimum = optimize::maximise(total, start, sample_weight);
-    let standard_errors = optimize::standard_errors(total, &optimum.params);
+    let optimum = optimize::maximise(&total, start, sample_weight);
+    let standard_errors = optimize::standard_errors(&total, &optimum.params);
     Ok(Fit {
         model: optimum.params,
         standard_errors,
