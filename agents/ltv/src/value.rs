@@ -314,25 +314,10 @@ pub fn zero_horizons() -> ValueHorizons {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use btyd::{BgNbd, GammaGamma};
     use loyalty_contracts::Date;
 
     fn cdnow() -> Published {
-        Published {
-            purchases: BgNbd {
-                r: 0.2426,
-                alpha: 4.4136,
-                a: 0.7929,
-                b: 2.4259,
-            },
-            spend: Some(GammaGamma {
-                p: 6.2496,
-                q: 3.7442,
-                gamma: 15.4435,
-            }),
-            unit_days: 7.0,
-            version: "cdnow".into(),
-        }
+        crate::testkit::cdnow_model("cdnow")
     }
 
     fn member(x: i32, t_x_weeks: f64, t_weeks: f64, mean: f64) -> BtydSummary {
