@@ -333,7 +333,7 @@ impl Ltv {
             return Reference::default();
         };
         if cached.generation != population.generation || cached.posteriors.is_empty() {
-            let merged = Merged::of(population.partitions.values());
+            let merged = Merged::of(population.partitions.values(), false);
             *cached = Reference {
                 generation: population.generation,
                 stream_day: merged.stream_day,
@@ -831,7 +831,7 @@ impl Ltv {
         let Some(population) = ctx.population::<PopulationSummary>() else {
             return Ok(());
         };
-        let merged = Merged::of(population.partitions.values());
+        let merged = Merged::of(population.partitions.values(), true);
         let Ok(mut fitted) = self.fitted.lock() else {
             return Ok(());
         };

@@ -165,14 +165,19 @@ pub struct Merged {
 }
 
 impl Merged {
-    pub fn of<'a>(partitions: impl IntoIterator<Item = &'a PopulationSummary>) -> Merged {
+    /// Merge every partition; the fit rows (a row per member and segment) only when
+    /// `with_fit_rows`, since only the fitter needs them and scoring merges on every batch.
+    pub fn of<'a>(
+        partitions: impl IntoIterator<Item = &'a PopulationSummary>,
+        with_fit_rows: bool,
+    ) -> Merged {
         let mut merged = Merged {
             stream_day: i32::MIN,
             ..Merged::default()
         };
         for p in partitions {
             merged.stream_day = merged.stream_day.max(p.stream_day);
-            for (segment, rows) in &p.fit_rows {
+            for (segment, rows) in p.fit_rows.iter().filter(|_| with_fit_rows) {
                 let into = merged.fit_rows.entry(segment.clone()).or_default();
                 for (row, count) in rows {
                     *into.entry(*row).or_default() += count;
