@@ -14,6 +14,8 @@ pub mod params;
 pub mod special;
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::hash::Hash;
 
 use serde::{Deserialize, Serialize};
 
@@ -52,31 +54,36 @@ impl Summary {
 
 /// A row the fitters can merge with its identical twins: its fields' exact bits.
 pub trait Row: Copy {
-    fn bits(&self) -> Vec<u64>;
+    type Key: Eq + Hash;
+    fn key(&self) -> Self::Key;
 }
 
 impl Row for Summary {
-    fn bits(&self) -> Vec<u64> {
-        vec![self.x.to_bits(), self.t_x.to_bits(), self.t.to_bits()]
+    type Key = [u64; 3];
+    fn key(&self) -> [u64; 3] {
+        [self.x.to_bits(), self.t_x.to_bits(), self.t.to_bits()]
     }
 }
 
 impl Row for Spend {
-    fn bits(&self) -> Vec<u64> {
-        vec![self.x.to_bits(), self.mean_value.to_bits()]
+    type Key = [u64; 2];
+    fn key(&self) -> [u64; 2] {
+        [self.x.to_bits(), self.mean_value.to_bits()]
     }
 }
 
-/// Identical rows merged into one with the summed weight, in first-seen order.
+/// Identical rows merged into one with the summed weight, in first-seen order. Keys are
+/// a few machine words compared exactly, so a fast non-cryptographic hash suffices: at
+/// 10M members grouping was half the fit time with a `Vec` key and SipHash.
 pub fn group<T: Row>(rows: impl IntoIterator<Item = T>) -> Vec<(T, f64)> {
-    let mut index: HashMap<Vec<u64>, usize> = HashMap::new();
+    let mut index: HashMap<T::Key, usize, foldhash::fast::FixedState> =
+        HashMap::with_hasher(foldhash::fast::FixedState::default());
     let mut grouped: Vec<(T, f64)> = Vec::new();
     for row in rows {
-        let key = row.bits();
-        match index.get(&key) {
-            Some(&i) => grouped[i].1 += 1.0,
-            None => {
-                index.insert(key, grouped.len());
+        match index.entry(row.key()) {
+            Entry::Occupied(i) => grouped[*i.get()].1 += 1.0,
+            Entry::Vacant(slot) => {
+                slot.insert(grouped.len());
                 grouped.push((row, 1.0));
             }
         }
