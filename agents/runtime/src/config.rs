@@ -78,7 +78,8 @@ pub struct RuntimeSettings {
     /// Longest retry delay, in milliseconds; retries never give up.
     pub retry_max_ms: u64,
     /// Shortest time between two refreshes of every key after the population view
-    /// changed (agents that share partition summaries), in milliseconds.
+    /// changed (agents that share partition summaries), in milliseconds. While input is
+    /// waiting (the last batch was full) a refresh waits up to ten times as long.
     pub refresh_interval_ms: u64,
     /// Raw librdkafka properties for both consumer and producer (security, tuning).
     pub librdkafka: BTreeMap<String, String>,

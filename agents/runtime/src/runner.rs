@@ -366,13 +366,22 @@ async fn process<A: Agent>(
                 elapsed: started.elapsed(),
             });
         }
+        // A full batch means input is waiting: re-deriving every key now would be redone
+        // by the next refresh anyway (catching up moves the population on), so it waits —
+        // but never longer than REFRESH_DEFERRAL intervals, so a stream that never lets up
+        // still gets refreshed.
+        let behind = batch.len() >= rt.batch_max_records;
         maybe_refresh(
             &shared,
             &consumer,
             &mut stores,
             &mut population,
             &mut refreshed,
-            refresh_interval,
+            if behind {
+                refresh_interval * REFRESH_DEFERRAL
+            } else {
+                refresh_interval
+            },
         )
         .await?;
     }
@@ -404,6 +413,9 @@ fn observe_population<A: Agent>(
         population.generation += 1;
     }
 }
+
+/// How many refresh intervals a refresh may be put off while input is waiting.
+const REFRESH_DEFERRAL: u32 = 10;
 
 /// Refresh every key when the population or a reference table changed since the last
 /// refresh and the refresh interval has passed: often enough to follow them, rarely enough
