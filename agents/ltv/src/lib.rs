@@ -387,7 +387,6 @@ impl Ltv {
         key: &str,
         join: &MemberJoin,
         rationale: String,
-        at_population_time: bool,
         ctx: &Context<'_>,
     ) -> Result<(MemberLtv, Contribution, Valuations), HandleError> {
         let s = &self.settings;
@@ -403,13 +402,12 @@ impl Ltv {
                 (m.margin_minor as f64 / m.spend_minor as f64).clamp(0.0, 1.0)
             });
         let segments = state.map(|st| self.segments(st)).unwrap_or_default();
-        // A change on one of the member's sides values them at their own as_of (a function
-        // of their inputs, and their cached valuations still apply); a refresh brings them
-        // to population time, so a member who has not bought for a year is valued a year
-        // after their last purchase (Kafka Streams' punctuation at stream time).
+        // Valued at population time (the newest member-state day of the population), not
+        // at the member's own as_of: a member who has not bought for a year is valued a
+        // year after their last purchase (Kafka Streams' punctuation at stream time), and
+        // a record written after the last refresh is as current as one the refresh wrote.
         let day = match state {
-            Some(m) if at_population_time => m.as_of.day().0.max(reference.stream_day),
-            Some(m) => m.as_of.day().0,
+            Some(m) => m.as_of.day().0.max(reference.stream_day),
             None => reference.stream_day,
         };
         let cache = self.valuations(join, &segments, margin_ratio, day, ctx);
@@ -698,7 +696,6 @@ impl Ltv {
         key: &str,
         join: &mut MemberJoin,
         rationale: String,
-        at_population_time: bool,
         ctx: &mut Context<'_>,
     ) -> Result<(), HandleError> {
         if join.member.is_none() && join.forecasts.is_none() && join.cohort.is_none() {
@@ -713,14 +710,8 @@ impl Ltv {
             join.contribution = Contribution::default();
             return Ok(());
         }
-        // Scored at its own as_of, the member is due at population time on the next refresh.
-        join.dependencies = if at_population_time {
-            self.dependencies(join, ctx)
-        } else {
-            0
-        };
-        let (mut record, contribution, cache) =
-            self.score(key, join, rationale, at_population_time, ctx)?;
+        join.dependencies = self.dependencies(join, ctx);
+        let (mut record, contribution, cache) = self.score(key, join, rationale, ctx)?;
         join.cache = Some(cache);
         let canonical = self
             .canonical
@@ -1130,7 +1121,7 @@ impl Agent for Ltv {
                 )));
             }
         }
-        self.rescore(input.key, join, rationale, false, ctx)
+        self.rescore(input.key, join, rationale, ctx)
     }
 
     /// After the population or a model changed: re-score, emitting only members whose
@@ -1154,7 +1145,6 @@ impl Agent for Ltv {
             key,
             join,
             "refresh: the population day, fit or population values changed".to_owned(),
-            true,
             ctx,
         )
     }
