@@ -162,10 +162,6 @@ pub async fn ensure_topics(
     Ok(())
 }
 
-/// Read one partition from its beginning to the high watermark seen at the start,
-/// calling `apply(key, payload, offset, last_offset)` for each record. Used to rebuild
-/// anything kept in a compacted topic: state stores from changelogs, the registry from
-/// `_schemas`.
 /// Run a blocking librdkafka call (metadata, watermarks, synchronous commit) without
 /// holding an async worker: with the embedded broker in the same process and two cores,
 /// a worker stuck in a 10-second metadata call is a worker the broker needs to answer it.
@@ -176,21 +172,39 @@ pub fn blocking<R>(call: impl FnOnce() -> R) -> R {
     }
 }
 
+/// Read one partition from its beginning to the high watermark seen at the start,
+/// calling `apply(key, payload, offset, last_offset)` for each record. Used to rebuild
+/// anything kept in a compacted topic: state stores from changelogs, the registry from
+/// `_schemas`.
 pub async fn read_to_end(
     consumer: &rdkafka::consumer::StreamConsumer,
     topic: &str,
     partition: i32,
-    mut apply: impl FnMut(Option<&[u8]>, Option<&[u8]>, i64, i64) -> Result<(), RuntimeError>,
+    apply: impl FnMut(Option<&[u8]>, Option<&[u8]>, i64, i64) -> Result<(), RuntimeError>,
 ) -> Result<u64, RuntimeError> {
+    Ok(read_from(consumer, topic, partition, 0, apply).await?.0)
+}
+
+/// Read one partition from offset `from` (or its low watermark, if later) to the high
+/// watermark seen at the start; returns how many records were read and the offset to
+/// continue from, so a reader following a topic reads each record once.
+pub async fn read_from(
+    consumer: &rdkafka::consumer::StreamConsumer,
+    topic: &str,
+    partition: i32,
+    from: i64,
+    mut apply: impl FnMut(Option<&[u8]>, Option<&[u8]>, i64, i64) -> Result<(), RuntimeError>,
+) -> Result<(u64, i64), RuntimeError> {
     use rdkafka::consumer::Consumer;
     use rdkafka::message::Message;
     let (low, high) =
         blocking(|| consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)))?;
-    if high <= low {
-        return Ok(0);
+    let start = from.max(low);
+    if high <= start {
+        return Ok((0, start));
     }
     let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, rdkafka::Offset::Beginning)?;
+    tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(start))?;
     consumer.assign(&tpl)?;
     let mut read = 0;
     loop {
@@ -198,7 +212,7 @@ pub async fn read_to_end(
         apply(message.key(), message.payload(), message.offset(), high - 1)?;
         read += 1;
         if message.offset() >= high - 1 {
-            return Ok(read);
+            return Ok((read, message.offset() + 1));
         }
     }
 }

@@ -31,20 +31,81 @@ pub async fn latest_values(
     bootstrap_servers: &str,
     topic: &str,
 ) -> Result<HashMap<String, Vec<u8>>, RuntimeError> {
-    let consumer = consumer(bootstrap_servers, "loyalty-swarm.inspect")?;
-    let mut latest = HashMap::new();
-    for partition in partitions(&consumer, topic)? {
-        kafka::read_to_end(&consumer, topic, partition, |key, value, _, _| {
-            let key = String::from_utf8_lossy(key.unwrap_or_default()).into_owned();
-            match value {
-                Some(v) => latest.insert(key, v.to_vec()),
-                None => latest.remove(&key),
-            };
-            Ok(())
+    let mut tail = Tail::new(bootstrap_servers, topic)?;
+    tail.catch_up().await?;
+    Ok(tail
+        .latest
+        .into_iter()
+        .filter_map(|(key, record)| Some((key, record.value?)))
+        .collect())
+}
+
+/// The newest record of every key of a topic, kept up to date by reading only what was
+/// appended since the last call: for waiting on a topic to settle without re-reading it.
+pub struct Tail {
+    consumer: StreamConsumer,
+    topic: String,
+    next: BTreeMap<i32, i64>,
+    latest: HashMap<String, Positioned>,
+}
+
+impl Tail {
+    pub fn new(bootstrap_servers: &str, topic: &str) -> Result<Self, RuntimeError> {
+        let consumer = consumer(bootstrap_servers, "loyalty-swarm.inspect")?;
+        let next = partitions(&consumer, topic)?
+            .into_iter()
+            .map(|p| (p, 0))
+            .collect();
+        Ok(Self {
+            consumer,
+            topic: topic.to_owned(),
+            next,
+            latest: HashMap::new(),
         })
-        .await?;
     }
-    Ok(latest)
+
+    /// Read what was appended since the last call; returns how many records that was.
+    pub async fn catch_up(&mut self) -> Result<u64, RuntimeError> {
+        let mut read = 0;
+        for (&partition, next) in &mut self.next {
+            let latest = &mut self.latest;
+            let (n, after) = kafka::read_from(
+                &self.consumer,
+                &self.topic,
+                partition,
+                *next,
+                |key, value, offset, _| {
+                    let key = String::from_utf8_lossy(key.unwrap_or_default()).into_owned();
+                    match value {
+                        Some(v) => {
+                            latest.insert(
+                                key.clone(),
+                                Positioned {
+                                    partition,
+                                    offset,
+                                    key,
+                                    value: Some(v.to_vec()),
+                                },
+                            );
+                        }
+                        None => {
+                            latest.remove(&key);
+                        }
+                    }
+                    Ok(())
+                },
+            )
+            .await?;
+            read += n;
+            *next = after;
+        }
+        Ok(read)
+    }
+
+    /// The newest record per key read so far (tombstoned keys are gone).
+    pub fn latest(&self) -> &HashMap<String, Positioned> {
+        &self.latest
+    }
 }
 
 /// One record as read: where it sits, its key and its value (`None`: a tombstone).
@@ -168,6 +229,52 @@ pub async fn wait_caught_up(
             return Ok(false);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Consumer groups and the topics each consumes, for [`wait_quiet`].
+pub type Watched = Vec<(String, Vec<&'static str>)>;
+
+/// Wait until every group has committed all of its inputs and none of `topics` has grown
+/// for `quiet_for`, or `limit` passes (`false`). The swarm's agents feed each other
+/// (ltv's fits drive tier-transition's forecasts, which ltv joins) and re-score on timers,
+/// so "caught up" alone is not "done": done is nothing left to consume and nothing new
+/// written for longer than the longest refresh interval.
+pub async fn wait_quiet(
+    bootstrap_servers: &str,
+    groups: &Watched,
+    topics: &[String],
+    quiet_for: Duration,
+    limit: Duration,
+) -> Result<bool, RuntimeError> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut last: Option<(Vec<i64>, tokio::time::Instant)> = None;
+    loop {
+        let mut lag = 0;
+        for (group, inputs) in groups {
+            lag += group_lag(bootstrap_servers, group, inputs)?;
+        }
+        let now = tokio::time::Instant::now();
+        if lag == 0 {
+            let counts = topics
+                .iter()
+                .map(|t| record_count(bootstrap_servers, t))
+                .collect::<Result<Vec<_>, _>>()?;
+            match &last {
+                Some((previous, since)) if *previous == counts => {
+                    if now.duration_since(*since) >= quiet_for {
+                        return Ok(true);
+                    }
+                }
+                _ => last = Some((counts, now)),
+            }
+        } else {
+            last = None;
+        }
+        if now > deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 

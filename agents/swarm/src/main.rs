@@ -95,12 +95,15 @@ enum Command {
         #[arg(long, default_value = DEFAULT_DATA)]
         file: PathBuf,
     },
-    /// End-to-end benchmark: the demo on a fresh embedded stack, several times; prints
-    /// each run and the medians as JSON.
+    /// End-to-end benchmark: the CDNOW replay through customer-graph on a fresh embedded
+    /// stack, several times; prints each run and the medians as JSON.
     Bench {
         /// Number of runs (the median is reported).
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
         runs: u32,
+        /// Run the whole demo (cohort, tier-transition and ltv alongside) in each run.
+        #[arg(long)]
+        all_agents: bool,
         #[arg(long, default_value = DEFAULT_DATA)]
         file: PathBuf,
         #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(i32).range(1..))]
@@ -203,6 +206,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 progress: !json,
                 http_listen,
                 keep_running,
+                downstream: true,
             };
             let summary = demo::run_demo(&options, loyalty_runtime::shutdown_signal()).await?;
             if json {
@@ -251,6 +255,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench {
             runs,
+            all_agents,
             file,
             partitions,
         } => {
@@ -271,6 +276,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     progress: false,
                     http_listen: format!("127.0.0.1:{}", stack::free_port()?),
                     keep_running: false,
+                    downstream: all_agents,
                 };
                 let summary = demo::run_demo(&options, std::future::pending::<()>()).await?;
                 eprintln!(

@@ -75,8 +75,18 @@ pub async fn verify_topic(
     key: &ed25519_dalek::VerifyingKey,
 ) -> anyhow::Result<VerifyReport> {
     let registry = RegistryClient::new(registry_url)?;
-    let canonical = Canonical::new()?;
     let records = inspect::positioned_records(bootstrap_servers, topic).await?;
+    verify_records(&registry, topic, &records, key).await
+}
+
+/// Re-check the given records of `topic` (e.g. only the newest per key).
+pub async fn verify_records(
+    registry: &RegistryClient,
+    topic: &str,
+    records: &[inspect::Positioned],
+    key: &ed25519_dalek::VerifyingKey,
+) -> anyhow::Result<VerifyReport> {
+    let canonical = Canonical::new()?;
     let mut report = VerifyReport {
         topic: topic.to_owned(),
         key_id: attest::key_id(key),
@@ -103,7 +113,7 @@ pub async fn verify_topic(
             report.failures.push(Failure {
                 partition: record.partition,
                 offset: record.offset,
-                key: record.key,
+                key: record.key.clone(),
                 problems,
             });
         }
