@@ -180,31 +180,17 @@ pub async fn read_to_end(
     consumer: &rdkafka::consumer::StreamConsumer,
     topic: &str,
     partition: i32,
-    apply: impl FnMut(Option<&[u8]>, Option<&[u8]>, i64, i64) -> Result<(), RuntimeError>,
-) -> Result<u64, RuntimeError> {
-    Ok(read_from(consumer, topic, partition, 0, apply).await?.0)
-}
-
-/// Read one partition from offset `from` (or its low watermark, if later) to the high
-/// watermark seen at the start; returns how many records were read and the offset to
-/// continue from, so a reader following a topic reads each record once.
-pub async fn read_from(
-    consumer: &rdkafka::consumer::StreamConsumer,
-    topic: &str,
-    partition: i32,
-    from: i64,
     mut apply: impl FnMut(Option<&[u8]>, Option<&[u8]>, i64, i64) -> Result<(), RuntimeError>,
-) -> Result<(u64, i64), RuntimeError> {
+) -> Result<u64, RuntimeError> {
     use rdkafka::consumer::Consumer;
     use rdkafka::message::Message;
     let (low, high) =
         blocking(|| consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)))?;
-    let start = from.max(low);
-    if high <= start {
-        return Ok((0, start));
+    if high <= low {
+        return Ok(0);
     }
     let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(start))?;
+    tpl.add_partition_offset(topic, partition, rdkafka::Offset::Beginning)?;
     consumer.assign(&tpl)?;
     let mut read = 0;
     loop {
@@ -212,7 +198,7 @@ pub async fn read_from(
         apply(message.key(), message.payload(), message.offset(), high - 1)?;
         read += 1;
         if message.offset() >= high - 1 {
-            return Ok((read, message.offset() + 1));
+            return Ok(read);
         }
     }
 }

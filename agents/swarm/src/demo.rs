@@ -435,9 +435,11 @@ async fn ltv_summary(
     let version = fits
         .get(ltv::population::ALL)
         .map_or_else(String::new, |p| p.version.clone());
-    let mut tail = inspect::Tail::new(bootstrap_servers, topics::MEMBER_LTV)?;
-    tail.catch_up().await?;
-    let newest: Vec<inspect::Positioned> = tail.latest().values().cloned().collect();
+    let newest: Vec<inspect::Positioned> =
+        inspect::latest_records(bootstrap_servers, topics::MEMBER_LTV)
+            .await?
+            .into_values()
+            .collect();
     let values = newest
         .iter()
         .filter_map(|r| Some((r.key.as_str(), r.value.as_deref()?)));

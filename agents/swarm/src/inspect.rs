@@ -31,81 +31,41 @@ pub async fn latest_values(
     bootstrap_servers: &str,
     topic: &str,
 ) -> Result<HashMap<String, Vec<u8>>, RuntimeError> {
-    let mut tail = Tail::new(bootstrap_servers, topic)?;
-    tail.catch_up().await?;
-    Ok(tail
-        .latest
+    Ok(latest_records(bootstrap_servers, topic)
+        .await?
         .into_iter()
         .filter_map(|(key, record)| Some((key, record.value?)))
         .collect())
 }
 
-/// The newest record of every key of a topic, kept up to date by reading only what was
-/// appended since the last call: for waiting on a topic to settle without re-reading it.
-pub struct Tail {
-    consumer: StreamConsumer,
-    topic: String,
-    next: BTreeMap<i32, i64>,
-    latest: HashMap<String, Positioned>,
-}
-
-impl Tail {
-    pub fn new(bootstrap_servers: &str, topic: &str) -> Result<Self, RuntimeError> {
-        let consumer = consumer(bootstrap_servers, "loyalty-swarm.inspect")?;
-        let next = partitions(&consumer, topic)?
-            .into_iter()
-            .map(|p| (p, 0))
-            .collect();
-        Ok(Self {
-            consumer,
-            topic: topic.to_owned(),
-            next,
-            latest: HashMap::new(),
+/// The newest record of every key in `topic`, with its position (tombstoned keys are
+/// gone): what a compacted topic keeps, e.g. the records to verify.
+pub async fn latest_records(
+    bootstrap_servers: &str,
+    topic: &str,
+) -> Result<HashMap<String, Positioned>, RuntimeError> {
+    let consumer = consumer(bootstrap_servers, "loyalty-swarm.inspect")?;
+    let mut latest = HashMap::new();
+    for partition in partitions(&consumer, topic)? {
+        kafka::read_to_end(&consumer, topic, partition, |key, value, offset, _| {
+            let key = String::from_utf8_lossy(key.unwrap_or_default()).into_owned();
+            match value {
+                Some(v) => latest.insert(
+                    key.clone(),
+                    Positioned {
+                        partition,
+                        offset,
+                        key,
+                        value: Some(v.to_vec()),
+                    },
+                ),
+                None => latest.remove(&key),
+            };
+            Ok(())
         })
+        .await?;
     }
-
-    /// Read what was appended since the last call; returns how many records that was.
-    pub async fn catch_up(&mut self) -> Result<u64, RuntimeError> {
-        let mut read = 0;
-        for (&partition, next) in &mut self.next {
-            let latest = &mut self.latest;
-            let (n, after) = kafka::read_from(
-                &self.consumer,
-                &self.topic,
-                partition,
-                *next,
-                |key, value, offset, _| {
-                    let key = String::from_utf8_lossy(key.unwrap_or_default()).into_owned();
-                    match value {
-                        Some(v) => {
-                            latest.insert(
-                                key.clone(),
-                                Positioned {
-                                    partition,
-                                    offset,
-                                    key,
-                                    value: Some(v.to_vec()),
-                                },
-                            );
-                        }
-                        None => {
-                            latest.remove(&key);
-                        }
-                    }
-                    Ok(())
-                },
-            )
-            .await?;
-            read += n;
-            *next = after;
-        }
-        Ok(read)
-    }
-
-    /// The newest record per key read so far (tombstoned keys are gone).
-    pub fn latest(&self) -> &HashMap<String, Positioned> {
-        &self.latest
-    }
+    Ok(latest)
 }
 
 /// One record as read: where it sits, its key and its value (`None`: a tombstone).
