@@ -8,15 +8,19 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::special::{digamma, inc_beta, ln_beta, ln_gamma, ln_hyp2f1, sigmoid, softplus};
-use crate::{Fit, FitError, Summary, fit_total};
+use crate::special::{
+    digamma, inc_beta, ln_beta, ln_gamma, ln_hyp2f1, sigmoid, softplus_and_sigmoid,
+};
+use crate::{Distinct, Fit, FitError, Summary, fit_total};
 
 /// Terms of the likelihood that depend only on the parameters.
 struct ParamTerms {
     ln_gamma_r: f64,
     ln_alpha: f64,
+    r_over_alpha: f64,
     ln_beta_ab: f64,
     ln_a: f64,
+    inv_a: f64,
     digamma_r: f64,
     digamma_ab: f64,
     digamma_b: f64,
@@ -27,8 +31,10 @@ impl ParamTerms {
         ParamTerms {
             ln_gamma_r: ln_gamma(m.r),
             ln_alpha: m.alpha.ln(),
+            r_over_alpha: m.r / m.alpha,
             ln_beta_ab: ln_beta(m.a, m.b),
             ln_a: m.a.ln(),
+            inv_a: 1.0 / m.a,
             digamma_r: digamma(m.r),
             digamma_ab: digamma(m.a + m.b),
             digamma_b: digamma(m.b),
@@ -43,8 +49,9 @@ struct RepeatTerms {
     digamma_rx: f64,
     digamma_bx: f64,
     digamma_abx: f64,
-    /// ln(b + x - 1), used only when x > 0.
+    /// ln(b + x - 1) and its derivative, used only when x > 0.
     ln_bx1: f64,
+    inv_bx1: f64,
 }
 
 impl RepeatTerms {
@@ -56,6 +63,23 @@ impl RepeatTerms {
             digamma_bx: digamma(m.b + x),
             digamma_abx: digamma(m.a + m.b + x),
             ln_bx1: if x > 0.0 { (m.b + x - 1.0).ln() } else { 0.0 },
+            inv_bx1: if x > 0.0 { 1.0 / (m.b + x - 1.0) } else { 0.0 },
+        }
+    }
+}
+
+/// ln(α + d) and 1/(α + d) for a duration d (t_x or T): they depend on α and d alone.
+#[derive(Clone, Copy)]
+struct Elapsed {
+    ln: f64,
+    inv: f64,
+}
+
+impl Elapsed {
+    fn new(m: &BgNbd, d: f64) -> Self {
+        Elapsed {
+            ln: (m.alpha + d).ln(),
+            inv: 1.0 / (m.alpha + d),
         }
     }
 }
@@ -85,22 +109,35 @@ impl BgNbd {
 
     /// Log-likelihood of one member and its gradient in (r, α, a, b).
     pub fn log_likelihood(&self, s: &Summary) -> (f64, [f64; 4]) {
-        self.row_log_likelihood(s, &RepeatTerms::new(self, s.x), &ParamTerms::new(self))
+        self.row_log_likelihood(
+            s.x,
+            &RepeatTerms::new(self, s.x),
+            Elapsed::new(self, s.t),
+            Elapsed::new(self, s.t_x),
+            &ParamTerms::new(self),
+        )
     }
 
-    /// The log-likelihood with the special functions that depend only on the parameters
-    /// (`p`) or on x (`k`) computed by the caller: a fit evaluates them once per
-    /// evaluation and distinct x rather than once per row, leaving each row two logs and
-    /// an exponential.
-    fn row_log_likelihood(&self, s: &Summary, k: &RepeatTerms, p: &ParamTerms) -> (f64, [f64; 4]) {
-        let BgNbd { r, alpha, a, b } = *self;
-        let (x, t_x, t) = (s.x, s.t_x, s.t);
-        let ln_at = (alpha + t).ln();
-        let base = k.ln_gamma_rx - p.ln_gamma_r + r * p.ln_alpha - (r + x) * ln_at + k.ln_beta_abx
+    /// The log-likelihood of a member with `x` repeat purchases, with every term that
+    /// depends only on the parameters (`p`), on x (`k`) or on one duration (`at_t`,
+    /// `at_tx`) computed by the caller: a fit computes them once per evaluation and
+    /// distinct value rather than once per row, leaving each row one exponential and one
+    /// logarithm.
+    fn row_log_likelihood(
+        &self,
+        x: f64,
+        k: &RepeatTerms,
+        at_t: Elapsed,
+        at_tx: Elapsed,
+        p: &ParamTerms,
+    ) -> (f64, [f64; 4]) {
+        let r = self.r;
+        let base = k.ln_gamma_rx - p.ln_gamma_r + r * p.ln_alpha - (r + x) * at_t.ln
+            + k.ln_beta_abx
             - p.ln_beta_ab;
         let mut g = [
-            k.digamma_rx - p.digamma_r + p.ln_alpha - ln_at,
-            r / alpha - (r + x) / (alpha + t),
+            k.digamma_rx - p.digamma_r + p.ln_alpha - at_t.ln,
+            p.r_over_alpha - (r + x) * at_t.inv,
             p.digamma_ab - k.digamma_abx,
             k.digamma_bx - k.digamma_abx - p.digamma_b + p.digamma_ab,
         ];
@@ -108,41 +145,41 @@ impl BgNbd {
             return (base, g);
         }
         // Second branch: dropped out right after the last purchase, in log space.
-        let ln_ratio = ln_at - (alpha + t_x).ln();
-        let d = p.ln_a - k.ln_bx1 + (r + x) * ln_ratio;
-        let w = sigmoid(d);
+        let ln_ratio = at_t.ln - at_tx.ln;
+        let (dropped, w) = softplus_and_sigmoid(p.ln_a - k.ln_bx1 + (r + x) * ln_ratio);
         g[0] += w * ln_ratio;
-        g[1] += w * (r + x) * (1.0 / (alpha + t) - 1.0 / (alpha + t_x));
-        g[2] += w / a;
-        g[3] -= w / (b + x - 1.0);
-        (base + softplus(d), g)
+        g[1] += w * (r + x) * (at_t.inv - at_tx.inv);
+        g[2] += w * p.inv_a;
+        g[3] -= w * k.inv_bx1;
+        (base + dropped, g)
     }
 
     /// Fit by maximum likelihood on (summary, weight) pairs; see [`crate::group`].
     pub fn fit(data: &[(Summary, f64)]) -> Result<Fit<BgNbd>, FitError> {
         let model = |p: &[f64]| BgNbd::from_params(p);
-        // Rows share few distinct x (purchase counts): their terms are computed per x.
-        let mut xs: Vec<f64> = data.iter().map(|(s, _)| s.x).collect();
-        xs.sort_by(f64::total_cmp);
-        xs.dedup();
-        let index: Vec<usize> = data
-            .iter()
-            .map(|(s, _)| xs.partition_point(|v| *v < s.x))
-            .collect();
+        let xs = Distinct::new(data.iter().map(|(s, _)| s.x));
+        // t_x and T share one table: both enter only as α + d.
+        let durations = Distinct::new(data.iter().flat_map(|(s, _)| [s.t, s.t_x]));
         fit_total(data, &[1.0, 1.0, 1.0, 1.0], |params| {
             let m = model(params);
             let p = ParamTerms::new(&m);
-            let repeat: Vec<RepeatTerms> = xs.iter().map(|&x| RepeatTerms::new(&m, x)).collect();
+            let repeat = xs.map(|x| RepeatTerms::new(&m, x));
+            let elapsed = durations.map(|d| Elapsed::new(&m, d));
             let mut value = 0.0;
-            let mut gradient = vec![0.0; 4];
-            for ((s, weight), &i) in data.iter().zip(&index) {
-                let (v, g) = m.row_log_likelihood(s, &repeat[i], &p);
+            let mut gradient = [0.0; 4];
+            for (((s, weight), &i), at) in data
+                .iter()
+                .zip(&xs.index)
+                .zip(durations.index.chunks_exact(2))
+            {
+                let (v, g) =
+                    m.row_log_likelihood(s.x, &repeat[i], elapsed[at[0]], elapsed[at[1]], &p);
                 value += weight * v;
                 for (acc, gi) in gradient.iter_mut().zip(g) {
                     *acc += weight * gi;
                 }
             }
-            (value, gradient)
+            (value, gradient.to_vec())
         })
         .map(|f| f.map(model))
     }

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::special::{digamma, inc_beta, ln_gamma};
-use crate::{Fit, FitError, fit_weighted};
+use crate::{Distinct, Fit, FitError, fit_total};
 
 /// Population parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -14,6 +14,61 @@ pub struct GammaGamma {
     pub p: f64,
     pub q: f64,
     pub gamma: f64,
+}
+
+/// Terms of the likelihood that depend only on the parameters.
+struct ParamTerms {
+    ln_gamma_q: f64,
+    ln_gamma: f64,
+    digamma_q: f64,
+    q_over_gamma: f64,
+}
+
+impl ParamTerms {
+    fn new(m: &GammaGamma) -> Self {
+        ParamTerms {
+            ln_gamma_q: ln_gamma(m.q),
+            ln_gamma: m.gamma.ln(),
+            digamma_q: digamma(m.q),
+            q_over_gamma: m.q / m.gamma,
+        }
+    }
+}
+
+/// Terms that depend on the parameters and the member's x alone.
+struct ShapeTerms {
+    /// ln Γ(px + q) - ln Γ(px).
+    ln_gamma_ratio: f64,
+    digamma_pxq: f64,
+    /// ψ(px + q) - ψ(px).
+    digamma_diff: f64,
+}
+
+impl ShapeTerms {
+    fn new(m: &GammaGamma, x: f64) -> Self {
+        let px = m.p * x;
+        let digamma_pxq = digamma(px + m.q);
+        ShapeTerms {
+            ln_gamma_ratio: ln_gamma(px + m.q) - ln_gamma(px),
+            digamma_pxq,
+            digamma_diff: digamma_pxq - digamma(px),
+        }
+    }
+}
+
+/// Terms that depend on the member alone: constant through a fit.
+struct RowTerms {
+    ln_m: f64,
+    ln_x: f64,
+}
+
+impl RowTerms {
+    fn new(s: &Spend) -> Self {
+        RowTerms {
+            ln_m: s.mean_value.ln(),
+            ln_x: s.x.ln(),
+        }
+    }
 }
 
 /// What the spend model needs of a member: repeat purchases and their mean value.
@@ -39,19 +94,37 @@ impl GammaGamma {
     /// Log-likelihood of one member's mean repeat value and its gradient in (p, q, γ).
     /// Only members with x ≥ 1 and a positive mean belong in the fit.
     pub fn log_likelihood(&self, s: &Spend) -> (f64, [f64; 3]) {
-        let GammaGamma { p, q, gamma } = *self;
+        self.row_log_likelihood(
+            s,
+            &ShapeTerms::new(self, s.x),
+            &ParamTerms::new(self),
+            &RowTerms::new(s),
+        )
+    }
+
+    /// The log-likelihood with the terms that depend only on the parameters (`p`), on
+    /// the parameters and x (`k`) or on the row (`c`) computed by the caller: a fit
+    /// computes them once per evaluation, distinct x or row, leaving each row of each
+    /// evaluation one logarithm.
+    fn row_log_likelihood(
+        &self,
+        s: &Spend,
+        k: &ShapeTerms,
+        p: &ParamTerms,
+        c: &RowTerms,
+    ) -> (f64, [f64; 3]) {
         let (x, m) = (s.x, s.mean_value);
-        let px = p * x;
-        let ln_total = (gamma + m * x).ln();
-        let ll = ln_gamma(px + q) - ln_gamma(px) - ln_gamma(q)
-            + q * gamma.ln()
-            + (px - 1.0) * m.ln()
-            + px * x.ln()
-            - (px + q) * ln_total;
+        let px = self.p * x;
+        let ln_total = (self.gamma + m * x).ln();
+        let ll = k.ln_gamma_ratio - p.ln_gamma_q
+            + self.q * p.ln_gamma
+            + (px - 1.0) * c.ln_m
+            + px * c.ln_x
+            - (px + self.q) * ln_total;
         let g = [
-            x * (digamma(px + q) - digamma(px) + m.ln() + x.ln() - ln_total),
-            digamma(px + q) - digamma(q) + gamma.ln() - ln_total,
-            q / gamma - (px + q) / (gamma + m * x),
+            x * (k.digamma_diff + c.ln_m + c.ln_x - ln_total),
+            k.digamma_pxq - p.digamma_q + p.ln_gamma - ln_total,
+            p.q_over_gamma - (px + self.q) / (self.gamma + m * x),
         ];
         (ll, g)
     }
@@ -64,9 +137,22 @@ impl GammaGamma {
             .filter(|(s, _)| s.x >= 1.0 && s.mean_value > 0.0)
             .copied()
             .collect();
-        fit_weighted(&usable, &[1.0, 1.0, 1.0], |v, s| {
-            let (ll, g) = GammaGamma::from_params(v).log_likelihood(s);
-            (ll, g.to_vec())
+        let xs = Distinct::new(usable.iter().map(|(s, _)| s.x));
+        let rows: Vec<RowTerms> = usable.iter().map(|(s, _)| RowTerms::new(s)).collect();
+        fit_total(&usable, &[1.0, 1.0, 1.0], |v| {
+            let model = GammaGamma::from_params(v);
+            let p = ParamTerms::new(&model);
+            let shape = xs.map(|x| ShapeTerms::new(&model, x));
+            let mut value = 0.0;
+            let mut gradient = [0.0; 3];
+            for (((s, weight), &i), c) in usable.iter().zip(&xs.index).zip(&rows) {
+                let (ll, g) = model.row_log_likelihood(s, &shape[i], &p, c);
+                value += weight * ll;
+                for (acc, gi) in gradient.iter_mut().zip(g) {
+                    *acc += weight * gi;
+                }
+            }
+            (value, gradient.to_vec())
         })
         .map(|f| f.map(GammaGamma::from_params))
     }

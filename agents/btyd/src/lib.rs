@@ -132,24 +132,29 @@ pub enum FitError {
     NotFinite,
 }
 
-/// Maximise Σ weight · ll(params, row) from `start`.
-fn fit_weighted<T>(
-    data: &[(T, f64)],
-    start: &[f64],
-    ll: impl Fn(&[f64], &T) -> (f64, Vec<f64>),
-) -> Result<Fit<Vec<f64>>, FitError> {
-    fit_total(data, start, |params| {
-        let mut value = 0.0;
-        let mut gradient = vec![0.0; params.len()];
-        for (row, weight) in data {
-            let (v, g) = ll(params, row);
-            value += weight * v;
-            for (acc, gi) in gradient.iter_mut().zip(g) {
-                *acc += weight * gi;
-            }
-        }
-        (value, gradient)
-    })
+/// The distinct values of one column of the fit's rows, and where each row's value sits
+/// among them. Likelihood terms that depend on the parameters and on that column alone
+/// (purchase counts, whole-day durations) are then computed once per distinct value and
+/// evaluation instead of once per row: CDNOW's 8,685 distinct summaries have 37 distinct
+/// purchase counts and 273 distinct durations.
+struct Distinct {
+    values: Vec<f64>,
+    index: Vec<usize>,
+}
+
+impl Distinct {
+    fn new(column: impl Iterator<Item = f64> + Clone) -> Self {
+        let mut values: Vec<f64> = column.clone().collect();
+        values.sort_by(f64::total_cmp);
+        values.dedup();
+        let index = column.map(|v| values.partition_point(|d| *d < v)).collect();
+        Distinct { values, index }
+    }
+
+    /// `term` of every distinct value, for [`Distinct::index`] to look up.
+    fn map<T>(&self, term: impl Fn(f64) -> T) -> Vec<T> {
+        self.values.iter().map(|&v| term(v)).collect()
+    }
 }
 
 /// Maximise `total(params) = (Σ weight · ll, its gradient)` over `data` from `start`: for

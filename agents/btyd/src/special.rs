@@ -27,13 +27,16 @@ pub fn digamma(mut x: f64) -> f64 {
     shift + x.ln() - 0.5 * inv - series
 }
 
-/// ln(1 + e^v) without overflow.
-pub fn softplus(v: f64) -> f64 {
-    if v > 0.0 {
-        v + (-v).exp().ln_1p()
+/// softplus(v) = ln(1 + e^v) without overflow, and its derivative sigmoid(v), from one
+/// exponential: a fit needs both for every row of every evaluation.
+pub fn softplus_and_sigmoid(v: f64) -> (f64, f64) {
+    let e = (-v.abs()).exp();
+    let sigmoid = if v >= 0.0 {
+        1.0 / (1.0 + e)
     } else {
-        v.exp().ln_1p()
-    }
+        e / (1.0 + e)
+    };
+    (v.max(0.0) + e.ln_1p(), sigmoid)
 }
 
 /// 1 / (1 + e^-v).
@@ -151,6 +154,18 @@ mod tests {
         assert!(close(digamma(0.5), -euler - 2.0 * 2f64.ln(), 1e-13));
         assert!(close(digamma(10.0), 2.251_752_589_066_721, 1e-13));
         assert!(close(digamma(0.01), -100.560_885_457_868_7, 1e-12));
+    }
+
+    #[test]
+    fn softplus_and_sigmoid_agree_with_their_definitions_and_do_not_overflow() {
+        for v in [-30.0, -1.5, 0.0, 0.3, 12.0] {
+            let (s, w) = softplus_and_sigmoid(v);
+            assert!(close(s, f64::exp(v).ln_1p(), 1e-15), "softplus {v}");
+            assert!(close(w, sigmoid(v), 1e-15), "sigmoid {v}");
+            assert!(close(w, 1.0 / (1.0 + f64::exp(-v)), 1e-15), "sigmoid {v}");
+        }
+        assert_eq!(softplus_and_sigmoid(800.0), (800.0, 1.0));
+        assert_eq!(softplus_and_sigmoid(-800.0), (0.0, 0.0));
     }
 
     #[test]
