@@ -6,11 +6,18 @@
 //! one row per customer, for `benches/lifetimes_fit.py` to fit the same data.
 //!
 //! cargo run --release -p btyd --example fit_bench -- --members 10000000 --csv /tmp/sim.csv
+//!
+//! `--cdnow FILE` instead fits a CDNOW-format file (calibration to `--calibration-end`,
+//! default 1997-09-30, weeks) `--runs` times (default 21) and prints the median times of
+//! grouping, the BG/NBD fit and the Gamma-Gamma fit: a fit this small takes milliseconds,
+//! so one run is mostly noise and warm-up.
+//!
+//! cargo run --release -p btyd --example fit_bench -- --cdnow data/cdnow/CDNOW_master.txt
 
 use std::io::Write as _;
 use std::time::Instant;
 
-use btyd::{BgNbd, Summary, group};
+use btyd::{BgNbd, GammaGamma, Summary, group};
 
 /// splitmix64: seeded, so every run simulates the same customers.
 struct Rng(u64);
@@ -59,6 +66,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
+    if let Some(file) = value("--cdnow") {
+        let calibration_end = value("--calibration-end").unwrap_or("1997-09-30".into());
+        let runs: usize = value("--runs").map_or(Ok(21), |v| v.parse())?;
+        return cdnow(&file, &calibration_end, runs);
+    }
     let members: usize = value("--members").map_or(Ok(1_000_000), |v| v.parse())?;
     let csv = value("--csv");
     let truth = BgNbd {
@@ -121,6 +133,55 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         fit.model.b,
         fit.log_likelihood,
         fit.converged
+    );
+    Ok(())
+}
+
+/// Median fit times on a CDNOW-format file.
+fn cdnow(file: &str, calibration_end: &str, runs: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let purchases = btyd::cdnow::read_purchases(std::path::Path::new(file))?;
+    let customers =
+        btyd::cdnow::summarise(&purchases, calibration_end.parse()?, btyd::params::WEEK);
+    let mut times: [Vec<f64>; 4] = Default::default();
+    let mut fits = None;
+    for _ in 0..runs.max(1) {
+        let started = Instant::now();
+        let summaries = group(customers.iter().map(|c| c.summary));
+        let grouped = Instant::now();
+        let purchase_fit = BgNbd::fit(&summaries)?;
+        let purchases_fitted = Instant::now();
+        let spend_fit = GammaGamma::fit(&group(customers.iter().map(|c| c.spend)))?;
+        let done = Instant::now();
+        for (series, seconds) in times.iter_mut().zip([
+            grouped - started,
+            purchases_fitted - grouped,
+            done - purchases_fitted,
+            done - started,
+        ]) {
+            series.push(seconds.as_secs_f64());
+        }
+        fits = Some((summaries.len(), purchase_fit, spend_fit));
+    }
+    let [group_s, bgnbd_s, gamma_gamma_s, total_s] = times.map(|mut series| {
+        series.sort_by(f64::total_cmp);
+        series[series.len() / 2]
+    });
+    let Some((distinct, b, g)) = fits else {
+        return Ok(());
+    };
+    println!(
+        "{{\"customers\": {}, \"distinct_summaries\": {distinct}, \"runs\": {runs}, \"median_group_seconds\": {group_s:.4}, \"median_bgnbd_seconds\": {bgnbd_s:.4}, \"median_gamma_gamma_seconds\": {gamma_gamma_s:.4}, \"median_total_seconds\": {total_s:.4}, \"r\": {:.4}, \"alpha\": {:.4}, \"a\": {:.4}, \"b\": {:.4}, \"log_likelihood\": {:.2}, \"bgnbd_iterations\": {}, \"p\": {:.4}, \"q\": {:.4}, \"gamma\": {:.4}, \"gamma_gamma_iterations\": {}}}",
+        customers.len(),
+        b.model.r,
+        b.model.alpha,
+        b.model.a,
+        b.model.b,
+        b.log_likelihood,
+        b.iterations,
+        g.model.p,
+        g.model.q,
+        g.model.gamma,
+        g.iterations
     );
     Ok(())
 }

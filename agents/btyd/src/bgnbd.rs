@@ -8,10 +8,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::optimize::Sum;
 use crate::special::{
-    digamma, inc_beta, ln_beta, ln_gamma, ln_hyp2f1, sigmoid, softplus_and_sigmoid,
+    digamma, inc_beta, ln_beta, ln_gamma, ln_hyp2f1, sigmoid, softplus_and_sigmoid, trigamma,
 };
-use crate::{Distinct, Fit, FitError, Summary, fit_total};
+use crate::{Distinct, Fit, FitError, RowLikelihood, Summary, fit_total};
 
 /// Terms of the likelihood that depend only on the parameters.
 struct ParamTerms {
@@ -21,9 +22,13 @@ struct ParamTerms {
     ln_beta_ab: f64,
     ln_a: f64,
     inv_a: f64,
+    inv_alpha: f64,
     digamma_r: f64,
     digamma_ab: f64,
     digamma_b: f64,
+    trigamma_r: f64,
+    trigamma_ab: f64,
+    trigamma_b: f64,
 }
 
 impl ParamTerms {
@@ -35,9 +40,13 @@ impl ParamTerms {
             ln_beta_ab: ln_beta(m.a, m.b),
             ln_a: m.a.ln(),
             inv_a: 1.0 / m.a,
+            inv_alpha: 1.0 / m.alpha,
             digamma_r: digamma(m.r),
             digamma_ab: digamma(m.a + m.b),
             digamma_b: digamma(m.b),
+            trigamma_r: trigamma(m.r),
+            trigamma_ab: trigamma(m.a + m.b),
+            trigamma_b: trigamma(m.b),
         }
     }
 }
@@ -49,6 +58,9 @@ struct RepeatTerms {
     digamma_rx: f64,
     digamma_bx: f64,
     digamma_abx: f64,
+    trigamma_rx: f64,
+    trigamma_bx: f64,
+    trigamma_abx: f64,
     /// ln(b + x - 1) and its derivative, used only when x > 0.
     ln_bx1: f64,
     inv_bx1: f64,
@@ -62,6 +74,9 @@ impl RepeatTerms {
             digamma_rx: digamma(m.r + x),
             digamma_bx: digamma(m.b + x),
             digamma_abx: digamma(m.a + m.b + x),
+            trigamma_rx: trigamma(m.r + x),
+            trigamma_bx: trigamma(m.b + x),
+            trigamma_abx: trigamma(m.a + m.b + x),
             ln_bx1: if x > 0.0 { (m.b + x - 1.0).ln() } else { 0.0 },
             inv_bx1: if x > 0.0 { 1.0 / (m.b + x - 1.0) } else { 0.0 },
         }
@@ -107,8 +122,8 @@ impl BgNbd {
         }
     }
 
-    /// Log-likelihood of one member and its gradient in (r, α, a, b).
-    pub fn log_likelihood(&self, s: &Summary) -> (f64, [f64; 4]) {
+    /// Log-likelihood of one member with its gradient and Hessian in (r, α, a, b).
+    pub fn log_likelihood(&self, s: &Summary) -> RowLikelihood<4> {
         self.row_log_likelihood(
             s.x,
             &RepeatTerms::new(self, s.x),
@@ -130,7 +145,7 @@ impl BgNbd {
         at_t: Elapsed,
         at_tx: Elapsed,
         p: &ParamTerms,
-    ) -> (f64, [f64; 4]) {
+    ) -> RowLikelihood<4> {
         let r = self.r;
         let base = k.ln_gamma_rx - p.ln_gamma_r + r * p.ln_alpha - (r + x) * at_t.ln
             + k.ln_beta_abx
@@ -141,17 +156,41 @@ impl BgNbd {
             p.digamma_ab - k.digamma_abx,
             k.digamma_bx - k.digamma_abx - p.digamma_b + p.digamma_ab,
         ];
+        let h_ab = p.trigamma_ab - k.trigamma_abx;
+        let h_ralpha = p.inv_alpha - at_t.inv;
+        let mut h = [
+            [k.trigamma_rx - p.trigamma_r, h_ralpha, 0.0, 0.0],
+            [
+                h_ralpha,
+                (r + x) * at_t.inv * at_t.inv - p.r_over_alpha * p.inv_alpha,
+                0.0,
+                0.0,
+            ],
+            [0.0, 0.0, h_ab, h_ab],
+            [0.0, 0.0, h_ab, k.trigamma_bx - p.trigamma_b + h_ab],
+        ];
         if x <= 0.0 {
-            return (base, g);
+            return (base, g, h);
         }
         // Second branch: dropped out right after the last purchase, in log space.
+        // With d its log-odds, the branch adds softplus(d): gradient w ∇d and Hessian
+        // w (1 - w) ∇d ∇dᵀ + w ∇²d, w = sigmoid(d).
         let ln_ratio = at_t.ln - at_tx.ln;
         let (dropped, w) = softplus_and_sigmoid(p.ln_a - k.ln_bx1 + (r + x) * ln_ratio);
-        g[0] += w * ln_ratio;
-        g[1] += w * (r + x) * (at_t.inv - at_tx.inv);
-        g[2] += w * p.inv_a;
-        g[3] -= w * k.inv_bx1;
-        (base + dropped, g)
+        let inv_gap = at_t.inv - at_tx.inv;
+        let grad_d = [ln_ratio, (r + x) * inv_gap, p.inv_a, -k.inv_bx1];
+        for i in 0..4 {
+            g[i] += w * grad_d[i];
+            for j in 0..4 {
+                h[i][j] += w * (1.0 - w) * grad_d[i] * grad_d[j];
+            }
+        }
+        h[0][1] += w * inv_gap;
+        h[1][0] += w * inv_gap;
+        h[1][1] += w * (r + x) * (at_tx.inv * at_tx.inv - at_t.inv * at_t.inv);
+        h[2][2] -= w * p.inv_a * p.inv_a;
+        h[3][3] += w * k.inv_bx1 * k.inv_bx1;
+        (base + dropped, g, h)
     }
 
     /// Fit by maximum likelihood on (summary, weight) pairs; see [`crate::group`].
@@ -165,21 +204,17 @@ impl BgNbd {
             let p = ParamTerms::new(&m);
             let repeat = xs.map(|x| RepeatTerms::new(&m, x));
             let elapsed = durations.map(|d| Elapsed::new(&m, d));
-            let mut value = 0.0;
-            let mut gradient = [0.0; 4];
+            let mut total = Sum::<4>::default();
             for (((s, weight), &i), at) in data
                 .iter()
                 .zip(&xs.index)
                 .zip(durations.index.chunks_exact(2))
             {
-                let (v, g) =
+                let (v, g, h) =
                     m.row_log_likelihood(s.x, &repeat[i], elapsed[at[0]], elapsed[at[1]], &p);
-                value += weight * v;
-                for (acc, gi) in gradient.iter_mut().zip(g) {
-                    *acc += weight * gi;
-                }
+                total.add(*weight, v, &g, &h);
             }
-            (value, gradient.to_vec())
+            total.evaluation()
         })
         .map(|f| f.map(model))
     }
@@ -319,7 +354,7 @@ mod tests {
     }
 
     #[test]
-    fn analytic_gradient_matches_finite_differences() {
+    fn analytic_gradient_and_hessian_match_finite_differences() {
         let model = BgNbd {
             r: 0.7,
             alpha: 3.1,
@@ -331,17 +366,9 @@ mod tests {
             Summary::new(3.0, 20.5, 38.0),
             Summary::new(400.0, 70.0, 71.0),
         ] {
-            let (_, g) = model.log_likelihood(&s);
-            for (i, gi) in g.iter().enumerate() {
-                let mut p = model.params();
-                let h = p[i] * 1e-6;
-                p[i] += h;
-                let up = BgNbd::from_params(&p).log_likelihood(&s).0;
-                p[i] -= 2.0 * h;
-                let down = BgNbd::from_params(&p).log_likelihood(&s).0;
-                let numeric = (up - down) / (2.0 * h);
-                assert!((numeric - gi).abs() < 1e-5 * gi.abs().max(1.0), "{s:?} {i}");
-            }
+            crate::tests::derivatives_match_finite_differences(&model.params(), |p| {
+                BgNbd::from_params(p).log_likelihood(&s)
+            });
         }
     }
 
@@ -396,7 +423,7 @@ mod tests {
     fn members_with_hundreds_of_purchases_stay_finite() {
         let model = published();
         let heavy = Summary::new(600.0, 77.0, 78.0);
-        let (ll, g) = model.log_likelihood(&heavy);
+        let (ll, g, _) = model.log_likelihood(&heavy);
         assert!(ll.is_finite() && g.iter().all(|v| v.is_finite()));
         let e = model.conditional_expected_purchases(&heavy, 52.0).unwrap();
         assert!(e.is_finite() && e > 100.0, "{e}");

@@ -5,8 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::special::{digamma, inc_beta, ln_gamma};
-use crate::{Distinct, Fit, FitError, fit_total};
+use crate::optimize::Sum;
+use crate::special::{digamma, inc_beta, ln_gamma, trigamma};
+use crate::{Distinct, Fit, FitError, RowLikelihood, fit_total};
 
 /// Population parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -21,7 +22,9 @@ struct ParamTerms {
     ln_gamma_q: f64,
     ln_gamma: f64,
     digamma_q: f64,
+    trigamma_q: f64,
     q_over_gamma: f64,
+    inv_gamma: f64,
 }
 
 impl ParamTerms {
@@ -30,7 +33,9 @@ impl ParamTerms {
             ln_gamma_q: ln_gamma(m.q),
             ln_gamma: m.gamma.ln(),
             digamma_q: digamma(m.q),
+            trigamma_q: trigamma(m.q),
             q_over_gamma: m.q / m.gamma,
+            inv_gamma: 1.0 / m.gamma,
         }
     }
 }
@@ -42,16 +47,22 @@ struct ShapeTerms {
     digamma_pxq: f64,
     /// ψ(px + q) - ψ(px).
     digamma_diff: f64,
+    trigamma_pxq: f64,
+    /// ψ₁(px + q) - ψ₁(px).
+    trigamma_diff: f64,
 }
 
 impl ShapeTerms {
     fn new(m: &GammaGamma, x: f64) -> Self {
         let px = m.p * x;
         let digamma_pxq = digamma(px + m.q);
+        let trigamma_pxq = trigamma(px + m.q);
         ShapeTerms {
             ln_gamma_ratio: ln_gamma(px + m.q) - ln_gamma(px),
             digamma_pxq,
             digamma_diff: digamma_pxq - digamma(px),
+            trigamma_pxq,
+            trigamma_diff: trigamma_pxq - trigamma(px),
         }
     }
 }
@@ -91,9 +102,9 @@ impl GammaGamma {
         }
     }
 
-    /// Log-likelihood of one member's mean repeat value and its gradient in (p, q, γ).
-    /// Only members with x ≥ 1 and a positive mean belong in the fit.
-    pub fn log_likelihood(&self, s: &Spend) -> (f64, [f64; 3]) {
+    /// Log-likelihood of one member's mean repeat value with its gradient and Hessian in
+    /// (p, q, γ). Only members with x ≥ 1 and a positive mean belong in the fit.
+    pub fn log_likelihood(&self, s: &Spend) -> RowLikelihood<3> {
         self.row_log_likelihood(
             s,
             &ShapeTerms::new(self, s.x),
@@ -112,9 +123,10 @@ impl GammaGamma {
         k: &ShapeTerms,
         p: &ParamTerms,
         c: &RowTerms,
-    ) -> (f64, [f64; 3]) {
+    ) -> RowLikelihood<3> {
         let (x, m) = (s.x, s.mean_value);
         let px = self.p * x;
+        let inv_total = 1.0 / (self.gamma + m * x);
         let ln_total = (self.gamma + m * x).ln();
         let ll = k.ln_gamma_ratio - p.ln_gamma_q
             + self.q * p.ln_gamma
@@ -124,9 +136,21 @@ impl GammaGamma {
         let g = [
             x * (k.digamma_diff + c.ln_m + c.ln_x - ln_total),
             k.digamma_pxq - p.digamma_q + p.ln_gamma - ln_total,
-            p.q_over_gamma - (px + self.q) / (self.gamma + m * x),
+            p.q_over_gamma - (px + self.q) * inv_total,
         ];
-        (ll, g)
+        let h_pq = x * k.trigamma_pxq;
+        let h_pgamma = -x * inv_total;
+        let h_qgamma = p.inv_gamma - inv_total;
+        let h = [
+            [x * x * k.trigamma_diff, h_pq, h_pgamma],
+            [h_pq, k.trigamma_pxq - p.trigamma_q, h_qgamma],
+            [
+                h_pgamma,
+                h_qgamma,
+                (px + self.q) * inv_total * inv_total - p.q_over_gamma * p.inv_gamma,
+            ],
+        ];
+        (ll, g, h)
     }
 
     /// Fit by maximum likelihood on (spend, weight) pairs. Members with no repeat purchase
@@ -143,16 +167,12 @@ impl GammaGamma {
             let model = GammaGamma::from_params(v);
             let p = ParamTerms::new(&model);
             let shape = xs.map(|x| ShapeTerms::new(&model, x));
-            let mut value = 0.0;
-            let mut gradient = [0.0; 3];
+            let mut total = Sum::<3>::default();
             for (((s, weight), &i), c) in usable.iter().zip(&xs.index).zip(&rows) {
-                let (ll, g) = model.row_log_likelihood(s, &shape[i], &p, c);
-                value += weight * ll;
-                for (acc, gi) in gradient.iter_mut().zip(g) {
-                    *acc += weight * gi;
-                }
+                let (ll, g, h) = model.row_log_likelihood(s, &shape[i], &p, c);
+                total.add(*weight, ll, &g, &h);
             }
-            (value, gradient.to_vec())
+            total.evaluation()
         })
         .map(|f| f.map(GammaGamma::from_params))
     }
@@ -190,7 +210,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn analytic_gradient_matches_finite_differences() {
+    fn analytic_gradient_and_hessian_match_finite_differences() {
         let model = GammaGamma {
             p: 6.0,
             q: 3.7,
@@ -206,17 +226,9 @@ mod tests {
                 mean_value: 80.5,
             },
         ] {
-            let (_, g) = model.log_likelihood(&s);
-            for (i, gi) in g.iter().enumerate() {
-                let mut v = model.params();
-                let h = v[i] * 1e-6;
-                v[i] += h;
-                let up = GammaGamma::from_params(&v).log_likelihood(&s).0;
-                v[i] -= 2.0 * h;
-                let down = GammaGamma::from_params(&v).log_likelihood(&s).0;
-                let numeric = (up - down) / (2.0 * h);
-                assert!((numeric - gi).abs() < 1e-5 * gi.abs().max(1.0), "{i}");
-            }
+            crate::tests::derivatives_match_finite_differences(&model.params(), |v| {
+                GammaGamma::from_params(v).log_likelihood(&s)
+            });
         }
     }
 

@@ -91,6 +91,9 @@ pub fn group<T: Row>(rows: impl IntoIterator<Item = T>) -> Vec<(T, f64)> {
     grouped
 }
 
+/// One row's log-likelihood with its gradient and Hessian in the model's parameters.
+pub type RowLikelihood<const N: usize> = (f64, [f64; N], [[f64; N]; N]);
+
 /// A fitted model with its diagnostics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fit<M> {
@@ -157,12 +160,12 @@ impl Distinct {
     }
 }
 
-/// Maximise `total(params) = (Σ weight · ll, its gradient)` over `data` from `start`: for
-/// models that evaluate the sum their own way (shared terms computed once).
+/// Maximise `total(params)`, the weighted log-likelihood of `data` with its derivatives,
+/// from `start`; each model sums its rows its own way (shared terms computed once).
 fn fit_total<T>(
     data: &[(T, f64)],
     start: &[f64],
-    total: impl Fn(&[f64]) -> (f64, Vec<f64>),
+    total: impl Fn(&[f64]) -> optimize::Evaluation,
 ) -> Result<Fit<Vec<f64>>, FitError> {
     if data.is_empty() {
         return Err(FitError::Empty);
@@ -173,12 +176,9 @@ fn fit_total<T>(
             reason: format!("weight {} is not positive", data[row].1),
         });
     }
-    if !total(start).0.is_finite() {
-        return Err(FitError::NotFinite);
-    }
     let sample_weight: f64 = data.iter().map(|(_, w)| w).sum();
-    let optimum = optimize::maximise(&total, start, sample_weight);
-    let standard_errors = optimize::standard_errors(&total, &optimum.params);
+    let optimum = optimize::maximise(&total, start, sample_weight).ok_or(FitError::NotFinite)?;
+    let standard_errors = optimize::standard_errors(&optimum.information);
     Ok(Fit {
         model: optimum.params,
         standard_errors,
@@ -188,4 +188,38 @@ fn fit_total<T>(
         iterations: optimum.iterations,
         converged: optimum.converged,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// Central differences of `ll`'s value agree with its gradient, and of its gradient
+    /// with its Hessian, at `params`.
+    pub(crate) fn derivatives_match_finite_differences<const N: usize>(
+        params: &[f64; N],
+        ll: impl Fn(&[f64]) -> super::RowLikelihood<N>,
+    ) {
+        let (_, g, h) = ll(params);
+        for i in 0..N {
+            let step = params[i] * 1e-6;
+            let (mut up, mut down) = (*params, *params);
+            up[i] += step;
+            down[i] -= step;
+            let (v_up, g_up, _) = ll(&up);
+            let (v_down, g_down, _) = ll(&down);
+            let numeric = (v_up - v_down) / (2.0 * step);
+            assert!(
+                (numeric - g[i]).abs() < 1e-5 * g[i].abs().max(1.0),
+                "gradient {i}: {numeric} vs {}",
+                g[i]
+            );
+            for j in 0..N {
+                let numeric = (g_up[j] - g_down[j]) / (2.0 * step);
+                assert!(
+                    (numeric - h[j][i]).abs() < 1e-5 * h[j][i].abs().max(1.0),
+                    "hessian {j},{i}: {numeric} vs {}",
+                    h[j][i]
+                );
+            }
+        }
+    }
 }
