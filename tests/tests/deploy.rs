@@ -8,7 +8,10 @@ use loyalty_runtime::error::RejectionKind;
 use loyalty_runtime::metrics::{Event, Metrics};
 
 fn deploy(path: &str) -> String {
-    format!("{}/../deploy/{path}", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/../deploy/{path}",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
+    )
 }
 
 #[test]

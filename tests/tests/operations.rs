@@ -92,8 +92,10 @@ async fn registry_outage_readiness_metrics_outside_client_and_sigterm() {
     common::promtool_check_metrics(&metrics);
 
     // An outside client decodes the output with Confluent's own deserializer.
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/read_member_state.py");
+    let script = std::path::PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"),
+    )
+    .join("python/read_member_state.py");
     let python = Command::new("python3")
         .arg(script)
         .args([

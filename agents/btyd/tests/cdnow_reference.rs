@@ -8,7 +8,7 @@ use btyd::{BgNbd, GammaGamma, Summary, group};
 use loyalty_contracts::Date;
 
 fn data(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
         .join("../../data/cdnow")
         .join(file)
 }

@@ -13,7 +13,10 @@ use loyalty_contracts::Date;
 
 #[test]
 fn weeks_40_to_78_forecast_against_what_happened() {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/cdnow/CDNOW_master.txt");
+    let file = PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../../data/cdnow/CDNOW_master.txt");
     let purchases = read_purchases(&file).unwrap();
     let calibration_end = Date::from_ymd(1997, 9, 30).unwrap();
     let holdout_end = Date::from_ymd(1998, 6, 30).unwrap();

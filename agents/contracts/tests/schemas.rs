@@ -10,7 +10,8 @@ use apache_avro::schema_compatibility::SchemaCompatibility;
 use loyalty_contracts::{contracts, schema_json};
 
 fn schemas_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../schemas")
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
+        .join("../../schemas")
 }
 
 #[test]

@@ -89,9 +89,9 @@ fn bad_arguments_print_usage() {
 
 #[test]
 fn the_shipped_example_config_checks_out() {
-    let file = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../deploy/customer-graph.toml"
+    let file = format!(
+        "{}/../../deploy/customer-graph.toml",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
     );
-    config_checks_out(&["--config", file]);
+    config_checks_out(&["--config", &file]);
 }

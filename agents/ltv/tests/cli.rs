@@ -71,7 +71,10 @@ fn a_key_comes_from_the_environment_and_bad_arguments_print_usage() {
 
 #[test]
 fn the_shipped_example_config_checks_out() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let dir = format!(
+        "{}/../..",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
+    );
     let out = binary()
         .current_dir(dir)
         .args(["--config", "deploy/ltv.toml", "--check-config"])

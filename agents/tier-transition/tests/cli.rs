@@ -57,12 +57,12 @@ fn defaults_check_out_and_bad_arguments_print_usage() {
 
 #[test]
 fn the_shipped_example_config_checks_out() {
-    let file = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../deploy/tier-transition.toml"
+    let file = format!(
+        "{}/../../deploy/tier-transition.toml",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
     );
     let out = binary()
-        .args(["--config", file, "--check-config"])
+        .args(["--config", &file, "--check-config"])
         .output()
         .unwrap();
     assert!(

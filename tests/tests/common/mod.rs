@@ -19,7 +19,7 @@ use swarm::stack::{self, Stack, StackOptions};
 pub const PARTITIONS: i32 = 12;
 
 pub fn data(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
         .join("../data/cdnow")
         .join(file)
 }

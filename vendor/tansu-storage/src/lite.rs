@@ -227,7 +227,25 @@ pub(crate) struct ConnectionManager {
     db: Arc<Mutex<Database>>,
 }
 
+/// loyalty-swarm patch: the queries run once per fetched record or per fetch request,
+/// whose callers read the rows they need before running the query again (and a checked
+/// out connection is used by one task at a time). Any unfinished one is reset when its
+/// connection is recycled, so it holds no read transaction into the next checkout.
+const REUSED_QUERIES: [&str; 3] = [
+    "header_fetch_by_record.sql",
+    "record_fetch.sql",
+    "watermark_select.sql",
+];
+
 pub(crate) struct PoolConnection {
+    // loyalty-swarm patch: the hot statements, prepared once per connection and reused
+    // (`prepared_statement`). 0.6.0 prepared every statement on every call: producing a
+    // record inserts it and each of its headers with a multi-table `insert … select`,
+    // fetching reads the watermark, the records and each record's headers with
+    // multi-table `select`s, and planning those was about half of all CPU time in an
+    // embedded-stack replay. Declared before `connection` so the statements are
+    // finalized first.
+    statements: Mutex<BTreeMap<String, Arc<Statement>>>,
     connection: Connection,
 }
 
@@ -305,17 +323,49 @@ impl PoolConnection {
     async fn new(connection: Connection) -> Result<Self> {
         Self::init(&connection).await?;
 
-        Ok(Self { connection })
+        Ok(Self {
+            statements: Mutex::default(),
+            connection,
+        })
     }
 
+    /// loyalty-swarm patch: the prepared statement for `key`. With `reuse`, it comes
+    /// from this connection's cache, reset for a new execution (or is prepared and
+    /// cached). A cached query's rows are read lazily from the statement and overwritten
+    /// by its next use, so only statements returning no rows (`execute`) and the queries
+    /// in [`REUSED_QUERIES`] are reused.
     #[instrument(skip(self))]
-    async fn prepared_statement(&self, key: &str) -> Result<Statement, libsql::Error> {
+    async fn prepared_statement(
+        &self,
+        key: &str,
+        reuse: bool,
+    ) -> Result<Arc<Statement>, libsql::Error> {
+        let cached = reuse
+            .then(|| {
+                self.statements
+                    .lock()
+                    .ok()
+                    .and_then(|statements| statements.get(key).cloned())
+            })
+            .flatten();
+
+        if let Some(statement) = cached {
+            statement.reset();
+            return Ok(statement);
+        }
+
         let sql = SQL
             .0
             .get(key)
             .ok_or(libsql::Error::Misuse(format!("Unknown cache key: {}", key)))?;
 
-        self.connection.prepare(sql).await
+        let statement = Arc::new(self.connection.prepare(sql).await?);
+
+        if reuse && let Ok(mut statements) = self.statements.lock() {
+            _ = statements.insert(key.to_owned(), statement.clone());
+        }
+
+        Ok(statement)
     }
 
     fn attributes_for_error(&self, key: Option<&str>, error: &libsql::Error) -> Vec<KeyValue> {
@@ -374,7 +424,7 @@ impl PoolConnection {
 
         let start = SystemTime::now();
 
-        let statement = self.prepared_statement(sql).await?;
+        let statement = self.prepared_statement(sql, REUSED_QUERIES.contains(&sql)).await?;
 
         statement
             .query(params)
@@ -405,7 +455,7 @@ impl PoolConnection {
         debug!(sql, ?params);
         let start = SystemTime::now();
 
-        let statement = self.prepared_statement(sql).await?;
+        let statement = self.prepared_statement(sql, true).await?;
 
         statement
             .execute(params)
@@ -434,7 +484,7 @@ impl PoolConnection {
 
         let start = SystemTime::now();
 
-        let statement = self.prepared_statement(sql).await?;
+        let statement = self.prepared_statement(sql, REUSED_QUERIES.contains(&sql)).await?;
 
         let mut rows = statement.query(params).await.inspect_err(|err| {
             error!(?err, elapsed_millis = elapsed_millis(start));
@@ -464,7 +514,7 @@ impl PoolConnection {
 
         let start = SystemTime::now();
 
-        let statement = self.prepared_statement(sql).await?;
+        let statement = self.prepared_statement(sql, REUSED_QUERIES.contains(&sql)).await?;
 
         let mut rows = statement
             .query(params)
@@ -525,9 +575,14 @@ impl managed::Manager for ConnectionManager {
 
     async fn recycle(
         &self,
-        _obj: &mut Self::Type,
+        obj: &mut Self::Type,
         _metrics: &managed::Metrics,
     ) -> managed::RecycleResult<Self::Error> {
+        // loyalty-swarm patch: a cached query left unfinished (its caller failed
+        // mid-rows) would hold a read transaction open into the next user's statements.
+        if let Ok(statements) = obj.statements.lock() {
+            statements.values().for_each(|statement| statement.reset());
+        }
         Ok(())
     }
 }
@@ -1304,6 +1359,10 @@ static DDL: LazyLock<Cache> = LazyLock::new(|| {
             include_sql!("ddl/040-consumer-offset.sql"),
         ),
         ("040-header.sql", include_sql!("ddl/040-header.sql")),
+        (
+            "041-header-record-index.sql",
+            include_sql!("ddl/041-header-record-index.sql"),
+        ),
         (
             "040-producer-detail.sql",
             include_sql!("ddl/040-producer-detail.sql"),
@@ -2385,14 +2444,15 @@ impl Storage for Delegate {
                             .inspect_err(|err| error!(?err))?,
                     );
 
+                // loyalty-swarm patch: by the record's own topition id and offset (0.6.0
+                // looked up the fetch offset, which is not the first record's after
+                // compaction) through the header_record index.
                 let mut headers = c
                     .query(
-                        "header_fetch.sql",
+                        "header_fetch_by_record.sql",
                         (
-                            self.cluster.as_str(),
-                            topition.topic(),
-                            topition.partition(),
-                            offset,
+                            row.get::<i64>(8).inspect_err(|err| error!(?err))?,
+                            row.get::<i64>(0).inspect_err(|err| error!(?err))?,
                         ),
                     )
                     .await?;
@@ -2527,13 +2587,12 @@ impl Storage for Delegate {
                                 .inspect_err(|err| error!(?err))?,
                         );
 
+                    // loyalty-swarm patch: as for the first record.
                     let mut headers = c
                         .query(
-                            "header_fetch.sql",
+                            "header_fetch_by_record.sql",
                             (
-                                self.cluster.as_str(),
-                                topition.topic(),
-                                topition.partition(),
+                                row.get::<i64>(8).inspect_err(|err| error!(?err))?,
                                 offset,
                             ),
                         )

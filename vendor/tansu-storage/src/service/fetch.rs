@@ -117,6 +117,22 @@ use crate::{Error, Result, Storage, Topition};
 /// # Ok(())
 /// # }
 /// ```
+/// loyalty-swarm patch: the bytes of record batches in a fetch response, what Kafka's
+/// min_bytes counts.
+fn record_bytes(responses: &[FetchableTopicResponse]) -> u64 {
+    let mut total = 0u64;
+    for partition in responses
+        .iter()
+        .filter_map(|topic| topic.partitions.as_ref())
+        .flatten()
+    {
+        if let Some(frame) = &partition.records {
+            total += frame.batches.byte_size();
+        }
+    }
+    total
+}
+
 #[derive(Clone, Copy, Debug, Default, Eq, Hash, Ord, PartialEq, PartialOrd)]
 pub struct FetchService;
 
@@ -307,19 +323,22 @@ impl FetchService {
         if topics.is_empty() {
             Ok(vec![])
         } else {
+            // loyalty-swarm patch: 0.6.0 slept after every pass, even one that found
+            // records (half of max_wait, 250 ms with librdkafka's defaults), and counted
+            // the response's own framing towards min_bytes, so every fetch, empty or
+            // not, took max_wait / 2. As in Kafka, a fetch now returns as soon as its
+            // records reach min_bytes, and otherwise polls the storage with a growing
+            // interval until max_wait (the storage has no produce notification).
             let start = Instant::now();
             let mut responses = vec![];
-            let mut iteration = 0;
-            let mut elapsed = Duration::from_millis(0);
-            let mut bytes = 0;
+            let mut poll = Duration::from_millis(5);
 
-            while elapsed <= max_wait && bytes <= min_bytes {
-                debug!(?elapsed, ?max_wait, ?bytes, ?min_bytes);
+            loop {
+                debug!(?max_wait, ?min_bytes, ?poll);
 
-                let enumerate = topics.iter().enumerate();
                 responses.clear();
 
-                for (i, fetch) in enumerate {
+                for (i, fetch) in topics.iter().enumerate() {
                     let fetch_response = self
                         .fetch_topic(
                             ctx.clone(),
@@ -335,29 +354,13 @@ impl FetchService {
                     responses.push(fetch_response);
                 }
 
-                bytes += u32::try_from(responses.byte_size())?;
+                let elapsed = start.elapsed();
+                if record_bytes(&responses) >= u64::from(min_bytes) || elapsed >= max_wait {
+                    break;
+                }
 
-                let now = Instant::now();
-                elapsed = now.duration_since(start);
-                let remaining = max_wait.saturating_sub(elapsed);
-
-                debug!(
-                    ?iteration,
-                    ?max_wait,
-                    ?elapsed,
-                    ?remaining,
-                    ?bytes,
-                    ?min_bytes
-                );
-
-                sleep(if remaining.as_millis() >= 250 {
-                    remaining / 2
-                } else {
-                    remaining
-                })
-                .await;
-
-                iteration += 1;
+                sleep(poll.min(max_wait.saturating_sub(elapsed))).await;
+                poll = (poll * 2).min(Duration::from_millis(100));
             }
 
             Ok(responses)

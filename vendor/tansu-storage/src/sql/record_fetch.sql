@@ -29,7 +29,9 @@ r.timestamp,
 r.k,
 r.v,
 r.producer_id,
-r.producer_epoch
+r.producer_epoch,
+-- loyalty-swarm patch: for header_fetch_by_record.sql.
+r.topition
 
 from
 
@@ -59,7 +61,8 @@ k,
 v,
 sum(coalesce(length(k), 0) + coalesce(length(v), 0)) over (order by offset_id) as bytes,
 producer_id,
-producer_epoch
+producer_epoch,
+topition
 
 from bounded)
 
