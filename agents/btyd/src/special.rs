@@ -48,12 +48,16 @@ pub fn trigamma(mut x: f64) -> f64 {
 /// exponential: a fit needs both for every row of every evaluation.
 pub fn softplus_and_sigmoid(v: f64) -> (f64, f64) {
     let e = (-v.abs()).exp();
-    let sigmoid = if v >= 0.0 {
-        1.0 / (1.0 + e)
+    let u = 1.0 + e;
+    let sigmoid = if v >= 0.0 { 1.0 / u } else { e / u };
+    // ln(1 + e) to full precision from `ln` (Kahan's correction: u - 1 is exactly the
+    // part of e that survived the rounding of u); libm's log1p was a fifth of a fit.
+    let ln_1p = if u == 1.0 {
+        e
     } else {
-        e / (1.0 + e)
+        u.ln() * (e / (u - 1.0))
     };
-    (v.max(0.0) + e.ln_1p(), sigmoid)
+    (v.max(0.0) + ln_1p, sigmoid)
 }
 
 /// 1 / (1 + e^-v).
