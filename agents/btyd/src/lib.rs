@@ -148,7 +148,7 @@ struct Distinct {
 impl Distinct {
     fn new(column: impl Iterator<Item = f64> + Clone) -> Self {
         let mut values: Vec<f64> = column.clone().collect();
-        values.sort_by(f64::total_cmp);
+        values.sort_unstable_by(f64::total_cmp);
         values.dedup();
         let index = column.map(|v| values.partition_point(|d| *d < v)).collect();
         Distinct { values, index }
