@@ -9,6 +9,9 @@ use loyalty_runtime::kafka;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 
+/// The group of the clients that only read (they never commit).
+const INSPECT_GROUP: &str = "loyalty-swarm.inspect";
+
 fn consumer(bootstrap_servers: &str, group: &str) -> Result<StreamConsumer, RuntimeError> {
     Ok(kafka::base_config(bootstrap_servers, &BTreeMap::new())
         .set("group.id", group)
@@ -44,7 +47,7 @@ pub async fn latest_records(
     bootstrap_servers: &str,
     topic: &str,
 ) -> Result<HashMap<String, Positioned>, RuntimeError> {
-    let consumer = consumer(bootstrap_servers, "loyalty-swarm.inspect")?;
+    let consumer = consumer(bootstrap_servers, INSPECT_GROUP)?;
     let mut latest = HashMap::new();
     for partition in partitions(&consumer, topic)? {
         kafka::read_to_end(&consumer, topic, partition, |key, value, offset, _| {
@@ -82,7 +85,7 @@ pub async fn positioned_records(
     bootstrap_servers: &str,
     topic: &str,
 ) -> Result<Vec<Positioned>, RuntimeError> {
-    let consumer = consumer(bootstrap_servers, "loyalty-swarm.inspect")?;
+    let consumer = consumer(bootstrap_servers, INSPECT_GROUP)?;
     let mut records = Vec::new();
     for partition in partitions(&consumer, topic)? {
         kafka::read_to_end(&consumer, topic, partition, |key, value, offset, _| {
@@ -105,7 +108,7 @@ pub async fn all_records(
     topic: &str,
 ) -> Result<Vec<(Option<Vec<u8>>, Vec<(String, String)>)>, RuntimeError> {
     use rdkafka::message::{Headers, Message};
-    let consumer = consumer(bootstrap_servers, "loyalty-swarm.inspect")?;
+    let consumer = consumer(bootstrap_servers, INSPECT_GROUP)?;
     let mut records = Vec::new();
     for partition in partitions(&consumer, topic)? {
         let (low, high) = kafka::blocking(|| {
@@ -147,10 +150,14 @@ pub fn group_lag(
     group: &str,
     topics: &[&str],
 ) -> Result<i64, RuntimeError> {
-    let consumer = consumer(bootstrap_servers, group)?;
+    lag(&consumer(bootstrap_servers, group)?, topics)
+}
+
+/// [`group_lag`] through a consumer of the group, for callers that ask repeatedly.
+fn lag(consumer: &StreamConsumer, topics: &[&str]) -> Result<i64, RuntimeError> {
     let mut tpl = TopicPartitionList::new();
     for topic in topics {
-        for p in partitions(&consumer, topic)? {
+        for p in partitions(consumer, topic)? {
             tpl.add_partition(topic, p);
         }
     }
@@ -181,8 +188,9 @@ pub async fn wait_caught_up(
     limit: Duration,
 ) -> Result<bool, RuntimeError> {
     let deadline = tokio::time::Instant::now() + limit;
+    let consumer = consumer(bootstrap_servers, group)?;
     loop {
-        if group_lag(bootstrap_servers, group, topics)? == 0 {
+        if lag(&consumer, topics)? == 0 {
             return Ok(true);
         }
         if tokio::time::Instant::now() > deadline {
@@ -208,17 +216,24 @@ pub async fn wait_quiet(
     limit: Duration,
 ) -> Result<bool, RuntimeError> {
     let deadline = tokio::time::Instant::now() + limit;
+    // One client per group (committed offsets are per group) and one for the counts,
+    // made once: each librdkafka client costs threads and a broker connection.
+    let members = groups
+        .iter()
+        .map(|(group, inputs)| Ok((consumer(bootstrap_servers, group)?, inputs)))
+        .collect::<Result<Vec<_>, RuntimeError>>()?;
+    let counter = consumer(bootstrap_servers, INSPECT_GROUP)?;
     let mut last: Option<(Vec<i64>, tokio::time::Instant)> = None;
     loop {
-        let mut lag = 0;
-        for (group, inputs) in groups {
-            lag += group_lag(bootstrap_servers, group, inputs)?;
+        let mut behind = 0;
+        for (member, inputs) in &members {
+            behind += lag(member, inputs)?;
         }
         let now = tokio::time::Instant::now();
-        if lag == 0 {
+        if behind == 0 {
             let counts = topics
                 .iter()
-                .map(|t| record_count(bootstrap_servers, t))
+                .map(|t| count(&counter, t))
                 .collect::<Result<Vec<_>, _>>()?;
             match &last {
                 Some((previous, since)) if *previous == counts => {
@@ -240,9 +255,13 @@ pub async fn wait_quiet(
 
 /// Total records ever written to `topic`.
 pub fn record_count(bootstrap_servers: &str, topic: &str) -> Result<i64, RuntimeError> {
-    let consumer = consumer(bootstrap_servers, "loyalty-swarm.inspect")?;
+    count(&consumer(bootstrap_servers, INSPECT_GROUP)?, topic)
+}
+
+/// [`record_count`] through an existing client.
+fn count(consumer: &StreamConsumer, topic: &str) -> Result<i64, RuntimeError> {
     let mut total = 0;
-    for p in partitions(&consumer, topic)? {
+    for p in partitions(consumer, topic)? {
         let (low, high) =
             kafka::blocking(|| consumer.fetch_watermarks(topic, p, Duration::from_secs(10)))?;
         total += high - low;
