@@ -400,18 +400,32 @@ fn observe_population<A: Agent>(
     stores: &BTreeMap<i32, Store<A>>,
     population: &mut Population<A::Summary>,
 ) {
-    let mut partitions = shared
-        .published
-        .read()
-        .map(|p| p.clone())
-        .unwrap_or_default();
-    for (&partition, store) in stores {
-        partitions.insert(partition, store.summary().clone());
+    let Ok(published) = shared.published.read() else {
+        return;
+    };
+    // Runs every loop turn: compare in place and clone only when something changed
+    // (cloning every partition's sketches each turn was ~3% of an idle agent's CPU).
+    let current = |partition: &i32| {
+        stores
+            .get(partition)
+            .map(|store| store.summary())
+            .or_else(|| published.get(partition))
+    };
+    let seen = published.keys().chain(stores.keys());
+    let unchanged = seen
+        .clone()
+        .all(|p| population.partitions.get(p) == current(p))
+        && population
+            .partitions
+            .keys()
+            .all(|p| published.contains_key(p) || stores.contains_key(p));
+    if unchanged {
+        return;
     }
-    if partitions != population.partitions {
-        population.partitions = partitions;
-        population.generation += 1;
-    }
+    population.partitions = seen
+        .filter_map(|p| current(p).map(|summary| (*p, summary.clone())))
+        .collect();
+    population.generation += 1;
 }
 
 /// How many refresh intervals a refresh may be put off while input is waiting.
