@@ -33,9 +33,8 @@ struct ClusterArgs {
     /// Use this schema registry instead of the embedded one.
     #[arg(long, value_name = "URL", requires = "bootstrap_servers")]
     schema_registry_url: Option<String>,
-    /// Embedded broker storage: sqlite://<file> (relative) or sqlite:///<absolute path>.
-    /// Default: a fresh SQLite file in a temporary directory, removed on exit.
-    /// (memory:// is refused: tansu 0.6.0's memory engine loses records.)
+    /// Embedded broker storage: memory:// (the default; gone on exit), or
+    /// sqlite://<file> (relative) / sqlite:///<absolute path> to keep the data across runs.
     #[arg(long, value_name = "URL")]
     storage: Option<String>,
     /// Embedded broker address.
@@ -187,10 +186,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     _ => {
                         let s = start_embedded(&cluster).await?;
                         let (b, r) = (s.bootstrap_servers.clone(), s.registry_url.clone());
-                        let storage = cluster
-                            .storage
-                            .as_deref()
-                            .unwrap_or("a temporary SQLite file");
+                        let storage = cluster.storage.as_deref().unwrap_or(stack::MEMORY_STORAGE);
                         eprintln!(
                             "embedded stack: kafka {b}, schema registry {r}, storage {storage}"
                         );

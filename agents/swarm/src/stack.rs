@@ -22,13 +22,7 @@ pub enum StackError {
         addr: SocketAddr,
         secs: u64,
     },
-    #[error(
-        "storage {0}: tansu 0.6.0's memory engine loses records of multi-record batches \
-         (measured: 94,467 of 100,000 acknowledged records stored), so the local stack refuses it; \
-         use sqlite://<file> or leave --storage out for a temporary SQLite file"
-    )]
-    LossyStorage(String),
-    #[error("storage {0}: expected sqlite://<file>")]
+    #[error("storage {0}: expected memory:// or sqlite://<file>")]
     UnsupportedStorage(String),
     #[error("schema registry: {0}")]
     Registry(#[from] crate::registry::RegistryServerError),
@@ -42,44 +36,35 @@ pub struct StackOptions {
     pub kafka: SocketAddr,
     pub registry: SocketAddr,
     /// `sqlite://<file>` (relative to the current directory, or absolute as
-    /// `sqlite:///var/lib/swarm.db`); `None` = a fresh SQLite file in a temporary
-    /// directory, removed at shutdown.
+    /// `sqlite:///var/lib/swarm.db`) for a broker that keeps its data across runs;
+    /// `None` or `memory://…` = tansu's memory engine, gone at shutdown.
     pub storage: Option<String>,
 }
 
-/// The broker storage URL in the form tansu reads (it joins the URL path to the current
-/// directory, so an absolute file needs an extra leading slash), and the temporary
-/// directory to remove at shutdown, if one was made.
-fn storage_url(storage: Option<&str>) -> Result<(Url, Option<PathBuf>), StackError> {
-    let (file, temporary) = match storage {
-        None => {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            let dir =
-                std::env::temp_dir().join(format!("loyalty-swarm-{}-{nanos}", std::process::id()));
-            std::fs::create_dir_all(&dir)?;
-            (dir.join("broker.db"), Some(dir))
-        }
-        Some(s) if s.starts_with("memory:") => return Err(StackError::LossyStorage(s.to_owned())),
-        Some(s) => match s.strip_prefix("sqlite://") {
-            Some(rest) if !rest.is_empty() => {
-                let path = PathBuf::from(rest);
-                (
-                    if path.is_absolute() {
-                        path
-                    } else {
-                        std::env::current_dir()?.join(path)
-                    },
-                    None,
-                )
+/// The default storage: tansu's memory engine (patched so that it keeps every record;
+/// see vendor/README.md).
+pub const MEMORY_STORAGE: &str = "memory://tansu/";
+
+/// The broker storage URL in the form tansu reads (it joins a SQLite URL's path to the
+/// current directory, so an absolute file needs an extra leading slash).
+fn storage_url(storage: Option<&str>) -> Result<Url, StackError> {
+    let storage = storage.unwrap_or(MEMORY_STORAGE);
+    let bad = |detail: String| StackError::Broker(format!("storage {storage}: {detail}"));
+    if storage.starts_with("memory://") {
+        return Url::parse(storage).map_err(|e| bad(e.to_string()));
+    }
+    let file = match storage.strip_prefix("sqlite://") {
+        Some(rest) if !rest.is_empty() => {
+            let path = PathBuf::from(rest);
+            if path.is_absolute() {
+                path
+            } else {
+                std::env::current_dir()?.join(path)
             }
-            _ => return Err(StackError::UnsupportedStorage(s.to_owned())),
-        },
+        }
+        _ => return Err(StackError::UnsupportedStorage(storage.to_owned())),
     };
-    let url = Url::parse(&format!("sqlite:///{}", file.display()))
-        .map_err(|e| StackError::Broker(format!("storage {}: {e}", file.display())))?;
-    Ok((url, temporary))
+    Url::parse(&format!("sqlite:///{}", file.display())).map_err(|e| bad(e.to_string()))
 }
 
 /// A running embedded stack; dropping it does not stop it, `shutdown` does.
@@ -90,7 +75,6 @@ pub struct Stack {
     stop: watch::Sender<bool>,
     broker: JoinHandle<()>,
     registry: JoinHandle<()>,
-    temporary: Option<PathBuf>,
 }
 
 /// A free loopback port (bound and released; good enough for a local stack and tests).
@@ -123,7 +107,7 @@ async fn wait_listening(
 pub async fn start(options: &StackOptions) -> Result<Stack, StackError> {
     let url = Url::parse(&format!("tcp://{}/", options.kafka))
         .map_err(|e| StackError::Broker(e.to_string()))?;
-    let (storage, temporary) = storage_url(options.storage.as_deref())?;
+    let storage = storage_url(options.storage.as_deref())?;
     let mut broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
         .node_id(0)
         .cluster_id("loyalty-swarm")
@@ -176,7 +160,6 @@ pub async fn start(options: &StackOptions) -> Result<Stack, StackError> {
         stop,
         broker: broker_task,
         registry: registry_task,
-        temporary,
     })
 }
 
@@ -202,9 +185,6 @@ impl Stack {
         let _ = self.registry.await;
         self.broker.abort();
         let _ = self.broker.await;
-        if let Some(dir) = self.temporary {
-            let _ = std::fs::remove_dir_all(dir);
-        }
     }
 }
 
@@ -214,22 +194,20 @@ mod tests {
 
     #[test]
     fn storage_urls_reach_the_file_tansu_opens() {
-        let (url, temporary) = storage_url(Some("sqlite:///var/lib/swarm.db")).unwrap();
+        let url = storage_url(Some("sqlite:///var/lib/swarm.db")).unwrap();
         assert_eq!(url.path(), "//var/lib/swarm.db");
-        assert!(temporary.is_none());
-        let (url, _) = storage_url(Some("sqlite://swarm.db")).unwrap();
+        let url = storage_url(Some("sqlite://swarm.db")).unwrap();
         assert!(url.path().ends_with("/swarm.db") && url.path().starts_with("//"));
-        let (url, temporary) = storage_url(None).unwrap();
-        let dir = temporary.unwrap();
-        assert!(url.path().contains("loyalty-swarm-"));
-        std::fs::remove_dir_all(dir).unwrap();
-        assert!(matches!(
-            storage_url(Some("memory://tansu/")),
-            Err(StackError::LossyStorage(_))
-        ));
-        assert!(matches!(
-            storage_url(Some("postgres://x")),
-            Err(StackError::UnsupportedStorage(_))
-        ));
+        assert_eq!(storage_url(None).unwrap().as_str(), MEMORY_STORAGE);
+        assert_eq!(
+            storage_url(Some("memory://tansu/")).unwrap().scheme(),
+            "memory"
+        );
+        for unsupported in ["postgres://x", "sqlite://", "swarm.db"] {
+            assert!(matches!(
+                storage_url(Some(unsupported)),
+                Err(StackError::UnsupportedStorage(_))
+            ));
+        }
     }
 }

@@ -29,7 +29,7 @@ pub async fn start_stack() -> Stack {
     start_stack_with(&free_ports(None)).await
 }
 
-/// Options for a stack on free loopback ports, on `storage` (None: a temporary file).
+/// Options for a stack on free loopback ports, on `storage` (None: the memory engine).
 pub fn free_ports(storage: Option<String>) -> StackOptions {
     StackOptions {
         kafka: format!("127.0.0.1:{}", stack::free_port().unwrap())

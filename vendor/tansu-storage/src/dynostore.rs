@@ -1036,8 +1036,26 @@ impl Storage for DynoStore {
 
         let mut bytes = max_bytes as u64;
 
-        for offset in offsets.split_off(&offset) {
+        // loyalty-swarm patch: start at the batch that *contains* the fetch offset (0.6.0
+        // started at the first batch whose base offset was at or after it, skipping the
+        // rest of a batch fetched from its middle), and stop at the first gap: offsets
+        // are handed out before a batch is stored, so a later batch can be listed while
+        // an earlier one is still being written, and returning it would move the
+        // consumer past records it never saw.
+        let fetch_offset = offset;
+        let first = offsets
+            .range(..=fetch_offset)
+            .next_back()
+            .copied()
+            .unwrap_or(fetch_offset);
+        let mut expected: Option<i64> = None;
+
+        for offset in offsets.split_off(&first) {
             debug!(?offset);
+
+            if expected.is_some_and(|expected| expected != offset) {
+                break;
+            }
 
             let location = Path::from(format!(
                 "clusters/{}/topics/{}/partitions/{:0>10}/records/{:0>20}.batch",
@@ -1060,6 +1078,13 @@ impl Storage for DynoStore {
                 .map_err(|_| Error::Api(ErrorCode::UnknownServerError))
                 .and_then(|encoded| self.decode(encoded))?;
             batch.base_offset = offset;
+            let next = offset + i64::from(batch.last_offset_delta) + 1;
+            if expected.is_none() && next <= fetch_offset {
+                // The batch before the fetch offset ends before it: the one holding
+                // the fetch offset is not stored yet.
+                break;
+            }
+            expected = Some(next);
             batches.push(batch);
 
             if size > bytes {
@@ -1184,6 +1209,30 @@ impl Storage for DynoStore {
         let mut responses = vec![];
 
         for (topition, offset_request) in offsets {
+            // loyalty-swarm patch: the earliest and latest offsets are the watermarks.
+            // 0.6.0 answered Latest with the base offset of the most recently written
+            // batch plus one (short by the rest of that batch's records, and ambiguous
+            // when batches share a modification time) and Earliest with the oldest
+            // modified batch; consumers that read to the end (a state restore) stopped
+            // short of it.
+            if matches!(offset_request, ListOffset::Earliest | ListOffset::Latest) {
+                let stage = self.offset_stage(topition).await?;
+                let offset = match offset_request {
+                    ListOffset::Earliest => stage.log_start,
+                    _ if isolation_level == IsolationLevel::ReadCommitted => stage.last_stable,
+                    _ => stage.high_watermark,
+                };
+                responses.push((
+                    topition.to_owned(),
+                    ListOffsetResponse {
+                        error_code: ErrorCode::None,
+                        offset: Some(offset),
+                        ..Default::default()
+                    },
+                ));
+                continue;
+            }
+
             let location = Path::from(format!(
                 "clusters/{}/topics/{}/partitions/{:0>10}/records",
                 self.cluster, topition.topic, topition.partition,

@@ -1,0 +1,136 @@
+//! The embedded broker's default storage (tansu's memory engine, patched) must keep every
+//! acknowledged record and answer offsets the way Kafka does: unpatched, it skipped the
+//! rest of a batch fetched from its middle and reported the end of a partition as the
+//! last batch's base offset plus one, so restores stopped short and records were lost.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use swarm::stack::Stack;
+
+const TOPIC: &str = "embedded-broker.records";
+const PARTITIONS: i32 = 3;
+/// Records per produce burst; sent together with a long linger, so one batch each.
+const BATCH: i64 = 10;
+
+fn config(stack: &Stack) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &stack.bootstrap_servers);
+    config
+}
+
+/// Enqueues `BATCH` records for `partition` before waiting for any; with the long
+/// linger they leave as one batch.
+async fn produce_batch(producer: &FutureProducer, partition: i32, first: i64) {
+    let payloads: Vec<String> = (first..first + BATCH)
+        .map(|n| format!("record {n}"))
+        .collect();
+    let deliveries: Vec<_> = payloads
+        .iter()
+        .map(|payload| {
+            producer
+                .send_result(
+                    FutureRecord::<str, _>::to(TOPIC)
+                        .partition(partition)
+                        .payload(payload),
+                )
+                .map_err(|(e, _)| e)
+                .unwrap()
+        })
+        .collect();
+    for delivery in deliveries {
+        delivery.await.unwrap().unwrap();
+    }
+}
+
+/// Reads `partition` from `offset` to its end; the offsets and payloads seen.
+fn read_from(stack: &Stack, partition: i32, offset: i64) -> Vec<(i64, String)> {
+    let consumer: BaseConsumer = config(stack)
+        .set("group.id", "embedded-broker-test")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(TOPIC, partition, Offset::Offset(offset))
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let (_, high) = consumer
+        .fetch_watermarks(TOPIC, partition, Duration::from_secs(10))
+        .unwrap();
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while seen.last().map_or(offset < high, |(o, _)| o + 1 < high) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "read stalled at {seen:?}"
+        );
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.unwrap();
+            let payload = String::from_utf8(message.payload().unwrap().to_vec()).unwrap();
+            seen.push((message.offset(), payload));
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_engine_keeps_every_record_and_reports_kafka_offsets() {
+    let stack = start_stack().await;
+    let admin: AdminClient<DefaultClientContext> = config(&stack).create().unwrap();
+    admin
+        .create_topics(
+            &[NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    let producer: FutureProducer = config(&stack)
+        .set("linger.ms", "200")
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    let bursts = 20;
+    for partition in 0..PARTITIONS {
+        for burst in 0..bursts {
+            produce_batch(&producer, partition, burst * BATCH).await;
+        }
+    }
+
+    let consumer: BaseConsumer = config(&stack).create().unwrap();
+    for partition in 0..PARTITIONS {
+        let watermarks = consumer
+            .fetch_watermarks(TOPIC, partition, Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(
+            watermarks,
+            (0, bursts * BATCH),
+            "partition {partition}: earliest and latest are the log start and the end"
+        );
+        let all = read_from(&stack, partition, 0);
+        let expected: Vec<(i64, String)> = (0..bursts * BATCH)
+            .map(|n| (n, format!("record {n}")))
+            .collect();
+        assert_eq!(
+            all, expected,
+            "partition {partition}: every record, in order"
+        );
+    }
+
+    // A fetch from the middle of a batch starts at that record, not at the next batch.
+    let middle = 3 * BATCH + BATCH / 2;
+    let from_middle = read_from(&stack, 1, middle);
+    assert_eq!(
+        from_middle.first(),
+        Some(&(middle, format!("record {middle}")))
+    );
+    assert_eq!(from_middle.len() as i64, bursts * BATCH - middle);
+    stack.shutdown().await;
+}
