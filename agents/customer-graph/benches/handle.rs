@@ -1,12 +1,18 @@
-//! Hot-path benchmarks: Avro decode and encode of one member event, and customer-graph's
-//! `handle` per event in process (no broker). Run with `cargo bench -p customer-graph`.
+//! Hot-path benchmarks: Avro decode and encode of one member event, encode of one
+//! member-state snapshot (the runtime's positional writer against apache-avro's), and
+//! customer-graph's `handle` per event in process (no broker). Run with
+//! `cargo bench -p customer-graph`.
 
 use std::hint::black_box;
 
 use apache_avro::AvroSchema;
+use apache_avro::writer::datum::GenericDatumWriter;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use customer_graph::{CustomerGraph, MemberFold, Settings};
-use loyalty_contracts::{MemberEvent, OrderPlaced, Payload, Timestamp, topics};
+use loyalty_contracts::{
+    MemberEvent, MemberState, OrderPlaced, Payload, Program, QualifyingMetric, Tier, TierWindow,
+    Timestamp, topics,
+};
 use loyalty_runtime::codec::{Decoder, Encoder, leak};
 use loyalty_runtime::{Agent, Harness, Input};
 
@@ -50,6 +56,66 @@ fn codec(c: &mut Criterion) {
     group.finish();
 }
 
+/// A member-state snapshot as customer-graph emits it mid-replay: a dozen orders under a
+/// three-tier spend program.
+fn snapshot() -> MemberState {
+    let tier = |id: &str, rank, threshold| Tier {
+        tier_id: id.into(),
+        name: id.into(),
+        rank,
+        threshold,
+        earn_multiplier: 1.0,
+    };
+    let program = Program {
+        program_id: "bench".into(),
+        name: "bench".into(),
+        currency: "USD".into(),
+        qualifying_metric: QualifyingMetric::Spend,
+        window: TierWindow::Rolling,
+        window_days: 365,
+        grace_days: 90,
+        tiers: vec![
+            tier("member", 0, 0),
+            tier("silver", 1, 10_000),
+            tier("gold", 2, 25_000),
+        ],
+        points_per_unit: 1.0,
+        point_value_minor: 1.0,
+        points_expiry_days: Some(365),
+        auto_renew_fee_minor: None,
+    };
+    let mut fold = MemberFold::default();
+    for i in 0..12 {
+        let mut e = event(i * 23_570 + 7);
+        e.occurred_at = Timestamp(852_076_800_000 + i * 30 * 86_400_000);
+        fold.apply_event(&e, &Settings::default()).unwrap();
+    }
+    fold.evaluate_tier(Some(&program));
+    fold.snapshot("00007", Some(&program))
+}
+
+fn member_state_codec(c: &mut Criterion) {
+    let encoder = Encoder::new(1, leak(MemberState::get_schema())).unwrap();
+    let apache = GenericDatumWriter::builder(encoder.schema())
+        .human_readable(false)
+        .build()
+        .unwrap();
+    let value = snapshot();
+    let mut group = c.benchmark_group("member_state_avro");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("encode", |b| {
+        b.iter(|| encoder.encode(black_box(&value)).unwrap())
+    });
+    group.bench_function("encode_apache_avro", |b| {
+        b.iter(|| {
+            let mut out = Vec::with_capacity(256);
+            apache.write_ser(&mut out, black_box(&value)).unwrap();
+            out
+        })
+    });
+    group.finish();
+}
+
 fn handle(c: &mut Criterion) {
     let agent = CustomerGraph::new(&Settings::default());
     let mut harness = Harness::new(&agent.outputs()).unwrap();
@@ -83,5 +149,5 @@ fn handle(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, codec, handle);
+criterion_group!(benches, codec, member_state_codec, handle);
 criterion_main!(benches);

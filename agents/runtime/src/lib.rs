@@ -6,6 +6,7 @@
 //! `/metrics` `/healthz` `/readyz`, structured logs and graceful shutdown.
 
 pub mod agent;
+mod avro_writer;
 pub mod codec;
 pub mod config;
 pub mod error;
