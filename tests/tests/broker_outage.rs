@@ -26,17 +26,30 @@ async fn broker_outage_mid_processing_loses_and_doubles_nothing() {
     let mut agent = AgentProcess::spawn(
         "customer-graph",
         &stack,
-        &["--set", "batch_max_records=200"],
+        // Small batches keep the agent busy long enough for the outage to land mid-way.
+        &["--set", "batch_max_records=20"],
     );
     agent.wait_ready(Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let before = swarm::inspect::group_lag(
-        &stack.bootstrap_servers,
-        "loyalty-swarm.customer-graph",
-        &[loyalty_contracts::topics::MEMBER_EVENTS],
-    )
-    .unwrap();
-    assert!(before > 0, "the outage must hit mid-processing");
+    let lag = || {
+        swarm::inspect::group_lag(
+            &stack.bootstrap_servers,
+            "loyalty-swarm.customer-graph",
+            &[loyalty_contracts::topics::MEMBER_EVENTS],
+        )
+        .unwrap()
+    };
+    // The outage starts once the first commits have landed.
+    let initial = lag();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut before = initial;
+    while before == initial && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        before = lag();
+    }
+    assert!(
+        before > 0 && before < initial,
+        "the outage must hit mid-processing (lag {initial} -> {before})"
+    );
 
     stack.shutdown().await;
     tokio::time::sleep(Duration::from_secs(5)).await;

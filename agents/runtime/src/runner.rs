@@ -5,6 +5,13 @@
 //! then commit input offsets. A crash anywhere leaves state behind or equal to outputs,
 //! never ahead; the positions recorded in state make the replay idempotent. No Kafka
 //! transactions are needed, so this holds on every broker, tansu included.
+//!
+//! Writing a batch (those three steps) runs while the next batch is consumed and
+//! handled in memory, one batch at a time: a batch's writes start only once the previous
+//! batch's are done, so the order above holds across batches, and a revocation waits for
+//! the writes in flight before the partitions leave (Kafka Streams commits in
+//! `onPartitionsRevoked` for the same reason), so a new owner never restores a changelog
+//! that is still being written.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -70,6 +77,49 @@ pub mod dlq_headers {
 struct AssignmentTracker {
     assignments: AtomicU64,
     metrics: Metrics,
+    writing: Arc<WriteGate>,
+}
+
+/// Whether a batch's writes are in flight, so a revocation can wait for them.
+#[derive(Debug, Default)]
+struct WriteGate {
+    busy: std::sync::Mutex<bool>,
+    idle: std::sync::Condvar,
+}
+
+/// Held by a batch's writes while they run; dropping it (done, failed or panicked) opens
+/// the gate.
+struct Writing(Arc<WriteGate>);
+
+impl WriteGate {
+    fn begin(self: &Arc<Self>) -> Writing {
+        if let Ok(mut busy) = self.busy.lock() {
+            *busy = true;
+        }
+        Writing(self.clone())
+    }
+
+    /// Block until no batch's writes are in flight.
+    fn wait_idle(&self) {
+        let Ok(mut busy) = self.busy.lock() else {
+            return;
+        };
+        while *busy {
+            busy = match self.idle.wait(busy) {
+                Ok(guard) => guard,
+                Err(_) => return,
+            };
+        }
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        if let Ok(mut busy) = self.0.busy.lock() {
+            *busy = false;
+        }
+        self.0.idle.notify_all();
+    }
 }
 
 impl ClientContext for AssignmentTracker {
@@ -90,6 +140,14 @@ impl ClientContext for AssignmentTracker {
 }
 
 impl ConsumerContext for AssignmentTracker {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if matches!(rebalance, Rebalance::Revoke(_)) {
+            // The partitions' last batch must be in the changelog and committed before
+            // another instance may restore them.
+            kafka::blocking(|| self.writing.wait_idle());
+        }
+    }
+
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             self.assignments.fetch_add(1, Ordering::AcqRel);
@@ -302,12 +360,16 @@ async fn process<A: Agent>(
     let rt = &shared.config.runtime;
     let mut config = consumer_config(&shared, "");
     config.set("statistics.interval.ms", "5000");
-    let consumer: StreamConsumer<AssignmentTracker> =
-        config.create_with_context(AssignmentTracker {
+    let writing = Arc::new(WriteGate::default());
+    let consumer: Arc<StreamConsumer<AssignmentTracker>> =
+        Arc::new(config.create_with_context(AssignmentTracker {
             assignments: AtomicU64::new(0),
             metrics: shared.metrics.clone(),
-        })?;
+            writing: writing.clone(),
+        })?);
     consumer.subscribe(&shared.inputs)?;
+    // The previous batch's writes, running while this batch is consumed and handled.
+    let mut in_flight: Option<InFlight> = None;
     let mut stores: BTreeMap<i32, Store<A>> = BTreeMap::new();
     let max_wait = Duration::from_millis(rt.batch_max_wait_ms);
     let refresh_interval = Duration::from_millis(rt.refresh_interval_ms);
@@ -360,11 +422,23 @@ async fn process<A: Agent>(
                     message.offset() + 1,
                 );
             }
-            persist(&shared, &consumer, &mut stores, outputs, commits).await?;
-            shared.metrics.emit(Event::BatchCommitted {
-                records: batch.len() as u64,
-                elapsed: started.elapsed(),
-            });
+            let writes = prepare_writes(&shared, &mut stores, outputs, commits)?;
+            finish(&mut in_flight).await?;
+            let gate = writing.begin();
+            let (shared, consumer, records) = (shared.clone(), consumer.clone(), batch.len());
+            in_flight = Some(tokio::spawn(async move {
+                let _gate = gate;
+                write(&shared, &consumer, writes).await?;
+                shared.metrics.emit(Event::BatchCommitted {
+                    records: records as u64,
+                    elapsed: started.elapsed(),
+                });
+                Ok(())
+            }));
+            // A task spawned from a worker waits in that worker's own slot, which other
+            // workers do not steal from; without a yield the writes would start only when
+            // this loop next waits, after handling the whole next batch.
+            tokio::task::yield_now().await;
         }
         // A full batch means input is waiting: re-deriving every key now would be redone
         // by the next refresh anyway (catching up moves the population on), so it waits —
@@ -374,6 +448,7 @@ async fn process<A: Agent>(
         maybe_refresh(
             &shared,
             &consumer,
+            &mut in_flight,
             &mut stores,
             &mut population,
             &mut refreshed,
@@ -385,6 +460,7 @@ async fn process<A: Agent>(
         )
         .await?;
     }
+    finish(&mut in_flight).await?;
     info!(
         agent = A::NAME,
         "draining: last batch committed, leaving the group"
@@ -437,6 +513,7 @@ const REFRESH_DEFERRAL: u32 = 10;
 async fn maybe_refresh<A: Agent>(
     shared: &Shared<A>,
     consumer: &StreamConsumer<AssignmentTracker>,
+    in_flight: &mut Option<InFlight>,
     stores: &mut BTreeMap<i32, Store<A>>,
     population: &mut Population<A::Summary>,
     refreshed: &mut ((u64, u64), Instant),
@@ -452,7 +529,9 @@ async fn maybe_refresh<A: Agent>(
     }
     let started = Instant::now();
     let outputs = refresh_all(shared, stores, population)?;
-    persist(shared, consumer, stores, outputs, BTreeMap::new()).await?;
+    let writes = prepare_writes(shared, stores, outputs, BTreeMap::new())?;
+    finish(in_flight).await?;
+    write(shared, consumer, writes).await?;
     shared.metrics.emit(Event::Refreshed {
         elapsed: started.elapsed(),
     });
@@ -535,25 +614,37 @@ fn refresh_all<A: Agent>(
     Ok(outputs)
 }
 
-/// The effectively-once tail of a batch: outputs acknowledged, then changed state (and
-/// changed partition summaries, also shared), then input offsets.
-async fn persist<A: Agent>(
+/// One batch's writes, in the order they must be acknowledged.
+struct Writes {
+    /// Outputs and DLQ records.
+    outputs: Vec<OutRecord>,
+    /// Changed state (and partition summaries).
+    changes: Vec<OutRecord>,
+    /// Input offsets to commit last.
+    commits: BTreeMap<(String, i32), i64>,
+}
+
+/// A batch's writes running on their own task.
+type InFlight = tokio::task::JoinHandle<Result<(), RuntimeError>>;
+
+/// Wait for the writes in flight, if any, and pass on their failure.
+async fn finish(in_flight: &mut Option<InFlight>) -> Result<(), RuntimeError> {
+    match in_flight.take() {
+        None => Ok(()),
+        Some(handle) => handle
+            .await
+            .map_err(|e| RuntimeError::Other(format!("batch writes: {e}")))?,
+    }
+}
+
+/// Take what a batch changed out of the stores: its outputs, then its changed state.
+fn prepare_writes<A: Agent>(
     shared: &Shared<A>,
-    consumer: &StreamConsumer<AssignmentTracker>,
     stores: &mut BTreeMap<i32, Store<A>>,
     outputs: Vec<OutRecord>,
     commits: BTreeMap<(String, i32), i64>,
-) -> Result<(), RuntimeError> {
+) -> Result<Writes, RuntimeError> {
     let outputs = newest_per_compacted_key(outputs, &shared.compacted);
-    // 1. outputs and DLQ records, acknowledged.
-    if !outputs.is_empty() {
-        retry("produce_outputs", shared.backoff, &shared.metrics, || {
-            kafka::produce_all(&shared.producer, &outputs)
-        })
-        .await?;
-        count_produced(&shared.metrics, &outputs);
-    }
-    // 2. changed state, acknowledged.
     let mut changes = Vec::new();
     for (&partition, store) in stores.iter_mut() {
         for (key, payload) in store.drain_changes()? {
@@ -583,6 +674,31 @@ async fn persist<A: Agent>(
             bytes: store.bytes() as i64,
         });
     }
+    Ok(Writes {
+        outputs,
+        changes,
+        commits,
+    })
+}
+
+/// Outputs acknowledged, then changed state acknowledged, then input offsets committed.
+async fn write<A: Agent>(
+    shared: &Shared<A>,
+    consumer: &StreamConsumer<AssignmentTracker>,
+    writes: Writes,
+) -> Result<(), RuntimeError> {
+    let Writes {
+        outputs,
+        changes,
+        commits,
+    } = writes;
+    if !outputs.is_empty() {
+        retry("produce_outputs", shared.backoff, &shared.metrics, || {
+            kafka::produce_all(&shared.producer, &outputs)
+        })
+        .await?;
+        count_produced(&shared.metrics, &outputs);
+    }
     if !changes.is_empty() {
         retry("produce_changelog", shared.backoff, &shared.metrics, || {
             kafka::produce_all(&shared.producer, &changes)
@@ -590,7 +706,6 @@ async fn persist<A: Agent>(
         .await?;
         count_produced(&shared.metrics, &changes);
     }
-    // 3. input offsets.
     if !commits.is_empty() {
         commit(shared, consumer, &commits).await?;
     }

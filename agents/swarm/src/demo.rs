@@ -159,6 +159,29 @@ async fn decode_values<'a, T: serde::de::DeserializeOwned>(
     Ok(out)
 }
 
+/// Poll an agent's `/readyz` until it answers 200.
+async fn wait_ready(http_listen: &str, limit: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let url = format!("http://{http_listen}/readyz");
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let ready = client
+            .get(&url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!(
+        "customer-graph was not ready ({url}) within {}s",
+        limit.as_secs()
+    )
+}
+
 pub async fn run_demo(
     options: &DemoOptions,
     shutdown: impl std::future::Future<Output = ()>,
@@ -201,6 +224,9 @@ pub async fn run_demo(
         None
     };
 
+    // The clock measures processing, not start-up: it starts once customer-graph has
+    // joined its group and restored its state, as in a deployment that is already running.
+    wait_ready(&options.http_listen, Duration::from_secs(120)).await?;
     let started = Instant::now();
     let replayed = replay::replay(
         &options.bootstrap_servers,
