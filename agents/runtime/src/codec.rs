@@ -87,7 +87,8 @@ pub fn decode<T: DeserializeOwned>(writer: &Schema, body: &[u8]) -> Result<T, Re
 }
 
 /// Encodes values of one topic with the schema id registered for it (through the
-/// positional writer in `avro_writer`, which writes apache-avro's bytes ~10× faster).
+/// positional writer in `avro_writer`, which writes apache-avro's bytes ~3× faster:
+/// 1.41 µs against 4.04 µs for a member-state snapshot).
 pub struct Encoder {
     schema_id: u32,
     schema: &'static Schema,
