@@ -109,6 +109,29 @@ struct Meta {
     producers: BTreeMap<ProducerId, ProducerDetail>,
     topics: BTreeMap<Topic, TopicMetadata>,
     transactions: BTreeMap<String, Txn>,
+    // loyalty-swarm patch: the offsets each aborted transaction wrote, per partition, so a
+    // read_committed fetch leaves them out (0.6.0 forgot them at the end of the
+    // transaction and answered every fetch with an empty aborted-transactions list, so
+    // read_committed consumers read aborted records as committed).
+    #[serde(default)]
+    aborted: BTreeMap<Topic, BTreeMap<Partition, Vec<AbortedRange>>>,
+}
+
+/// Records one aborted transaction wrote to a partition (loyalty-swarm patch).
+#[derive(Clone, Copy, Debug, Default, Deserialize, Eq, Hash, Ord, PartialEq, PartialOrd, Serialize)]
+struct AbortedRange {
+    producer_id: ProducerId,
+    offset_start: Offset,
+    offset_end: Offset,
+}
+
+impl AbortedRange {
+    fn holds(&self, batch: &deflated::Batch) -> bool {
+        let last = batch.base_offset + i64::from(batch.last_offset_delta);
+        batch.producer_id == self.producer_id
+            && batch.base_offset <= self.offset_end
+            && last >= self.offset_start
+    }
 }
 
 impl OptiCon<Meta> {
@@ -1049,6 +1072,7 @@ impl Storage for DynoStore {
             .copied()
             .unwrap_or(fetch_offset);
         let mut expected: Option<i64> = None;
+        let mut aborted: Option<Vec<AbortedRange>> = None;
 
         for offset in offsets.split_off(&first) {
             debug!(?offset);
@@ -1085,6 +1109,37 @@ impl Storage for DynoStore {
                 break;
             }
             expected = Some(next);
+
+            // loyalty-swarm patch: a read_committed fetch leaves out what aborted
+            // transactions wrote (their abort markers still go out, so the consumer
+            // moves past them). Kafka instead lists the aborted transactions and lets
+            // the client drop their records; leaving them out is the same to a client.
+            if isolation_level == IsolationLevel::ReadCommitted {
+                let attributes = BatchAttribute::try_from(batch.attributes)?;
+                if attributes.transaction && !attributes.control {
+                    if aborted.is_none() {
+                        aborted = Some(
+                            self.meta
+                                .with(&self.object_store, |meta| {
+                                    Ok(meta
+                                        .aborted
+                                        .get(&topition.topic)
+                                        .and_then(|partitions| partitions.get(&topition.partition))
+                                        .cloned()
+                                        .unwrap_or_default())
+                                })
+                                .await?,
+                        );
+                    }
+                    if aborted
+                        .as_ref()
+                        .is_some_and(|ranges| ranges.iter().any(|range| range.holds(&batch)))
+                    {
+                        continue;
+                    }
+                }
+            }
+
             batches.push(batch);
 
             if size > bytes {
@@ -2436,6 +2491,7 @@ impl Storage for DynoStore {
                 let txn_detail = current_epoch.get_mut();
 
                 let mut produced = vec![];
+                let mut aborted = vec![];
 
                 if txn_detail.state == Some(TxnState::Begin) {
                     assert_eq!(
@@ -2451,11 +2507,31 @@ impl Storage for DynoStore {
                         for (partition, offset_range) in partitions {
                             debug!(?topic, partition, ?offset_range);
 
-                            if offset_range.is_some() {
+                            if let Some(range) = offset_range {
                                 produced.push(Topition::new(topic.to_owned(), *partition));
+                                if !committed {
+                                    aborted.push((
+                                        topic.to_owned(),
+                                        *partition,
+                                        AbortedRange {
+                                            producer_id,
+                                            offset_start: range.offset_start,
+                                            offset_end: range.offset_end,
+                                        },
+                                    ));
+                                }
                             }
                         }
                     }
+                }
+
+                for (topic, partition, range) in aborted {
+                    meta.aborted
+                        .entry(topic)
+                        .or_default()
+                        .entry(partition)
+                        .or_default()
+                        .push(range);
                 }
 
                 Ok(produced)

@@ -21,7 +21,7 @@ use tansu_sans_io::{
     ApiKey as _, ConsumerGroupDescribeRequest, CreateAclsRequest, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeAclsRequest,
     DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
-    DescribeTopicPartitionsRequest, DescribeUserScramCredentialsRequest, FetchRequest,
+    DescribeTopicPartitionsRequest, DescribeUserScramCredentialsRequest, EndTxnRequest, FetchRequest,
     FindCoordinatorRequest, GetTelemetrySubscriptionsRequest, IncrementalAlterConfigsRequest,
     InitProducerIdRequest, ListGroupsRequest, ListOffsetsRequest,
     ListPartitionReassignmentsRequest, MetadataRequest, ProduceRequest, TxnOffsetCommitRequest,
@@ -35,7 +35,7 @@ use tansu_storage::{
     FindCoordinatorService, GetTelemetrySubscriptionsService, IncrementalAlterConfigsService,
     InitProducerIdService, ListGroupsService, ListOffsetsService,
     ListPartitionReassignmentsService, MetadataService, ProduceService, Storage,
-    TxnAddOffsetsService, TxnAddPartitionService, TxnOffsetCommitService,
+    TxnAddOffsetsService, TxnAddPartitionService, TxnEndService, TxnOffsetCommitService,
 };
 
 use crate::Error;
@@ -57,6 +57,7 @@ where
         delete_groups,
         delete_records,
         delete_topics,
+        end_txn,
         describe_acls,
         describe_cluster,
         describe_configs,
@@ -601,6 +602,29 @@ where
                 FrameRequestLayer::<AddPartitionsToTxnRequest>::new(),
             )
                 .into_layer(TxnAddPartitionService)
+                .boxed(),
+        )
+        .map_err(Into::into)
+}
+
+// loyalty-swarm patch: route EndTxn (0.6.0 had no route, so transactions could
+// begin but never end).
+pub fn end_txn<S>(
+    builder: FrameRouteBuilder<(), Error>,
+    storage: S,
+) -> Result<FrameRouteBuilder<(), Error>, Error>
+where
+    S: Storage,
+{
+    builder
+        .with_route(
+            EndTxnRequest::KEY,
+            (
+                MapErrLayer::new(Error::from),
+                MapStateLayer::new(|_| storage),
+                FrameRequestLayer::<EndTxnRequest>::new(),
+            )
+                .into_layer(TxnEndService)
                 .boxed(),
         )
         .map_err(Into::into)

@@ -187,10 +187,13 @@ impl FetchService {
             *max_bytes =
                 u32::try_from(fetched.byte_size()).map(|bytes| max_bytes.saturating_sub(bytes))?;
 
-            offset += fetched
-                .iter()
-                .map(|batch| batch.record_count as i64)
-                .sum::<i64>();
+            // loyalty-swarm patch: continue after the last batch fetched. 0.6.0 added the
+            // record counts to the fetch offset, which is wrong once offsets have gaps (a
+            // read_committed fetch leaves out aborted batches) or the first batch starts
+            // before the fetch offset, and the same batches went out twice.
+            if let Some(last) = fetched.last() {
+                offset = last.base_offset + i64::from(last.last_offset_delta) + 1;
+            }
 
             debug!(?offset, ?fetched);
 
