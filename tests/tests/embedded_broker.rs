@@ -134,3 +134,129 @@ async fn memory_engine_keeps_every_record_and_reports_kafka_offsets() {
     assert_eq!(from_middle.len() as i64, bursts * BATCH - middle);
     stack.shutdown().await;
 }
+
+/// Transactions (patches 7–9 in `vendor/README.md`): a committed transaction is read, an
+/// aborted one and one left open by a producer that a newer instance with the same
+/// transactional id fenced are not, the offsets sent in a transaction are committed with
+/// it, and a read_committed reader reaches the end past the commit and abort markers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_engine_transactions_commit_abort_and_fence() {
+    use rdkafka::producer::Producer;
+    const TXN_TOPIC: &str = "embedded-broker.transactions";
+    const INPUT: &str = "embedded-broker.transactions-input";
+    const GROUP: &str = "embedded-broker-transactions";
+    let stack = start_stack().await;
+    let admin: AdminClient<DefaultClientContext> = config(&stack).create().unwrap();
+    admin
+        .create_topics(
+            &[
+                NewTopic::new(TXN_TOPIC, 1, TopicReplication::Fixed(1)),
+                NewTopic::new(INPUT, 1, TopicReplication::Fixed(1)),
+            ],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    let timeout = Duration::from_secs(30);
+    let transactional = |id: &str| -> FutureProducer {
+        config(&stack).set("transactional.id", id).create().unwrap()
+    };
+    let send = |producer: &FutureProducer, payload: &str| {
+        producer
+            .send_result(
+                FutureRecord::<str, _>::to(TXN_TOPIC)
+                    .partition(0)
+                    .payload(payload),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap()
+    };
+    let consumer_group: BaseConsumer = config(&stack)
+        .set("group.id", GROUP)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer_group.subscribe(&[INPUT]).unwrap();
+    let group = loop {
+        let _ = consumer_group.poll(Duration::from_millis(100));
+        if let Some(metadata) = consumer_group.group_metadata() {
+            break metadata;
+        }
+    };
+
+    let producer = transactional("embedded-broker-t");
+    producer.init_transactions(timeout).unwrap();
+    producer.begin_transaction().unwrap();
+    for n in 0..3 {
+        send(&producer, &format!("committed {n}"))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset(INPUT, 0, Offset::Offset(7))
+        .unwrap();
+    producer
+        .send_offsets_to_transaction(&offsets, &group, timeout)
+        .unwrap();
+    producer.commit_transaction(timeout).unwrap();
+
+    producer.begin_transaction().unwrap();
+    for n in 0..3 {
+        send(&producer, &format!("aborted {n}"))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    producer.abort_transaction(timeout).unwrap();
+
+    producer.begin_transaction().unwrap();
+    send(&producer, "left open").await.unwrap().unwrap();
+    let successor = transactional("embedded-broker-t");
+    successor.init_transactions(timeout).unwrap();
+    assert!(
+        producer.commit_transaction(timeout).is_err(),
+        "a fenced producer cannot commit"
+    );
+    successor.begin_transaction().unwrap();
+    send(&successor, "after").await.unwrap().unwrap();
+    successor.commit_transaction(timeout).unwrap();
+
+    let committed = consumer_group
+        .committed_offsets(
+            {
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition(INPUT, 0);
+                tpl
+            },
+            timeout,
+        )
+        .unwrap();
+    assert_eq!(
+        committed.find_partition(INPUT, 0).unwrap().offset(),
+        Offset::Offset(7),
+        "offsets sent in the transaction are committed with it"
+    );
+
+    let reader: rdkafka::consumer::StreamConsumer = config(&stack)
+        .set("group.id", "embedded-broker-transactions-reader")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    let mut seen = Vec::new();
+    loyalty_runtime::kafka::read_to_end(&reader, TXN_TOPIC, 0, |_, payload, _, _| {
+        seen.push(String::from_utf8_lossy(payload.unwrap_or_default()).into_owned());
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        seen,
+        ["committed 0", "committed 1", "committed 2", "after"],
+        "read_committed sees committed transactions only, each record once"
+    );
+    // The broker's shutdown waits for its clients' connections to close.
+    drop((reader, consumer_group, producer, successor));
+    stack.shutdown().await;
+}

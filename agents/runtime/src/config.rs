@@ -34,7 +34,9 @@ impl fmt::Display for ConfigErrors {
 pub enum ProcessingGuarantee {
     /// Recorded input positions make replays idempotent; works on every broker.
     EffectivelyOnce,
-    /// Kafka transactions.
+    /// Kafka transactions (Kafka Streams' `exactly_once_v2`): a batch's outputs,
+    /// changelog records and input offsets commit or abort together, so read_committed
+    /// consumers never see a replayed output twice. Needs a broker with transactions.
     ExactlyOnce,
 }
 
@@ -64,6 +66,10 @@ pub struct RuntimeSettings {
     /// Longest wait for a batch to fill, in milliseconds.
     pub batch_max_wait_ms: u64,
     pub processing_guarantee: ProcessingGuarantee,
+    /// Transactional id under exactly_once; one per instance, kept across its restarts
+    /// so a restarted instance aborts what its crashed predecessor left open (fencing).
+    /// Default: `<group>.<host name>.<http_listen port>`.
+    pub transactional_id: Option<String>,
     pub log_format: LogFormat,
     /// `tracing` filter directive, e.g. `info` or `customer_graph=debug,info`.
     pub log_level: String,
@@ -96,6 +102,7 @@ impl Default for RuntimeSettings {
             batch_max_records: 5000,
             batch_max_wait_ms: 50,
             processing_guarantee: ProcessingGuarantee::EffectivelyOnce,
+            transactional_id: None,
             log_format: LogFormat::Json,
             log_level: "info".into(),
             otlp_endpoint: None,
@@ -116,6 +123,8 @@ const OWNED_LIBRDKAFKA_KEYS: &[&str] = &[
     "partitioner",
     "partition.assignment.strategy",
     "bootstrap.servers",
+    "isolation.level",
+    "transactional.id",
 ];
 
 fn is_secret_key(key: &str) -> bool {
@@ -167,6 +176,7 @@ impl fmt::Debug for RuntimeSettings {
             .field("batch_max_records", &self.batch_max_records)
             .field("batch_max_wait_ms", &self.batch_max_wait_ms)
             .field("processing_guarantee", &self.processing_guarantee)
+            .field("transactional_id", &self.transactional_id)
             .field("log_format", &self.log_format)
             .field("log_level", &self.log_level)
             .field(
@@ -237,12 +247,16 @@ impl RuntimeSettings {
                 self.retry_initial_ms, self.retry_max_ms
             ));
         }
-        if self.processing_guarantee == ProcessingGuarantee::ExactlyOnce {
+        if self.transactional_id.is_some()
+            && self.processing_guarantee != ProcessingGuarantee::ExactlyOnce
+        {
             problems.push(
-                "processing_guarantee: exactly_once (Kafka transactions) is not built yet; use effectively_once, \
-                 which needs no broker support"
+                "transactional_id: only used with processing_guarantee = \"exactly_once\""
                     .to_owned(),
             );
+        }
+        if self.transactional_id.as_deref() == Some("") {
+            problems.push("transactional_id: must not be empty".to_owned());
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             problems.push(format!(
@@ -502,7 +516,7 @@ mod tests {
     #[test]
     fn lists_every_problem_at_once() {
         let err = load(
-            "bootstrap_server = \"typo\"\npartitions = 0\nschema_registry_url = \"localhost\"\n[agent]\nthreshold = 11\n[librdkafka]\n\"group.id\" = \"x\"\n",
+            "bootstrap_server = \"typo\"\npartitions = 0\nschema_registry_url = \"localhost\"\ntransactional_id = \"t\"\n[agent]\nthreshold = 11\n[librdkafka]\n\"group.id\" = \"x\"\n\"transactional.id\" = \"y\"\n",
             &[("LOYALTY_NOPE", "1")],
             &["garbage"],
         )
@@ -515,6 +529,8 @@ mod tests {
             "schema_registry_url",
             "agent.threshold: 11 is above 10",
             "librdkafka.group.id",
+            "librdkafka.transactional.id",
+            "transactional_id: only used with processing_guarantee",
             "--set \"garbage\"",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");

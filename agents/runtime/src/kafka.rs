@@ -30,13 +30,29 @@ pub fn producer(
     bootstrap_servers: &str,
     librdkafka: &BTreeMap<String, String>,
 ) -> Result<FutureProducer, RuntimeError> {
+    Ok(producer_config(bootstrap_servers, librdkafka).create()?)
+}
+
+/// A producer as [`producer`] whose writes go in Kafka transactions under
+/// `transactional_id`. Not usable before [`rdkafka::producer::Producer::init_transactions`].
+pub fn transactional_producer(
+    bootstrap_servers: &str,
+    librdkafka: &BTreeMap<String, String>,
+    transactional_id: &str,
+) -> Result<FutureProducer, RuntimeError> {
+    let mut config = producer_config(bootstrap_servers, librdkafka);
+    config.set("transactional.id", transactional_id);
+    Ok(config.create()?)
+}
+
+fn producer_config(bootstrap_servers: &str, librdkafka: &BTreeMap<String, String>) -> ClientConfig {
     let mut config = base_config(bootstrap_servers, librdkafka);
     config.set("partitioner", "murmur2_random");
     set_default(&mut config, librdkafka, "acks", "all");
     set_default(&mut config, librdkafka, "linger.ms", "5");
     set_default(&mut config, librdkafka, "compression.type", "lz4");
     set_default(&mut config, librdkafka, "message.timeout.ms", "30000");
-    Ok(config.create()?)
+    config
 }
 
 fn set_default(config: &mut ClientConfig, user: &BTreeMap<String, String>, key: &str, value: &str) {
@@ -172,10 +188,13 @@ pub fn blocking<R>(call: impl FnOnce() -> R) -> R {
     }
 }
 
-/// Read one partition from its beginning to the high watermark seen at the start,
-/// calling `apply(key, payload, offset, last_offset)` for each record. Used to rebuild
+/// Read one partition from its beginning to the end offset seen at the start (the high
+/// watermark; for a read_committed consumer, the last stable offset), calling
+/// `apply(key, payload, offset, last_offset)` for each record. Used to rebuild
 /// anything kept in a compacted topic: state stores from changelogs, the registry from
-/// `_schemas`.
+/// `_schemas`. A partition written in transactions ends with a commit marker, and a
+/// read_committed consumer skips aborted records: neither is delivered, so the end is
+/// also recognised by the consumer's position when no record comes.
 pub async fn read_to_end(
     consumer: &rdkafka::consumer::StreamConsumer,
     topic: &str,
@@ -194,11 +213,28 @@ pub async fn read_to_end(
     consumer.assign(&tpl)?;
     let mut read = 0;
     loop {
-        let message = consumer.recv().await?;
-        apply(message.key(), message.payload(), message.offset(), high - 1)?;
-        read += 1;
-        if message.offset() >= high - 1 {
-            return Ok(read);
+        match tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await {
+            Ok(message) => {
+                let message = message?;
+                apply(message.key(), message.payload(), message.offset(), high - 1)?;
+                read += 1;
+                if message.offset() >= high - 1 {
+                    return Ok(read);
+                }
+            }
+            Err(_) => {
+                let position = consumer.position()?;
+                let at_end = position
+                    .find_partition(topic, partition)
+                    .and_then(|p| match p.offset() {
+                        rdkafka::Offset::Offset(next) => Some(next >= high),
+                        _ => None,
+                    })
+                    .unwrap_or(false);
+                if at_end {
+                    return Ok(read);
+                }
+            }
         }
     }
 }

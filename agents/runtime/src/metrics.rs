@@ -52,6 +52,9 @@ pub enum Event<'a> {
     },
     /// A transient failure that will be retried.
     Retried { operation: &'a str },
+    /// A Kafka transaction ended (`processing_guarantee = exactly_once`); `outcome` is
+    /// committed or aborted (an aborted batch is written again in a new transaction).
+    TransactionEnded { outcome: &'a str },
     /// A reference table record was loaded.
     TableLoaded { topic: &'a str, count: u64 },
     /// Every key was refreshed after the population view changed.
@@ -95,6 +98,7 @@ pub struct Metrics {
     restored: IntCounterVec,
     restore_remaining: IntGaugeVec,
     retries: IntCounterVec,
+    transactions: IntCounterVec,
     table_records: IntCounterVec,
     refreshes: IntCounter,
     refresh_seconds: Histogram,
@@ -228,6 +232,11 @@ impl Metrics {
                 "retries_total",
                 "Transient failures retried with backoff.",
                 &["operation"],
+            )?,
+            transactions: counter(
+                "transactions_total",
+                "Kafka transactions ended, by outcome (exactly_once only).",
+                &["outcome"],
             )?,
             table_records: counter(
                 "table_records_total",
@@ -363,6 +372,9 @@ impl Metrics {
                     .set(remaining);
             }
             Event::Retried { operation } => self.retries.with_label_values(&[operation]).inc(),
+            Event::TransactionEnded { outcome } => {
+                self.transactions.with_label_values(&[outcome]).inc()
+            }
             Event::TableLoaded { topic, count } => {
                 self.table_records.with_label_values(&[topic]).inc_by(count)
             }

@@ -4,7 +4,9 @@
 //! for their acknowledgement, then write the changed state to the changelog and wait,
 //! then commit input offsets. A crash anywhere leaves state behind or equal to outputs,
 //! never ahead; the positions recorded in state make the replay idempotent. No Kafka
-//! transactions are needed, so this holds on every broker, tansu included.
+//! transactions are needed, so this holds on every broker. With `processing_guarantee =
+//! exactly_once` the same three writes go in one Kafka transaction instead, so a replay
+//! leaves no duplicate for read_committed consumers either.
 //!
 //! Writing a batch (those three steps) runs while the next batch is consumed and
 //! handled in memory, one batch at a time: a batch's writes start only once the previous
@@ -31,7 +33,7 @@ use tracing::{debug, info, warn};
 use crate::agent::Population;
 use crate::agent::{Agent, Context, HandleError, Input, TableSpec, TableView};
 use crate::codec::{Decoder, Encoder, leak};
-use crate::config::Config;
+use crate::config::{Config, ProcessingGuarantee, RuntimeSettings};
 use crate::error::{Rejection, RejectionKind, RuntimeError};
 use crate::http::{self, Health};
 use crate::kafka::{self, OutRecord, TopicSpec};
@@ -164,6 +166,8 @@ struct Shared<A: Agent> {
     registry: RegistryClient,
     backoff: Backoff,
     producer: FutureProducer,
+    /// Whether each batch's writes go in one Kafka transaction (exactly_once).
+    transactional: bool,
     tables: Arc<TableView>,
     encoders: HashMap<&'static str, Encoder>,
     /// One decoder per writer schema id met so far.
@@ -228,7 +232,12 @@ pub async fn run<A: Agent>(
         .await?;
         encoders.insert(output.topic, Encoder::new(id, leak(schema))?);
     }
-    let producer = kafka::producer(&rt.bootstrap_servers, &rt.librdkafka)?;
+    let transactional = rt.processing_guarantee == ProcessingGuarantee::ExactlyOnce;
+    let producer = if transactional {
+        transactional_producer::<A>(rt, backoff, &metrics).await?
+    } else {
+        kafka::producer(&rt.bootstrap_servers, &rt.librdkafka)?
+    };
     let changelog = changelog_topic::<A>();
     let dlq = dlq_topic(A::NAME);
     let summaries = summaries_topic::<A>();
@@ -268,6 +277,7 @@ pub async fn run<A: Agent>(
         registry,
         backoff,
         producer,
+        transactional,
         tables: Arc::new(TableView::default()),
         encoders,
         decoders: Default::default(),
@@ -333,18 +343,25 @@ pub async fn stopped(mut rx: watch::Receiver<bool>) {
     }
 }
 
+/// The agent's consumer group.
+fn group_id<A: Agent>(rt: &RuntimeSettings) -> String {
+    rt.group_id
+        .clone()
+        .unwrap_or_else(|| format!("loyalty-swarm.{}", A::NAME))
+}
+
 fn consumer_config<A: Agent>(shared: &Shared<A>, group_suffix: &str) -> rdkafka::ClientConfig {
     let rt = &shared.config.runtime;
-    let group = rt
-        .group_id
-        .clone()
-        .unwrap_or_else(|| format!("loyalty-swarm.{}", A::NAME));
+    let group = group_id::<A>(rt);
     let mut config = kafka::base_config(&rt.bootstrap_servers, &rt.librdkafka);
     config
         .set("group.id", format!("{group}{group_suffix}"))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
+        // Inputs, changelogs and tables written in transactions (by this swarm under
+        // exactly_once, or by the operator) are read as committed, aborted records never.
+        .set("isolation.level", "read_committed")
         // Range keeps partition p of every co-partitioned input on one instance;
         // cooperative-sticky does not.
         .set("partition.assignment.strategy", "range");
@@ -681,12 +698,16 @@ fn prepare_writes<A: Agent>(
     })
 }
 
-/// Outputs acknowledged, then changed state acknowledged, then input offsets committed.
+/// Outputs acknowledged, then changed state acknowledged, then input offsets committed;
+/// under exactly_once, all three in one transaction.
 async fn write<A: Agent>(
     shared: &Shared<A>,
     consumer: &StreamConsumer<AssignmentTracker>,
     writes: Writes,
 ) -> Result<(), RuntimeError> {
+    if shared.transactional {
+        return write_transaction(shared, consumer, &writes).await;
+    }
     let Writes {
         outputs,
         changes,
@@ -710,6 +731,159 @@ async fn write<A: Agent>(
         commit(shared, consumer, &commits).await?;
     }
     Ok(())
+}
+
+/// Longest a transaction call (send offsets, commit, abort) may block.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The transactional producer of exactly_once, its transactions initialised: any
+/// transaction a crashed predecessor with the same transactional id left open is aborted
+/// here, and that predecessor is fenced. A broker without transactions stops the agent
+/// at start-up.
+async fn transactional_producer<A: Agent>(
+    rt: &RuntimeSettings,
+    backoff: Backoff,
+    metrics: &Metrics,
+) -> Result<FutureProducer, RuntimeError> {
+    let transactional_id = match &rt.transactional_id {
+        Some(id) => id.clone(),
+        None => default_transactional_id(&group_id::<A>(rt), &rt.http_listen),
+    };
+    let producer =
+        kafka::transactional_producer(&rt.bootstrap_servers, &rt.librdkafka, &transactional_id)?;
+    retry("init_transactions", backoff, metrics, || async {
+        kafka::blocking(|| producer.init_transactions(TRANSACTION_TIMEOUT)).map_err(|e| {
+            let error = RuntimeError::from(e);
+            if error.is_transient() {
+                error
+            } else {
+                RuntimeError::Other(format!(
+                    "processing_guarantee = \"exactly_once\": {} could not start Kafka transactions \
+                     for transactional id {transactional_id:?} ({error}); use a broker with transactions \
+                     or processing_guarantee = \"effectively_once\"",
+                    rt.bootstrap_servers
+                ))
+            }
+        })
+    })
+    .await?;
+    info!(transactional_id, "transactions initialised");
+    Ok(producer)
+}
+
+/// `<group>.<host name>.<port>`: distinct for instances on one host (their HTTP ports
+/// differ) and for pods (their host names differ), and the same across an instance's
+/// restarts where the host name is stable (a StatefulSet, one machine).
+fn default_transactional_id(group: &str, http_listen: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    let port = http_listen.rsplit(':').next().unwrap_or(http_listen);
+    format!("{group}.{host}.{port}")
+}
+
+/// One batch's writes as one transaction: outputs, changed state, then the input offsets
+/// (sent to the group coordinator inside the transaction), committed together. An
+/// abortable failure aborts and writes the same records again in a new transaction; they
+/// are still in memory and no read_committed consumer saw the aborted ones. A fatal
+/// failure (fenced by a newer instance with the same transactional id) stops the agent,
+/// as does losing the batch's partitions mid-transaction: the next owner resumes from
+/// the last committed transaction.
+async fn write_transaction<A: Agent>(
+    shared: &Shared<A>,
+    consumer: &StreamConsumer<AssignmentTracker>,
+    writes: &Writes,
+) -> Result<(), RuntimeError> {
+    let producer = &shared.producer;
+    let mut delay = shared.backoff.initial;
+    loop {
+        match transaction_attempt(shared, consumer, writes).await {
+            Ok(()) => {
+                count_produced(&shared.metrics, &writes.outputs);
+                count_produced(&shared.metrics, &writes.changes);
+                shared.metrics.emit(Event::TransactionEnded {
+                    outcome: "committed",
+                });
+                return Ok(());
+            }
+            Err(error) if is_fatal_transaction_error(&error) => return Err(error),
+            Err(error) => {
+                warn!(error = %error, "transaction failed, aborting and writing the batch again");
+                kafka::blocking(|| producer.abort_transaction(TRANSACTION_TIMEOUT))?;
+                shared
+                    .metrics
+                    .emit(Event::TransactionEnded { outcome: "aborted" });
+                let assignment = consumer.assignment()?;
+                if let Some((topic, partition)) = writes
+                    .commits
+                    .keys()
+                    .find(|(t, p)| assignment.find_partition(t, *p).is_none())
+                {
+                    return Err(RuntimeError::Other(format!(
+                        "{topic} [{partition}] was revoked during a transaction ({error}); \
+                         the next owner resumes from the last committed transaction"
+                    )));
+                }
+                shared.metrics.emit(Event::Retried {
+                    operation: "transaction",
+                });
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(shared.backoff.max);
+            }
+        }
+    }
+}
+
+async fn transaction_attempt<A: Agent>(
+    shared: &Shared<A>,
+    consumer: &StreamConsumer<AssignmentTracker>,
+    writes: &Writes,
+) -> Result<(), RuntimeError> {
+    let producer = &shared.producer;
+    producer.begin_transaction()?;
+    kafka::produce_all(producer, &writes.outputs).await?;
+    kafka::produce_all(producer, &writes.changes).await?;
+    if !writes.commits.is_empty() {
+        let offsets = offsets_to_commit(&writes.commits)?;
+        let group = consumer
+            .group_metadata()
+            .ok_or_else(|| RuntimeError::Other("consumer has no group metadata".into()))?;
+        kafka::blocking(|| {
+            producer.send_offsets_to_transaction(&offsets, &group, TRANSACTION_TIMEOUT)
+        })?;
+    }
+    // A commit that timed out may be retried as it is; anything else aborts.
+    let mut delay = shared.backoff.initial;
+    loop {
+        match kafka::blocking(|| producer.commit_transaction(TRANSACTION_TIMEOUT)) {
+            Ok(()) => return Ok(()),
+            Err(rdkafka::error::KafkaError::Transaction(e)) if e.is_retriable() => {
+                shared.metrics.emit(Event::Retried {
+                    operation: "commit_transaction",
+                });
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(shared.backoff.max);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn is_fatal_transaction_error(error: &RuntimeError) -> bool {
+    matches!(error, RuntimeError::Kafka(rdkafka::error::KafkaError::Transaction(e)) if e.is_fatal())
+}
+
+fn offsets_to_commit(
+    commits: &BTreeMap<(String, i32), i64>,
+) -> Result<TopicPartitionList, RuntimeError> {
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in commits {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+    }
+    Ok(tpl)
 }
 
 /// What `handle`, `refresh` or `publish` emitted, as records to produce.
@@ -794,10 +968,7 @@ async fn commit<A: Agent>(
     consumer: &StreamConsumer<AssignmentTracker>,
     commits: &BTreeMap<(String, i32), i64>,
 ) -> Result<(), RuntimeError> {
-    let mut tpl = TopicPartitionList::new();
-    for ((topic, partition), offset) in commits {
-        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
-    }
+    let tpl = offsets_to_commit(commits)?;
     let mut delay = shared.backoff.initial;
     loop {
         match kafka::blocking(|| consumer.commit(&tpl, CommitMode::Sync)) {
