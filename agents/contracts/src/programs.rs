@@ -84,6 +84,38 @@ pub struct Program {
 }
 
 impl Program {
+    /// The tier program the demo documents (README, "The demo tier program") and tests
+    /// and benchmarks share: Member, Silver and Gold at 0, 10,000 and 25,000 minor units
+    /// of spend over a rolling year, 90 days' grace, earn multipliers 1, 1.25 and 1.5,
+    /// one point per unit worth a cent, points expiring after a year.
+    pub fn three_tier_spend(program_id: &str) -> Program {
+        let tier = |tier_id: &str, name: &str, rank, threshold, earn_multiplier| Tier {
+            tier_id: tier_id.into(),
+            name: name.into(),
+            rank,
+            threshold,
+            earn_multiplier,
+        };
+        Program {
+            program_id: program_id.into(),
+            name: program_id.into(),
+            currency: "USD".into(),
+            qualifying_metric: QualifyingMetric::Spend,
+            window: TierWindow::Rolling,
+            window_days: 365,
+            grace_days: 90,
+            tiers: vec![
+                tier("member", "Member", 0, 0, 1.0),
+                tier("silver", "Silver", 1, 10_000, 1.25),
+                tier("gold", "Gold", 2, 25_000, 1.5),
+            ],
+            points_per_unit: 1.0,
+            point_value_minor: 1.0,
+            points_expiry_days: Some(365),
+            auto_renew_fee_minor: None,
+        }
+    }
+
     /// Tiers sorted by rank, lowest first.
     pub fn tiers_by_rank(&self) -> Vec<&Tier> {
         let mut tiers: Vec<&Tier> = self.tiers.iter().collect();

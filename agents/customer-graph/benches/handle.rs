@@ -10,8 +10,7 @@ use apache_avro::writer::datum::GenericDatumWriter;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use customer_graph::{CustomerGraph, MemberFold, Settings};
 use loyalty_contracts::{
-    MemberEvent, MemberState, OrderPlaced, Payload, Program, QualifyingMetric, Tier, TierWindow,
-    Timestamp, topics,
+    MemberEvent, MemberState, OrderPlaced, Payload, Program, Timestamp, topics,
 };
 use loyalty_runtime::codec::{Decoder, Encoder, leak};
 use loyalty_runtime::{Agent, Harness, Input};
@@ -59,31 +58,7 @@ fn codec(c: &mut Criterion) {
 /// A member-state snapshot as customer-graph emits it mid-replay: a dozen orders under a
 /// three-tier spend program.
 fn snapshot() -> MemberState {
-    let tier = |id: &str, rank, threshold| Tier {
-        tier_id: id.into(),
-        name: id.into(),
-        rank,
-        threshold,
-        earn_multiplier: 1.0,
-    };
-    let program = Program {
-        program_id: "bench".into(),
-        name: "bench".into(),
-        currency: "USD".into(),
-        qualifying_metric: QualifyingMetric::Spend,
-        window: TierWindow::Rolling,
-        window_days: 365,
-        grace_days: 90,
-        tiers: vec![
-            tier("member", 0, 0),
-            tier("silver", 1, 10_000),
-            tier("gold", 2, 25_000),
-        ],
-        points_per_unit: 1.0,
-        point_value_minor: 1.0,
-        points_expiry_days: Some(365),
-        auto_renew_fee_minor: None,
-    };
+    let program = Program::three_tier_spend("bench");
     let mut fold = MemberFold::default();
     for i in 0..12 {
         let mut e = event(i * 23_570 + 7);

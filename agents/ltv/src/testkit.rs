@@ -6,39 +6,15 @@ use apache_avro::AvroSchema;
 use btyd::params::Published;
 use btyd::{BgNbd, GammaGamma};
 use loyalty_contracts::{
-    BtydSummary, Date, MemberCohort, MemberState, PointsLedger, Program, QualifyingMetric, Rfm,
-    Tier, TierForecasts, TierProgress, TierWindow, Timestamp, TransitionForecast, TransitionType,
+    BtydSummary, Date, MemberCohort, MemberState, PointsLedger, Program, Rfm, TierForecasts,
+    TierProgress, Timestamp, TransitionForecast, TransitionType,
 };
 use loyalty_runtime::codec::{Decoder, Encoder, leak};
 use serde::Serialize;
 
-/// Three tiers on spend over a rolling year, one point per unit, a cent per point.
+/// The shared three-tier spend program under id `p`.
 pub fn program() -> Program {
-    let tier = |id: &str, rank, threshold, earn_multiplier| Tier {
-        tier_id: id.into(),
-        name: id.into(),
-        rank,
-        threshold,
-        earn_multiplier,
-    };
-    Program {
-        program_id: "p".into(),
-        name: "p".into(),
-        currency: "USD".into(),
-        qualifying_metric: QualifyingMetric::Spend,
-        window: TierWindow::Rolling,
-        window_days: 365,
-        grace_days: 90,
-        tiers: vec![
-            tier("member", 0, 0, 1.0),
-            tier("silver", 1, 10_000, 1.25),
-            tier("gold", 2, 25_000, 1.5),
-        ],
-        points_per_unit: 1.0,
-        point_value_minor: 1.0,
-        points_expiry_days: Some(365),
-        auto_renew_fee_minor: None,
-    }
+    Program::three_tier_spend("p")
 }
 
 /// The published CDNOW fits (Fader, Hardie & Lee 2005; 2013 note), spend in cents.

@@ -7,7 +7,7 @@
 
 use loyalty_contracts::{
     Channel, ChannelConsent, ConsentStatus, Date, MemberConsents, MemberEvent, MemberProfile,
-    OrderPlaced, Payload, PointsEarned, Program, QualifyingMetric, Tier, TierWindow, Timestamp,
+    OrderPlaced, Payload, PointsEarned, Program, Timestamp,
 };
 
 pub use btyd::cdnow::{CdnowError, Purchase, read_purchases};
@@ -17,30 +17,9 @@ pub const PROGRAM_ID: &str = "cdnow-rewards";
 
 /// The demo's documented tier program (see README, "The demo tier program").
 pub fn demo_program() -> Program {
-    let tier = |tier_id: &str, name: &str, rank, threshold, earn_multiplier| Tier {
-        tier_id: tier_id.into(),
-        name: name.into(),
-        rank,
-        threshold,
-        earn_multiplier,
-    };
     Program {
-        program_id: PROGRAM_ID.into(),
         name: "CDNOW Rewards (demo)".into(),
-        currency: "USD".into(),
-        qualifying_metric: QualifyingMetric::Spend,
-        window: TierWindow::Rolling,
-        window_days: 365,
-        grace_days: 90,
-        tiers: vec![
-            tier("member", "Member", 0, 0, 1.0),
-            tier("silver", "Silver", 1, 10_000, 1.25),
-            tier("gold", "Gold", 2, 25_000, 1.5),
-        ],
-        points_per_unit: 1.0,
-        point_value_minor: 1.0,
-        points_expiry_days: Some(365),
-        auto_renew_fee_minor: None,
+        ..Program::three_tier_spend(PROGRAM_ID)
     }
 }
 

@@ -12,6 +12,7 @@ use loyalty_contracts::{
     InterventionOpportunity, MemberCohort, MemberLtv, MemberState, ModelParams, TierForecasts,
     topics,
 };
+use loyalty_runtime::config::ProcessingGuarantee;
 use loyalty_runtime::registry::RegistryClient;
 use loyalty_runtime::{Agent, Config, codec, runner, wire};
 use ltv::Ltv;
@@ -104,6 +105,8 @@ pub struct DemoOptions {
     /// Run cohort, tier-transition and ltv too (the demo does; the ingest benchmark runs
     /// customer-graph alone).
     pub downstream: bool,
+    /// How every agent keeps state, outputs and offsets consistent.
+    pub processing_guarantee: ProcessingGuarantee,
 }
 
 /// The agents the demo runs: their consumer groups and inputs, and every topic they
@@ -202,6 +205,7 @@ pub async fn run_demo(
     config.runtime.schema_registry_url = options.registry_url.clone();
     config.runtime.partitions = options.partitions;
     config.runtime.http_listen = options.http_listen.clone();
+    config.runtime.processing_guarantee = options.processing_guarantee;
     config.agent.default_program_id = crate::cdnow::PROGRAM_ID.into();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut watched = Watched::default();

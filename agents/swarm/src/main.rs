@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use loyalty_runtime::config::ProcessingGuarantee;
 use swarm::{demo, replay, setup, stack, verify};
 
 const DEFAULT_DATA: &str = concat!(
@@ -107,6 +108,10 @@ enum Command {
         file: PathBuf,
         #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(i32).range(1..))]
         partitions: i32,
+        /// Run the agents with processing_guarantee = exactly_once (each batch one Kafka
+        /// transaction) instead of effectively_once.
+        #[arg(long)]
+        exactly_once: bool,
     },
     /// Lifetime value: population fits, signing keys, attestation checks.
     Ltv {
@@ -203,6 +208,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 http_listen,
                 keep_running,
                 downstream: true,
+                processing_guarantee: ProcessingGuarantee::EffectivelyOnce,
             };
             let summary = demo::run_demo(&options, loyalty_runtime::shutdown_signal()).await?;
             if json {
@@ -254,6 +260,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             all_agents,
             file,
             partitions,
+            exactly_once,
         } => {
             let mut results = Vec::new();
             for run in 1..=runs {
@@ -273,6 +280,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     http_listen: format!("127.0.0.1:{}", stack::free_port()?),
                     keep_running: false,
                     downstream: all_agents,
+                    processing_guarantee: if exactly_once {
+                        ProcessingGuarantee::ExactlyOnce
+                    } else {
+                        ProcessingGuarantee::EffectivelyOnce
+                    },
                 };
                 let summary = demo::run_demo(&options, std::future::pending::<()>()).await?;
                 eprintln!(

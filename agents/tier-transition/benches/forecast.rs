@@ -5,37 +5,12 @@
 use btyd::{BgNbd, GammaGamma};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use loyalty_contracts::{
-    BtydSummary, Date, MemberState, PointsLedger, Program, QualifyingDay, QualifyingMetric, Tier,
-    TierProgress, TierWindow, Timestamp,
+    BtydSummary, Date, MemberState, PointsLedger, Program, QualifyingDay, TierProgress, Timestamp,
 };
 use tier_transition::forecast::{Forecaster, Population};
 
 fn program() -> Program {
-    let tier = |id: &str, rank, threshold| Tier {
-        tier_id: id.into(),
-        name: id.into(),
-        rank,
-        threshold,
-        earn_multiplier: 1.0,
-    };
-    Program {
-        program_id: "p".into(),
-        name: "p".into(),
-        currency: "USD".into(),
-        qualifying_metric: QualifyingMetric::Spend,
-        window: TierWindow::Rolling,
-        window_days: 365,
-        grace_days: 90,
-        tiers: vec![
-            tier("member", 0, 0),
-            tier("silver", 1, 10_000),
-            tier("gold", 2, 25_000),
-        ],
-        points_per_unit: 1.0,
-        point_value_minor: 1.0,
-        points_expiry_days: Some(365),
-        auto_renew_fee_minor: None,
-    }
+    Program::three_tier_spend("p")
 }
 
 /// A member with `x` repeat purchases of `value` minor units every `gap` days.
