@@ -255,6 +255,16 @@ impl RuntimeSettings {
                     .to_owned(),
             );
         }
+        if self.processing_guarantee == ProcessingGuarantee::ExactlyOnce
+            && self.transactional_id.is_none()
+            && self.http_listen.ends_with(":0")
+        {
+            problems.push(
+                "transactional_id: needed with exactly_once when http_listen has no fixed port \
+                 (the default id <group>.<host name>.<http port> would be the same for every instance)"
+                    .to_owned(),
+            );
+        }
         if self.transactional_id.as_deref() == Some("") {
             problems.push("transactional_id: must not be empty".to_owned());
         }
@@ -535,6 +545,20 @@ mod tests {
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn exactly_once_needs_a_distinct_transactional_id() {
+        let ephemeral = "processing_guarantee = \"exactly_once\"\nhttp_listen = \"127.0.0.1:0\"\n";
+        let err = load(ephemeral, &[], &[]).unwrap_err().to_string();
+        assert!(err.contains("transactional_id: needed"), "{err}");
+        let named = format!("{ephemeral}transactional_id = \"cg-0\"\n");
+        let config = load(&named, &[], &[]).unwrap();
+        assert_eq!(
+            config.runtime.processing_guarantee,
+            ProcessingGuarantee::ExactlyOnce
+        );
+        assert!(load("processing_guarantee = \"exactly_once\"\n", &[], &[]).is_ok());
     }
 
     #[test]
