@@ -260,3 +260,79 @@ async fn memory_engine_transactions_commit_abort_and_fence() {
     drop((reader, consumer_group, producer, successor));
     stack.shutdown().await;
 }
+
+/// A transaction whose producer stops (patch 10) is aborted once it times out, as Kafka
+/// does: read_committed readers move past it, and the producer is fenced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_engine_aborts_a_transaction_that_timed_out() {
+    use rdkafka::producer::Producer;
+    const TOPIC: &str = "embedded-broker.timeout";
+    let stack = start_stack().await;
+    let admin: AdminClient<DefaultClientContext> = config(&stack).create().unwrap();
+    admin
+        .create_topics(
+            &[NewTopic::new(TOPIC, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    let timeout = Duration::from_secs(30);
+    let send = |producer: &FutureProducer, payload: &str| {
+        producer
+            .send_result(
+                FutureRecord::<str, _>::to(TOPIC)
+                    .partition(0)
+                    .payload(payload),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap()
+    };
+    let stuck: FutureProducer = config(&stack)
+        .set("transactional.id", "embedded-broker-stuck")
+        .set("transaction.timeout.ms", "2000")
+        .set("message.timeout.ms", "2000")
+        .create()
+        .unwrap();
+    stuck.init_transactions(timeout).unwrap();
+    stuck.begin_transaction().unwrap();
+    send(&stuck, "never committed").await.unwrap().unwrap();
+    let other: FutureProducer = config(&stack)
+        .set("transactional.id", "embedded-broker-other")
+        .create()
+        .unwrap();
+    other.init_transactions(timeout).unwrap();
+    other.begin_transaction().unwrap();
+    send(&other, "committed").await.unwrap().unwrap();
+    other.commit_transaction(timeout).unwrap();
+
+    let reader: rdkafka::consumer::StreamConsumer = config(&stack)
+        .set("group.id", "embedded-broker-timeout-reader")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let seen = loop {
+        let mut seen = Vec::new();
+        loyalty_runtime::kafka::read_to_end(&reader, TOPIC, 0, |_, payload, _, _| {
+            seen.push(String::from_utf8_lossy(payload.unwrap_or_default()).into_owned());
+            Ok(())
+        })
+        .await
+        .unwrap();
+        if !seen.is_empty() || std::time::Instant::now() > deadline {
+            break seen;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(
+        seen,
+        ["committed"],
+        "the open transaction held back read_committed readers until it timed out, and was aborted"
+    );
+    assert!(
+        stuck.commit_transaction(timeout).is_err(),
+        "the producer whose transaction timed out is fenced"
+    );
+    drop((reader, stuck, other));
+    stack.shutdown().await;
+}

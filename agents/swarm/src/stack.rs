@@ -107,7 +107,14 @@ async fn wait_listening(
 pub async fn start(options: &StackOptions) -> Result<Stack, StackError> {
     let url = Url::parse(&format!("tcp://{}/", options.kafka))
         .map_err(|e| StackError::Broker(e.to_string()))?;
-    let storage = storage_url(options.storage.as_deref())?;
+    let mut storage = storage_url(options.storage.as_deref())?;
+    if storage.scheme() == "memory" {
+        // Maintenance aborts the transactions of producers that died once they time out;
+        // tansu runs it every ten minutes by default.
+        storage
+            .query_pairs_mut()
+            .append_pair("maintenance_interval", "1s");
+    }
     let mut broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
         .node_id(0)
         .cluster_id("loyalty-swarm")

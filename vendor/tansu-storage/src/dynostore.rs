@@ -2723,7 +2723,69 @@ impl Storage for DynoStore {
         Ok(ErrorCode::None)
     }
 
-    async fn maintain(&self, _now: SystemTime) -> Result<()> {
+    async fn maintain(&self, now: SystemTime) -> Result<()> {
+        // loyalty-swarm patch: abort transactions open longer than their timeout, as
+        // Kafka's transaction coordinator does. 0.6.0 kept them open until a producer
+        // with the same transactional id started, so a producer that died held back
+        // every read_committed reader of the partitions it wrote, indefinitely.
+        let expired = self
+            .meta
+            .with(&self.object_store, |meta| {
+                Ok(meta
+                    .transactions
+                    .iter()
+                    .filter_map(|(transaction_id, txn)| {
+                        let (epoch, detail) = txn.epochs.last_key_value()?;
+                        let timeout =
+                            Duration::from_millis(u64::try_from(detail.transaction_timeout_ms).ok()?);
+                        let started = detail.started_at?;
+                        (detail.state == Some(TxnState::Begin) && started + timeout <= now)
+                            .then(|| (transaction_id.clone(), txn.producer, *epoch))
+                    })
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+
+        for (transaction_id, producer_id, epoch) in expired {
+            warn!(transaction_id, producer_id, epoch, "transaction timed out, aborting");
+            _ = self
+                .txn_end(&transaction_id, producer_id, epoch, false)
+                .await
+                .inspect_err(|err| warn!(?err, transaction_id));
+
+            // A new epoch fences the producer that timed out: its next request for this
+            // transactional id fails instead of committing offsets for records that are
+            // now aborted.
+            _ = self
+                .meta
+                .with_mut(&self.object_store, |meta| {
+                    if let Some(txn) = meta.transactions.get_mut(&transaction_id)
+                        && txn.producer == producer_id
+                        && let Some((&current, detail)) = txn.epochs.last_key_value()
+                        && current == epoch
+                    {
+                        let fenced = epoch + 1;
+                        let timeout = detail.transaction_timeout_ms;
+                        _ = txn.epochs.insert(
+                            fenced,
+                            TxnDetail {
+                                transaction_timeout_ms: timeout,
+                                ..Default::default()
+                            },
+                        );
+                        _ = meta
+                            .producers
+                            .entry(producer_id)
+                            .or_default()
+                            .sequences
+                            .insert(fenced, BTreeMap::new());
+                    }
+                    Ok(())
+                })
+                .await
+                .inspect_err(|err| warn!(?err, transaction_id));
+        }
+
         if let Some(ref lake) = self.lake {
             return lake
                 .maintain()
