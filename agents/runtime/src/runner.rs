@@ -797,7 +797,6 @@ async fn write_transaction<A: Agent>(
     consumer: &StreamConsumer<AssignmentTracker>,
     writes: &Writes,
 ) -> Result<(), RuntimeError> {
-    let producer = &shared.producer;
     let mut delay = shared.backoff.initial;
     loop {
         match transaction_attempt(shared, consumer, writes).await {
@@ -812,7 +811,10 @@ async fn write_transaction<A: Agent>(
             Err(error) if is_fatal_transaction_error(&error) => return Err(error),
             Err(error) => {
                 warn!(error = %error, "transaction failed, aborting and writing the batch again");
-                kafka::blocking(|| producer.abort_transaction(TRANSACTION_TIMEOUT))?;
+                transaction_call(shared, "abort_transaction", |p| {
+                    p.abort_transaction(TRANSACTION_TIMEOUT)
+                })
+                .await?;
                 shared
                     .metrics
                     .emit(Event::TransactionEnded { outcome: "aborted" });
@@ -855,15 +857,25 @@ async fn transaction_attempt<A: Agent>(
             producer.send_offsets_to_transaction(&offsets, &group, TRANSACTION_TIMEOUT)
         })?;
     }
-    // A commit that timed out may be retried as it is; anything else aborts.
+    transaction_call(shared, "commit_transaction", |p| {
+        p.commit_transaction(TRANSACTION_TIMEOUT)
+    })
+    .await
+}
+
+/// Run a blocking transaction call (commit, abort) until it succeeds or fails for good:
+/// librdkafka lets one that timed out be repeated as it is.
+async fn transaction_call<A: Agent>(
+    shared: &Shared<A>,
+    operation: &'static str,
+    call: impl Fn(&FutureProducer) -> rdkafka::error::KafkaResult<()>,
+) -> Result<(), RuntimeError> {
     let mut delay = shared.backoff.initial;
     loop {
-        match kafka::blocking(|| producer.commit_transaction(TRANSACTION_TIMEOUT)) {
+        match kafka::blocking(|| call(&shared.producer)) {
             Ok(()) => return Ok(()),
             Err(rdkafka::error::KafkaError::Transaction(e)) if e.is_retriable() => {
-                shared.metrics.emit(Event::Retried {
-                    operation: "commit_transaction",
-                });
+                shared.metrics.emit(Event::Retried { operation });
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(shared.backoff.max);
             }
