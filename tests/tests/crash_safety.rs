@@ -13,12 +13,7 @@ async fn sigkill_mid_replay_changes_nothing() {
     let file = data("CDNOW_sample.txt");
     let reference = reference_bodies(&file);
     let stack = start_stack().await;
-    let bootstrap = stack.bootstrap_servers.clone();
-    let registry = stack.registry_url.clone();
-    let replay_file = file.clone();
-    let replay = tokio::spawn(async move {
-        swarm::replay::replay(&bootstrap, &registry, &replay_file, false).await
-    });
+    let replay = spawn_replay(&stack, &file);
 
     let mut agent = AgentProcess::spawn(
         "customer-graph",

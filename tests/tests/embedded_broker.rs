@@ -135,6 +135,37 @@ async fn memory_engine_keeps_every_record_and_reports_kafka_offsets() {
     stack.shutdown().await;
 }
 
+/// Sends one record to partition 0 of `topic`; the delivery to await.
+fn send_one(
+    producer: &FutureProducer,
+    topic: &str,
+    payload: &str,
+) -> rdkafka::producer::DeliveryFuture {
+    producer
+        .send_result(
+            FutureRecord::<str, _>::to(topic)
+                .partition(0)
+                .payload(payload),
+        )
+        .map_err(|(e, _)| e)
+        .unwrap()
+}
+
+/// The payloads of partition 0 of `topic` as `reader` (read_committed) reads them to the end.
+async fn committed_payloads(
+    reader: &rdkafka::consumer::StreamConsumer,
+    topic: &str,
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    loyalty_runtime::kafka::read_to_end(reader, topic, 0, |_, payload, _, _| {
+        seen.push(String::from_utf8_lossy(payload.unwrap_or_default()).into_owned());
+        Ok(())
+    })
+    .await
+    .unwrap();
+    seen
+}
+
 /// Transactions (patches 7–9 in `vendor/README.md`): a committed transaction is read, an
 /// aborted one and one left open by a producer that a newer instance with the same
 /// transactional id fenced are not, the offsets sent in a transaction are committed with
@@ -161,16 +192,7 @@ async fn memory_engine_transactions_commit_abort_and_fence() {
     let transactional = |id: &str| -> FutureProducer {
         config(&stack).set("transactional.id", id).create().unwrap()
     };
-    let send = |producer: &FutureProducer, payload: &str| {
-        producer
-            .send_result(
-                FutureRecord::<str, _>::to(TXN_TOPIC)
-                    .partition(0)
-                    .payload(payload),
-            )
-            .map_err(|(e, _)| e)
-            .unwrap()
-    };
+    let send = |producer: &FutureProducer, payload: &str| send_one(producer, TXN_TOPIC, payload);
     let consumer_group: BaseConsumer = config(&stack)
         .set("group.id", GROUP)
         .set("enable.auto.commit", "false")
@@ -244,13 +266,7 @@ async fn memory_engine_transactions_commit_abort_and_fence() {
         .set("isolation.level", "read_committed")
         .create()
         .unwrap();
-    let mut seen = Vec::new();
-    loyalty_runtime::kafka::read_to_end(&reader, TXN_TOPIC, 0, |_, payload, _, _| {
-        seen.push(String::from_utf8_lossy(payload.unwrap_or_default()).into_owned());
-        Ok(())
-    })
-    .await
-    .unwrap();
+    let seen = committed_payloads(&reader, TXN_TOPIC).await;
     assert_eq!(
         seen,
         ["committed 0", "committed 1", "committed 2", "after"],
@@ -277,16 +293,7 @@ async fn memory_engine_aborts_a_transaction_that_timed_out() {
         .await
         .unwrap();
     let timeout = Duration::from_secs(30);
-    let send = |producer: &FutureProducer, payload: &str| {
-        producer
-            .send_result(
-                FutureRecord::<str, _>::to(TOPIC)
-                    .partition(0)
-                    .payload(payload),
-            )
-            .map_err(|(e, _)| e)
-            .unwrap()
-    };
+    let send = |producer: &FutureProducer, payload: &str| send_one(producer, TOPIC, payload);
     let stuck: FutureProducer = config(&stack)
         .set("transactional.id", "embedded-broker-stuck")
         .set("transaction.timeout.ms", "2000")
@@ -312,13 +319,7 @@ async fn memory_engine_aborts_a_transaction_that_timed_out() {
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let seen = loop {
-        let mut seen = Vec::new();
-        loyalty_runtime::kafka::read_to_end(&reader, TOPIC, 0, |_, payload, _, _| {
-            seen.push(String::from_utf8_lossy(payload.unwrap_or_default()).into_owned());
-            Ok(())
-        })
-        .await
-        .unwrap();
+        let seen = committed_payloads(&reader, TOPIC).await;
         if !seen.is_empty() || std::time::Instant::now() > deadline {
             break seen;
         }

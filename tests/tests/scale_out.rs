@@ -19,12 +19,7 @@ async fn stopping_one_of_two_instances_moves_partitions_and_state() {
     first.wait_ready(Duration::from_secs(60)).await;
     second.wait_ready(Duration::from_secs(60)).await;
 
-    let bootstrap = stack.bootstrap_servers.clone();
-    let registry = stack.registry_url.clone();
-    let replay_file = file.clone();
-    let replay = tokio::spawn(async move {
-        swarm::replay::replay(&bootstrap, &registry, &replay_file, false).await
-    });
+    let replay = spawn_replay(&stack, &file);
     // Both instances hold partitions (and state) before one leaves. How soon the group
     // settles with two members varies; wait for it rather than guess.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

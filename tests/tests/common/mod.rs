@@ -210,6 +210,19 @@ pub async fn wait_caught_up(stack: &Stack, agent: &str, limit: Duration) {
     .await
 }
 
+/// Replay `file` onto `stack` in the background, while the test kills or stops agents.
+pub fn spawn_replay(
+    stack: &Stack,
+    file: &Path,
+) -> tokio::task::JoinHandle<Result<swarm::replay::ReplaySummary, swarm::replay::ReplayError>> {
+    let (bootstrap, registry, file) = (
+        stack.bootstrap_servers.clone(),
+        stack.registry_url.clone(),
+        file.to_path_buf(),
+    );
+    tokio::spawn(async move { swarm::replay::replay(&bootstrap, &registry, &file, false).await })
+}
+
 /// Wait until `agent`'s group has committed everything on `inputs`.
 pub async fn wait_caught_up_on(stack: &Stack, agent: &str, inputs: &[&str], limit: Duration) {
     let caught_up = swarm::inspect::wait_caught_up(
