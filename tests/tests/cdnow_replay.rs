@@ -1,6 +1,7 @@
 //! The full CDNOW history through the embedded broker and customer-graph: one
 //! member-state per customer, with buy-till-you-die summaries equal to an independent
-//! computation from the raw file.
+//! computation from the raw file, whether a member's events were keyed by the member or,
+//! for store-card holders, by the card and re-keyed.
 
 mod common;
 
@@ -50,6 +51,27 @@ async fn every_cdnow_customer_gets_a_member_state_matching_the_raw_file() {
             (btyd.mean_repeat_value_minor - mean).abs() < 1e-6,
             "{customer}: mean repeat value"
         );
+    }
+    // Store-card holders' events were keyed by the card; each was re-keyed to its member
+    // exactly once (the states above already prove none was lost or counted twice) and
+    // the card is the member's identity link.
+    let purchases = swarm::cdnow::read_purchases(&file).unwrap();
+    let carded_events = 2 * purchases
+        .iter()
+        .filter(|p| swarm::cdnow::store_card(&p.customer).is_some())
+        .count() as i64;
+    assert!(carded_events > 10_000, "{carded_events}");
+    assert_eq!(
+        swarm::inspect::record_count(&stack.bootstrap_servers, "customer-graph.rekey-repartition")
+            .unwrap(),
+        carded_events
+    );
+    for (customer, body) in &states {
+        let links = decode_state(body).identity_links;
+        match swarm::cdnow::store_card(customer) {
+            Some(card) => assert_eq!(links, vec![format!("pos:{card}")], "{customer}"),
+            None => assert!(links.is_empty(), "{customer}: {links:?}"),
+        }
     }
     let dead =
         swarm::inspect::record_count(&stack.bootstrap_servers, "customer-graph.dlq").unwrap();

@@ -141,6 +141,12 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
         ),
     ];
     let mut records: Vec<OutRecord> = bad.iter().map(|(_, r)| r.clone()).collect();
+    // A record on the repartition topic that no agent forwarded: no origin headers.
+    records.push(raw(
+        "customer-graph.rekey-repartition",
+        "m-forged",
+        events.encode(&order("e-forged", "m-forged", 1)).unwrap(),
+    ));
     records.push(raw(
         topics::MEMBER_EVENTS,
         "m-good",
@@ -205,6 +211,16 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
     assert!(reasons[4].contains("negative"), "{}", reasons[4]);
     assert!(reasons[5].contains("unknown tier"), "{}", reasons[5]);
 
+    let forged = dead
+        .iter()
+        .find(|(_, h)| header(h, "dlq.source.topic") == "customer-graph.rekey-repartition")
+        .expect("the forged repartition record is dead-lettered");
+    assert!(
+        header(&forged.1, "dlq.error.reason").contains("loyalty.origin.topic"),
+        "{:?}",
+        forged.1
+    );
+
     let states = member_state_bodies(&stack).await;
     assert_eq!(
         states.keys().collect::<Vec<_>>(),
@@ -219,7 +235,7 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
             "loyalty_swarm_dlq_records_total",
             &[("reason", "contract_violation")]
         ),
-        Some(4.0),
+        Some(5.0),
         "{metrics}"
     );
     drop(agent);

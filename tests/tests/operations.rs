@@ -9,7 +9,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
+use customer_graph::CustomerGraph;
 use loyalty_contracts::topics;
+use loyalty_runtime::runner;
 
 /// A loopback TCP forwarder started late, standing in for a registry that comes back.
 async fn forward(listen: u16, to: String) {
@@ -136,7 +138,7 @@ async fn registry_outage_readiness_metrics_outside_client_and_sigterm() {
         swarm::inspect::group_lag(
             &stack.bootstrap_servers,
             "loyalty-swarm.customer-graph",
-            &[topics::MEMBER_EVENTS, topics::MEMBER_PROFILES]
+            &runner::consumed_topics(&CustomerGraph::new(&Default::default()))
         )
         .unwrap(),
         0

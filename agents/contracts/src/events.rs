@@ -15,7 +15,7 @@ use crate::Timestamp;
 pub struct MemberEvent {
     /// Globally unique id of this event; a second record with the same id is a duplicate and is ignored.
     pub event_id: String,
-    /// Canonical member id; also the record key (UTF-8).
+    /// Canonical member id. Records are keyed by it (UTF-8); a record keyed by another id, such as a source system's own customer id, is re-keyed to this member before any state changes.
     pub member_id: String,
     /// Brand or banner the event happened under.
     pub brand_id: String,
@@ -23,7 +23,7 @@ pub struct MemberEvent {
     pub occurred_at: Timestamp,
     /// System that produced the event: shopify, recharge, pos, app, esp, ...
     pub source: String,
-    /// The member's id in the source system, when it differs from member_id (identity link).
+    /// The member's id in the source system, when it differs from member_id; kept as one of the member's identity links.
     pub source_member_id: Option<String>,
     /// What happened.
     pub payload: Payload,

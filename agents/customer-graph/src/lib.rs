@@ -5,6 +5,12 @@
 //! so a late order lands on its own day and same-day orders merge into one transaction
 //! whatever order they arrive in. Duplicates (same `event_id`) are recognised within a
 //! bounded window of the member's recent events.
+//!
+//! Identity: an event names its member in `member_id`; a source system that only knows its
+//! own customer id may key the record by that id (and name it in `source_member_id`).
+//! Such an event is re-keyed to its member through the runtime's repartition topic before
+//! any state is touched, so a member's state is whole however its sources key their
+//! records, and the source id is kept as one of the member's identity links.
 
 mod fold;
 
@@ -95,6 +101,7 @@ impl Agent for CustomerGraph {
     type Summary = ();
     const NAME: &'static str = "customer-graph";
     const STORE: &'static str = "members";
+    const REKEYS: bool = true;
 
     fn inputs(&self) -> Vec<&'static str> {
         vec![topics::MEMBER_EVENTS, topics::MEMBER_PROFILES]
@@ -124,9 +131,14 @@ impl Agent for CustomerGraph {
     ) -> Result<(), HandleError> {
         match input.topic {
             topics::MEMBER_EVENTS => {
-                let event: MemberEvent =
-                    input.decode_keyed("member_id", |v: &MemberEvent| &v.member_id)?;
+                let event: MemberEvent = input.decode()?;
                 fold::validate(&event)?;
+                if event.member_id != input.key {
+                    // Keyed by another id (a source system's own, say): the event belongs
+                    // to its member and reaches that member's state through the
+                    // repartition topic, before any state is touched.
+                    return ctx.rekey(&event.member_id);
+                }
                 let fold = state.get_or_insert_with(MemberFold::default);
                 if !fold.apply_event(&event, &self.settings)? {
                     return Ok(()); // a duplicate: nothing changes, nothing is emitted
@@ -159,5 +171,65 @@ impl Agent for CustomerGraph {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apache_avro::AvroSchema;
+    use loyalty_contracts::{OrderPlaced, Payload, Timestamp};
+    use loyalty_runtime::Harness;
+    use loyalty_runtime::codec::{Decoder, Encoder, leak};
+
+    /// Handle one order of member `m` from the point-of-sale system, written under `key`.
+    fn handle_keyed(key: &str) -> (Option<MemberFold>, Harness, Option<String>) {
+        let event = MemberEvent {
+            event_id: "e1".into(),
+            member_id: "m".into(),
+            brand_id: "b".into(),
+            occurred_at: Timestamp(870_000_000_000),
+            source: "pos".into(),
+            source_member_id: Some("card-1".into()),
+            payload: Payload::OrderPlaced(OrderPlaced {
+                order_id: "o1".into(),
+                amount_minor: 1_000,
+                currency: "USD".into(),
+                margin_minor: None,
+                items: 1,
+                location_id: None,
+                product_line: None,
+            }),
+        };
+        let encoder = Encoder::new(1, leak(MemberEvent::get_schema())).unwrap();
+        let decoder = Decoder::new(encoder.schema()).unwrap();
+        let bytes = encoder.encode(&event).unwrap();
+        let agent = CustomerGraph::new(&Settings::default());
+        let mut harness = Harness::new(&agent.outputs()).unwrap();
+        let mut state = None;
+        let input = Input {
+            topic: topics::MEMBER_EVENTS,
+            partition: 0,
+            offset: 0,
+            timestamp: None,
+            key,
+            value: Some((&decoder, &bytes[5..])),
+        };
+        let mut ctx = harness.context();
+        agent.handle(&input, &mut state, &mut ctx).unwrap();
+        let rekeyed = ctx.rekeyed().map(str::to_owned);
+        (state, harness, rekeyed)
+    }
+
+    #[test]
+    fn an_event_keyed_by_a_source_id_is_rekeyed_before_state_is_touched() {
+        let (state, harness, rekeyed) = handle_keyed("card-1");
+        assert_eq!(rekeyed.as_deref(), Some("m"));
+        assert!(state.is_none() && harness.emitted.is_empty());
+
+        let (state, harness, rekeyed) = handle_keyed("m");
+        assert_eq!(rekeyed, None);
+        assert_eq!(state.unwrap().identity_links, vec!["pos:card-1".to_owned()]);
+        assert_eq!(harness.emitted.len(), 1);
     }
 }

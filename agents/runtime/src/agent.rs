@@ -102,6 +102,11 @@ pub trait Agent: Send + Sync + 'static {
     /// Whether this agent keeps and shares a [`Agent::Summary`].
     const SHARES_SUMMARY: bool = false;
 
+    /// Whether `handle` may hand records to another key with [`Context::rekey`]. The
+    /// runtime then keeps the repartition topic `<NAME>.rekey-repartition` (co-partitioned
+    /// with the inputs) and reads it as one more input.
+    const REKEYS: bool = false;
+
     /// Member-keyed, co-partitioned input topics.
     fn inputs(&self) -> Vec<&'static str>;
 
@@ -231,6 +236,7 @@ pub struct Context<'a> {
     pub(crate) summary: Option<&'a mut (dyn Any + Send)>,
     pub(crate) population: Option<&'a (dyn Any + Send + Sync)>,
     pub(crate) metrics: Option<&'a Metrics>,
+    pub(crate) rekey: Option<String>,
 }
 
 impl<'a> Context<'a> {
@@ -280,6 +286,25 @@ impl<'a> Context<'a> {
             timestamp: Some(timestamp),
         });
         Ok(())
+    }
+
+    /// Hand the record being handled to `key`: it belongs to that key's state, not to the
+    /// record key's (an event a source system keyed by its own id, say). Call it before
+    /// touching state, and return. The runtime forwards the record unchanged through the
+    /// repartition topic to the task that owns `key`, where `handle` sees it again with
+    /// `key` as its key; whatever else this call did is discarded (Kafka Streams'
+    /// `selectKey` followed by a repartition). Needs [`Agent::REKEYS`].
+    pub fn rekey(&mut self, key: &str) -> Result<(), HandleError> {
+        if key.is_empty() {
+            return Err(Rejection::new(RejectionKind::BadKey, "re-keyed to an empty key").into());
+        }
+        self.rekey = Some(key.to_owned());
+        Ok(())
+    }
+
+    /// The key the record was handed to with [`Context::rekey`], if any.
+    pub fn rekeyed(&self) -> Option<&str> {
+        self.rekey.as_deref()
     }
 
     /// Emit a tombstone for `key` on a compacted output.
@@ -363,6 +388,7 @@ impl Harness {
             summary: self.summary.as_deref_mut(),
             population: self.population.as_deref(),
             metrics: None,
+            rekey: None,
         }
     }
 }

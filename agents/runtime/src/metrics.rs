@@ -26,6 +26,8 @@ pub enum Event<'a> {
     RecordHandled { topic: &'a str, elapsed: Duration },
     /// A record was ignored because state already reflects its position (a replay).
     ReplaySkipped { topic: &'a str, count: u64 },
+    /// Records handed to another key through the repartition topic.
+    Rekeyed { topic: &'a str, count: u64 },
     /// A record was sent to the DLQ.
     DeadLettered { kind: RejectionKind },
     /// A batch was produced, written through and committed.
@@ -89,6 +91,7 @@ pub struct Metrics {
     produced: IntCounterVec,
     processing: HistogramVec,
     replay_skipped: IntCounterVec,
+    rekeyed: IntCounterVec,
     dead_lettered: IntCounterVec,
     batches: IntCounter,
     batch_seconds: Histogram,
@@ -180,6 +183,11 @@ impl Metrics {
             replay_skipped: counter(
                 "replay_skipped_total",
                 "Records skipped because state already reflects their position.",
+                &["topic"],
+            )?,
+            rekeyed: counter(
+                "records_rekeyed_total",
+                "Records handed to another key through the agent's repartition topic.",
                 &["topic"],
             )?,
             dead_lettered: counter(
@@ -329,6 +337,9 @@ impl Metrics {
                 .replay_skipped
                 .with_label_values(&[topic])
                 .inc_by(count),
+            Event::Rekeyed { topic, count } => {
+                self.rekeyed.with_label_values(&[topic]).inc_by(count)
+            }
             Event::DeadLettered { kind } => {
                 self.dead_lettered.with_label_values(&[kind.as_str()]).inc()
             }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::watch;
@@ -40,7 +40,7 @@ use crate::kafka::{self, OutRecord, TopicSpec};
 use crate::metrics::{Event, Metrics};
 use crate::registry::{RegistryClient, RegistryError};
 use crate::retry::{Backoff, retry};
-use crate::store::{PartitionStore, SUMMARY_KEY};
+use crate::store::{Origin, PartitionStore, SUMMARY_KEY};
 
 /// One partition's store for agent `A`.
 type Store<A> = PartitionStore<<A as Agent>::State, <A as Agent>::Summary>;
@@ -55,6 +55,32 @@ pub fn changelog_topic<A: Agent>() -> String {
 /// Name of the compacted topic an agent's partition summaries are shared on.
 pub fn summaries_topic<A: Agent>() -> String {
     format!("{}.{}-summaries", A::NAME, A::STORE)
+}
+
+/// Name of the topic an agent re-keys records through (see [`Agent::REKEYS`]).
+pub fn repartition_topic<A: Agent>() -> String {
+    format!("{}.rekey-repartition", A::NAME)
+}
+
+/// Every topic an agent's consumer group reads: its inputs, then its repartition topic.
+/// The group has caught up when it has committed all of them.
+pub fn consumed_topics<A: Agent>(agent: &A) -> Vec<String> {
+    agent
+        .inputs()
+        .into_iter()
+        .map(String::from)
+        .chain(A::REKEYS.then(repartition_topic::<A>))
+        .collect()
+}
+
+/// Headers of a re-keyed record naming where it came from, defined once.
+pub mod origin_headers {
+    pub const TOPIC: &str = "loyalty.origin.topic";
+    pub const PARTITION: &str = "loyalty.origin.partition";
+    pub const OFFSET: &str = "loyalty.origin.offset";
+    /// Every record of the origin partition below this offset that was forwarded had
+    /// been acknowledged before this one was written (see `store::Forwarded`).
+    pub const FLOOR: &str = "loyalty.origin.floor";
 }
 
 /// Name of an agent's dead-letter topic.
@@ -172,7 +198,10 @@ struct Shared<A: Agent> {
     encoders: HashMap<&'static str, Encoder>,
     /// One decoder per writer schema id met so far.
     decoders: std::sync::RwLock<HashMap<u32, Arc<Decoder>>>,
+    /// Subscribed topics: the agent's inputs, then its repartition topic if it re-keys.
     inputs: Vec<&'static str>,
+    /// The repartition topic, when the agent re-keys.
+    repartition: Option<&'static str>,
     changelog: String,
     dlq: String,
     tracing: Tracing,
@@ -263,12 +292,24 @@ pub async fn run<A: Agent>(
             compacted: true,
         });
     }
+    // Named once per process and subscribed to like the agent's own inputs.
+    let repartition: Option<&'static str> =
+        A::REKEYS.then(|| &*Box::leak(repartition_topic::<A>().into_boxed_str()));
+    if let Some(name) = repartition {
+        own_topics.push(TopicSpec {
+            name: name.to_owned(),
+            partitions: rt.partitions,
+            replication: -1,
+            compacted: false,
+        });
+    }
     retry("create_topics", backoff, &metrics, || {
         kafka::ensure_topics(&rt.bootstrap_servers, &rt.librdkafka, &own_topics)
     })
     .await?;
 
-    let inputs = agent.inputs();
+    let mut inputs = agent.inputs();
+    inputs.extend(repartition);
     let table_specs = agent.tables();
     let shared = Arc::new(Shared {
         agent,
@@ -282,6 +323,7 @@ pub async fn run<A: Agent>(
         encoders,
         decoders: Default::default(),
         inputs,
+        repartition,
         changelog,
         dlq,
         tracing: Tracing::new(A::NAME, &config.runtime)?,
@@ -393,6 +435,9 @@ async fn process<A: Agent>(
     let mut population: Population<A::Summary> = Population::default();
     // The population and table generations last refreshed for, and when.
     let mut refreshed = ((0u64, 0u64), Instant::now());
+    // Offsets committed for the assigned partitions, and the assignment they were read for.
+    let mut committed: HashMap<(String, i32), i64> = HashMap::new();
+    let mut committed_for = 0u64;
 
     loop {
         if *stop.borrow() {
@@ -421,24 +466,37 @@ async fn process<A: Agent>(
         }
 
         sync_assignment(&shared, &consumer, &mut stores).await?;
-        let assigned_once = consumer.context().assignments.load(Ordering::Acquire) > 0;
-        health.set_ready(assigned_once);
+        let assignments = consumer.context().assignments.load(Ordering::Acquire);
+        health.set_ready(assignments > 0);
+        if assignments != committed_for {
+            committed = committed_offsets(&consumer)?;
+            committed_for = assignments;
+        }
         if A::SHARES_SUMMARY {
             observe_population(&shared, &stores, &mut population);
         }
-        if !batch.is_empty() {
-            let started = Instant::now();
-            let mut outputs: Vec<OutRecord> = Vec::new();
-            let mut commits: BTreeMap<(String, i32), i64> = BTreeMap::new();
-            for message in &batch {
-                let partition = message.partition();
-                let store = store_for(&shared, &mut stores, partition).await?;
-                handle_message(&shared, message, store, &population, &mut outputs).await?;
-                commits.insert(
-                    (message.topic().to_owned(), partition),
-                    message.offset() + 1,
-                );
-            }
+        let started = Instant::now();
+        let mut outputs: Vec<OutRecord> = Vec::new();
+        let mut commits: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        // Each input partition's first offset in this batch: every record before it
+        // was written in an earlier batch, whose writes are acknowledged before this
+        // batch's begin, so it is the floor of the records this batch re-keys.
+        let mut floors: HashMap<(&str, i32), i64> = HashMap::new();
+        for message in &batch {
+            let partition = message.partition();
+            let floor = *floors
+                .entry((message.topic(), partition))
+                .or_insert(message.offset());
+            let store = store_for(&shared, &mut stores, partition).await?;
+            handle_message(&shared, message, floor, store, &population, &mut outputs).await?;
+            commits.insert(
+                (message.topic().to_owned(), partition),
+                message.offset() + 1,
+            );
+        }
+        positions_past_markers(&consumer, &committed, &mut commits)?;
+        if !batch.is_empty() || !commits.is_empty() {
+            committed.extend(commits.iter().map(|(tp, &offset)| (tp.clone(), offset)));
             let writes = prepare_writes(&shared, &mut stores, outputs, commits)?;
             finish(&mut in_flight).await?;
             let gate = writing.begin();
@@ -446,10 +504,12 @@ async fn process<A: Agent>(
             in_flight = Some(tokio::spawn(async move {
                 let _gate = gate;
                 write(&shared, &consumer, writes).await?;
-                shared.metrics.emit(Event::BatchCommitted {
-                    records: records as u64,
-                    elapsed: started.elapsed(),
-                });
+                if records > 0 {
+                    shared.metrics.emit(Event::BatchCommitted {
+                        records: records as u64,
+                        elapsed: started.elapsed(),
+                    });
+                }
                 Ok(())
             }));
             // A task spawned from a worker waits in that worker's own slot, which other
@@ -558,6 +618,25 @@ async fn maybe_refresh<A: Agent>(
 
 /// Call the agent's `refresh` for every key of every owned partition; state that changed
 /// is marked for the changelog, outputs are returned for producing.
+/// What `handle`, `refresh` and `publish` see: the tables, the encoders, and the summary
+/// and population of agents that share one.
+fn context<'a, A: Agent>(
+    shared: &'a Shared<A>,
+    emitted: &'a mut Vec<crate::agent::Emitted>,
+    summary: Option<&'a mut (dyn std::any::Any + Send)>,
+    population: Option<&'a (dyn std::any::Any + Send + Sync)>,
+) -> Context<'a> {
+    Context {
+        tables: &shared.tables,
+        encoders: &shared.encoders,
+        emitted,
+        summary,
+        population,
+        metrics: Some(&shared.metrics),
+        rekey: None,
+    }
+}
+
 fn refresh_all<A: Agent>(
     shared: &Shared<A>,
     stores: &mut BTreeMap<i32, Store<A>>,
@@ -570,14 +649,12 @@ fn refresh_all<A: Agent>(
             let mut state = store.entry(&key).state.clone();
             let mut emitted = Vec::new();
             let result = {
-                let mut ctx = Context {
-                    tables: &shared.tables,
-                    encoders: &shared.encoders,
-                    emitted: &mut emitted,
-                    summary: Some(store.summary_mut()),
-                    population: Some(population),
-                    metrics: Some(&shared.metrics),
-                };
+                let mut ctx = context(
+                    shared,
+                    &mut emitted,
+                    Some(store.summary_mut()),
+                    Some(population),
+                );
                 shared.agent.refresh(&key, &mut state, &mut ctx)
             };
             let entry = store.entry(&key);
@@ -605,14 +682,7 @@ fn refresh_all<A: Agent>(
     if stores.contains_key(&0) {
         let mut emitted = Vec::new();
         let result = {
-            let mut ctx = Context {
-                tables: &shared.tables,
-                encoders: &shared.encoders,
-                emitted: &mut emitted,
-                summary: None,
-                population: Some(population),
-                metrics: Some(&shared.metrics),
-            };
+            let mut ctx = context(shared, &mut emitted, None, Some(population));
             shared.agent.publish(&mut ctx)
         };
         match result {
@@ -1012,6 +1082,49 @@ async fn commit<A: Agent>(
     }
 }
 
+/// The group's committed offsets for the current assignment.
+fn committed_offsets(
+    consumer: &StreamConsumer<AssignmentTracker>,
+) -> Result<HashMap<(String, i32), i64>, RuntimeError> {
+    let committed = kafka::blocking(|| consumer.committed(Duration::from_secs(30)))?;
+    Ok(committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Commit positions the consumer moved to without handing over a record. A partition
+/// written in transactions ends with a commit marker, which is never delivered: without
+/// this its committed offset stays one short of the end forever and the group never
+/// shows zero lag (under exactly_once the agent's own repartition topic is such a
+/// partition). Every record before the position has been handled, so committing it, as
+/// Kafka Streams does, skips nothing.
+fn positions_past_markers(
+    consumer: &StreamConsumer<AssignmentTracker>,
+    committed: &HashMap<(String, i32), i64>,
+    commits: &mut BTreeMap<(String, i32), i64>,
+) -> Result<(), RuntimeError> {
+    for e in consumer.position()?.elements() {
+        let Offset::Offset(position) = e.offset() else {
+            continue;
+        };
+        let key = (e.topic().to_owned(), e.partition());
+        let done = commits
+            .get(&key)
+            .or_else(|| committed.get(&key))
+            .copied()
+            .unwrap_or(-1);
+        if position > done {
+            commits.insert(key, position);
+        }
+    }
+    Ok(())
+}
+
 /// Restore newly assigned partitions and drop the state of revoked ones.
 async fn sync_assignment<A: Agent>(
     shared: &Shared<A>,
@@ -1142,6 +1255,7 @@ async fn decoder_for<A: Agent>(
 async fn handle_message<A: Agent>(
     shared: &Shared<A>,
     message: &OwnedMessage,
+    floor: i64,
     store: &mut Store<A>,
     population: &Population<A::Summary>,
     outputs: &mut Vec<OutRecord>,
@@ -1159,13 +1273,16 @@ async fn handle_message<A: Agent>(
         message.offset(),
         message.headers(),
     );
+    // Where the record entered the agent: a re-keyed record is handled, and
+    // dead-lettered, as the record it was at its origin.
+    let mut source = Source::of(message);
 
     let key = match message.key().map(std::str::from_utf8) {
         Some(Ok(key)) if !key.is_empty() => key,
         _ => {
             let rejection =
                 Rejection::new(RejectionKind::BadKey, "record key is missing or not UTF-8");
-            outputs.push(dead_letter(shared, message, &rejection, &trace));
+            outputs.push(dead_letter(shared, message, source, &rejection, &trace));
             return Ok(());
         }
     };
@@ -1178,29 +1295,56 @@ async fn handle_message<A: Agent>(
             .emit(Event::ReplaySkipped { topic, count: 1 });
         return Ok(());
     }
+    let origin = if shared.repartition == Some(topic) {
+        match origin_of(shared, message) {
+            Ok((origin, origin_topic)) => {
+                source = Source {
+                    topic: origin_topic,
+                    partition: origin.partition,
+                    offset: origin.offset,
+                };
+                Some(origin)
+            }
+            Err(rejection) => {
+                outputs.push(dead_letter(shared, message, source, &rejection, &trace));
+                return Ok(());
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(origin) = &origin
+        && store.get(key).is_some_and(|e| e.reflects_origin(origin))
+    {
+        // A second copy, forwarded again when its origin replayed.
+        shared
+            .metrics
+            .emit(Event::ReplaySkipped { topic, count: 1 });
+        return Ok(());
+    }
     let value = match message.payload() {
         None => None,
         Some(bytes) => {
             let framed = match wire::split(bytes) {
                 Ok(framed) => framed,
                 Err(rejection) => {
-                    outputs.push(dead_letter(shared, message, &rejection, &trace));
+                    outputs.push(dead_letter(shared, message, source, &rejection, &trace));
                     return Ok(());
                 }
             };
             match decoder_for(shared, framed.0).await? {
                 Ok(decoder) => Some((decoder, framed.1)),
                 Err(rejection) => {
-                    outputs.push(dead_letter(shared, message, &rejection, &trace));
+                    outputs.push(dead_letter(shared, message, source, &rejection, &trace));
                     return Ok(());
                 }
             }
         }
     };
     let input = Input {
-        topic,
-        partition: message.partition(),
-        offset: message.offset(),
+        topic: source.topic,
+        partition: source.partition,
+        offset: source.offset,
         timestamp: message.timestamp().to_millis(),
         key,
         value: value
@@ -1208,60 +1352,156 @@ async fn handle_message<A: Agent>(
             .map(|(schema, body)| (schema.as_ref(), *body)),
     };
 
-    // Work on a copy so a rejected record leaves no trace in state.
-    let mut state = store.entry(key).state.clone();
+    // Work on a copy so a rejected (or re-keyed) record leaves no trace in state.
+    let mut state = store.get(key).and_then(|e| e.state.clone());
     let mut emitted = Vec::new();
     let started = Instant::now();
-    let result = {
+    let (result, rekey) = {
         let summary: Option<&mut (dyn std::any::Any + Send)> = if A::SHARES_SUMMARY {
             Some(store.summary_mut())
         } else {
             None
         };
-        let mut ctx = Context {
-            tables: &shared.tables,
-            encoders: &shared.encoders,
-            emitted: &mut emitted,
-            summary,
-            population: A::SHARES_SUMMARY
-                .then_some(population as &(dyn std::any::Any + Send + Sync)),
-            metrics: Some(&shared.metrics),
-        };
-        shared.agent.handle(&input, &mut state, &mut ctx)
+        let population =
+            A::SHARES_SUMMARY.then_some(population as &(dyn std::any::Any + Send + Sync));
+        let mut ctx = context(shared, &mut emitted, summary, population);
+        let result = shared.agent.handle(&input, &mut state, &mut ctx);
+        (result, ctx.rekey)
     };
-    let entry = store.entry(key);
     shared.metrics.emit(Event::RecordHandled {
         topic,
         elapsed: started.elapsed(),
     });
-    match result {
-        Ok(()) => {
+    let rejected = |rejection: Rejection, outputs: &mut Vec<OutRecord>| {
+        outputs.push(dead_letter(shared, message, source, &rejection, &trace));
+        Ok(())
+    };
+    match (result, rekey) {
+        (Ok(()), None) => {
+            let entry = store.entry(key);
             entry.state = state;
             if let Some(p) = entry.positions.get_mut(input_index) {
                 *p = message.offset();
+            }
+            if let Some(origin) = &origin {
+                entry.record_origin(origin);
             }
             store.mark_dirty(key);
             outputs.extend(out_records(emitted, &trace.headers));
             Ok(())
         }
-        Err(HandleError::Rejected(rejection)) => {
-            outputs.push(dead_letter(shared, message, &rejection, &trace));
+        (Ok(()), Some(to)) => {
+            let Some(repartition) = shared.repartition else {
+                return Err(RuntimeError::Other(format!(
+                    "{} re-keyed a record but does not declare REKEYS",
+                    A::NAME
+                )));
+            };
+            if origin.is_some() || to == key {
+                // Forwarding again could go round in circles.
+                return rejected(
+                    Rejection::contract(format!(
+                        "re-keyed again, from {key:?} to {to:?}, after being re-keyed once"
+                    )),
+                    outputs,
+                );
+            }
+            shared.metrics.emit(Event::Rekeyed { topic, count: 1 });
+            outputs.push(OutRecord {
+                topic: repartition.to_owned(),
+                partition: None,
+                key: to,
+                payload: message.payload().map(<[u8]>::to_vec),
+                timestamp: message.timestamp().to_millis(),
+                headers: [
+                    (origin_headers::TOPIC, topic.to_owned()),
+                    (origin_headers::PARTITION, message.partition().to_string()),
+                    (origin_headers::OFFSET, message.offset().to_string()),
+                    (origin_headers::FLOOR, floor.to_string()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .chain(trace.headers.iter().cloned())
+                .collect(),
+            });
             Ok(())
         }
-        Err(HandleError::Fatal(reason)) => Err(RuntimeError::Other(format!(
+        (Err(HandleError::Rejected(rejection)), _) => rejected(rejection, outputs),
+        (Err(HandleError::Fatal(reason)), _) => Err(RuntimeError::Other(format!(
             "{} at {}/{}/{}: {reason}",
             A::NAME,
-            topic,
-            message.partition(),
-            message.offset()
+            source.topic,
+            source.partition,
+            source.offset
         ))),
     }
+}
+
+/// A record's position where it entered the agent.
+#[derive(Debug, Clone, Copy)]
+struct Source<'a> {
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
+}
+
+impl<'a> Source<'a> {
+    fn of(message: &'a OwnedMessage) -> Self {
+        Source {
+            topic: message.topic(),
+            partition: message.partition(),
+            offset: message.offset(),
+        }
+    }
+}
+
+/// The origin a re-keyed record's headers name, and its input topic.
+fn origin_of<'m, A: Agent>(
+    shared: &Shared<A>,
+    message: &'m OwnedMessage,
+) -> Result<(Origin, &'static str), Rejection> {
+    let header = |name: &str| -> Result<&'m str, Rejection> {
+        message
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == name))
+            .and_then(|h| h.value)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .ok_or_else(|| Rejection::contract(format!("re-keyed record without {name}")))
+    };
+    let number = |name: &str| -> Result<i64, Rejection> {
+        header(name)?
+            .parse()
+            .map_err(|_| Rejection::contract(format!("re-keyed record with a bad {name}")))
+    };
+    let topic = header(origin_headers::TOPIC)?;
+    let input = shared
+        .inputs
+        .iter()
+        .position(|t| *t == topic && Some(*t) != shared.repartition)
+        .ok_or_else(|| {
+            Rejection::contract(format!(
+                "re-keyed from {topic}, not an input of {}",
+                A::NAME
+            ))
+        })?;
+    let partition = i32::try_from(number(origin_headers::PARTITION)?)
+        .map_err(|_| Rejection::contract("re-keyed record with a bad partition"))?;
+    Ok((
+        Origin {
+            input: input as u32,
+            partition,
+            offset: number(origin_headers::OFFSET)?,
+            floor: number(origin_headers::FLOOR)?,
+        },
+        shared.inputs[input],
+    ))
 }
 
 /// The DLQ record for a rejected input: original key and bytes, reason in headers.
 fn dead_letter<A: Agent>(
     shared: &Shared<A>,
     message: &OwnedMessage,
+    source: Source<'_>,
     rejection: &Rejection,
     trace: &RecordTrace,
 ) -> OutRecord {
@@ -1270,9 +1510,9 @@ fn dead_letter<A: Agent>(
         kind: rejection.kind,
     });
     warn!(
-        topic = message.topic(),
-        partition = message.partition(),
-        offset = message.offset(),
+        topic = source.topic,
+        partition = source.partition,
+        offset = source.offset,
         kind = %rejection.kind,
         reason = %rejection.reason,
         "record sent to the DLQ"
@@ -1286,12 +1526,9 @@ fn dead_letter<A: Agent>(
         headers: vec![
             (dlq_headers::KIND.into(), rejection.kind.as_str().into()),
             (dlq_headers::REASON.into(), rejection.reason.clone()),
-            (dlq_headers::TOPIC.into(), message.topic().into()),
-            (
-                dlq_headers::PARTITION.into(),
-                message.partition().to_string(),
-            ),
-            (dlq_headers::OFFSET.into(), message.offset().to_string()),
+            (dlq_headers::TOPIC.into(), source.topic.into()),
+            (dlq_headers::PARTITION.into(), source.partition.to_string()),
+            (dlq_headers::OFFSET.into(), source.offset.to_string()),
             (dlq_headers::AGENT.into(), A::NAME.into()),
             (
                 dlq_headers::VERSION.into(),
@@ -1455,7 +1692,7 @@ async fn follow_table<A: Agent>(
                     message.offset(),
                     message.headers(),
                 );
-                let record = dead_letter(shared, message, &rejection, &trace);
+                let record = dead_letter(shared, message, Source::of(message), &rejection, &trace);
                 retry("produce_dlq", shared.backoff, &shared.metrics, || {
                     kafka::produce_all(&shared.producer, std::slice::from_ref(&record))
                 })

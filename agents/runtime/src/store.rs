@@ -4,6 +4,10 @@
 //! Each entry records, per input topic, the offset of the newest record it reflects. A
 //! record at or below that position has already changed the state, so a replay after a
 //! crash (between changelog write and offset commit) does not count it twice.
+//!
+//! A record re-keyed through the agent's repartition topic can arrive twice with two
+//! different repartition offsets (its origin was replayed), so an entry also remembers
+//! which origin offsets it applied; see [`Forwarded`].
 
 use std::collections::{HashMap, HashSet};
 
@@ -17,13 +21,45 @@ use crate::error::RuntimeError;
 pub struct Entry<S> {
     /// Offset of the newest applied record, per input topic index; -1 = none yet.
     pub positions: Vec<i64>,
+    /// Re-keyed records applied, per origin partition (empty for most keys).
+    pub forwarded: Vec<Forwarded>,
     pub state: Option<S>,
+}
+
+/// The records of one origin partition (input index and partition) that reached this key
+/// through the repartition topic.
+///
+/// An origin forwards a record again only when it replays from its committed offset, and
+/// every record it forwarded below that offset was acknowledged before the commit, so
+/// its first copy is already ahead in the repartition topic. Each forwarded record
+/// carries that offset as its floor: below the highest floor seen, any record is a
+/// second copy; at or above it, only the exact offsets applied are. So the set stays as
+/// small as one uncommitted batch, and neither retries nor a replay that re-sends
+/// records out of order can make it skip a first copy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forwarded {
+    pub input: u32,
+    pub partition: i32,
+    pub floor: i64,
+    /// Origin offsets applied at or above `floor`.
+    pub applied: Vec<i64>,
+}
+
+/// Where a re-keyed record came from: its input, partition and offset there, and the
+/// origin's floor when it was forwarded (see [`Forwarded`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub input: u32,
+    pub partition: i32,
+    pub offset: i64,
+    pub floor: i64,
 }
 
 impl<S> Entry<S> {
     fn new(inputs: usize) -> Self {
         Entry {
             positions: vec![-1; inputs],
+            forwarded: Vec::new(),
             state: None,
         }
     }
@@ -31,6 +67,39 @@ impl<S> Entry<S> {
     /// Whether the record at `offset` of input `input` is already reflected.
     pub fn reflects(&self, input: usize, offset: i64) -> bool {
         self.positions.get(input).is_some_and(|&p| offset <= p)
+    }
+
+    /// Whether the re-keyed record from `origin` is already reflected.
+    pub fn reflects_origin(&self, origin: &Origin) -> bool {
+        self.forwarded
+            .iter()
+            .find(|f| f.input == origin.input && f.partition == origin.partition)
+            .is_some_and(|f| origin.offset < f.floor || f.applied.contains(&origin.offset))
+    }
+
+    /// Remember that the re-keyed record from `origin` changed this key.
+    pub fn record_origin(&mut self, origin: &Origin) {
+        let index = match self
+            .forwarded
+            .iter()
+            .position(|f| f.input == origin.input && f.partition == origin.partition)
+        {
+            Some(index) => index,
+            None => {
+                self.forwarded.push(Forwarded {
+                    input: origin.input,
+                    partition: origin.partition,
+                    floor: origin.floor,
+                    applied: Vec::new(),
+                });
+                self.forwarded.len() - 1
+            }
+        };
+        let f = &mut self.forwarded[index];
+        f.floor = f.floor.max(origin.floor);
+        let floor = f.floor;
+        f.applied.retain(|&o| o >= floor);
+        f.applied.push(origin.offset);
     }
 }
 
@@ -222,6 +291,34 @@ mod tests {
         }
         assert_eq!(restored.summary(), &vec![7]);
         assert_eq!((restored.keys(), restored.bytes()), (1, store.bytes()));
+    }
+
+    #[test]
+    fn second_copies_of_forwarded_records_are_recognised() {
+        let mut entry: Entry<u64> = Entry::new(1);
+        let origin = |offset, floor| Origin {
+            input: 0,
+            partition: 3,
+            offset,
+            floor,
+        };
+        // A batch starting at 50 forwards 50 and 52; 51 failed and is sent again after.
+        entry.record_origin(&origin(50, 50));
+        entry.record_origin(&origin(52, 50));
+        assert!(entry.reflects_origin(&origin(50, 50)));
+        assert!(!entry.reflects_origin(&origin(51, 50)));
+        entry.record_origin(&origin(51, 50));
+        assert!(entry.reflects_origin(&origin(52, 50)));
+        // The next batch starts at 60: everything below is a second copy, and the set shrinks.
+        entry.record_origin(&origin(61, 60));
+        assert!(entry.reflects_origin(&origin(55, 50)));
+        assert!(!entry.reflects_origin(&origin(62, 60)));
+        assert_eq!(entry.forwarded[0].applied, vec![61]);
+        // Another origin partition is tracked on its own.
+        assert!(!entry.reflects_origin(&Origin {
+            partition: 4,
+            ..origin(50, 50)
+        }));
     }
 
     #[test]

@@ -104,16 +104,36 @@ pub fn consents(customer: &str, first_purchase: Date) -> MemberConsents {
     }
 }
 
-/// The events of one purchase: the order, and the points it earned.
+/// The store card of a customer who shops in store (one in eight), whose purchases the
+/// store's point-of-sale system reports under the card's id rather than the member's.
+pub fn store_card(customer: &str) -> Option<String> {
+    let h = customer_hash(customer);
+    (h >> 56)
+        .is_multiple_of(8)
+        .then(|| format!("card-{:08x}", h & 0xffff_ffff))
+}
+
+/// The key a source system writes an event under: its own id for the member when it has
+/// one (customer-graph re-keys those events to the member), else the member id.
+pub fn record_key(event: &MemberEvent) -> &str {
+    event
+        .source_member_id
+        .as_deref()
+        .unwrap_or(&event.member_id)
+}
+
+/// The events of one purchase: the order, and the points it earned. Store-card holders'
+/// events come from the point-of-sale system, keyed by the card.
 pub fn purchase_events(p: &Purchase) -> [MemberEvent; 2] {
     let at = noon(p.day);
+    let card = store_card(&p.customer);
     let envelope = |suffix: &str, payload| MemberEvent {
         event_id: format!("cdnow-{}-{suffix}", p.line),
         member_id: p.customer.clone(),
         brand_id: BRAND.into(),
         occurred_at: at,
-        source: "cdnow".into(),
-        source_member_id: None,
+        source: if card.is_some() { "pos" } else { "cdnow" }.into(),
+        source_member_id: card.clone(),
         payload,
     };
     [
@@ -150,5 +170,27 @@ mod tests {
         let day = Date::from_ymd(1997, 3, 1).unwrap();
         assert_eq!(profile("00042", day), profile("00042", day));
         assert_eq!(consents("00042", day), consents("00042", day));
+    }
+
+    #[test]
+    fn one_customer_in_eight_shops_with_a_store_card() {
+        let customers: Vec<String> = (0..8000).map(|i| format!("{i:05}")).collect();
+        let carded = customers.iter().filter(|c| store_card(c).is_some()).count();
+        assert!((850..1150).contains(&carded), "{carded} of 8000");
+        let p = Purchase {
+            customer: customers
+                .iter()
+                .find(|c| store_card(c).is_some())
+                .unwrap()
+                .clone(),
+            day: Date::from_ymd(1997, 3, 1).unwrap(),
+            line: 7,
+            cds: 1,
+            amount_minor: 1299,
+        };
+        for event in purchase_events(&p) {
+            assert_eq!(event.member_id, p.customer);
+            assert_eq!(Some(record_key(&event).to_owned()), store_card(&p.customer));
+        }
     }
 }

@@ -119,8 +119,10 @@ struct Watched {
 
 impl Watched {
     fn add<A: Agent>(&mut self, agent: &A) {
-        self.groups
-            .push((format!("loyalty-swarm.{}", A::NAME), agent.inputs()));
+        self.groups.push((
+            format!("loyalty-swarm.{}", A::NAME),
+            runner::consumed_topics(agent),
+        ));
         self.topics
             .extend(agent.outputs().iter().map(|o| o.topic.to_owned()));
         self.topics.push(runner::changelog_topic::<A>());
@@ -211,6 +213,7 @@ pub async fn run_demo(
     let mut watched = Watched::default();
     let agent = CustomerGraph::new(&config.agent);
     watched.add(&agent);
+    let graph_consumed = runner::consumed_topics(&agent);
     let agent_task = tokio::spawn(runner::run(
         agent,
         config.clone(),
@@ -244,7 +247,7 @@ pub async fn run_demo(
     let caught_up = inspect::wait_caught_up(
         &options.bootstrap_servers,
         &group,
-        &[topics::MEMBER_EVENTS, topics::MEMBER_PROFILES],
+        &graph_consumed,
         Duration::from_secs(600),
     )
     .await?;

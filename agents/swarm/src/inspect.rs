@@ -148,15 +148,15 @@ pub async fn all_records(
 pub fn group_lag(
     bootstrap_servers: &str,
     group: &str,
-    topics: &[&str],
+    topics: &[impl AsRef<str>],
 ) -> Result<i64, RuntimeError> {
     lag(&consumer(bootstrap_servers, group)?, topics)
 }
 
 /// [`group_lag`] through a consumer of the group, for callers that ask repeatedly.
-fn lag(consumer: &StreamConsumer, topics: &[&str]) -> Result<i64, RuntimeError> {
+fn lag(consumer: &StreamConsumer, topics: &[impl AsRef<str>]) -> Result<i64, RuntimeError> {
     let mut tpl = TopicPartitionList::new();
-    for topic in topics {
+    for topic in topics.iter().map(AsRef::as_ref) {
         for p in partitions(consumer, topic)? {
             tpl.add_partition(topic, p);
         }
@@ -184,7 +184,7 @@ fn lag(consumer: &StreamConsumer, topics: &[&str]) -> Result<i64, RuntimeError> 
 pub async fn wait_caught_up(
     bootstrap_servers: &str,
     group: &str,
-    topics: &[&str],
+    topics: &[impl AsRef<str>],
     limit: Duration,
 ) -> Result<bool, RuntimeError> {
     let deadline = tokio::time::Instant::now() + limit;
@@ -201,7 +201,7 @@ pub async fn wait_caught_up(
 }
 
 /// Consumer groups and the topics each consumes, for [`wait_quiet`].
-pub type Watched = Vec<(String, Vec<&'static str>)>;
+pub type Watched = Vec<(String, Vec<String>)>;
 
 /// Wait until every group has committed all of its inputs and none of `topics` has grown
 /// for `quiet_for`, or `limit` passes (`false`). The swarm's agents feed each other

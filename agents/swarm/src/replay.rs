@@ -162,7 +162,7 @@ pub async fn replay(
                 batch.push(record(
                     &events_enc,
                     topics::MEMBER_EVENTS,
-                    &event.member_id,
+                    cdnow::record_key(&event),
                     &event,
                     "member event",
                 )?);

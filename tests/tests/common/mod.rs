@@ -12,7 +12,7 @@ use apache_avro::AvroSchema;
 use customer_graph::{CustomerGraph, MemberFold, Settings};
 use loyalty_contracts::{MemberEvent, MemberProfile, MemberState, topics};
 use loyalty_runtime::codec::{Decoder, Encoder, leak};
-use loyalty_runtime::{Agent, Harness, Input};
+use loyalty_runtime::{Agent, Harness, Input, runner};
 use swarm::cdnow;
 use swarm::stack::{self, Stack, StackOptions};
 
@@ -200,14 +200,12 @@ impl Drop for AgentProcess {
     }
 }
 
+/// Wait until customer-graph (run as `agent`, a group name) has committed everything it
+/// reads, its repartition topic included.
 pub async fn wait_caught_up(stack: &Stack, agent: &str, limit: Duration) {
-    wait_caught_up_on(
-        stack,
-        agent,
-        &[topics::MEMBER_EVENTS, topics::MEMBER_PROFILES],
-        limit,
-    )
-    .await
+    let consumed = runner::consumed_topics(&CustomerGraph::new(&Default::default()));
+    let consumed: Vec<&str> = consumed.iter().map(String::as_str).collect();
+    wait_caught_up_on(stack, agent, &consumed, limit).await
 }
 
 /// Replay `file` onto `stack` in the background, while the test kills or stops agents.

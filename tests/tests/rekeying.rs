@@ -1,0 +1,134 @@
+//! Identity re-keying: an event its source system keyed by its own id reaches the
+//! member's state through customer-graph's repartition topic, and a second copy of a
+//! forwarded record (what an origin's replay after a crash writes) changes nothing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::*;
+use loyalty_contracts::{MemberEvent, OrderPlaced, Payload, Timestamp, topics};
+use loyalty_runtime::kafka::{self, OutRecord};
+
+const REPARTITION: &str = "customer-graph.rekey-repartition";
+
+fn store_order(event_id: &str, amount_minor: i64, day: i64) -> MemberEvent {
+    MemberEvent {
+        event_id: event_id.into(),
+        member_id: "m1".into(),
+        brand_id: "cdnow".into(),
+        occurred_at: Timestamp(870_000_000_000 + day * 86_400_000),
+        source: "pos".into(),
+        source_member_id: Some("card-1".into()),
+        payload: Payload::OrderPlaced(OrderPlaced {
+            order_id: event_id.into(),
+            amount_minor,
+            currency: "USD".into(),
+            margin_minor: None,
+            items: 1,
+            location_id: None,
+            product_line: None,
+        }),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_keyed_by_a_source_id_are_applied_once_under_their_member() {
+    let stack = start_stack().await;
+    let events = member_event_encoder(&stack).await;
+    // The fold's own event-id check remembers only the last event, so only the
+    // runtime's record of applied origins can recognise the second copies below.
+    let agent = AgentProcess::spawn(
+        "customer-graph",
+        &stack,
+        &["--set", "agent.dedupe_window=1"],
+    );
+    agent.wait_ready(Duration::from_secs(60)).await;
+    let producer = kafka::producer(&stack.bootstrap_servers, &BTreeMap::new()).unwrap();
+    let by_card = |event: &MemberEvent| OutRecord {
+        topic: topics::MEMBER_EVENTS.into(),
+        partition: None,
+        key: "card-1".into(),
+        payload: Some(events.encode(event).unwrap()),
+        timestamp: None,
+        headers: vec![],
+    };
+    kafka::produce_all(
+        &producer,
+        &[
+            by_card(&store_order("e1", 1_000, 0)),
+            by_card(&store_order("e2", 2_000, 3)),
+        ],
+    )
+    .await
+    .unwrap();
+    wait_caught_up(&stack, "customer-graph", Duration::from_secs(120)).await;
+
+    let forwarded = swarm::inspect::all_records(&stack.bootstrap_servers, REPARTITION)
+        .await
+        .unwrap();
+    assert_eq!(forwarded.len(), 2, "both events were forwarded");
+    let origin = |headers: &Vec<(String, String)>, name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    for (_, headers) in &forwarded {
+        assert_eq!(
+            origin(headers, "loyalty.origin.topic"),
+            topics::MEMBER_EVENTS
+        );
+    }
+    let state = decode_state(&member_state_bodies(&stack).await["m1"]);
+    assert_eq!(
+        (state.spend_minor, state.btyd.as_ref().unwrap().x),
+        (3_000, 1)
+    );
+    assert_eq!(state.identity_links, vec!["pos:card-1".to_owned()]);
+    assert!(
+        !member_state_bodies(&stack).await.contains_key("card-1"),
+        "no state under the source id"
+    );
+
+    // Both forwarded records again, with their origin headers, as an origin that
+    // replayed them after a crash would write them.
+    let copies: Vec<OutRecord> = forwarded
+        .iter()
+        .map(|(payload, headers)| OutRecord {
+            topic: REPARTITION.into(),
+            partition: None,
+            key: "m1".into(),
+            payload: payload.clone(),
+            timestamp: None,
+            headers: headers.clone(),
+        })
+        .collect();
+    kafka::produce_all(&producer, &copies).await.unwrap();
+    wait_caught_up(&stack, "customer-graph", Duration::from_secs(120)).await;
+    let again = decode_state(&member_state_bodies(&stack).await["m1"]);
+    assert_eq!(again, state, "second copies change nothing");
+    let (_, metrics) = agent.get("/metrics").await.unwrap();
+    assert_eq!(
+        metric(
+            &metrics,
+            "loyalty_swarm_records_rekeyed_total",
+            &[("topic", topics::MEMBER_EVENTS)]
+        ),
+        Some(2.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "loyalty_swarm_replay_skipped_total",
+            &[("topic", REPARTITION)]
+        ),
+        Some(2.0),
+        "{metrics}"
+    );
+    drop(agent);
+    stack.shutdown().await;
+}
