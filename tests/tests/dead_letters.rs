@@ -141,12 +141,28 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
         ),
     ];
     let mut records: Vec<OutRecord> = bad.iter().map(|(_, r)| r.clone()).collect();
-    // A record on the repartition topic that no agent forwarded: no origin headers.
+    // Records on the repartition topic that no agent forwarded: one without origin
+    // headers, and one whose key is not its member (it would be forwarded again).
     records.push(raw(
         "customer-graph.rekey-repartition",
         "m-forged",
         events.encode(&order("e-forged", "m-forged", 1)).unwrap(),
     ));
+    records.push(OutRecord {
+        headers: [
+            ("loyalty.origin.topic", topics::MEMBER_EVENTS),
+            ("loyalty.origin.partition", "7"),
+            ("loyalty.origin.offset", "42"),
+            ("loyalty.origin.floor", "40"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .to_vec(),
+        ..raw(
+            "customer-graph.rekey-repartition",
+            "m-loop",
+            events.encode(&order("e-loop", "m-elsewhere", 1)).unwrap(),
+        )
+    });
     records.push(raw(
         topics::MEMBER_EVENTS,
         "m-good",
@@ -178,7 +194,10 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
 
     let event_letters: Vec<_> = dead
         .iter()
-        .filter(|(_, h)| header(h, "dlq.source.topic") == topics::MEMBER_EVENTS)
+        .filter(|(_, h)| {
+            header(h, "dlq.source.topic") == topics::MEMBER_EVENTS
+                && !header(h, "dlq.error.reason").contains("re-keyed again")
+        })
         .collect();
     assert_eq!(
         event_letters.len(),
@@ -211,14 +230,25 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
     assert!(reasons[4].contains("negative"), "{}", reasons[4]);
     assert!(reasons[5].contains("unknown tier"), "{}", reasons[5]);
 
-    let forged = dead
+    let forged: Vec<String> = dead
         .iter()
-        .find(|(_, h)| header(h, "dlq.source.topic") == "customer-graph.rekey-repartition")
-        .expect("the forged repartition record is dead-lettered");
-    assert!(
-        header(&forged.1, "dlq.error.reason").contains("loyalty.origin.topic"),
-        "{:?}",
-        forged.1
+        .filter(|(_, h)| header(h, "dlq.source.topic") == "customer-graph.rekey-repartition")
+        .map(|(_, h)| header(h, "dlq.error.reason"))
+        .collect();
+    assert_eq!(forged.len(), 1, "{forged:?}");
+    assert!(forged[0].contains("loyalty.origin.topic"), "{forged:?}");
+    // The other names its origin, so the DLQ names that position.
+    let looped = dead
+        .iter()
+        .find(|(_, h)| header(h, "dlq.error.reason").contains("re-keyed again"))
+        .expect("a record re-keyed twice is dead-lettered");
+    assert_eq!(
+        [
+            header(&looped.1, "dlq.source.topic"),
+            header(&looped.1, "dlq.source.partition"),
+            header(&looped.1, "dlq.source.offset"),
+        ],
+        [topics::MEMBER_EVENTS.to_owned(), "7".into(), "42".into()]
     );
 
     let states = member_state_bodies(&stack).await;
@@ -235,7 +265,7 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
             "loyalty_swarm_dlq_records_total",
             &[("reason", "contract_violation")]
         ),
-        Some(5.0),
+        Some(6.0),
         "{metrics}"
     );
     drop(agent);
