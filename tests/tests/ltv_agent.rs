@@ -1,7 +1,8 @@
 //! ltv as a process on the embedded stack, on the CDNOW sample's member-states: it fits
 //! the population per segment and publishes the fits, values every member with the final
 //! fit, signs every record — and `swarm ltv verify` finds exactly the records that were
-//! tampered with or signed with another key. A bad intervention outcome is dead-lettered.
+//! tampered with or signed with another key. A bad intervention outcome, keyed by the
+//! ESP's own id, is re-keyed to its member and dead-lettered there.
 
 mod common;
 
@@ -203,7 +204,9 @@ async fn values_every_member_signs_every_record_and_verify_finds_tampering() {
     );
     assert_eq!(report.verified, clean.verified);
 
-    // An outcome of an intervention type the swarm does not know goes to the DLQ.
+    // An outcome of an intervention type the swarm does not know goes to the DLQ. The ESP
+    // keys it by its own contact id, so it is re-keyed to the member first, and the DLQ
+    // names the position it entered at.
     let events = common::member_event_encoder(&stack).await;
     let bad = MemberEvent {
         event_id: "outcome-1".into(),
@@ -211,7 +214,7 @@ async fn values_every_member_signs_every_record_and_verify_finds_tampering() {
         brand_id: "cdnow".into(),
         occurred_at: Timestamp(0),
         source: "esp".into(),
-        source_member_id: None,
+        source_member_id: Some("esp-contact-9".into()),
         payload: Payload::InterventionOutcome(InterventionOutcome {
             intervention_id: "i-1".into(),
             intervention_type: "coupon_blast".into(),
@@ -224,7 +227,7 @@ async fn values_every_member_signs_every_record_and_verify_finds_tampering() {
         &producer,
         &[record(
             topics::MEMBER_EVENTS,
-            &member,
+            "esp-contact-9",
             events.encode(&bad).unwrap(),
         )],
     )
@@ -242,6 +245,14 @@ async fn values_every_member_signs_every_record_and_verify_finds_tampering() {
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default();
             assert!(reason.contains("coupon_blast"), "{headers:?}");
+            assert!(
+                headers.contains(&("dlq.source.topic".into(), topics::MEMBER_EVENTS.into())),
+                "{headers:?}"
+            );
+            let forwarded =
+                swarm::inspect::record_count(&stack.bootstrap_servers, "ltv.rekey-repartition")
+                    .unwrap();
+            assert_eq!(forwarded, 1);
             break;
         }
         assert!(

@@ -979,6 +979,7 @@ impl Agent for Ltv {
     const SHARES_SUMMARY: bool = true;
     const NAME: &'static str = "ltv";
     const STORE: &'static str = "join";
+    const REKEYS: bool = true;
 
     fn inputs(&self) -> Vec<&'static str> {
         vec![
@@ -1034,12 +1035,17 @@ impl Agent for Ltv {
             if input.is_tombstone() {
                 return Ok(());
             }
-            let event: MemberEvent =
-                input.decode_keyed("member_id", |e: &MemberEvent| &e.member_id)?;
-            if let Payload::InterventionOutcome(outcome) = &event.payload {
-                let join = state.get_or_insert_with(MemberJoin::default);
-                self.outcome(join, outcome, ctx)?;
+            let event: MemberEvent = input.decode()?;
+            let Payload::InterventionOutcome(outcome) = &event.payload else {
+                return Ok(()); // customer-graph's to fold, not this agent's
+            };
+            if event.member_id != input.key {
+                // Keyed by a source system's id: the outcome belongs to its member
+                // (the identity rule customer-graph applies to every event).
+                return ctx.rekey(&event.member_id);
             }
+            let join = state.get_or_insert_with(MemberJoin::default);
+            self.outcome(join, outcome, ctx)?;
             return Ok(());
         }
         if input.is_tombstone() && input.topic == topics::MEMBER_STATE {

@@ -312,6 +312,38 @@ fn outcomes_count_once_per_intervention_and_bad_ones_are_rejected() {
 }
 
 #[test]
+fn an_outcome_keyed_by_a_source_id_is_rekeyed_and_other_events_are_ignored() {
+    let mut rig = rig(&[]);
+    let mut state = None;
+    let converted = outcome(
+        "i1",
+        "offer",
+        InterventionResult::Converted,
+        Some(900),
+        false,
+    );
+    let mut order = converted.clone();
+    order.payload = Payload::PointsEarned(loyalty_contracts::PointsEarned {
+        points: 9,
+        reason: "purchase".into(),
+        qualifying: false,
+    });
+    for (event, rekeyed) in [(&converted, Some("m1")), (&order, None)] {
+        let framed = Framed::new(event).unwrap();
+        let mut ctx = rig.harness.context();
+        rig.agent
+            .handle(
+                &framed.input(topics::MEMBER_EVENTS, "esp-77", 0),
+                &mut state,
+                &mut ctx,
+            )
+            .unwrap();
+        assert_eq!(ctx.rekeyed(), rekeyed);
+    }
+    assert!(state.is_none(), "nothing applied under the source id");
+}
+
+#[test]
 fn every_byte_of_a_signed_record_is_covered_and_another_key_is_detected() {
     let mut rig = rig(&[("tier:gold", 9_000)]);
     let m = member("m1", 6, 30, 20, 4_000, "gold");
