@@ -139,6 +139,9 @@ pub struct TopicSpec {
     /// Replication factor; -1 takes the broker's default.
     pub replication: i32,
     pub compacted: bool,
+    /// `retention.ms` to set; `None` takes the broker's default, `Some(-1)` keeps every
+    /// record.
+    pub retention_ms: Option<i64>,
 }
 
 /// Create topics that do not exist yet; existing topics are left as they are.
@@ -149,18 +152,26 @@ pub async fn ensure_topics(
 ) -> Result<(), RuntimeError> {
     let admin: AdminClient<DefaultClientContext> =
         base_config(bootstrap_servers, librdkafka).create()?;
+    let retention: Vec<Option<String>> = topics
+        .iter()
+        .map(|t| t.retention_ms.map(|ms| ms.to_string()))
+        .collect();
     let new: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|t| {
+        .zip(&retention)
+        .map(|(t, retention)| {
             let topic = NewTopic::new(
                 &t.name,
                 t.partitions,
                 TopicReplication::Fixed(t.replication),
+            )
+            .set(
+                "cleanup.policy",
+                if t.compacted { "compact" } else { "delete" },
             );
-            if t.compacted {
-                topic.set("cleanup.policy", "compact")
-            } else {
-                topic.set("cleanup.policy", "delete")
+            match retention {
+                Some(ms) => topic.set("retention.ms", ms),
+                None => topic,
             }
         })
         .collect();

@@ -276,12 +276,14 @@ pub async fn run<A: Agent>(
             partitions: rt.partitions,
             replication: -1,
             compacted: true,
+            retention_ms: None,
         },
         TopicSpec {
             name: dlq.clone(),
             partitions: 1,
             replication: -1,
             compacted: false,
+            retention_ms: None,
         },
     ];
     if A::SHARES_SUMMARY {
@@ -290,6 +292,7 @@ pub async fn run<A: Agent>(
             partitions: 1,
             replication: -1,
             compacted: true,
+            retention_ms: None,
         });
     }
     // Named once per process and subscribed to like the agent's own inputs.
@@ -301,6 +304,9 @@ pub async fn run<A: Agent>(
             partitions: rt.partitions,
             replication: -1,
             compacted: false,
+            // Every forwarded record must survive however long the instance that reads
+            // it is down, as Kafka Streams keeps its repartition topics.
+            retention_ms: Some(-1),
         });
     }
     retry("create_topics", backoff, &metrics, || {

@@ -208,6 +208,7 @@ pub async fn serve(
             partitions: 1,
             replication: 1,
             compacted: true,
+            retention_ms: None,
         }],
     )
     .await?;

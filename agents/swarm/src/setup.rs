@@ -26,6 +26,7 @@ pub fn topic_specs(target: &Target) -> Vec<TopicSpec> {
             partitions: if c.member_keyed { target.partitions } else { 1 },
             replication: target.replication,
             compacted: c.cleanup == Cleanup::Compact,
+            retention_ms: None,
         })
         .collect()
 }
