@@ -93,23 +93,63 @@ async fn events_keyed_by_a_source_id_are_applied_once_under_their_member() {
         "no state under the source id"
     );
 
-    // Both forwarded records again, with their origin headers, as an origin that
-    // replayed them after a crash would write them.
-    let copies: Vec<OutRecord> = forwarded
-        .iter()
-        .map(|(payload, headers)| OutRecord {
-            topic: REPARTITION.into(),
-            partition: None,
-            key: "m1".into(),
-            payload: payload.clone(),
-            timestamp: None,
-            headers: headers.clone(),
-        })
-        .collect();
+    // A forwarded record again, with its origin headers (as an origin that replayed it
+    // after a crash writes it), or with its floor header replaced.
+    let copy = |(payload, headers): &(Option<Vec<u8>>, Vec<(String, String)>),
+                floor: Option<String>| OutRecord {
+        topic: REPARTITION.into(),
+        partition: None,
+        key: "m1".into(),
+        payload: payload.clone(),
+        timestamp: None,
+        headers: headers
+            .iter()
+            .map(|(k, v)| match (&floor, k.as_str()) {
+                (Some(f), "loyalty.origin.floor") => (k.clone(), f.clone()),
+                _ => (k.clone(), v.clone()),
+            })
+            .collect(),
+    };
+    let skipped = || async {
+        let (_, metrics) = agent.get("/metrics").await.unwrap();
+        metric(
+            &metrics,
+            "loyalty_swarm_replay_skipped_total",
+            &[("topic", REPARTITION)],
+        )
+    };
+    // Copies at or above the floor: recognised by the offsets applied.
+    let copies: Vec<OutRecord> = forwarded.iter().map(|r| copy(r, None)).collect();
     kafka::produce_all(&producer, &copies).await.unwrap();
     wait_caught_up(&stack, "customer-graph", Duration::from_secs(120)).await;
     let again = decode_state(&member_state_bodies(&stack).await["m1"]);
     assert_eq!(again, state, "second copies change nothing");
+    assert_eq!(skipped().await, Some(2.0));
+
+    // A later batch raises the floor; copies below it are recognised by the floor alone
+    // (the set of applied offsets has been pruned), and a copy below its own floor too.
+    kafka::produce_all(&producer, &[by_card(&store_order("e3", 4_000, 9))])
+        .await
+        .unwrap();
+    wait_caught_up(&stack, "customer-graph", Duration::from_secs(120)).await;
+    let third = decode_state(&member_state_bodies(&stack).await["m1"]);
+    assert_eq!(third.spend_minor, 7_000);
+    let all = swarm::inspect::all_records(&stack.bootstrap_servers, REPARTITION)
+        .await
+        .unwrap();
+    let e3 = all
+        .iter()
+        .find(|(_, h)| origin(h, "loyalty.origin.floor") != "0")
+        .expect("e3 was forwarded from a later batch");
+    let e3_offset: i64 = origin(&e3.1, "loyalty.origin.offset").parse().unwrap();
+    let mut copies: Vec<OutRecord> = forwarded.iter().map(|r| copy(r, None)).collect();
+    copies.push(copy(e3, Some((e3_offset + 1).to_string())));
+    kafka::produce_all(&producer, &copies).await.unwrap();
+    wait_caught_up(&stack, "customer-graph", Duration::from_secs(120)).await;
+    let again = decode_state(&member_state_bodies(&stack).await["m1"]);
+    assert_eq!(again, third, "second copies change nothing");
+    assert_eq!(skipped().await, Some(5.0));
+
     let (_, metrics) = agent.get("/metrics").await.unwrap();
     assert_eq!(
         metric(
@@ -117,18 +157,47 @@ async fn events_keyed_by_a_source_id_are_applied_once_under_their_member() {
             "loyalty_swarm_records_rekeyed_total",
             &[("topic", topics::MEMBER_EVENTS)]
         ),
-        Some(2.0),
-        "{metrics}"
-    );
-    assert_eq!(
-        metric(
-            &metrics,
-            "loyalty_swarm_replay_skipped_total",
-            &[("topic", REPARTITION)]
-        ),
-        Some(2.0),
+        Some(3.0),
         "{metrics}"
     );
     drop(agent);
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_repartition_topic_with_another_partition_count_stops_the_agent_at_start_up() {
+    let stack = start_stack().await;
+    kafka::ensure_topics(
+        &stack.bootstrap_servers,
+        &BTreeMap::new(),
+        &[kafka::TopicSpec {
+            name: REPARTITION.into(),
+            partitions: 3,
+            replication: 1,
+            compacted: false,
+            retention_ms: None,
+        }],
+    )
+    .await
+    .unwrap();
+    let mut agent = AgentProcess::spawn("customer-graph", &stack, &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = agent.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent kept running:\n{}",
+            agent.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!status.success(), "{status:?}");
+    let log = agent.log_tail();
+    assert!(
+        log.contains("partition counts differ") && log.contains(&format!("{REPARTITION} has 3")),
+        "{log}"
+    );
     stack.shutdown().await;
 }

@@ -292,8 +292,9 @@ impl<'a> Context<'a> {
     /// record key's (an event a source system keyed by its own id, say). Call it before
     /// touching state, and return. The runtime forwards the record unchanged through the
     /// repartition topic to the task that owns `key`, where `handle` sees it again with
-    /// `key` as its key; whatever else this call did is discarded (Kafka Streams'
-    /// `selectKey` followed by a repartition). Needs [`Agent::REKEYS`].
+    /// `key` as its key; the state changes and outputs of this call are discarded (Kafka
+    /// Streams' `selectKey` followed by a repartition), summary changes are not, so re-key
+    /// before touching the summary. Needs [`Agent::REKEYS`].
     pub fn rekey(&mut self, key: &str) -> Result<(), HandleError> {
         if key.is_empty() {
             return Err(Rejection::new(RejectionKind::BadKey, "re-keyed to an empty key").into());

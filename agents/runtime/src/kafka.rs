@@ -189,6 +189,20 @@ pub async fn ensure_topics(
     Ok(())
 }
 
+/// The partition ids of `topic`; none if the broker does not know it.
+pub fn partition_ids<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &impl rdkafka::consumer::Consumer<C>,
+    topic: &str,
+) -> Result<Vec<i32>, RuntimeError> {
+    let metadata = blocking(|| consumer.fetch_metadata(Some(topic), Duration::from_secs(10)))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect())
+}
+
 /// Run a blocking librdkafka call (metadata, watermarks, synchronous commit) without
 /// holding an async worker: with the embedded broker in the same process and two cores,
 /// a worker stuck in a 10-second metadata call is a worker the broker needs to answer it.

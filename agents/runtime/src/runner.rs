@@ -316,6 +316,19 @@ pub async fn run<A: Agent>(
 
     let mut inputs = agent.inputs();
     inputs.extend(repartition);
+    let co_partitioned: Vec<&str> = inputs.iter().copied().chain([changelog.as_str()]).collect();
+    let problems = retry("check_co_partitioning", backoff, &metrics, || async {
+        co_partitioning_problems(rt, &co_partitioned)
+    })
+    .await?;
+    if !problems.is_empty() {
+        return Err(RuntimeError::Other(format!(
+            "{} needs partition p of every member-keyed input, its changelog and its \
+             repartition topic together; their partition counts differ: {}",
+            A::NAME,
+            problems.join(", ")
+        )));
+    }
     let table_specs = agent.tables();
     let shared = Arc::new(Shared {
         agent,
@@ -379,6 +392,32 @@ pub async fn run<A: Agent>(
     let _ = http_task.await;
     info!(agent = A::NAME, ok = result.is_ok(), "stopped");
     result
+}
+
+/// The partition counts of `topics` when they are not all the same (topics the broker
+/// does not know yet are left out), or nothing.
+fn co_partitioning_problems(
+    rt: &RuntimeSettings,
+    topics: &[&str],
+) -> Result<Vec<String>, RuntimeError> {
+    let consumer: rdkafka::consumer::BaseConsumer =
+        kafka::base_config(&rt.bootstrap_servers, &rt.librdkafka).create()?;
+    let mut counts = Vec::new();
+    for topic in topics {
+        let partitions = kafka::partition_ids(&consumer, topic)?.len();
+        if partitions > 0 {
+            counts.push((*topic, partitions));
+        }
+    }
+    let distinct: BTreeSet<usize> = counts.iter().map(|(_, n)| *n).collect();
+    Ok(if distinct.len() > 1 {
+        counts
+            .iter()
+            .map(|(topic, n)| format!("{topic} has {n}"))
+            .collect()
+    } else {
+        Vec::new()
+    })
 }
 
 /// Resolves once `rx` turns true (or its sender is gone): the shutdown future handed
@@ -475,7 +514,13 @@ async fn process<A: Agent>(
         let assignments = consumer.context().assignments.load(Ordering::Acquire);
         health.set_ready(assignments > 0);
         if assignments != committed_for {
-            committed = committed_offsets(&consumer)?;
+            // Only saves commits that would change nothing: without it every position is
+            // committed once more. A read_committed lookup can wait out another
+            // instance's open transaction, so a failure is no reason to stop.
+            committed = committed_offsets(&consumer).unwrap_or_else(|e| {
+                warn!(error = %e, "committed offsets not read; positions are committed again");
+                HashMap::new()
+            });
             committed_for = assignments;
         }
         if A::SHARES_SUMMARY {
@@ -622,8 +667,6 @@ async fn maybe_refresh<A: Agent>(
     Ok(())
 }
 
-/// Call the agent's `refresh` for every key of every owned partition; state that changed
-/// is marked for the changelog, outputs are returned for producing.
 /// What `handle`, `refresh` and `publish` see: the tables, the encoders, and the summary
 /// and population of agents that share one.
 fn context<'a, A: Agent>(
@@ -643,6 +686,8 @@ fn context<'a, A: Agent>(
     }
 }
 
+/// Call the agent's `refresh` for every key of every owned partition; state that changed
+/// is marked for the changelog, outputs are returned for producing.
 fn refresh_all<A: Agent>(
     shared: &Shared<A>,
     stores: &mut BTreeMap<i32, Store<A>>,
@@ -1320,7 +1365,8 @@ async fn handle_message<A: Agent>(
         None
     };
     if let Some(origin) = &origin
-        && store.get(key).is_some_and(|e| e.reflects_origin(origin))
+        && (origin.offset < origin.floor
+            || store.get(key).is_some_and(|e| e.reflects_origin(origin)))
     {
         // A second copy, forwarded again when its origin replayed.
         shared
@@ -1403,7 +1449,13 @@ async fn handle_message<A: Agent>(
                     A::NAME
                 )));
             };
-            if origin.is_some() || to == key {
+            if to == key {
+                return rejected(
+                    Rejection::contract(format!("re-keyed to its own key {key:?}")),
+                    outputs,
+                );
+            }
+            if origin.is_some() {
                 // Forwarding again could go round in circles.
                 return rejected(
                     Rejection::contract(format!(

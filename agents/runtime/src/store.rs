@@ -32,8 +32,8 @@ pub struct Entry<S> {
 /// An origin forwards a record again only when it replays from its committed offset, and
 /// every record it forwarded below that offset was acknowledged before the commit, so
 /// its first copy is already ahead in the repartition topic. Each forwarded record
-/// carries that offset as its floor: below the highest floor seen, any record is a
-/// second copy; at or above it, only the exact offsets applied are. So the set stays as
+/// carries that offset as its floor: below the highest floor seen (or below its own),
+/// any record is a second copy; at or above it, only the exact offsets applied are. So the set stays as
 /// small as one uncommitted batch, and neither retries nor a replay that re-sends
 /// records out of order can make it skip a first copy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -212,8 +212,11 @@ impl<S: Serialize + DeserializeOwned, M: Serialize + DeserializeOwned + Default>
         }
         match value {
             Some(bytes) => {
-                let entry: Entry<S> = postcard::from_bytes(bytes)
-                    .map_err(|e| RuntimeError::StateCodec(e.to_string()))?;
+                let mut entry = decode_entry::<S>(bytes)?;
+                // An entry written before an input was added has no position for it yet.
+                if entry.positions.len() < self.inputs {
+                    entry.positions.resize(self.inputs, -1);
+                }
                 self.account(key, bytes.len());
                 self.entries.insert(key.to_owned(), entry);
             }
@@ -248,9 +251,40 @@ impl<S: Serialize + DeserializeOwned, M: Serialize + DeserializeOwned + Default>
     }
 }
 
-/// The changelog encoding of an entry (postcard: compact, fast, serde-driven).
+/// First byte of an entry in the current changelog encoding. postcard is positional, so
+/// an entry written before `forwarded` existed would be misread as this layout; those
+/// start with their positions' length, a varint below 0x80 (an agent has a handful of
+/// inputs), so this marker tells the two apart.
+const ENTRY_FORMAT: u8 = 0xF2;
+
+/// An entry as changelogs held it before re-keying (no `forwarded`).
+#[derive(Deserialize)]
+struct EntryWithoutForwarded<S> {
+    positions: Vec<i64>,
+    state: Option<S>,
+}
+
+/// The changelog encoding of an entry: the format marker, then postcard (compact, fast,
+/// serde-driven).
 pub fn encode_entry<S: Serialize>(entry: &Entry<S>) -> Result<Vec<u8>, RuntimeError> {
-    postcard::to_stdvec(entry).map_err(|e| RuntimeError::StateCodec(e.to_string()))
+    postcard::to_extend(entry, vec![ENTRY_FORMAT])
+        .map_err(|e| RuntimeError::StateCodec(e.to_string()))
+}
+
+/// Decode an entry in either changelog encoding.
+fn decode_entry<S: DeserializeOwned>(bytes: &[u8]) -> Result<Entry<S>, RuntimeError> {
+    let codec = |e: postcard::Error| RuntimeError::StateCodec(e.to_string());
+    match bytes.split_first() {
+        Some((&ENTRY_FORMAT, rest)) => postcard::from_bytes(rest).map_err(codec),
+        _ => {
+            let old: EntryWithoutForwarded<S> = postcard::from_bytes(bytes).map_err(codec)?;
+            Ok(Entry {
+                positions: old.positions,
+                forwarded: Vec::new(),
+                state: old.state,
+            })
+        }
+    }
 }
 
 #[cfg(test)]
@@ -319,6 +353,28 @@ mod tests {
             partition: 4,
             ..origin(50, 50)
         }));
+    }
+
+    #[test]
+    fn entries_written_before_forwarding_existed_are_still_read() {
+        #[derive(Serialize)]
+        struct Old {
+            positions: Vec<i64>,
+            state: Option<u64>,
+        }
+        let old = postcard::to_stdvec(&Old {
+            positions: vec![7, 3],
+            state: Some(42),
+        })
+        .unwrap();
+        // One more input since (the repartition topic): its position starts empty.
+        let mut store: PartitionStore<u64> = PartitionStore::new(3);
+        store.restore("m1", Some(&old)).unwrap();
+        let entry = store.get("m1").unwrap();
+        assert_eq!(
+            (entry.positions.clone(), entry.state, entry.forwarded.len()),
+            (vec![7, 3, -1], Some(42), 0)
+        );
     }
 
     #[test]

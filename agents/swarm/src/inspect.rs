@@ -20,13 +20,7 @@ fn consumer(bootstrap_servers: &str, group: &str) -> Result<StreamConsumer, Runt
 }
 
 fn partitions(consumer: &StreamConsumer, topic: &str) -> Result<Vec<i32>, RuntimeError> {
-    let metadata =
-        kafka::blocking(|| consumer.fetch_metadata(Some(topic), Duration::from_secs(10)))?;
-    Ok(metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect())
+    kafka::partition_ids(consumer, topic)
 }
 
 /// The newest value of every key in `topic` (tombstones remove the key).

@@ -45,6 +45,8 @@ ancient as (
     join deletion del on del.topition = tp.id
     left join retention ret on ret.topition = tp.id
     where c.name = $1
+    -- loyalty-swarm patch 11: retention.ms = -1 means no time limit, as on Kafka.
+    and (ret.value is null or cast(ret.value as integer) >= 0)
     and $2 - r.timestamp > coalesce(cast(ret.value as integer), $3)
 )
 
