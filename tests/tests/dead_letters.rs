@@ -9,32 +9,10 @@ use std::time::Duration;
 
 use apache_avro::AvroSchema;
 use common::*;
-use loyalty_contracts::{
-    MemberEvent, OrderPlaced, Payload, Program, TierChanged, Timestamp, topics,
-};
+use loyalty_contracts::{Payload, Program, TierChanged, topics};
 use loyalty_runtime::codec::{Encoder, leak};
 use loyalty_runtime::kafka::{self, OutRecord};
 use loyalty_runtime::registry::RegistryClient;
-
-fn order(event_id: &str, member: &str, amount_minor: i64) -> MemberEvent {
-    MemberEvent {
-        event_id: event_id.into(),
-        member_id: member.into(),
-        brand_id: "cdnow".into(),
-        occurred_at: Timestamp(870_000_000_000),
-        source: "test".into(),
-        source_member_id: None,
-        payload: Payload::OrderPlaced(OrderPlaced {
-            order_id: event_id.into(),
-            amount_minor,
-            currency: "USD".into(),
-            margin_minor: None,
-            items: 1,
-            location_id: None,
-            product_line: None,
-        }),
-    }
-}
 
 fn raw(topic: &str, key: &str, payload: Vec<u8>) -> OutRecord {
     OutRecord {
@@ -85,9 +63,11 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
     let agent = AgentProcess::spawn("customer-graph", &stack, &[]);
     agent.wait_ready(Duration::from_secs(60)).await;
 
-    let mut unknown_id = events.encode(&order("e-unknown", "m-bad", 100)).unwrap();
+    let mut unknown_id = events
+        .encode(&order_event("e-unknown", "m-bad", 100))
+        .unwrap();
     unknown_id[1..5].copy_from_slice(&9999u32.to_be_bytes());
-    let mut unknown_tier = order("e-tier", "m-bad", 0);
+    let mut unknown_tier = order_event("e-tier", "m-bad", 0);
     unknown_tier.payload = Payload::TierChanged(TierChanged {
         program_id: swarm::cdnow::PROGRAM_ID.into(),
         from_tier: None,
@@ -110,7 +90,7 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
         (
             "undecodable",
             raw(topics::MEMBER_EVENTS, "m-bad", {
-                let mut b = events.encode(&order("e-trunc", "m-bad", 1)).unwrap();
+                let mut b = events.encode(&order_event("e-trunc", "m-bad", 1)).unwrap();
                 b.truncate(12);
                 b
             }),
@@ -120,7 +100,7 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
             raw(
                 topics::MEMBER_EVENTS,
                 "m-bad",
-                events.encode(&order("e-nomember", "", 100)).unwrap(),
+                events.encode(&order_event("e-nomember", "", 100)).unwrap(),
             ),
         ),
         (
@@ -128,7 +108,9 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
             raw(
                 topics::MEMBER_EVENTS,
                 "m-bad",
-                events.encode(&order("e-negative", "m-bad", -5)).unwrap(),
+                events
+                    .encode(&order_event("e-negative", "m-bad", -5))
+                    .unwrap(),
             ),
         ),
         (
@@ -146,7 +128,9 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
     records.push(raw(
         "customer-graph.rekey-repartition",
         "m-forged",
-        events.encode(&order("e-forged", "m-forged", 1)).unwrap(),
+        events
+            .encode(&order_event("e-forged", "m-forged", 1))
+            .unwrap(),
     ));
     records.push(OutRecord {
         headers: [
@@ -160,13 +144,17 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
         ..raw(
             "customer-graph.rekey-repartition",
             "m-loop",
-            events.encode(&order("e-loop", "m-elsewhere", 1)).unwrap(),
+            events
+                .encode(&order_event("e-loop", "m-elsewhere", 1))
+                .unwrap(),
         )
     });
     records.push(raw(
         topics::MEMBER_EVENTS,
         "m-good",
-        events.encode(&order("e-good", "m-good", 1234)).unwrap(),
+        events
+            .encode(&order_event("e-good", "m-good", 1234))
+            .unwrap(),
     ));
     kafka::produce_all(&producer, &records).await.unwrap();
     wait_caught_up(&stack, "customer-graph", Duration::from_secs(120)).await;

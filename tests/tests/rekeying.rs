@@ -8,28 +8,18 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
-use loyalty_contracts::{MemberEvent, OrderPlaced, Payload, Timestamp, topics};
+use loyalty_contracts::{MemberEvent, Timestamp, topics};
 use loyalty_runtime::kafka::{self, OutRecord};
 
 const REPARTITION: &str = "customer-graph.rekey-repartition";
 
+/// An order of member m1 that the store's point-of-sale reports under its card.
 fn store_order(event_id: &str, amount_minor: i64, day: i64) -> MemberEvent {
     MemberEvent {
-        event_id: event_id.into(),
-        member_id: "m1".into(),
-        brand_id: "cdnow".into(),
         occurred_at: Timestamp(870_000_000_000 + day * 86_400_000),
         source: "pos".into(),
         source_member_id: Some("card-1".into()),
-        payload: Payload::OrderPlaced(OrderPlaced {
-            order_id: event_id.into(),
-            amount_minor,
-            currency: "USD".into(),
-            margin_minor: None,
-            items: 1,
-            location_id: None,
-            product_line: None,
-        }),
+        ..order_event(event_id, "m1", amount_minor)
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use apache_avro::AvroSchema;
 use apache_avro::types::Value;
 use common::*;
-use loyalty_contracts::{MemberEvent, MemberState, OrderPlaced, Payload, Timestamp, topics};
+use loyalty_contracts::{MemberEvent, MemberState, topics};
 use loyalty_runtime::codec::{Encoder, leak};
 use loyalty_runtime::kafka::{self, OutRecord};
 use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
@@ -43,21 +43,8 @@ async fn schema_registry_converter_writes_input_and_reads_output() {
 
     // The event as an Avro value (the client encodes values, not our types).
     let event = MemberEvent {
-        event_id: "rust-1".into(),
-        member_id: "m-rust".into(),
-        brand_id: "cdnow".into(),
-        occurred_at: Timestamp(870_000_000_000),
         source: "shopify".into(),
-        source_member_id: None,
-        payload: Payload::OrderPlaced(OrderPlaced {
-            order_id: "o-rust".into(),
-            amount_minor: 4_200,
-            currency: "USD".into(),
-            margin_minor: None,
-            items: 1,
-            location_id: None,
-            product_line: None,
-        }),
+        ..order_event("rust-1", "m-rust", 4_200)
     };
     let schema = MemberEvent::get_schema();
     let ours = Encoder::new(0, leak(schema.clone()))

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use loyalty_contracts::{MemberEvent, OrderPlaced, Payload, Timestamp, topics};
+use loyalty_contracts::topics;
 use loyalty_runtime::kafka::{self, OutRecord};
 
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
@@ -36,23 +36,7 @@ async fn traceparent_flows_through_and_spans_reach_the_collector() {
     let stack = start_stack().await;
     let (collector_url, bodies) = collector().await;
     let events = member_event_encoder(&stack).await;
-    let event = MemberEvent {
-        event_id: "e-traced".into(),
-        member_id: "m-traced".into(),
-        brand_id: "cdnow".into(),
-        occurred_at: Timestamp(870_000_000_000),
-        source: "test".into(),
-        source_member_id: None,
-        payload: Payload::OrderPlaced(OrderPlaced {
-            order_id: "o-traced".into(),
-            amount_minor: 2_500,
-            currency: "USD".into(),
-            margin_minor: None,
-            items: 1,
-            location_id: None,
-            product_line: None,
-        }),
-    };
+    let event = order_event("e-traced", "m-traced", 2_500);
     let producer = kafka::producer(&stack.bootstrap_servers, &BTreeMap::new()).unwrap();
     kafka::produce_all(
         &producer,

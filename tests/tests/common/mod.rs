@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use apache_avro::AvroSchema;
 use customer_graph::{CustomerGraph, MemberFold, Settings};
-use loyalty_contracts::{MemberEvent, MemberProfile, MemberState, topics};
+use loyalty_contracts::{
+    MemberEvent, MemberProfile, MemberState, OrderPlaced, Payload, Timestamp, topics,
+};
 use loyalty_runtime::codec::{Decoder, Encoder, leak};
 use loyalty_runtime::{Agent, Harness, Input, runner};
 use swarm::cdnow;
@@ -458,6 +460,27 @@ pub fn promtool_check_metrics(metrics: &str) {
 }
 
 /// An encoder for member events, their schema registered with the stack's registry.
+/// An order of `member`: USD, one item, on a fixed day of 1997, from source `test`.
+pub fn order_event(event_id: &str, member: &str, amount_minor: i64) -> MemberEvent {
+    MemberEvent {
+        event_id: event_id.into(),
+        member_id: member.into(),
+        brand_id: "cdnow".into(),
+        occurred_at: Timestamp(870_000_000_000),
+        source: "test".into(),
+        source_member_id: None,
+        payload: Payload::OrderPlaced(OrderPlaced {
+            order_id: event_id.into(),
+            amount_minor,
+            currency: "USD".into(),
+            margin_minor: None,
+            items: 1,
+            location_id: None,
+            product_line: None,
+        }),
+    }
+}
+
 pub async fn member_event_encoder(stack: &Stack) -> Encoder {
     let registry = loyalty_runtime::registry::RegistryClient::new(&stack.registry_url).unwrap();
     let schema = MemberEvent::get_schema();
