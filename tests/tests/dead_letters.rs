@@ -14,14 +14,11 @@ use loyalty_runtime::codec::{Encoder, leak};
 use loyalty_runtime::kafka::{self, OutRecord};
 use loyalty_runtime::registry::RegistryClient;
 
+/// A record on partition 0, so the DLQ's source offsets are predictable.
 fn raw(topic: &str, key: &str, payload: Vec<u8>) -> OutRecord {
     OutRecord {
-        topic: topic.into(),
         partition: Some(0),
-        key: key.into(),
-        payload: Some(payload),
-        timestamp: None,
-        headers: vec![],
+        ..record(topic, key, payload)
     }
 }
 

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::record;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -15,20 +17,9 @@ use loyalty_contracts::{
     Timestamp, topics,
 };
 use loyalty_runtime::codec::{Encoder, decode, leak};
-use loyalty_runtime::kafka::{self, OutRecord};
+use loyalty_runtime::kafka;
 use loyalty_runtime::registry::RegistryClient;
 use ltv::attest::Attestor;
-
-fn record(topic: &str, key: &str, payload: Vec<u8>) -> OutRecord {
-    OutRecord {
-        topic: topic.into(),
-        partition: None,
-        key: key.into(),
-        payload: Some(payload),
-        timestamp: None,
-        headers: vec![],
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn values_every_member_signs_every_record_and_verify_finds_tampering() {

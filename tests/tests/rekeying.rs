@@ -36,13 +36,12 @@ async fn events_keyed_by_a_source_id_are_applied_once_under_their_member() {
     );
     agent.wait_ready(Duration::from_secs(60)).await;
     let producer = kafka::producer(&stack.bootstrap_servers, &BTreeMap::new()).unwrap();
-    let by_card = |event: &MemberEvent| OutRecord {
-        topic: topics::MEMBER_EVENTS.into(),
-        partition: None,
-        key: "card-1".into(),
-        payload: Some(events.encode(event).unwrap()),
-        timestamp: None,
-        headers: vec![],
+    let by_card = |event: &MemberEvent| {
+        record(
+            topics::MEMBER_EVENTS,
+            "card-1",
+            events.encode(event).unwrap(),
+        )
     };
     kafka::produce_all(
         &producer,

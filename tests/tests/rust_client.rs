@@ -14,7 +14,7 @@ use apache_avro::types::Value;
 use common::*;
 use loyalty_contracts::{MemberEvent, MemberState, topics};
 use loyalty_runtime::codec::{Encoder, leak};
-use loyalty_runtime::kafka::{self, OutRecord};
+use loyalty_runtime::kafka;
 use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use schema_registry_converter::schema_registry_common::{
@@ -83,19 +83,9 @@ async fn schema_registry_converter_writes_input_and_reads_output() {
         "the same Avro body under the registered id"
     );
     let producer = kafka::producer(&stack.bootstrap_servers, &BTreeMap::new()).unwrap();
-    kafka::produce_all(
-        &producer,
-        &[OutRecord {
-            topic: topics::MEMBER_EVENTS.into(),
-            partition: None,
-            key: "m-rust".into(),
-            payload: Some(bytes),
-            timestamp: None,
-            headers: vec![],
-        }],
-    )
-    .await
-    .unwrap();
+    kafka::produce_all(&producer, &[record(topics::MEMBER_EVENTS, "m-rust", bytes)])
+        .await
+        .unwrap();
     wait_caught_up(&stack, "customer-graph", Duration::from_secs(120)).await;
 
     let written = swarm::inspect::latest_values(&stack.bootstrap_servers, topics::MEMBER_STATE)

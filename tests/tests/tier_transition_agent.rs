@@ -5,13 +5,15 @@
 
 mod common;
 
+use common::record;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use apache_avro::AvroSchema;
 use loyalty_contracts::{ModelParams, Program, TierForecasts, TransitionType, topics};
 use loyalty_runtime::codec::{Encoder, leak};
-use loyalty_runtime::kafka::{self, OutRecord};
+use loyalty_runtime::kafka;
 use loyalty_runtime::registry::RegistryClient;
 
 async fn encoder(registry: &RegistryClient, topic: &str, schema: apache_avro::Schema) -> Encoder {
@@ -20,17 +22,6 @@ async fn encoder(registry: &RegistryClient, topic: &str, schema: apache_avro::Sc
         .await
         .unwrap();
     Encoder::new(id, leak(schema)).unwrap()
-}
-
-fn record(topic: &str, key: &str, payload: Vec<u8>) -> OutRecord {
-    OutRecord {
-        topic: topic.into(),
-        partition: None,
-        key: key.into(),
-        payload: Some(payload),
-        timestamp: None,
-        headers: vec![],
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

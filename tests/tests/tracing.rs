@@ -41,15 +41,15 @@ async fn traceparent_flows_through_and_spans_reach_the_collector() {
     kafka::produce_all(
         &producer,
         &[OutRecord {
-            topic: topics::MEMBER_EVENTS.into(),
-            partition: None,
-            key: "m-traced".into(),
-            payload: Some(events.encode(&event).unwrap()),
-            timestamp: None,
             headers: vec![(
                 "traceparent".into(),
                 format!("00-{TRACE_ID}-{PARENT_SPAN}-01"),
             )],
+            ..record(
+                topics::MEMBER_EVENTS,
+                "m-traced",
+                events.encode(&event).unwrap(),
+            )
         }],
     )
     .await

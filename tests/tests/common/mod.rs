@@ -423,14 +423,7 @@ pub async fn produce_member_states(stack: &Stack, bodies: &BTreeMap<String, Vec<
             let mut payload = vec![0u8];
             payload.extend_from_slice(&id.to_be_bytes());
             payload.extend_from_slice(body);
-            loyalty_runtime::kafka::OutRecord {
-                topic: topics::MEMBER_STATE.to_owned(),
-                partition: None,
-                key: member.clone(),
-                payload: Some(payload),
-                timestamp: None,
-                headers: Vec::new(),
-            }
+            record(topics::MEMBER_STATE, member, payload)
         })
         .collect();
     let producer =
@@ -460,6 +453,18 @@ pub fn promtool_check_metrics(metrics: &str) {
 }
 
 /// An encoder for member events, their schema registered with the stack's registry.
+/// A record to produce: `payload` under `key`, partitioned by key, no headers.
+pub fn record(topic: &str, key: &str, payload: Vec<u8>) -> loyalty_runtime::kafka::OutRecord {
+    loyalty_runtime::kafka::OutRecord {
+        topic: topic.into(),
+        partition: None,
+        key: key.into(),
+        payload: Some(payload),
+        timestamp: None,
+        headers: Vec::new(),
+    }
+}
+
 /// An order of `member`: USD, one item, on a fixed day of 1997, from source `test`.
 pub fn order_event(event_id: &str, member: &str, amount_minor: i64) -> MemberEvent {
     MemberEvent {
