@@ -26,6 +26,20 @@ fn config(stack: &Stack) -> ClientConfig {
     config
 }
 
+/// Creates `topics` (name, partitions); the admin client, for further calls.
+async fn create_topics(stack: &Stack, topics: &[(&str, i32)]) -> AdminClient<DefaultClientContext> {
+    let admin: AdminClient<DefaultClientContext> = config(stack).create().unwrap();
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|&(name, partitions)| NewTopic::new(name, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    admin
+        .create_topics(&new, &AdminOptions::new())
+        .await
+        .unwrap();
+    admin
+}
+
 /// Enqueues `BATCH` records for `partition` before waiting for any; with the long
 /// linger they leave as one batch.
 async fn produce_batch(producer: &FutureProducer, partition: i32, first: i64) {
@@ -84,14 +98,7 @@ fn read_from(stack: &Stack, partition: i32, offset: i64) -> Vec<(i64, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_engine_keeps_every_record_and_reports_kafka_offsets() {
     let stack = start_stack().await;
-    let admin: AdminClient<DefaultClientContext> = config(&stack).create().unwrap();
-    admin
-        .create_topics(
-            &[NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
-        .await
-        .unwrap();
+    create_topics(&stack, &[(TOPIC, PARTITIONS)]).await;
     let producer: FutureProducer = config(&stack)
         .set("linger.ms", "200")
         .set("enable.idempotence", "true")
@@ -177,17 +184,7 @@ async fn memory_engine_transactions_commit_abort_and_fence() {
     const INPUT: &str = "embedded-broker.transactions-input";
     const GROUP: &str = "embedded-broker-transactions";
     let stack = start_stack().await;
-    let admin: AdminClient<DefaultClientContext> = config(&stack).create().unwrap();
-    admin
-        .create_topics(
-            &[
-                NewTopic::new(TXN_TOPIC, 1, TopicReplication::Fixed(1)),
-                NewTopic::new(INPUT, 1, TopicReplication::Fixed(1)),
-            ],
-            &AdminOptions::new(),
-        )
-        .await
-        .unwrap();
+    create_topics(&stack, &[(TXN_TOPIC, 1), (INPUT, 1)]).await;
     let timeout = Duration::from_secs(30);
     let transactional = |id: &str| -> FutureProducer {
         config(&stack).set("transactional.id", id).create().unwrap()
@@ -284,14 +281,7 @@ async fn memory_engine_aborts_a_transaction_that_timed_out() {
     use rdkafka::producer::Producer;
     const TOPIC: &str = "embedded-broker.timeout";
     let stack = start_stack().await;
-    let admin: AdminClient<DefaultClientContext> = config(&stack).create().unwrap();
-    admin
-        .create_topics(
-            &[NewTopic::new(TOPIC, 1, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
-        .await
-        .unwrap();
+    create_topics(&stack, &[(TOPIC, 1)]).await;
     let timeout = Duration::from_secs(30);
     let send = |producer: &FutureProducer, payload: &str| send_one(producer, TOPIC, payload);
     let stuck: FutureProducer = config(&stack)
@@ -336,4 +326,97 @@ async fn memory_engine_aborts_a_transaction_that_timed_out() {
     );
     drop((reader, stuck, other));
     stack.shutdown().await;
+}
+
+/// DeleteRecords (patch 12), which the runtime uses to purge repartition topics, on both
+/// engines: records below the offset go, the log start offset moves up to it, a read
+/// from the beginning starts there, -1 deletes up to the end, and an offset past the
+/// end is refused. 0.6.0 panicked the connection that asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_engines_delete_records_below_an_offset() {
+    let dir = std::env::temp_dir().join(format!("loyalty-delete-records-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sqlite = format!("sqlite://{}", dir.join("broker.db").display());
+    for storage in [None, Some(sqlite)] {
+        let engine = storage.clone().unwrap_or_else(|| "memory".into());
+        let stack = start_stack_with(&free_ports(storage)).await;
+        let admin = create_topics(&stack, &[(TOPIC, PARTITIONS)]).await;
+        let producer: FutureProducer = config(&stack).set("linger.ms", "200").create().unwrap();
+        for burst in 0..3 {
+            produce_batch(&producer, 0, burst * BATCH).await;
+        }
+        let delete = |partition: i32, offset: Offset| {
+            let mut offsets = TopicPartitionList::new();
+            offsets
+                .add_partition_offset(TOPIC, partition, offset)
+                .unwrap();
+            let admin = &admin;
+            async move {
+                let result = admin
+                    .delete_records(&offsets, &AdminOptions::new())
+                    .await
+                    .unwrap();
+                let element = &result.elements()[0];
+                element.error().map(|()| element.offset())
+            }
+        };
+
+        // Through the middle of the second batch: the first batch goes, and the second
+        // is read from the new log start.
+        let middle = BATCH + BATCH / 2;
+        assert_eq!(
+            delete(0, Offset::Offset(middle)).await,
+            Ok(Offset::Offset(middle)),
+            "{engine}"
+        );
+        let consumer: BaseConsumer = config(&stack).create().unwrap();
+        let watermarks = || {
+            consumer
+                .fetch_watermarks(TOPIC, 0, Duration::from_secs(10))
+                .unwrap()
+        };
+        assert_eq!(watermarks(), (middle, 3 * BATCH), "{engine}");
+        let rest = read_from(&stack, 0, middle);
+        let expected: Vec<(i64, String)> = (middle..3 * BATCH)
+            .map(|n| (n, format!("record {n}")))
+            .collect();
+        assert_eq!(rest, expected, "{engine}");
+
+        // A lower offset changes nothing; past the end is refused; -1 is the end.
+        assert_eq!(
+            delete(0, Offset::Offset(2)).await,
+            Ok(Offset::Offset(middle)),
+            "{engine}"
+        );
+        assert!(
+            delete(0, Offset::Offset(3 * BATCH + 1)).await.is_err(),
+            "{engine}"
+        );
+        assert_eq!(
+            delete(0, Offset::End).await,
+            Ok(Offset::Offset(3 * BATCH)),
+            "{engine}"
+        );
+        assert_eq!(watermarks(), (3 * BATCH, 3 * BATCH), "{engine}");
+
+        // The partition goes on from where it was.
+        produce_batch(&producer, 0, 3 * BATCH).await;
+        assert_eq!(watermarks(), (3 * BATCH, 4 * BATCH), "{engine}");
+        assert_eq!(
+            read_from(&stack, 0, 3 * BATCH).len() as i64,
+            BATCH,
+            "{engine}"
+        );
+        // Other partitions are untouched.
+        assert_eq!(
+            consumer
+                .fetch_watermarks(TOPIC, 1, Duration::from_secs(10))
+                .unwrap(),
+            (0, 0),
+            "{engine}"
+        );
+        drop((consumer, producer, admin));
+        stack.shutdown().await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -50,7 +50,7 @@ use tansu_sans_io::{
     create_topics_request::{CreatableTopic, CreatableTopicConfig},
     delete_groups_response::DeletableGroupResult,
     delete_records_request::DeleteRecordsTopic,
-    delete_records_response::DeleteRecordsTopicResult,
+    delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult},
     describe_cluster_response::DescribeClusterBroker,
     describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult},
     describe_topic_partitions_response::{
@@ -419,6 +419,89 @@ impl DynoStore {
             .await
     }
 
+    /// loyalty-swarm patch 12: DeleteRecords for one partition. The log start offset
+    /// moves up to `offset` (-1: the high watermark) first, so from then on neither
+    /// ListOffsets nor a consumer's reset goes below it; then every stored batch that
+    /// ends at or below it is deleted. A batch straddling it stays until a later call,
+    /// as Kafka keeps a segment that holds records at or after the log start.
+    async fn delete_records_below(&self, topition: &Topition, offset: i64) -> Result<(ErrorCode, i64)> {
+        let watermark = self.watermarks.lock().map(|mut locked| {
+            locked
+                .entry(topition.to_owned())
+                .or_insert_with(|| OptiCon::<Watermark>::new(self.cluster.as_str(), topition))
+                .to_owned()
+        })?;
+
+        let log_start = watermark
+            .with_mut(&self.object_store, |watermark| {
+                let high = watermark.high.unwrap_or(0);
+                let offset = if offset == -1 { high } else { offset };
+                if offset < 0 || offset > high {
+                    return Ok(None);
+                }
+                let log_start = watermark.low.unwrap_or(0).max(offset);
+                watermark.low = Some(log_start);
+                Ok(Some(log_start))
+            })
+            .await?;
+
+        let Some(log_start) = log_start else {
+            return Ok((ErrorCode::OffsetOutOfRange, -1));
+        };
+
+        let location = Path::from(format!(
+            "clusters/{}/topics/{}/partitions/{:0>10}/records/",
+            self.cluster, topition.topic, topition.partition
+        ));
+
+        let mut below = BTreeMap::new();
+        let mut list_stream = self.object_store.list(Some(&location));
+        while let Some(meta) = list_stream
+            .next()
+            .await
+            .transpose()
+            .inspect_err(|error| error!(?error, ?topition))
+            .map_err(|_| Error::Api(ErrorCode::UnknownServerError))?
+        {
+            let Some(name) = meta.location.parts().next_back() else {
+                continue;
+            };
+            let base_offset = i64::from_str(&name.as_ref()[0..20])?;
+            if base_offset < log_start {
+                _ = below.insert(base_offset, meta.location);
+            }
+        }
+
+        // Every batch but the last listed ends where the next one begins, below the log
+        // start; the last is read to see where it ends.
+        if let Some((&last_base, last)) = below.last_key_value() {
+            let batch = self
+                .object_store
+                .get(last)
+                .await
+                .map_err(|_| Error::Api(ErrorCode::UnknownServerError))?
+                .bytes()
+                .await
+                .map_err(|_| Error::Api(ErrorCode::UnknownServerError))
+                .and_then(|encoded| self.decode(encoded))?;
+            if last_base + i64::from(batch.last_offset_delta) + 1 > log_start {
+                _ = below.pop_last();
+            }
+        }
+
+        for location in below.into_values() {
+            match self.object_store.delete(&location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(error) => {
+                    error!(?error, %location);
+                    return Err(Error::Api(ErrorCode::UnknownServerError));
+                }
+            }
+        }
+
+        Ok((ErrorCode::None, log_start))
+    }
+
     fn encode(&self, deflated: deflated::Batch) -> Result<PutPayload> {
         Ok(PutPayload::from(Bytes::from(deflated)))
     }
@@ -632,11 +715,52 @@ impl Storage for DynoStore {
         }
     }
 
+    // loyalty-swarm patch 12: 0.6.0 left DeleteRecords as `todo!()`, which panicked the
+    // connection that asked. Kafka Streams purges its repartition topics with it after
+    // each commit.
     async fn delete_records(
         &self,
-        _topics: &[DeleteRecordsTopic],
+        topics: &[DeleteRecordsTopic],
     ) -> Result<Vec<DeleteRecordsTopicResult>> {
-        todo!()
+        let mut results = Vec::with_capacity(topics.len());
+
+        for topic in topics {
+            let metadata = self
+                .topic_metadata(&TopicId::Name(topic.name.clone()))
+                .await?;
+
+            let mut partition_results = vec![];
+
+            for partition in topic.partitions.as_deref().unwrap_or_default() {
+                let (error_code, low_watermark) = match metadata {
+                    Some(ref metadata)
+                        if (0..metadata.topic.num_partitions)
+                            .contains(&partition.partition_index) =>
+                    {
+                        let topition =
+                            Topition::new(topic.name.as_str(), partition.partition_index);
+                        self.delete_records_below(&topition, partition.offset)
+                            .await?
+                    }
+                    _ => (ErrorCode::UnknownTopicOrPartition, -1),
+                };
+
+                partition_results.push(
+                    DeleteRecordsPartitionResult::default()
+                        .partition_index(partition.partition_index)
+                        .low_watermark(low_watermark)
+                        .error_code(error_code.into()),
+                );
+            }
+
+            results.push(
+                DeleteRecordsTopicResult::default()
+                    .name(topic.name.clone())
+                    .partitions(Some(partition_results)),
+            );
+        }
+
+        Ok(results)
     }
 
     async fn delete_topic(&self, topic: &TopicId) -> Result<ErrorCode> {
@@ -1086,12 +1210,16 @@ impl Storage for DynoStore {
                 self.cluster, topition.topic, topition.partition, offset,
             ));
 
-            let get_result = self
-                .object_store
-                .get(&location)
-                .await
-                .inspect_err(|error| error!(?error, ?topition, ?offset, ?min_bytes, ?max_bytes))
-                .map_err(|_| Error::Api(ErrorCode::UnknownServerError))?;
+            let get_result = match self.object_store.get(&location).await {
+                Ok(get_result) => get_result,
+                // loyalty-swarm patch 12: deleted (DeleteRecords) since it was listed;
+                // the next fetch lists what is left.
+                Err(object_store::Error::NotFound { .. }) => break,
+                Err(error) => {
+                    error!(?error, ?topition, ?offset, ?min_bytes, ?max_bytes);
+                    return Err(Error::Api(ErrorCode::UnknownServerError));
+                }
+            };
 
             let size = get_result.meta.size;
 

@@ -56,7 +56,7 @@ use tansu_sans_io::{
     create_topics_request::CreatableTopic,
     delete_groups_response::DeletableGroupResult,
     delete_records_request::DeleteRecordsTopic,
-    delete_records_response::DeleteRecordsTopicResult,
+    delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult},
     describe_cluster_response::DescribeClusterBroker,
     describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult},
     describe_topic_partitions_response::{
@@ -2167,12 +2167,89 @@ impl Storage for Delegate {
         })
     }
 
+    // loyalty-swarm patch 12: 0.6.0 left DeleteRecords as `todo!()`, which panicked the
+    // connection that asked. Records below the requested offset are deleted and the log
+    // start offset moves up to it, as Kafka's DeleteRecords does (Kafka Streams purges
+    // its repartition topics this way after each commit).
     async fn delete_records(
         &self,
         topics: &[DeleteRecordsTopic],
     ) -> Result<Vec<DeleteRecordsTopicResult>> {
-        debug!(?topics);
-        todo!()
+        let start = SystemTime::now();
+        debug!(cluster = self.cluster, ?topics);
+
+        let pc = self.connection().await?;
+        let tx = pc.transaction().await?;
+
+        let mut results = Vec::with_capacity(topics.len());
+
+        for topic in topics {
+            let mut partition_results = vec![];
+
+            for partition in topic.partitions.as_deref().unwrap_or_default() {
+                let watermark = pc
+                    .query_opt(
+                        "watermark_select_no_update.sql",
+                        (
+                            self.cluster.as_str(),
+                            topic.name.as_str(),
+                            partition.partition_index,
+                        ),
+                    )
+                    .await?;
+
+                let (error_code, low_watermark) = match watermark {
+                    None => (ErrorCode::UnknownTopicOrPartition, -1),
+                    Some(row) => {
+                        let low = row.get::<Option<i64>>(0)?.unwrap_or_default();
+                        let high = row.get::<Option<i64>>(1)?.unwrap_or_default();
+                        // -1 asks for everything up to the high watermark.
+                        let offset = if partition.offset == -1 {
+                            high
+                        } else {
+                            partition.offset
+                        };
+
+                        if offset < 0 || offset > high {
+                            (ErrorCode::OffsetOutOfRange, -1)
+                        } else if offset <= low {
+                            (ErrorCode::None, low)
+                        } else {
+                            let params = (
+                                self.cluster.as_str(),
+                                topic.name.as_str(),
+                                partition.partition_index,
+                                offset,
+                            );
+                            let deleted = pc.execute("record_delete_below.sql", params).await?;
+                            _ = pc.execute("watermark_raise_low.sql", params).await?;
+                            debug!(topic = topic.name, partition.partition_index, offset, deleted);
+                            (ErrorCode::None, offset)
+                        }
+                    }
+                };
+
+                partition_results.push(
+                    DeleteRecordsPartitionResult::default()
+                        .partition_index(partition.partition_index)
+                        .low_watermark(low_watermark)
+                        .error_code(error_code.into()),
+                );
+            }
+
+            results.push(
+                DeleteRecordsTopicResult::default()
+                    .name(topic.name.clone())
+                    .partitions(Some(partition_results)),
+            );
+        }
+
+        pc.commit(tx).await.and(Ok(results)).inspect(|_| {
+            DELEGATE_REQUEST_DURATION.record(
+                elapsed_millis(start),
+                &[KeyValue::new("operation", "delete_records")],
+            )
+        })
     }
 
     async fn delete_topic(&self, topic: &TopicId) -> Result<ErrorCode> {
@@ -2939,8 +3016,37 @@ impl Storage for Delegate {
             .inspect_err(|err| {
                 error!(?err, cluster = self.cluster, ?topition);
             })
-            .inspect(|result| debug!(?result))?
-            .map_or_else(
+            .inspect(|result| debug!(?result))?;
+
+            // loyalty-swarm patch 12: records may have been deleted (DeleteRecords,
+            // retention) down to none at all. 0.6.0 then answered 0 for both earliest
+            // and latest, since both were read from the records; the partition's
+            // watermarks answer instead: latest is the high watermark, and earliest is
+            // never below the log start offset.
+            let bounded = matches!(offset_type, ListOffset::Earliest | ListOffset::Latest);
+            let watermarks = if bounded {
+                c.query_opt(
+                    "watermark_select_no_update.sql",
+                    (
+                        self.cluster.as_str(),
+                        topition.topic(),
+                        topition.partition(),
+                    ),
+                )
+                .await?
+                .map(|row| -> Result<(i64, i64)> {
+                    Ok((
+                        row.get::<Option<i64>>(0)?.unwrap_or_default(),
+                        row.get::<Option<i64>>(1)?.unwrap_or_default(),
+                    ))
+                })
+                .transpose()?
+            } else {
+                None
+            };
+            let found = list_offset.is_some();
+
+            let list_offset = list_offset.map_or_else(
                 || {
                     let timestamp = None;
                     let offset = Some(0);
@@ -2988,6 +3094,25 @@ impl Storage for Delegate {
                         })
                 },
             )?;
+
+            let list_offset = match (offset_type, watermarks) {
+                (ListOffset::Earliest, Some((low, high))) => {
+                    let first = if found {
+                        list_offset.offset.unwrap_or(low)
+                    } else {
+                        high
+                    };
+                    ListOffsetResponse {
+                        offset: Some(first.max(low)),
+                        ..list_offset
+                    }
+                }
+                (ListOffset::Latest, Some((_, high))) if !found => ListOffsetResponse {
+                    offset: Some(high),
+                    ..list_offset
+                },
+                _ => list_offset,
+            };
 
             responses.push((topition.clone(), list_offset));
         }

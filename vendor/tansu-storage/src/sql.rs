@@ -194,6 +194,10 @@ pub(crate) static SQL: LazyLock<Cache> = LazyLock::new(|| {
             "record_delete_by_topic.sql",
             include_sql!("sql/record_delete_by_topic.sql"),
         ),
+        (
+            "record_delete_below.sql",
+            include_sql!("sql/record_delete_below.sql"),
+        ),
         ("record_fetch.sql", include_sql!("sql/record_fetch.sql")),
         ("record_fetch_pg.sql", include_sql!("pg/record_fetch.sql")),
         ("record_insert.sql", include_sql!("sql/record_insert.sql")),
@@ -392,6 +396,10 @@ pub(crate) static SQL: LazyLock<Cache> = LazyLock::new(|| {
         (
             "watermark_select.sql",
             include_sql!("sql/watermark_select.sql"),
+        ),
+        (
+            "watermark_raise_low.sql",
+            include_sql!("sql/watermark_raise_low.sql"),
         ),
         (
             "watermark_update.sql",
