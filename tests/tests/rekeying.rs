@@ -28,11 +28,17 @@ async fn events_keyed_by_a_source_id_are_applied_once_under_their_member() {
     let stack = start_stack().await;
     let events = member_event_encoder(&stack).await;
     // The fold's own event-id check remembers only the last event, so only the
-    // runtime's record of applied origins can recognise the second copies below.
+    // runtime's record of applied origins can recognise the second copies below. The
+    // forwarded records are kept (no purge) so the test can send them again.
     let agent = AgentProcess::spawn(
         "customer-graph",
         &stack,
-        &["--set", "agent.dedupe_window=1"],
+        &[
+            "--set",
+            "agent.dedupe_window=1",
+            "--set",
+            "repartition_purge_interval_ms=0",
+        ],
     );
     agent.wait_ready(Duration::from_secs(60)).await;
     let producer = kafka::producer(&stack.bootstrap_servers, &BTreeMap::new()).unwrap();
@@ -148,6 +154,70 @@ async fn events_keyed_by_a_source_id_are_applied_once_under_their_member() {
         ),
         Some(3.0),
         "{metrics}"
+    );
+    drop(agent);
+    stack.shutdown().await;
+}
+
+/// The repartition topic's records are deleted once the group has committed past them
+/// (Kafka Streams' repartition purge), also when no further input comes, and only then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forwarded_records_are_purged_once_committed() {
+    let stack = start_stack().await;
+    let events = member_event_encoder(&stack).await;
+    let agent = AgentProcess::spawn(
+        "customer-graph",
+        &stack,
+        &["--set", "repartition_purge_interval_ms=200"],
+    );
+    agent.wait_ready(Duration::from_secs(60)).await;
+    let producer = kafka::producer(&stack.bootstrap_servers, &BTreeMap::new()).unwrap();
+    let purged = || async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let ranges = swarm::inspect::watermarks(&stack.bootstrap_servers, REPARTITION).unwrap();
+            if ranges.values().all(|(low, high)| low == high) {
+                return ranges.values().map(|(_, high)| high).sum::<i64>();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not purged: {ranges:?}\n{}",
+                agent.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    for (round, (event_id, day)) in [("e1", 0), ("e2", 3)].into_iter().enumerate() {
+        let event = events.encode(&store_order(event_id, 1_000, day)).unwrap();
+        kafka::produce_all(&producer, &[record(topics::MEMBER_EVENTS, "card-1", event)])
+            .await
+            .unwrap();
+        wait_caught_up(&stack, "customer-graph", Duration::from_secs(120)).await;
+        assert_eq!(purged().await, round as i64 + 1, "forwarded, then purged");
+    }
+    let state = decode_state(&member_state_bodies(&stack).await["m1"]);
+    assert_eq!(
+        (state.spend_minor, state.btyd.as_ref().unwrap().x),
+        (2_000, 1),
+        "both events applied before their forwards were purged"
+    );
+    let (_, metrics) = agent.get("/metrics").await.unwrap();
+    assert!(
+        metric(
+            &metrics,
+            "loyalty_swarm_repartition_purges_total",
+            &[("outcome", "purged")]
+        )
+        .is_some_and(|n| n >= 2.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "loyalty_swarm_repartition_purges_total",
+            &[("outcome", "failed")]
+        ),
+        None
     );
     drop(agent);
     stack.shutdown().await;

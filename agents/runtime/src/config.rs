@@ -87,6 +87,11 @@ pub struct RuntimeSettings {
     /// changed (agents that share partition summaries), in milliseconds. While input is
     /// waiting (the last batch was full) a refresh waits up to ten times as long.
     pub refresh_interval_ms: u64,
+    /// Shortest time between two purges of the agent's repartition topic (agents that
+    /// re-key), in milliseconds: records the group has committed past are deleted with
+    /// DeleteRecords, as Kafka Streams' `repartition.purge.interval.ms` does. 0 keeps
+    /// them (a broker without DeleteRecords).
+    pub repartition_purge_interval_ms: u64,
     /// Raw librdkafka properties for both consumer and producer (security, tuning).
     pub librdkafka: BTreeMap<String, String>,
 }
@@ -110,6 +115,7 @@ impl Default for RuntimeSettings {
             retry_initial_ms: 100,
             retry_max_ms: 10_000,
             refresh_interval_ms: 30_000,
+            repartition_purge_interval_ms: 30_000,
             librdkafka: BTreeMap::new(),
         }
     }
@@ -187,6 +193,10 @@ impl fmt::Debug for RuntimeSettings {
             .field("retry_initial_ms", &self.retry_initial_ms)
             .field("retry_max_ms", &self.retry_max_ms)
             .field("refresh_interval_ms", &self.refresh_interval_ms)
+            .field(
+                "repartition_purge_interval_ms",
+                &self.repartition_purge_interval_ms,
+            )
             .field("librdkafka", &librdkafka)
             .finish()
     }

@@ -150,8 +150,7 @@ pub async fn ensure_topics(
     librdkafka: &BTreeMap<String, String>,
     topics: &[TopicSpec],
 ) -> Result<(), RuntimeError> {
-    let admin: AdminClient<DefaultClientContext> =
-        base_config(bootstrap_servers, librdkafka).create()?;
+    let admin = admin_client(bootstrap_servers, librdkafka)?;
     let retention: Vec<Option<String>> = topics
         .iter()
         .map(|t| t.retention_ms.map(|ms| ms.to_string()))
@@ -185,6 +184,33 @@ pub async fn ensure_topics(
                 )));
             }
         }
+    }
+    Ok(())
+}
+
+/// An admin client for topic creation and record deletion.
+pub fn admin_client(
+    bootstrap_servers: &str,
+    librdkafka: &BTreeMap<String, String>,
+) -> Result<AdminClient<DefaultClientContext>, RuntimeError> {
+    Ok(base_config(bootstrap_servers, librdkafka).create()?)
+}
+
+/// Delete the records of `topic` below each partition's offset (Kafka's DeleteRecords;
+/// the partition's log start offset moves up to it). Fails if any partition failed.
+pub async fn delete_records_below(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+    offsets: &BTreeMap<i32, i64>,
+) -> Result<(), RuntimeError> {
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for (&partition, &offset) in offsets {
+        tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset))?;
+    }
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let deleted = admin.delete_records(&tpl, &options).await?;
+    for partition in deleted.elements() {
+        partition.error()?;
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
+mod purge;
 pub mod registry;
 pub mod retry;
 pub mod runner;

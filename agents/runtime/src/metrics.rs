@@ -28,6 +28,9 @@ pub enum Event<'a> {
     ReplaySkipped { topic: &'a str, count: u64 },
     /// Records handed to another key through the repartition topic.
     Rekeyed { topic: &'a str, count: u64 },
+    /// A DeleteRecords call on the repartition topic ended; `outcome` is purged or
+    /// failed (a failed purge is tried again at the next interval; nothing is lost).
+    RepartitionPurged { outcome: &'a str },
     /// A record was sent to the DLQ.
     DeadLettered { kind: RejectionKind },
     /// A batch was produced, written through and committed.
@@ -92,6 +95,7 @@ pub struct Metrics {
     processing: HistogramVec,
     replay_skipped: IntCounterVec,
     rekeyed: IntCounterVec,
+    repartition_purges: IntCounterVec,
     dead_lettered: IntCounterVec,
     batches: IntCounter,
     batch_seconds: Histogram,
@@ -189,6 +193,11 @@ impl Metrics {
                 "records_rekeyed_total",
                 "Records handed to another key through the agent's repartition topic.",
                 &["topic"],
+            )?,
+            repartition_purges: counter(
+                "repartition_purges_total",
+                "DeleteRecords calls that purged the committed part of the agent's repartition topic.",
+                &["outcome"],
             )?,
             dead_lettered: counter(
                 "dlq_records_total",
@@ -339,6 +348,9 @@ impl Metrics {
                 .inc_by(count),
             Event::Rekeyed { topic, count } => {
                 self.rekeyed.with_label_values(&[topic]).inc_by(count)
+            }
+            Event::RepartitionPurged { outcome } => {
+                self.repartition_purges.with_label_values(&[outcome]).inc()
             }
             Event::DeadLettered { kind } => {
                 self.dead_lettered.with_label_values(&[kind.as_str()]).inc()

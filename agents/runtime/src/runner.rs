@@ -38,6 +38,7 @@ use crate::error::{Rejection, RejectionKind, RuntimeError};
 use crate::http::{self, Health};
 use crate::kafka::{self, OutRecord, TopicSpec};
 use crate::metrics::{Event, Metrics};
+use crate::purge::RepartitionPurge;
 use crate::registry::{RegistryClient, RegistryError};
 use crate::retry::{Backoff, retry};
 use crate::store::{Origin, PartitionStore, SUMMARY_KEY};
@@ -202,6 +203,8 @@ struct Shared<A: Agent> {
     inputs: Vec<&'static str>,
     /// The repartition topic, when the agent re-keys.
     repartition: Option<&'static str>,
+    /// Deletes the repartition records the group has committed past.
+    purge: Option<RepartitionPurge>,
     changelog: String,
     dlq: String,
     tracing: Tracing,
@@ -343,6 +346,10 @@ pub async fn run<A: Agent>(
         decoders: Default::default(),
         inputs,
         repartition,
+        purge: match repartition {
+            Some(topic) => RepartitionPurge::new(rt, topic)?,
+            None => None,
+        },
         changelog,
         dlq,
         tracing: Tracing::new(A::NAME, &config.runtime)?,
@@ -572,6 +579,9 @@ async fn process<A: Agent>(
         // by the next refresh anyway (catching up moves the population on), so it waits —
         // but never longer than REFRESH_DEFERRAL intervals, so a stream that never lets up
         // still gets refreshed.
+        if let Some(purge) = &shared.purge {
+            purge.run_if_due(&shared.metrics).await;
+        }
         let behind = batch.len() >= rt.batch_max_records;
         maybe_refresh(
             &shared,
@@ -848,8 +858,11 @@ async fn write<A: Agent>(
         .await?;
         count_produced(&shared.metrics, &changes);
     }
-    if !commits.is_empty() {
-        commit(shared, consumer, &commits).await?;
+    if !commits.is_empty()
+        && commit(shared, consumer, &commits).await?
+        && let Some(purge) = &shared.purge
+    {
+        purge.committed(&commits);
     }
     Ok(())
 }
@@ -922,6 +935,9 @@ async fn write_transaction<A: Agent>(
     loop {
         match transaction_attempt(shared, consumer, writes).await {
             Ok(()) => {
+                if let Some(purge) = &shared.purge {
+                    purge.committed(&writes.commits);
+                }
                 count_produced(&shared.metrics, &writes.outputs);
                 count_produced(&shared.metrics, &writes.changes);
                 shared.metrics.emit(Event::TransactionEnded {
@@ -1096,16 +1112,18 @@ fn count_produced(metrics: &Metrics, records: &[OutRecord]) {
     }
 }
 
+/// Commit input offsets; false when the partitions moved away first and nothing was
+/// committed.
 async fn commit<A: Agent>(
     shared: &Shared<A>,
     consumer: &StreamConsumer<AssignmentTracker>,
     commits: &BTreeMap<(String, i32), i64>,
-) -> Result<(), RuntimeError> {
+) -> Result<bool, RuntimeError> {
     let tpl = offsets_to_commit(commits)?;
     let mut delay = shared.backoff.initial;
     loop {
         match kafka::blocking(|| consumer.commit(&tpl, CommitMode::Sync)) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(true),
             Err(e) => {
                 let error = RuntimeError::from(e);
                 let rebalanced = consumer.assignment().map(|a| {
@@ -1117,7 +1135,7 @@ async fn commit<A: Agent>(
                     // The partitions moved to another instance, which resumes from the last
                     // commit; its replay is idempotent, so nothing is lost or doubled.
                     warn!(error = %error, "commit after rebalance skipped");
-                    return Ok(());
+                    return Ok(false);
                 }
                 if !error.is_transient() {
                     return Err(error);

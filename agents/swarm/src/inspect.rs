@@ -225,10 +225,16 @@ pub async fn wait_quiet(
         }
         let now = tokio::time::Instant::now();
         if behind == 0 {
+            // High watermarks: records written, which a purge does not move.
             let counts = topics
                 .iter()
-                .map(|t| count(&counter, t))
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|t| {
+                    Ok(offset_ranges(&counter, t)?
+                        .values()
+                        .map(|(_, high)| high)
+                        .sum())
+                })
+                .collect::<Result<Vec<i64>, RuntimeError>>()?;
             match &last {
                 Some((previous, since)) if *previous == counts => {
                     if now.duration_since(*since) >= quiet_for {
@@ -247,18 +253,39 @@ pub async fn wait_quiet(
     }
 }
 
-/// Total records ever written to `topic`.
+/// Records `topic` holds now: those written and not yet deleted by retention or a
+/// purge.
 pub fn record_count(bootstrap_servers: &str, topic: &str) -> Result<i64, RuntimeError> {
     count(&consumer(bootstrap_servers, INSPECT_GROUP)?, topic)
 }
 
 /// [`record_count`] through an existing client.
 fn count(consumer: &StreamConsumer, topic: &str) -> Result<i64, RuntimeError> {
-    let mut total = 0;
-    for p in partitions(consumer, topic)? {
-        let (low, high) =
-            kafka::blocking(|| consumer.fetch_watermarks(topic, p, Duration::from_secs(10)))?;
-        total += high - low;
-    }
-    Ok(total)
+    Ok(offset_ranges(consumer, topic)?
+        .values()
+        .map(|(low, high)| high - low)
+        .sum())
+}
+
+/// Each partition of `topic` with its log start offset (the first it still holds) and
+/// its high watermark (one past the last ever written).
+pub fn watermarks(
+    bootstrap_servers: &str,
+    topic: &str,
+) -> Result<BTreeMap<i32, (i64, i64)>, RuntimeError> {
+    offset_ranges(&consumer(bootstrap_servers, INSPECT_GROUP)?, topic)
+}
+
+fn offset_ranges(
+    consumer: &StreamConsumer,
+    topic: &str,
+) -> Result<BTreeMap<i32, (i64, i64)>, RuntimeError> {
+    partitions(consumer, topic)?
+        .into_iter()
+        .map(|p| {
+            let range =
+                kafka::blocking(|| consumer.fetch_watermarks(topic, p, Duration::from_secs(10)))?;
+            Ok((p, range))
+        })
+        .collect()
 }

@@ -1,0 +1,105 @@
+//! Purging an agent's repartition topic, as Kafka Streams purges its own.
+//!
+//! A forwarded record is read once, by the task that owns its new key. The topic is
+//! created with `retention.ms = -1` so that no record goes before it is handled, however
+//! long that task is down; the price is that nothing goes by itself either. Once the
+//! group has committed past a record nothing reads it again, so every
+//! `repartition_purge_interval_ms` the records below the committed offsets are deleted
+//! with DeleteRecords.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
+use tracing::{debug, warn};
+
+use crate::config::RuntimeSettings;
+use crate::error::RuntimeError;
+use crate::kafka;
+use crate::metrics::{Event, Metrics};
+
+/// The repartition topic's committed offsets not yet purged, and when it was last purged.
+pub(crate) struct RepartitionPurge {
+    admin: AdminClient<DefaultClientContext>,
+    topic: &'static str,
+    interval: Duration,
+    pending: Mutex<Pending>,
+}
+
+struct Pending {
+    /// Per partition, the highest offset this instance has committed.
+    committed: BTreeMap<i32, i64>,
+    last: Instant,
+}
+
+impl RepartitionPurge {
+    /// A purge for `topic`, or none when the interval is 0 (purging turned off).
+    pub(crate) fn new(
+        rt: &RuntimeSettings,
+        topic: &'static str,
+    ) -> Result<Option<Self>, RuntimeError> {
+        if rt.repartition_purge_interval_ms == 0 {
+            return Ok(None);
+        }
+        Ok(Some(RepartitionPurge {
+            admin: kafka::admin_client(&rt.bootstrap_servers, &rt.librdkafka)?,
+            topic,
+            interval: Duration::from_millis(rt.repartition_purge_interval_ms),
+            pending: Mutex::new(Pending {
+                committed: BTreeMap::new(),
+                last: Instant::now(),
+            }),
+        }))
+    }
+
+    /// Note offsets the group has just committed (only committed ones: a record below
+    /// an offset that was not committed may be read again).
+    pub(crate) fn committed(&self, commits: &BTreeMap<(String, i32), i64>) {
+        let Ok(mut pending) = self.pending.lock() else {
+            return;
+        };
+        for ((topic, partition), &offset) in commits {
+            if topic == self.topic {
+                raise(&mut pending.committed, *partition, offset);
+            }
+        }
+    }
+
+    /// Delete what is below the noted offsets if the interval has passed since the last
+    /// purge. A failure is logged and counted, and the offsets are kept for the next
+    /// try: a purge only frees space, so it never stops the agent.
+    pub(crate) async fn run_if_due(&self, metrics: &Metrics) {
+        let due = match self.pending.lock() {
+            Ok(mut pending) if pending.last.elapsed() >= self.interval => {
+                pending.last = Instant::now();
+                std::mem::take(&mut pending.committed)
+            }
+            _ => return,
+        };
+        if due.is_empty() {
+            return;
+        }
+        match kafka::delete_records_below(&self.admin, self.topic, &due).await {
+            Ok(()) => {
+                debug!(topic = self.topic, offsets = ?due, "repartition topic purged");
+                metrics.emit(Event::RepartitionPurged { outcome: "purged" });
+            }
+            Err(error) => {
+                warn!(topic = self.topic, error = %error, "repartition purge failed; trying again later");
+                metrics.emit(Event::RepartitionPurged { outcome: "failed" });
+                if let Ok(mut pending) = self.pending.lock() {
+                    for (partition, offset) in due {
+                        raise(&mut pending.committed, partition, offset);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn raise(committed: &mut BTreeMap<i32, i64>, partition: i32, offset: i64) {
+    let noted = committed.entry(partition).or_insert(offset);
+    *noted = (*noted).max(offset);
+}
