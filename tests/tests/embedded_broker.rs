@@ -335,6 +335,7 @@ async fn memory_engine_aborts_a_transaction_that_timed_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_engines_delete_records_below_an_offset() {
     let dir = std::env::temp_dir().join(format!("loyalty-delete-records-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let sqlite = format!("sqlite://{}", dir.join("broker.db").display());
     for storage in [None, Some(sqlite)] {
@@ -376,6 +377,14 @@ async fn both_engines_delete_records_below_an_offset() {
                 .unwrap()
         };
         assert_eq!(watermarks(), (middle, 3 * BATCH), "{engine}");
+        // The records below are gone: a read from 0 starts at the second batch on the
+        // memory engine (which deletes whole batches) and at the log start on SQLite.
+        let first_kept = if engine == "memory" { BATCH } else { middle };
+        assert_eq!(
+            read_from(&stack, 0, 0).first().map(|(offset, _)| *offset),
+            Some(first_kept),
+            "{engine}"
+        );
         let rest = read_from(&stack, 0, middle);
         let expected: Vec<(i64, String)> = (middle..3 * BATCH)
             .map(|n| (n, format!("record {n}")))

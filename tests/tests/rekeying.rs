@@ -160,7 +160,8 @@ async fn events_keyed_by_a_source_id_are_applied_once_under_their_member() {
 }
 
 /// The repartition topic's records are deleted once the group has committed past them
-/// (Kafka Streams' repartition purge), also when no further input comes, and only then.
+/// (Kafka Streams' repartition purge), also when no further input comes, after the
+/// member's state has them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn forwarded_records_are_purged_once_committed() {
     let stack = start_stack().await;

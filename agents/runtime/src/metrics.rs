@@ -196,7 +196,7 @@ impl Metrics {
             )?,
             repartition_purges: counter(
                 "repartition_purges_total",
-                "DeleteRecords calls that purged the committed part of the agent's repartition topic.",
+                "DeleteRecords calls on the agent's repartition topic, by outcome.",
                 &["outcome"],
             )?,
             dead_lettered: counter(

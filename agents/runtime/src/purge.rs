@@ -7,7 +7,7 @@
 //! `repartition_purge_interval_ms` the records below the committed offsets are deleted
 //! with DeleteRecords.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -67,20 +67,25 @@ impl RepartitionPurge {
         }
     }
 
-    /// Delete what is below the noted offsets if the interval has passed since the last
-    /// purge. A failure is logged and counted, and the offsets are kept for the next
-    /// try: a purge only frees space, so it never stops the agent.
-    pub(crate) async fn run_if_due(&self, metrics: &Metrics) {
-        let due = match self.pending.lock() {
-            Ok(mut pending) if pending.last.elapsed() >= self.interval => {
-                pending.last = Instant::now();
-                std::mem::take(&mut pending.committed)
-            }
-            _ => return,
-        };
-        if due.is_empty() {
-            return;
+    /// The noted offsets of partitions assigned now, once the interval has passed since
+    /// the last purge, to hand to [`RepartitionPurge::delete`]. Offsets of partitions
+    /// that moved away are dropped: their new owner commits and purges them.
+    pub(crate) fn due(&self, assigned: &HashSet<(String, i32)>) -> Option<BTreeMap<i32, i64>> {
+        let mut pending = self.pending.lock().ok()?;
+        if pending.last.elapsed() < self.interval {
+            return None;
         }
+        pending.last = Instant::now();
+        let due: BTreeMap<i32, i64> = std::mem::take(&mut pending.committed)
+            .into_iter()
+            .filter(|(p, _)| assigned.contains(&(self.topic.to_owned(), *p)))
+            .collect();
+        (!due.is_empty()).then_some(due)
+    }
+
+    /// Delete the records below `due`. A failure is logged and counted, and the offsets
+    /// are kept for the next try: a purge only frees space, so it never stops the agent.
+    pub(crate) async fn delete(&self, due: BTreeMap<i32, i64>, metrics: &Metrics) {
         match kafka::delete_records_below(&self.admin, self.topic, &due).await {
             Ok(()) => {
                 debug!(topic = self.topic, offsets = ?due, "repartition topic purged");

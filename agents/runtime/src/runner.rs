@@ -15,7 +15,7 @@
 //! `onPartitionsRevoked` for the same reason), so a new owner never restores a changelog
 //! that is still being written.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -517,7 +517,20 @@ async fn process<A: Agent>(
             }
         }
 
-        sync_assignment(&shared, &consumer, &mut stores).await?;
+        let assigned = sync_assignment(&shared, &consumer, &mut stores).await?;
+        // A rebalance inside `recv` may have taken partitions whose records are already
+        // in this batch. Their new owner reads them from the last commit; handling them
+        // here too would restore and write a state that is no longer this instance's,
+        // and commit (and purge) offsets it does not own — Kafka Streams drops a closed
+        // task's buffered records likewise.
+        let received = batch.len();
+        batch.retain(|m| assigned.contains(&(m.topic().to_owned(), m.partition())));
+        if batch.len() < received {
+            debug!(
+                dropped = received - batch.len(),
+                "records of revoked partitions left to their new owner"
+            );
+        }
         let assignments = consumer.context().assignments.load(Ordering::Acquire);
         health.set_ready(assignments > 0);
         if assignments != committed_for {
@@ -575,13 +588,19 @@ async fn process<A: Agent>(
             // this loop next waits, after handling the whole next batch.
             tokio::task::yield_now().await;
         }
+        if let Some(due) = shared.purge.as_ref().and_then(|p| p.due(&assigned)) {
+            // In its own task: a slow or unreachable broker must not hold up the loop.
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                if let Some(purge) = &shared.purge {
+                    purge.delete(due, &shared.metrics).await;
+                }
+            });
+        }
         // A full batch means input is waiting: re-deriving every key now would be redone
         // by the next refresh anyway (catching up moves the population on), so it waits —
         // but never longer than REFRESH_DEFERRAL intervals, so a stream that never lets up
         // still gets refreshed.
-        if let Some(purge) = &shared.purge {
-            purge.run_if_due(&shared.metrics).await;
-        }
         let behind = batch.len() >= rt.batch_max_records;
         maybe_refresh(
             &shared,
@@ -1194,23 +1213,25 @@ fn positions_past_markers(
     Ok(())
 }
 
-/// Restore newly assigned partitions and drop the state of revoked ones.
+/// Restore newly assigned partitions and drop the state of revoked ones; the topic
+/// partitions assigned now.
 async fn sync_assignment<A: Agent>(
     shared: &Shared<A>,
     consumer: &StreamConsumer<AssignmentTracker>,
     stores: &mut BTreeMap<i32, Store<A>>,
-) -> Result<(), RuntimeError> {
-    let assignment = consumer.assignment()?;
-    let assigned: BTreeSet<i32> = assignment
+) -> Result<HashSet<(String, i32)>, RuntimeError> {
+    let assigned: HashSet<(String, i32)> = consumer
+        .assignment()?
         .elements()
         .iter()
-        .map(|e| e.partition())
+        .map(|e| (e.topic().to_owned(), e.partition()))
         .collect();
-    stores.retain(|p, _| assigned.contains(p));
-    for partition in assigned {
+    let tasks: BTreeSet<i32> = assigned.iter().map(|(_, p)| *p).collect();
+    stores.retain(|p, _| tasks.contains(p));
+    for partition in tasks {
         store_for(shared, stores, partition).await?;
     }
-    Ok(())
+    Ok(assigned)
 }
 
 /// A partition's state, restored from its changelog on first use.

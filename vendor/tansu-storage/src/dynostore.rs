@@ -475,17 +475,23 @@ impl DynoStore {
         // Every batch but the last listed ends where the next one begins, below the log
         // start; the last is read to see where it ends.
         if let Some((&last_base, last)) = below.last_key_value() {
-            let batch = self
-                .object_store
-                .get(last)
-                .await
-                .map_err(|_| Error::Api(ErrorCode::UnknownServerError))?
-                .bytes()
-                .await
-                .map_err(|_| Error::Api(ErrorCode::UnknownServerError))
-                .and_then(|encoded| self.decode(encoded))?;
-            if last_base + i64::from(batch.last_offset_delta) + 1 > log_start {
-                _ = below.pop_last();
+            match self.object_store.get(last).await {
+                Ok(got) => {
+                    let batch = got
+                        .bytes()
+                        .await
+                        .map_err(|_| Error::Api(ErrorCode::UnknownServerError))
+                        .and_then(|encoded| self.decode(encoded))?;
+                    if last_base + i64::from(batch.last_offset_delta) + 1 > log_start {
+                        _ = below.pop_last();
+                    }
+                }
+                // Deleted by a purge running alongside this one.
+                Err(object_store::Error::NotFound { .. }) => _ = below.pop_last(),
+                Err(error) => {
+                    error!(?error, %last);
+                    return Err(Error::Api(ErrorCode::UnknownServerError));
+                }
             }
         }
 
