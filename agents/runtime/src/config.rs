@@ -248,6 +248,12 @@ impl RuntimeSettings {
                 self.refresh_interval_ms
             ));
         }
+        if (1..100).contains(&self.repartition_purge_interval_ms) {
+            problems.push(format!(
+                "repartition_purge_interval_ms: {} must be 0 (keep every record) or at least 100",
+                self.repartition_purge_interval_ms
+            ));
+        }
         if self.batch_max_records == 0 {
             problems.push("batch_max_records: must be at least 1".to_owned());
         }
@@ -536,7 +542,7 @@ mod tests {
     #[test]
     fn lists_every_problem_at_once() {
         let err = load(
-            "bootstrap_server = \"typo\"\npartitions = 0\nschema_registry_url = \"localhost\"\ntransactional_id = \"t\"\n[agent]\nthreshold = 11\n[librdkafka]\n\"group.id\" = \"x\"\n\"transactional.id\" = \"y\"\n",
+            "bootstrap_server = \"typo\"\npartitions = 0\nrepartition_purge_interval_ms = 5\nschema_registry_url = \"localhost\"\ntransactional_id = \"t\"\n[agent]\nthreshold = 11\n[librdkafka]\n\"group.id\" = \"x\"\n\"transactional.id\" = \"y\"\n",
             &[("LOYALTY_NOPE", "1")],
             &["garbage"],
         )
@@ -546,6 +552,7 @@ mod tests {
             "bootstrap_server: unknown setting",
             "nope: unknown setting",
             "partitions: 0 must be at least 1",
+            "repartition_purge_interval_ms: 5 must be 0",
             "schema_registry_url",
             "agent.threshold: 11 is above 10",
             "librdkafka.group.id",
