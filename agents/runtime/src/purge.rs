@@ -108,3 +108,57 @@ fn raise(committed: &mut BTreeMap<i32, i64>, partition: i32, offset: i64) {
     let noted = committed.entry(partition).or_insert(offset);
     *noted = (*noted).max(offset);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn purge(interval_ms: u64) -> RepartitionPurge {
+        let rt = RuntimeSettings {
+            // Never contacted: only the bookkeeping is under test.
+            bootstrap_servers: "127.0.0.1:1".into(),
+            repartition_purge_interval_ms: interval_ms,
+            ..RuntimeSettings::default()
+        };
+        RepartitionPurge::new(&rt, "cg.rekey-repartition")
+            .unwrap()
+            .expect("a non-zero interval purges")
+    }
+
+    fn commits(entries: &[(&str, i32, i64)]) -> BTreeMap<(String, i32), i64> {
+        entries
+            .iter()
+            .map(|&(topic, partition, offset)| ((topic.to_owned(), partition), offset))
+            .collect()
+    }
+
+    #[test]
+    fn an_interval_of_zero_turns_purging_off() {
+        let rt = RuntimeSettings {
+            repartition_purge_interval_ms: 0,
+            ..RuntimeSettings::default()
+        };
+        assert!(RepartitionPurge::new(&rt, "t").unwrap().is_none());
+    }
+
+    #[test]
+    fn due_offsets_are_the_highest_committed_of_assigned_repartition_partitions() {
+        let purge = purge(100);
+        purge.committed(&commits(&[
+            ("cg.rekey-repartition", 0, 7),
+            ("cg.rekey-repartition", 1, 3),
+            ("member-events", 0, 99),
+        ]));
+        purge.committed(&commits(&[("cg.rekey-repartition", 0, 5)]));
+        let assigned: HashSet<(String, i32)> = [("cg.rekey-repartition".to_owned(), 0)].into();
+        assert_eq!(purge.due(&assigned), None, "not before the interval");
+        std::thread::sleep(Duration::from_millis(120));
+        assert_eq!(purge.due(&assigned), Some(BTreeMap::from([(0, 7)])));
+        std::thread::sleep(Duration::from_millis(120));
+        assert_eq!(
+            purge.due(&assigned),
+            None,
+            "taken once; partition 1 moved away and is its new owner's to purge"
+        );
+    }
+}
