@@ -68,14 +68,7 @@ async fn every_cdnow_customer_gets_a_member_state_matching_the_raw_file() {
         .count() as i64;
     assert!(carded_events > 10_000, "{carded_events}");
     let repartition = "customer-graph.rekey-repartition";
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let ranges = loop {
-        let ranges = swarm::inspect::watermarks(&stack.bootstrap_servers, repartition).unwrap();
-        if ranges.values().all(|(low, high)| low == high) || std::time::Instant::now() > deadline {
-            break ranges;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let ranges = wait_emptied(&stack, repartition, Duration::from_secs(60)).await;
     assert_eq!(
         ranges.values().map(|(_, high)| high).sum::<i64>(),
         carded_events,

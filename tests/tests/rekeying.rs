@@ -174,19 +174,13 @@ async fn forwarded_records_are_purged_once_committed() {
     agent.wait_ready(Duration::from_secs(60)).await;
     let producer = kafka::producer(&stack.bootstrap_servers, &BTreeMap::new()).unwrap();
     let purged = || async {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let ranges = swarm::inspect::watermarks(&stack.bootstrap_servers, REPARTITION).unwrap();
-            if ranges.values().all(|(low, high)| low == high) {
-                return ranges.values().map(|(_, high)| high).sum::<i64>();
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "not purged: {ranges:?}\n{}",
-                agent.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let ranges = wait_emptied(&stack, REPARTITION, Duration::from_secs(30)).await;
+        assert!(
+            ranges.values().all(|(low, high)| low == high),
+            "not purged: {ranges:?}\n{}",
+            agent.log_tail()
+        );
+        ranges.values().map(|(_, high)| high).sum::<i64>()
     };
     for (round, (event_id, day)) in [("e1", 0), ("e2", 3)].into_iter().enumerate() {
         let event = events.encode(&store_order(event_id, 1_000, day)).unwrap();

@@ -70,7 +70,7 @@ impl RepartitionPurge {
     /// The noted offsets of partitions assigned now, once the interval has passed since
     /// the last purge, to hand to [`RepartitionPurge::delete`]. Offsets of partitions
     /// that moved away are dropped: their new owner commits and purges them.
-    pub(crate) fn due(&self, assigned: &HashSet<(String, i32)>) -> Option<BTreeMap<i32, i64>> {
+    pub(crate) fn due(&self, assigned: &HashSet<(&str, i32)>) -> Option<BTreeMap<i32, i64>> {
         let mut pending = self.pending.lock().ok()?;
         if pending.last.elapsed() < self.interval {
             return None;
@@ -78,7 +78,7 @@ impl RepartitionPurge {
         pending.last = Instant::now();
         let due: BTreeMap<i32, i64> = std::mem::take(&mut pending.committed)
             .into_iter()
-            .filter(|(p, _)| assigned.contains(&(self.topic.to_owned(), *p)))
+            .filter(|(p, _)| assigned.contains(&(self.topic, *p)))
             .collect();
         (!due.is_empty()).then_some(due)
     }
@@ -150,7 +150,7 @@ mod tests {
             ("member-events", 0, 99),
         ]));
         purge.committed(&commits(&[("cg.rekey-repartition", 0, 5)]));
-        let assigned: HashSet<(String, i32)> = [("cg.rekey-repartition".to_owned(), 0)].into();
+        let assigned: HashSet<(&str, i32)> = [("cg.rekey-repartition", 0)].into();
         assert_eq!(purge.due(&assigned), None, "not before the interval");
         std::thread::sleep(Duration::from_millis(120));
         assert_eq!(purge.due(&assigned), Some(BTreeMap::from([(0, 7)])));

@@ -524,7 +524,7 @@ async fn process<A: Agent>(
         // and commit (and purge) offsets it does not own — Kafka Streams drops a closed
         // task's buffered records likewise.
         let received = batch.len();
-        batch.retain(|m| assigned.contains(&(m.topic().to_owned(), m.partition())));
+        batch.retain(|m| assigned.contains(&(m.topic(), m.partition())));
         if batch.len() < received {
             debug!(
                 dropped = received - batch.len(),
@@ -1214,17 +1214,21 @@ fn positions_past_markers(
 }
 
 /// Restore newly assigned partitions and drop the state of revoked ones; the topic
-/// partitions assigned now.
+/// partitions assigned now (named by the subscribed topics, so a batch is checked
+/// against them without allocating).
 async fn sync_assignment<A: Agent>(
     shared: &Shared<A>,
     consumer: &StreamConsumer<AssignmentTracker>,
     stores: &mut BTreeMap<i32, Store<A>>,
-) -> Result<HashSet<(String, i32)>, RuntimeError> {
-    let assigned: HashSet<(String, i32)> = consumer
+) -> Result<HashSet<(&'static str, i32)>, RuntimeError> {
+    let assigned: HashSet<(&'static str, i32)> = consumer
         .assignment()?
         .elements()
         .iter()
-        .map(|e| (e.topic().to_owned(), e.partition()))
+        .filter_map(|e| {
+            let topic = shared.inputs.iter().find(|t| **t == e.topic())?;
+            Some((*topic, e.partition()))
+        })
         .collect();
     let tasks: BTreeSet<i32> = assigned.iter().map(|(_, p)| *p).collect();
     stores.retain(|p, _| tasks.contains(p));

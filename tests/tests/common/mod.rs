@@ -210,6 +210,24 @@ pub async fn wait_caught_up(stack: &Stack, agent: &str, limit: Duration) {
     wait_caught_up_on(stack, agent, &consumed, limit).await
 }
 
+/// Wait until every partition of `topic` holds no record (its log start offset has
+/// reached its high watermark: a purge deleted everything written), or `limit` passes;
+/// each partition's (log start, high watermark) then.
+pub async fn wait_emptied(
+    stack: &Stack,
+    topic: &str,
+    limit: Duration,
+) -> BTreeMap<i32, (i64, i64)> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let ranges = swarm::inspect::watermarks(&stack.bootstrap_servers, topic).unwrap();
+        if ranges.values().all(|(low, high)| low == high) || std::time::Instant::now() > deadline {
+            return ranges;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Replay `file` onto `stack` in the background, while the test kills or stops agents.
 pub fn spawn_replay(
     stack: &Stack,
