@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use apache_avro::AvroSchema;
 use common::*;
-use loyalty_contracts::{Payload, Program, TierChanged, topics};
+use loyalty_contracts::{Date, Payload, PointsEarned, Program, TierChanged, topics};
 use loyalty_runtime::codec::{Encoder, leak};
 use loyalty_runtime::kafka::{self, OutRecord};
 use loyalty_runtime::registry::RegistryClient;
@@ -64,6 +64,26 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
         .encode(&order_event("e-unknown", "m-bad", 100))
         .unwrap();
     unknown_id[1..5].copy_from_slice(&9999u32.to_be_bytes());
+    // An id above i32::MAX, as random bytes starting with 0x00 name: the registry cannot
+    // hold it, which is the record's problem, not an outage.
+    let mut beyond_i32 = events
+        .encode(&order_event("e-beyond", "m-bad", 100))
+        .unwrap();
+    beyond_i32[1..5].copy_from_slice(&2_453_133_971u32.to_be_bytes());
+    let earn = |id: &str, points: i64| {
+        let mut e = order_event(id, "m-big", 0);
+        e.payload = Payload::PointsEarned(PointsEarned {
+            points,
+            reason: "hostile".into(),
+            qualifying: false,
+        });
+        e
+    };
+    let dated = |id: &str, year: i32| {
+        let mut e = order_event(id, "m-bad", 100);
+        e.occurred_at = Date::from_ymd(year, 12, 31).unwrap().start();
+        e
+    };
     let mut unknown_tier = order_event("e-tier", "m-bad", 0);
     unknown_tier.payload = Payload::TierChanged(TierChanged {
         program_id: swarm::cdnow::PROGRAM_ID.into(),
@@ -71,6 +91,12 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
         to_tier: "platinum".into(),
         reason: "manual".into(),
     });
+    // Accepted first, so the second earning of i64::MAX would overflow the balance.
+    let first_earning = raw(
+        topics::MEMBER_EVENTS,
+        "m-big",
+        events.encode(&earn("e-big-1", i64::MAX)).unwrap(),
+    );
     let bad = [
         (
             "not_wire_format",
@@ -83,6 +109,34 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
         (
             "unknown_schema_id",
             raw(topics::MEMBER_EVENTS, "m-bad", unknown_id),
+        ),
+        (
+            "unknown_schema_id",
+            raw(topics::MEMBER_EVENTS, "m-bad", beyond_i32),
+        ),
+        (
+            "contract_violation",
+            raw(
+                topics::MEMBER_EVENTS,
+                "m-big",
+                events.encode(&earn("e-big-2", i64::MAX)).unwrap(),
+            ),
+        ),
+        (
+            "contract_violation",
+            raw(
+                topics::MEMBER_EVENTS,
+                "m-bad",
+                events.encode(&dated("e-9999", 9999)).unwrap(),
+            ),
+        ),
+        (
+            "contract_violation",
+            raw(
+                topics::MEMBER_EVENTS,
+                "m-bad",
+                events.encode(&dated("e-0001", 1)).unwrap(),
+            ),
         ),
         (
             "undecodable",
@@ -119,7 +173,8 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
             ),
         ),
     ];
-    let mut records: Vec<OutRecord> = bad.iter().map(|(_, r)| r.clone()).collect();
+    let mut records = vec![first_earning];
+    records.extend(bad.iter().map(|(_, r)| r.clone()));
     // Records on the repartition topic that no agent forwarded: one without origin
     // headers, and one whose key is not its member (it would be forwarded again).
     records.push(raw(
@@ -197,7 +252,7 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
             "record {i}: {headers:?}"
         );
         assert_eq!(header(headers, "dlq.source.partition"), "0");
-        assert_eq!(header(headers, "dlq.source.offset"), i.to_string());
+        assert_eq!(header(headers, "dlq.source.offset"), (i + 1).to_string());
         assert_eq!(header(headers, "dlq.agent"), "customer-graph");
         assert!(!header(headers, "dlq.agent.version").is_empty());
         assert!(!header(headers, "dlq.error.reason").is_empty());
@@ -211,9 +266,13 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
         .iter()
         .map(|(_, h)| header(h, "dlq.error.reason"))
         .collect();
-    assert!(reasons[3].contains("member_id"), "{}", reasons[3]);
-    assert!(reasons[4].contains("negative"), "{}", reasons[4]);
-    assert!(reasons[5].contains("unknown tier"), "{}", reasons[5]);
+    assert!(reasons[2].contains("2453133971"), "{}", reasons[2]);
+    assert!(reasons[3].contains("overflows"), "{}", reasons[3]);
+    assert!(reasons[4].contains("log timestamp"), "{}", reasons[4]);
+    assert!(reasons[5].contains("before 1970"), "{}", reasons[5]);
+    assert!(reasons[7].contains("member_id"), "{}", reasons[7]);
+    assert!(reasons[8].contains("negative"), "{}", reasons[8]);
+    assert!(reasons[9].contains("unknown tier"), "{}", reasons[9]);
 
     let forged: Vec<String> = dead
         .iter()
@@ -239,10 +298,20 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
     let states = member_state_bodies(&stack).await;
     assert_eq!(
         states.keys().collect::<Vec<_>>(),
-        vec!["m-good"],
+        vec!["m-big", "m-good"],
         "the partition kept flowing past the bad records"
     );
     assert_eq!(decode_state(&states["m-good"]).spend_minor, 1234);
+    let big = decode_state(&states["m-big"]);
+    assert_eq!(
+        (big.points.balance, big.points.earned),
+        (i64::MAX, i64::MAX),
+        "the overflowing earning left no trace"
+    );
+    assert!(
+        big.as_of.0 < 4_102_444_800_000,
+        "no event moved the member past 2100"
+    );
     let (_, metrics) = agent.get("/metrics").await.unwrap();
     assert_eq!(
         metric(
@@ -250,7 +319,7 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
             "loyalty_swarm_dlq_records_total",
             &[("reason", "contract_violation")]
         ),
-        Some(6.0),
+        Some(9.0),
         "{metrics}"
     );
     drop(agent);

@@ -429,3 +429,33 @@ async fn both_engines_delete_records_below_an_offset() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The embedded registry answers a schema id it does not hold as Confluent's does, 404
+/// with error code 40403, whatever the id looks like: one above `i32::MAX` (random bytes
+/// read as a record's schema id) once answered 400, which the agents took for an
+/// outage of their own and stopped on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_answers_ids_it_cannot_hold_as_not_found() {
+    let stack = start_stack().await;
+    let http = reqwest::Client::new();
+    for id in ["2453133971", "9999", "-1", "abc"] {
+        for path in ["", "/schema"] {
+            let response = http
+                .get(format!("{}/schemas/ids/{id}{path}", stack.registry_url))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 404, "id {id}{path}");
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["error_code"], 40403, "id {id}{path}: {body}");
+        }
+    }
+    let client = loyalty_runtime::registry::RegistryClient::new(&stack.registry_url).unwrap();
+    assert!(matches!(
+        client.schema(2_453_133_971).await,
+        Err(loyalty_runtime::registry::RegistryError::UnknownId(
+            2_453_133_971
+        ))
+    ));
+    stack.shutdown().await;
+}

@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use loyalty_contracts::{CohortStats, Date, MemberCohort, MemberState, Segment, Timestamp, topics};
-use loyalty_runtime::{Agent, Context, HandleError, Input, NoSettings, OutputSpec, Population};
+use loyalty_runtime::{
+    Agent, Context, HandleError, Input, NoSettings, OutputSpec, Population, Rejection,
+};
 use serde::{Deserialize, Serialize};
 
 use sketch::{Cdf, Histogram, log_bucket, log_value, quintile};
@@ -24,8 +26,10 @@ use sketch::{Cdf, Histogram, log_bucket, log_value, quintile};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
     pub members: u64,
-    pub spend: i64,
-    pub margin: i64,
+    /// Sums over the cell's members: `i128`, so no population of `i64` amounts can
+    /// overflow them (postcard writes both as the same varint, so older summaries read).
+    pub spend: i128,
+    pub margin: i128,
     pub spend_sketch: Histogram,
     pub margin_sketch: Histogram,
     /// Months from the acquisition month to the last purchase month, per member.
@@ -225,13 +229,47 @@ fn apply_cell(summary: &mut PopulationSketch, c: &Contribution, add: bool) {
     } else {
         cell.members.saturating_sub(1)
     };
-    cell.spend += sign * c.spend;
-    cell.margin += sign * c.margin;
+    cell.spend += sign * i128::from(c.spend);
+    cell.margin += sign * i128::from(c.margin);
     edit(&mut cell.spend_sketch, log_bucket(c.spend as f64));
     edit(&mut cell.margin_sketch, log_bucket(c.margin as f64));
     edit(&mut cell.active_months, c.active_months);
     if cell.members == 0 {
         summary.cells.remove(&c.cell);
+    }
+}
+
+impl Facts {
+    /// What makes these facts impossible for a real member: scoring subtracts days and
+    /// counts purchases, so each must lie where that arithmetic cannot overflow (days
+    /// from 1970 in order up to as_of, counts that leave room for one more).
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !(0..i32::MAX).contains(&self.x) {
+            problems.push(format!("btyd.x {} is out of range", self.x));
+        }
+        if self.first_purchase < 0 {
+            problems.push(format!(
+                "first purchase day {} is before 1970",
+                self.first_purchase
+            ));
+        }
+        if self.first_purchase > self.last_purchase || self.last_purchase > self.as_of_day {
+            problems.push(format!(
+                "purchase days out of order: first {}, last {}, as_of {}",
+                self.first_purchase, self.last_purchase, self.as_of_day
+            ));
+        }
+        if !(0..=self.last_purchase.saturating_sub(self.first_purchase)).contains(&self.t_x_days) {
+            problems.push(format!("btyd.t_x_days {} is out of range", self.t_x_days));
+        }
+        if self
+            .previous_purchase
+            .is_some_and(|p| p < self.first_purchase || p > self.last_purchase)
+        {
+            problems.push("the previous purchase day lies outside first..last".into());
+        }
+        problems
     }
 }
 
@@ -300,7 +338,13 @@ impl Agent for Cohort {
             let member: MemberState =
                 input.decode_keyed("member_id", |m: &MemberState| &m.member_id)?;
             match facts(&member) {
-                Some(f) => Some(f),
+                Some(f) => {
+                    let problems = f.problems();
+                    if !problems.is_empty() {
+                        return Err(Rejection::contract(problems.join("; ")).into());
+                    }
+                    Some(f)
+                }
                 // No purchase yet: nothing to score.
                 None => return Ok(()),
             }

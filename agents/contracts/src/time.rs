@@ -27,9 +27,12 @@ pub struct Timestamp(pub i64);
 pub struct Date(pub i32);
 
 impl Timestamp {
-    /// The UTC calendar day this instant falls on.
+    /// The UTC calendar day this instant falls on. Instants beyond the ±5.8 million
+    /// years a `date` can hold saturate at its ends instead of wrapping to an
+    /// unrelated day.
     pub fn day(self) -> Date {
-        Date(self.0.div_euclid(MILLIS_PER_DAY) as i32)
+        let day = self.0.div_euclid(MILLIS_PER_DAY);
+        Date(i32::try_from(day).unwrap_or(if day < 0 { i32::MIN } else { i32::MAX }))
     }
 }
 
@@ -148,5 +151,7 @@ mod tests {
             Some((1996, 2, 29))
         );
         assert_eq!(Timestamp(-1).day(), Date(-1));
+        assert_eq!(Timestamp(i64::MAX).day(), Date(i32::MAX));
+        assert_eq!(Timestamp(i64::MIN).day(), Date(i32::MIN));
     }
 }

@@ -71,6 +71,26 @@ fn month_of(day: i32) -> i32 {
     y * 12 + m as i32 - 1
 }
 
+/// `total + amount`, or a contract violation when the sum leaves `i64`: a member's
+/// totals are exact or the event is refused, never wrapped (two `i64::MAX` earnings
+/// must not leave a negative balance).
+fn add(what: &str, total: i64, amount: i64) -> Result<i64, Rejection> {
+    total.checked_add(amount).ok_or_else(|| {
+        Rejection::contract(format!(
+            "{what} {amount} overflows the member's total {total}"
+        ))
+    })
+}
+
+/// `total - amount`, checked the same way.
+fn subtract(what: &str, total: i64, amount: i64) -> Result<i64, Rejection> {
+    total.checked_sub(amount).ok_or_else(|| {
+        Rejection::contract(format!(
+            "{what} {amount} overflows the member's total {total}"
+        ))
+    })
+}
+
 fn nonnegative(what: &str, value: i64) -> Result<(), Rejection> {
     if value < 0 {
         Err(Rejection::contract(format!("{what} is negative ({value})")))
@@ -140,7 +160,9 @@ impl MemberFold {
         &mut self.days[index]
     }
 
-    /// Apply one event. Returns false for a duplicate, which changes nothing.
+    /// Apply one event. Returns false for a duplicate, which changes nothing. On a
+    /// rejection the fold may be half-changed: the runtime applies `handle` to a copy
+    /// and drops it.
     pub fn apply_event(
         &mut self,
         event: &MemberEvent,
@@ -176,14 +198,19 @@ impl MemberFold {
                 if self.currency.is_none() {
                     self.currency = Some(order.currency.clone());
                 }
+                let amount = order.amount_minor;
                 let new_day = {
                     let d = self.day_mut(day);
-                    d.orders += 1;
-                    d.spend += order.amount_minor;
+                    d.orders = d.orders.saturating_add(1);
+                    d.spend = add("order amount_minor", d.spend, amount)?;
                     d.orders == 1
                 };
-                self.spend += order.amount_minor;
-                self.margin += order.margin_minor.unwrap_or(0);
+                self.spend = add("order amount_minor", self.spend, amount)?;
+                self.margin = add(
+                    "order margin_minor",
+                    self.margin,
+                    order.margin_minor.unwrap_or(0),
+                )?;
                 if new_day {
                     if self.first_order_day.is_none_or(|first| day < first) {
                         // An earlier day arrived late: the old first transaction is now a repeat.
@@ -197,34 +224,37 @@ impl MemberFold {
                     }
                 }
                 if self.first_order_day == Some(day) {
-                    self.first_day_spend += order.amount_minor;
+                    self.first_day_spend = add("order amount_minor", self.first_day_spend, amount)?;
                 }
             }
             Payload::OrderReturned(ret) => {
-                self.returns += ret.amount_minor;
-                self.returns_count += 1;
-                self.day_mut(day).returned += ret.amount_minor;
+                let amount = ret.amount_minor;
+                self.returns = add("return amount_minor", self.returns, amount)?;
+                self.returns_count = self.returns_count.saturating_add(1);
+                let d = self.day_mut(day);
+                d.returned = add("return amount_minor", d.returned, amount)?;
             }
             Payload::PointsEarned(p) => {
-                self.points_earned += p.points;
-                self.points_balance += p.points;
+                self.points_earned = add("points earned", self.points_earned, p.points)?;
+                self.points_balance = add("points earned", self.points_balance, p.points)?;
                 if p.qualifying {
-                    self.day_mut(day).qualifying_points += p.points;
+                    let d = self.day_mut(day);
+                    d.qualifying_points = add("points earned", d.qualifying_points, p.points)?;
                 }
             }
             Payload::PointsRedeemed(p) => {
-                self.points_redeemed += p.points;
-                self.points_balance -= p.points;
-                self.redemptions += 1;
+                self.points_redeemed = add("points redeemed", self.points_redeemed, p.points)?;
+                self.points_balance = subtract("points redeemed", self.points_balance, p.points)?;
+                self.redemptions = self.redemptions.saturating_add(1);
             }
             Payload::PointsExpired(p) => {
-                self.points_expired += p.points;
-                self.points_balance -= p.points;
+                self.points_expired = add("points expired", self.points_expired, p.points)?;
+                self.points_balance = subtract("points expired", self.points_balance, p.points)?;
             }
             Payload::TierChanged(_) => {} // needs the program: see apply_tier_change
             Payload::SubscriptionChanged(s) => self.subscription = Some(s.status),
-            Payload::Engagement(_) => self.engagements += 1,
-            Payload::ReferralCompleted(_) => self.referrals += 1,
+            Payload::Engagement(_) => self.engagements = self.engagements.saturating_add(1),
+            Payload::ReferralCompleted(_) => self.referrals = self.referrals.saturating_add(1),
             Payload::InterventionOutcome(_) => {} // read by ltv and save-offer, not folded here
         }
         self.retire_old_days(settings.retention_days);
@@ -233,13 +263,16 @@ impl MemberFold {
 
     /// Fold days beyond the retention horizon into aggregates.
     fn retire_old_days(&mut self, retention_days: i32) {
-        let horizon = day_of(self.as_of) - retention_days;
+        let horizon = day_of(self.as_of).saturating_sub(retention_days);
         let keep_from = self.days.partition_point(|d| d.day < horizon);
         if keep_from > 0 {
-            self.retired_order_days += self.days[..keep_from]
+            let retired = self.days[..keep_from]
                 .iter()
                 .filter(|d| d.orders > 0)
-                .count() as i32;
+                .count();
+            self.retired_order_days = self
+                .retired_order_days
+                .saturating_add(i32::try_from(retired).unwrap_or(i32::MAX));
             self.days.drain(..keep_from);
         }
     }
@@ -674,6 +707,63 @@ mod tests {
         f.apply_tier_change(&change("silver"), Some(&p), at(1997, 1, 1))
             .unwrap();
         assert!(f.tier.as_ref().unwrap().manual);
+    }
+
+    #[test]
+    fn totals_that_would_overflow_are_rejected_not_wrapped() {
+        let earn = |id: &str, points| {
+            event(
+                id,
+                at(1997, 1, 1),
+                Payload::PointsEarned(PointsEarned {
+                    points,
+                    reason: "purchase".into(),
+                    qualifying: true,
+                }),
+            )
+        };
+        let settings = Settings::default();
+        let mut f = MemberFold::default();
+        assert!(f.apply_event(&earn("p1", i64::MAX), &settings).unwrap());
+        let mut copy = f.clone();
+        let rejected = copy.apply_event(&earn("p2", i64::MAX), &settings);
+        assert!(
+            rejected.is_err_and(|r| r.reason.contains("overflows")),
+            "the second earning is refused"
+        );
+        assert_eq!(f.points_balance, i64::MAX);
+        assert_eq!(f.points_earned, i64::MAX);
+
+        let mut f = MemberFold::default();
+        f.apply_event(&order("a", at(1997, 1, 1), i64::MAX), &settings)
+            .unwrap();
+        let mut copy = f.clone();
+        assert!(
+            copy.apply_event(&order("b", at(1997, 1, 1), 1), &settings)
+                .is_err()
+        );
+        let mut copy = f.clone();
+        let redeem = event(
+            "r",
+            at(1997, 1, 2),
+            Payload::PointsRedeemed(PointsRedeemed {
+                points: i64::MAX,
+                reward_id: None,
+            }),
+        );
+        copy.apply_event(&redeem, &settings).unwrap();
+        assert_eq!(copy.points_balance, -i64::MAX, "a debt, exactly");
+        assert!(
+            copy.apply_event(
+                &{
+                    let mut again = redeem.clone();
+                    again.event_id = "r2".into();
+                    again
+                },
+                &settings
+            )
+            .is_err()
+        );
     }
 
     #[test]

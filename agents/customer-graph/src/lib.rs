@@ -133,6 +133,7 @@ impl Agent for CustomerGraph {
             topics::MEMBER_EVENTS => {
                 let event: MemberEvent = input.decode()?;
                 fold::validate(&event)?;
+                ctx.check_event_time(input, "occurred_at", event.occurred_at.0)?;
                 if event.member_id != input.key {
                     // Keyed by another id (a source system's own, say): the event belongs
                     // to its member and reaches that member's state through the
@@ -157,6 +158,7 @@ impl Agent for CustomerGraph {
                 }
                 let profile: MemberProfile =
                     input.decode_keyed("member_id", |v: &MemberProfile| &v.member_id)?;
+                ctx.check_event_time(input, "updated_at", profile.updated_at.0)?;
                 let fold = state.get_or_insert_with(MemberFold::default);
                 fold.apply_profile(&profile);
                 let program = self.program(ctx, fold);

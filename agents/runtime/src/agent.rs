@@ -237,6 +237,8 @@ pub struct Context<'a> {
     pub(crate) population: Option<&'a (dyn Any + Send + Sync)>,
     pub(crate) metrics: Option<&'a Metrics>,
     pub(crate) rekey: Option<String>,
+    /// `max_event_time_ahead_ms`, for [`Context::check_event_time`].
+    pub(crate) max_event_time_ahead_ms: u64,
 }
 
 impl<'a> Context<'a> {
@@ -256,6 +258,38 @@ impl<'a> Context<'a> {
     /// Every partition's summary.
     pub fn population<T: Any>(&self) -> Option<&Population<T>> {
         self.population?.downcast_ref::<Population<T>>()
+    }
+
+    /// Check the time an event says it happened (milliseconds since the epoch) against
+    /// the record that carries it: before 1970 (where Kafka timestamps start) or more
+    /// than `max_event_time_ahead_ms` after the record's log timestamp, it breaks the
+    /// contract. Decided from the record alone, so a replay decides the same; with the
+    /// broker bounding log timestamps (`log.message.timestamp.after.max.ms`, or
+    /// LogAppendTime), no single record can carry a member, or the population's stream
+    /// time, into the future. A record without a log timestamp (no Kafka client writes
+    /// one) is checked against the epoch only.
+    pub fn check_event_time(
+        &self,
+        input: &Input<'_>,
+        what: &str,
+        at_ms: i64,
+    ) -> Result<(), Rejection> {
+        if at_ms < 0 {
+            return Err(Rejection::contract(format!(
+                "{what} {at_ms} ms is before 1970-01-01"
+            )));
+        }
+        let ahead = i64::try_from(self.max_event_time_ahead_ms).unwrap_or(i64::MAX);
+        if let Some(logged) = input.timestamp.filter(|t| *t >= 0)
+            && at_ms.saturating_sub(logged) > ahead
+        {
+            return Err(Rejection::contract(format!(
+                "{what} {at_ms} ms is {} ms after its record's log timestamp {logged} ms \
+                 (at most {ahead} ms, max_event_time_ahead_ms)",
+                at_ms.saturating_sub(logged)
+            )));
+        }
+        Ok(())
     }
 
     /// Record a domain metric (its name and meaning are defined in the runtime's metrics).
@@ -390,6 +424,8 @@ impl Harness {
             population: self.population.as_deref(),
             metrics: None,
             rekey: None,
+            max_event_time_ahead_ms: crate::config::RuntimeSettings::default()
+                .max_event_time_ahead_ms,
         }
     }
 }

@@ -92,6 +92,17 @@ pub struct RuntimeSettings {
     /// DeleteRecords, as Kafka Streams' `repartition.purge.interval.ms` does. 0 keeps
     /// them (a broker without DeleteRecords).
     pub repartition_purge_interval_ms: u64,
+    /// Longest a shutdown waits for the batch in flight to be written and committed, in
+    /// milliseconds (Kafka Streams' `close(timeout)`). Past it, for instance with the
+    /// broker away, the agent exits without committing: the records not committed are
+    /// handled again by the next owner, and nothing is committed that was not written.
+    pub drain_timeout_ms: u64,
+    /// How far an event's own time may lie ahead of its record's log timestamp, in
+    /// milliseconds (as Kafka's `log.message.timestamp.after.max.ms`, one hour). An event
+    /// dated later is a contract violation: decided against the record itself, so a
+    /// replay decides the same, and no single record can carry a member (or the
+    /// population's day) into the future.
+    pub max_event_time_ahead_ms: u64,
     /// Raw librdkafka properties for both consumer and producer (security, tuning).
     pub librdkafka: BTreeMap<String, String>,
 }
@@ -116,6 +127,8 @@ impl Default for RuntimeSettings {
             retry_max_ms: 10_000,
             refresh_interval_ms: 30_000,
             repartition_purge_interval_ms: 30_000,
+            drain_timeout_ms: 30_000,
+            max_event_time_ahead_ms: 3_600_000,
             librdkafka: BTreeMap::new(),
         }
     }
@@ -197,6 +210,8 @@ impl fmt::Debug for RuntimeSettings {
                 "repartition_purge_interval_ms",
                 &self.repartition_purge_interval_ms,
             )
+            .field("drain_timeout_ms", &self.drain_timeout_ms)
+            .field("max_event_time_ahead_ms", &self.max_event_time_ahead_ms)
             .field("librdkafka", &librdkafka)
             .finish()
     }

@@ -26,6 +26,10 @@ pub enum RejectionKind {
     ContractViolation,
     /// The record key is missing or not UTF-8.
     BadKey,
+    /// The agent's code panicked on the record. The record is dead-lettered and the
+    /// partition keeps flowing: a record that crashed the process would crash it again on
+    /// every replay.
+    Panic,
 }
 
 impl RejectionKind {
@@ -36,15 +40,17 @@ impl RejectionKind {
             RejectionKind::Undecodable => "undecodable",
             RejectionKind::ContractViolation => "contract_violation",
             RejectionKind::BadKey => "bad_key",
+            RejectionKind::Panic => "panic",
         }
     }
 
-    pub const ALL: [RejectionKind; 5] = [
+    pub const ALL: [RejectionKind; 6] = [
         RejectionKind::NotWireFormat,
         RejectionKind::UnknownSchemaId,
         RejectionKind::Undecodable,
         RejectionKind::ContractViolation,
         RejectionKind::BadKey,
+        RejectionKind::Panic,
     ];
 }
 
@@ -83,6 +89,10 @@ pub enum RuntimeError {
     Config(#[from] crate::config::ConfigErrors),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// Shutdown was asked for while `operation` waited to be retried (the broker or the
+    /// registry away): the agent stops without committing what it could not write.
+    #[error("shut down while retrying {operation}")]
+    ShutDown { operation: &'static str },
     #[error("{0}")]
     Other(String),
 }

@@ -146,7 +146,11 @@ pub fn agent_main<A: Agent>(build: impl FnOnce(&A::Settings) -> A) -> ExitCode {
         }
     };
     let agent = build(&config.agent);
-    match runtime.block_on(run(agent, config, shutdown_signal())) {
+    let result = runtime.block_on(run(agent, config, shutdown_signal()));
+    // `run` has drained or given up within the drain timeout; a client call still
+    // blocked on an unreachable broker must not hold the process past it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(agent = A::NAME, error = %e, "agent stopped on a fatal error");

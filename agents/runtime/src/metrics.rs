@@ -33,6 +33,9 @@ pub enum Event<'a> {
     RepartitionPurged { outcome: &'a str },
     /// A record was sent to the DLQ.
     DeadLettered { kind: RejectionKind },
+    /// The agent's code panicked `during` handle (the record was dead-lettered), refresh
+    /// (the key kept its state) or publish; the agent kept running.
+    Panicked { during: &'a str },
     /// A batch was produced, written through and committed.
     BatchCommitted { records: u64, elapsed: Duration },
     /// Consumer lag of an assigned partition after a batch.
@@ -97,6 +100,7 @@ pub struct Metrics {
     rekeyed: IntCounterVec,
     repartition_purges: IntCounterVec,
     dead_lettered: IntCounterVec,
+    panics: IntCounterVec,
     batches: IntCounter,
     batch_seconds: Histogram,
     lag: IntGaugeVec,
@@ -203,6 +207,11 @@ impl Metrics {
                 "dlq_records_total",
                 "Records sent to the dead-letter queue.",
                 &["reason"],
+            )?,
+            panics: counter(
+                "panics_total",
+                "Panics in the agent's code, caught; by where they happened.",
+                &["during"],
             )?,
             batches: {
                 let c = IntCounter::new(
@@ -355,6 +364,7 @@ impl Metrics {
             Event::DeadLettered { kind } => {
                 self.dead_lettered.with_label_values(&[kind.as_str()]).inc()
             }
+            Event::Panicked { during } => self.panics.with_label_values(&[during]).inc(),
             Event::BatchCommitted {
                 records: _,
                 elapsed,

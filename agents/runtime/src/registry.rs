@@ -135,7 +135,14 @@ impl RegistryClient {
         }
         let url = format!("{}/schemas/ids/{id}", self.base);
         let text: SchemaText = match self.send(self.http.get(&url), &url).await {
-            Err(RegistryError::Status { status: 404, .. }) => {
+            // Confluent answers 404 (error code 40403) for an id it does not hold; a
+            // registry that cannot even read the id (one above its integer range, say)
+            // answers 400 or 422. Either way the record names no schema: bad data, not an
+            // outage, and retrying would stop the partition for good.
+            Err(RegistryError::Status {
+                status: 400 | 404 | 422,
+                ..
+            }) => {
                 return Err(RegistryError::UnknownId(id));
             }
             other => other?,

@@ -482,10 +482,10 @@ async fn get_version_schema(
     Ok(find_version(&registry, &subject, &version)?.text.clone())
 }
 
-fn schema_by_id(registry: &Registry, id: i32) -> Result<String, ApiError> {
-    registry
-        .by_id
-        .get(&id)
+fn schema_by_id(registry: &Registry, id: &str) -> Result<String, ApiError> {
+    id.parse::<i32>()
+        .ok()
+        .and_then(|id| registry.by_id.get(&id))
         .map(|(text, _)| text.clone())
         .ok_or_else(|| {
             ApiError(
@@ -496,17 +496,20 @@ fn schema_by_id(registry: &Registry, id: i32) -> Result<String, ApiError> {
         })
 }
 
+/// Ids are taken as text: an id that is no integer the registry could have assigned
+/// (one above `i32::MAX`, say, read from a record's random bytes) is a schema not found,
+/// 404 with error code 40403, as Confluent answers, not a malformed request.
 async fn get_by_id(
     State(app): State<App>,
-    Path(id): Path<i32>,
+    Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let registry = app.registry.lock().await;
-    Ok(Json(json!({"schema": schema_by_id(&registry, id)?})))
+    Ok(Json(json!({"schema": schema_by_id(&registry, &id)?})))
 }
 
-async fn get_by_id_raw(State(app): State<App>, Path(id): Path<i32>) -> Result<String, ApiError> {
+async fn get_by_id_raw(State(app): State<App>, Path(id): Path<String>) -> Result<String, ApiError> {
     let registry = app.registry.lock().await;
-    schema_by_id(&registry, id)
+    schema_by_id(&registry, &id)
 }
 
 async fn check_compatibility(

@@ -1,0 +1,418 @@
+//! Dispatch: one record from the consumer to the agent's `handle` and back — the key,
+//! the replay check, the writer schema, re-keying through the repartition topic — and
+//! the DLQ for every record that cannot be used, whatever its bytes. Bad data, a panic
+//! in the agent's code included, is the record's problem, never the partition's.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use tracing::warn;
+
+use super::refresh::context;
+use super::topics::{dlq_headers, origin_headers};
+use super::writes::out_records;
+use super::{Shared, Store};
+use crate::agent::{Agent, HandleError, Input, Population};
+use crate::codec::{Decoder, leak};
+use crate::error::{Rejection, RejectionKind, RuntimeError};
+use crate::kafka::OutRecord;
+use crate::metrics::Event;
+use crate::registry::RegistryError;
+use crate::store::Origin;
+use crate::trace::RecordTrace;
+use crate::wire;
+
+/// The decoder for a record's writer schema, or the reason it has none.
+pub(super) async fn decoder_for<A: Agent>(
+    shared: &Shared<A>,
+    id: u32,
+) -> Result<Result<Arc<Decoder>, Rejection>, RuntimeError> {
+    if let Some(decoder) = shared
+        .decoders
+        .read()
+        .ok()
+        .and_then(|d| d.get(&id).cloned())
+    {
+        return Ok(Ok(decoder));
+    }
+    let fetched = shared
+        .backoff
+        .retry("fetch_schema", &shared.metrics, || async {
+            match shared.registry.schema(id).await {
+                Ok(schema) => Ok(Ok(schema)),
+                Err(RegistryError::UnknownId(_)) => {
+                    Ok(Err(format!("schema id {id} is not registered")))
+                }
+                Err(RegistryError::BadSchema(e)) => Ok(Err(format!(
+                    "the registry's schema for id {id} does not parse: {e}"
+                ))),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await?;
+    let schema = match fetched {
+        Ok(schema) => schema,
+        Err(reason) => return Ok(Err(Rejection::new(RejectionKind::UnknownSchemaId, reason))),
+    };
+    let decoder = match Decoder::new(leak(schema.as_ref().clone())) {
+        Ok(decoder) => Arc::new(decoder),
+        Err(e) => {
+            return Ok(Err(Rejection::new(
+                RejectionKind::UnknownSchemaId,
+                format!("schema id {id} cannot be read with: {e}"),
+            )));
+        }
+    };
+    if let Ok(mut decoders) = shared.decoders.write() {
+        decoders.insert(id, decoder.clone());
+    }
+    Ok(Ok(decoder))
+}
+
+/// One record through the agent: key checked, skipped when state already reflects it
+/// (a replay), origin read when it came through the repartition topic, decoded, handed
+/// to `handle` on a copy of its key's state; then the state kept, the record forwarded
+/// to another key, or the record dead-lettered. Only a runtime failure (the registry
+/// away past shutdown, a fatal agent error) is an `Err`.
+pub(super) async fn handle_message<A: Agent>(
+    shared: &Shared<A>,
+    message: &OwnedMessage,
+    floor: i64,
+    store: &mut Store<A>,
+    population: &Population<A::Summary>,
+    outputs: &mut Vec<OutRecord>,
+) -> Result<(), RuntimeError> {
+    let topic = message.topic();
+    shared.metrics.emit(Event::RecordsConsumed {
+        topic,
+        partition: message.partition(),
+        count: 1,
+    });
+    let input_index = shared.inputs.iter().position(|t| *t == topic).unwrap_or(0);
+    let trace = shared.tracing.record(
+        topic,
+        message.partition(),
+        message.offset(),
+        message.headers(),
+    );
+    // Where the record entered the agent: a re-keyed record is handled, and
+    // dead-lettered, as the record it was at its origin.
+    let mut source = Source::of(message);
+
+    let key = match message.key().map(std::str::from_utf8) {
+        Some(Ok(key)) if !key.is_empty() => key,
+        _ => {
+            let rejection =
+                Rejection::new(RejectionKind::BadKey, "record key is missing or not UTF-8");
+            outputs.push(dead_letter(shared, message, source, &rejection, &trace));
+            return Ok(());
+        }
+    };
+    if store
+        .get(key)
+        .is_some_and(|e| e.reflects(input_index, message.offset()))
+    {
+        shared
+            .metrics
+            .emit(Event::ReplaySkipped { topic, count: 1 });
+        return Ok(());
+    }
+    let origin = if shared.repartition == Some(topic) {
+        match origin_of(shared, message) {
+            Ok((origin, origin_topic)) => {
+                source = Source {
+                    topic: origin_topic,
+                    partition: origin.partition,
+                    offset: origin.offset,
+                };
+                Some(origin)
+            }
+            Err(rejection) => {
+                outputs.push(dead_letter(shared, message, source, &rejection, &trace));
+                return Ok(());
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(origin) = &origin
+        && (origin.offset < origin.floor
+            || store.get(key).is_some_and(|e| e.reflects_origin(origin)))
+    {
+        // A second copy, forwarded again when its origin replayed.
+        shared
+            .metrics
+            .emit(Event::ReplaySkipped { topic, count: 1 });
+        return Ok(());
+    }
+    let value = match message.payload() {
+        None => None,
+        Some(bytes) => {
+            let framed = match wire::split(bytes) {
+                Ok(framed) => framed,
+                Err(rejection) => {
+                    outputs.push(dead_letter(shared, message, source, &rejection, &trace));
+                    return Ok(());
+                }
+            };
+            match decoder_for(shared, framed.0).await? {
+                Ok(decoder) => Some((decoder, framed.1)),
+                Err(rejection) => {
+                    outputs.push(dead_letter(shared, message, source, &rejection, &trace));
+                    return Ok(());
+                }
+            }
+        }
+    };
+    let input = Input {
+        topic: source.topic,
+        partition: source.partition,
+        offset: source.offset,
+        timestamp: message.timestamp().to_millis(),
+        key,
+        value: value
+            .as_ref()
+            .map(|(schema, body)| (schema.as_ref(), *body)),
+    };
+
+    // Work on a copy so a rejected (or re-keyed) record leaves no trace in state.
+    let mut state = store.get(key).and_then(|e| e.state.clone());
+    let mut emitted = Vec::new();
+    let started = Instant::now();
+    let (result, rekey) = {
+        let summary: Option<&mut (dyn std::any::Any + Send)> = if A::SHARES_SUMMARY {
+            Some(store.summary_mut())
+        } else {
+            None
+        };
+        let population =
+            A::SHARES_SUMMARY.then_some(population as &(dyn std::any::Any + Send + Sync));
+        let mut ctx = context(shared, &mut emitted, summary, population);
+        let result = caught(|| shared.agent.handle(&input, &mut state, &mut ctx));
+        (result, ctx.rekey)
+    };
+    shared.metrics.emit(Event::RecordHandled {
+        topic,
+        elapsed: started.elapsed(),
+    });
+    let rejected = |rejection: Rejection, outputs: &mut Vec<OutRecord>| {
+        outputs.push(dead_letter(shared, message, source, &rejection, &trace));
+        Ok(())
+    };
+    match (result, rekey) {
+        (Ok(()), None) => {
+            let entry = store.entry(key);
+            entry.state = state;
+            if let Some(p) = entry.positions.get_mut(input_index) {
+                *p = message.offset();
+            }
+            if let Some(origin) = &origin {
+                entry.record_origin(origin);
+            }
+            store.mark_dirty(key);
+            outputs.extend(out_records(emitted, &trace.headers));
+            Ok(())
+        }
+        (Ok(()), Some(to)) => {
+            let Some(repartition) = shared.repartition else {
+                return Err(RuntimeError::Other(format!(
+                    "{} re-keyed a record but does not declare REKEYS",
+                    A::NAME
+                )));
+            };
+            if to == key {
+                return rejected(
+                    Rejection::contract(format!("re-keyed to its own key {key:?}")),
+                    outputs,
+                );
+            }
+            if origin.is_some() {
+                // Forwarding again could go round in circles.
+                return rejected(
+                    Rejection::contract(format!(
+                        "re-keyed again, from {key:?} to {to:?}, after being re-keyed once"
+                    )),
+                    outputs,
+                );
+            }
+            shared.metrics.emit(Event::Rekeyed { topic, count: 1 });
+            outputs.push(OutRecord {
+                topic: repartition.to_owned(),
+                partition: None,
+                key: to,
+                payload: message.payload().map(<[u8]>::to_vec),
+                timestamp: message.timestamp().to_millis(),
+                headers: [
+                    (origin_headers::TOPIC, topic.to_owned()),
+                    (origin_headers::PARTITION, message.partition().to_string()),
+                    (origin_headers::OFFSET, message.offset().to_string()),
+                    (origin_headers::FLOOR, floor.to_string()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .chain(trace.headers.iter().cloned())
+                .collect(),
+            });
+            Ok(())
+        }
+        (Err(HandleError::Rejected(rejection)), _) => {
+            if rejection.kind == RejectionKind::Panic {
+                shared.metrics.emit(Event::Panicked { during: "handle" });
+            }
+            rejected(rejection, outputs)
+        }
+        (Err(HandleError::Fatal(reason)), _) => Err(RuntimeError::Other(format!(
+            "{} at {}/{}/{}: {reason}",
+            A::NAME,
+            source.topic,
+            source.partition,
+            source.offset
+        ))),
+    }
+}
+
+/// A record's position where it entered the agent.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Source<'a> {
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
+}
+
+impl<'a> Source<'a> {
+    pub(super) fn of(message: &'a OwnedMessage) -> Self {
+        Source {
+            topic: message.topic(),
+            partition: message.partition(),
+            offset: message.offset(),
+        }
+    }
+}
+
+/// The origin a re-keyed record's headers name, and its input topic.
+pub(super) fn origin_of<'m, A: Agent>(
+    shared: &Shared<A>,
+    message: &'m OwnedMessage,
+) -> Result<(Origin, &'static str), Rejection> {
+    let header = |name: &str| -> Result<&'m str, Rejection> {
+        message
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == name))
+            .and_then(|h| h.value)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .ok_or_else(|| Rejection::contract(format!("re-keyed record without {name}")))
+    };
+    let number = |name: &str| -> Result<i64, Rejection> {
+        header(name)?
+            .parse()
+            .map_err(|_| Rejection::contract(format!("re-keyed record with a bad {name}")))
+    };
+    let topic = header(origin_headers::TOPIC)?;
+    let input = shared
+        .inputs
+        .iter()
+        .position(|t| *t == topic && Some(*t) != shared.repartition)
+        .ok_or_else(|| {
+            Rejection::contract(format!(
+                "re-keyed from {topic}, not an input of {}",
+                A::NAME
+            ))
+        })?;
+    let partition = i32::try_from(number(origin_headers::PARTITION)?)
+        .map_err(|_| Rejection::contract("re-keyed record with a bad partition"))?;
+    Ok((
+        Origin {
+            input: input as u32,
+            partition,
+            offset: number(origin_headers::OFFSET)?,
+            floor: number(origin_headers::FLOOR)?,
+        },
+        shared.inputs[input],
+    ))
+}
+
+/// The DLQ record for a rejected input: original key and bytes, reason in headers.
+pub(super) fn dead_letter<A: Agent>(
+    shared: &Shared<A>,
+    message: &OwnedMessage,
+    source: Source<'_>,
+    rejection: &Rejection,
+    trace: &RecordTrace,
+) -> OutRecord {
+    trace.rejected(&rejection.reason);
+    shared.metrics.emit(Event::DeadLettered {
+        kind: rejection.kind,
+    });
+    warn!(
+        topic = source.topic,
+        partition = source.partition,
+        offset = source.offset,
+        kind = %rejection.kind,
+        reason = %rejection.reason,
+        "record sent to the DLQ"
+    );
+    OutRecord {
+        topic: shared.dlq.clone(),
+        partition: None,
+        key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
+        payload: message.payload().map(<[u8]>::to_vec),
+        timestamp: message.timestamp().to_millis(),
+        headers: vec![
+            (dlq_headers::KIND.into(), rejection.kind.as_str().into()),
+            (dlq_headers::REASON.into(), rejection.reason.clone()),
+            (dlq_headers::TOPIC.into(), source.topic.into()),
+            (dlq_headers::PARTITION.into(), source.partition.to_string()),
+            (dlq_headers::OFFSET.into(), source.offset.to_string()),
+            (dlq_headers::AGENT.into(), A::NAME.into()),
+            (
+                dlq_headers::VERSION.into(),
+                env!("CARGO_PKG_VERSION").into(),
+            ),
+        ]
+        .into_iter()
+        .chain(trace.headers.iter().cloned())
+        .collect(),
+    }
+}
+
+/// Run agent code so that a panic becomes a rejection of the record at hand instead of
+/// the end of the process: the record would panic again on every replay, so stopping
+/// would stop the partition for good. The state `handle` worked on is a copy the runtime
+/// discards on any rejection; a summary it changed before panicking keeps the change,
+/// as with any rejection (see [`crate::Context::summary`]).
+pub(super) fn caught<T>(call: impl FnOnce() -> Result<T, HandleError>) -> Result<T, HandleError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        Err(HandleError::Rejected(Rejection::new(
+            RejectionKind::Panic,
+            format!("the agent panicked: {message}"),
+        )))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_agent_code_becomes_a_panic_rejection() {
+        let panicked: Result<(), HandleError> = caught(|| panic!("index out of bounds"));
+        let formatted: Result<(), HandleError> = caught(|| panic!("{} too large", 7));
+        match panicked {
+            Err(HandleError::Rejected(r)) => {
+                assert_eq!(r.kind, RejectionKind::Panic);
+                assert!(r.reason.contains("index out of bounds"), "{}", r.reason);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(formatted, Err(HandleError::Rejected(r)) if r.reason.contains("7 too large"))
+        );
+        assert!(matches!(caught(|| Ok::<_, HandleError>(3)), Ok(3)));
+    }
+}

@@ -1,0 +1,116 @@
+//! Start-up: everything an agent needs before its first record — output schemas
+//! registered, the producer (transactions initialised under exactly_once), its own
+//! topics created, and the co-partitioning of its inputs checked. Each step that needs
+//! the broker or the registry is retried while they are away, and ends on shutdown.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::Shared;
+use super::topics::{
+    changelog_topic, co_partitioning_problems, dlq_topic, own_topics, repartition_topic,
+    summaries_topic,
+};
+use super::transactions::transactional_producer;
+use crate::agent::{Agent, TableView};
+use crate::codec::{Encoder, leak};
+use crate::config::{Config, ProcessingGuarantee};
+use crate::error::RuntimeError;
+use crate::kafka;
+use crate::metrics::Metrics;
+use crate::purge::RepartitionPurge;
+use crate::registry::RegistryClient;
+use crate::retry::Backoff;
+use crate::trace::Tracing;
+
+/// Everything the loop shares, ready to run.
+pub(super) async fn start<A: Agent>(
+    agent: A,
+    config: Config<A::Settings>,
+    metrics: Metrics,
+    stop: watch::Receiver<bool>,
+) -> Result<Shared<A>, RuntimeError> {
+    let rt = &config.runtime;
+    let backoff = Backoff::new(
+        Duration::from_millis(rt.retry_initial_ms),
+        Duration::from_millis(rt.retry_max_ms),
+        stop,
+    );
+    let registry = RegistryClient::new(&rt.schema_registry_url)?;
+    let mut encoders = HashMap::new();
+    for output in agent.outputs() {
+        let schema = (output.schema)();
+        let subject = format!("{}-value", output.topic);
+        let id = backoff
+            .retry("register_schema", &metrics, || async {
+                Ok(registry.register(&subject, &schema).await?)
+            })
+            .await?;
+        encoders.insert(output.topic, Encoder::new(id, leak(schema))?);
+    }
+    let compacted = agent
+        .outputs()
+        .iter()
+        .filter(|o| o.compacted)
+        .map(|o| o.topic)
+        .collect();
+    let transactional = rt.processing_guarantee == ProcessingGuarantee::ExactlyOnce;
+    let producer = if transactional {
+        transactional_producer::<A>(rt, &backoff, &metrics).await?
+    } else {
+        kafka::producer(&rt.bootstrap_servers, &rt.librdkafka)?
+    };
+    let own = own_topics::<A>(rt);
+    backoff
+        .retry("create_topics", &metrics, || {
+            kafka::ensure_topics(&rt.bootstrap_servers, &rt.librdkafka, &own)
+        })
+        .await?;
+
+    // Named once per process and subscribed to like the agent's own inputs.
+    let repartition: Option<&'static str> =
+        A::REKEYS.then(|| &*Box::leak(repartition_topic::<A>().into_boxed_str()));
+    let changelog = changelog_topic::<A>();
+    let mut inputs = agent.inputs();
+    inputs.extend(repartition);
+    let co_partitioned: Vec<&str> = inputs.iter().copied().chain([changelog.as_str()]).collect();
+    let problems = backoff
+        .retry("check_co_partitioning", &metrics, || async {
+            co_partitioning_problems(rt, &co_partitioned)
+        })
+        .await?;
+    if !problems.is_empty() {
+        return Err(RuntimeError::Other(format!(
+            "{} needs partition p of every member-keyed input, its changelog and its \
+             repartition topic together; their partition counts differ: {}",
+            A::NAME,
+            problems.join(", ")
+        )));
+    }
+    Ok(Shared {
+        purge: match repartition {
+            Some(topic) => RepartitionPurge::new(rt, topic)?,
+            None => None,
+        },
+        tracing: Tracing::new(A::NAME, rt)?,
+        agent,
+        metrics,
+        registry,
+        backoff,
+        producer,
+        transactional,
+        tables: std::sync::Arc::new(TableView::default()),
+        encoders,
+        decoders: Default::default(),
+        inputs,
+        repartition,
+        changelog,
+        dlq: dlq_topic(A::NAME),
+        compacted,
+        summaries: summaries_topic::<A>(),
+        published: Default::default(),
+        config,
+    })
+}

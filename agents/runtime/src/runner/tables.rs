@@ -1,0 +1,204 @@
+//! Reference tables (Kafka Streams' global tables): topics every instance reads whole —
+//! programs, model fits — decoded once per record, dead-lettered when invalid, and
+//! followed for as long as the agent runs. The agent's shared partition summaries are
+//! followed the same way.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::info;
+
+use super::Shared;
+use super::dispatch::{Source, caught, dead_letter, decoder_for};
+use super::task::consumed;
+use super::topics::consumer_config;
+use crate::agent::{Agent, HandleError, Input, TableSpec};
+use crate::error::{Rejection, RejectionKind, RuntimeError};
+use crate::kafka;
+use crate::metrics::Event;
+use crate::wire;
+
+/// Load every reference table to its high watermark, report that, then keep following.
+pub(super) async fn follow_tables<A: Agent>(
+    shared: Arc<Shared<A>>,
+    specs: Vec<TableSpec>,
+    loaded: tokio::sync::oneshot::Sender<()>,
+) -> Result<(), RuntimeError> {
+    // Outside the consumer group: every instance reads every partition.
+    let consumer: StreamConsumer = consumer_config(&shared, ".tables").create()?;
+    let mut tpl = TopicPartitionList::new();
+    let mut remaining: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    let mut followed: Vec<&str> = specs.iter().map(|s| s.topic).collect();
+    if A::SHARES_SUMMARY {
+        followed.push(&shared.summaries);
+    }
+    for name in followed {
+        let metadata = shared
+            .backoff
+            .retry("table_metadata", &shared.metrics, || async {
+                Ok(kafka::blocking(|| {
+                    consumer.fetch_metadata(Some(name), Duration::from_secs(10))
+                })?)
+            })
+            .await?;
+        for topic in metadata.topics() {
+            for p in topic.partitions() {
+                tpl.add_partition_offset(name, p.id(), Offset::Beginning)?;
+                let (low, high) = kafka::blocking(|| {
+                    consumer.fetch_watermarks(name, p.id(), Duration::from_secs(10))
+                })?;
+                if high > low {
+                    remaining.insert((name.to_owned(), p.id()), high - 1);
+                }
+            }
+        }
+    }
+    consumer.assign(&tpl)?;
+    let mut loaded = Some(loaded);
+    let mut missing: BTreeSet<&str> = specs
+        .iter()
+        .filter(|s| s.required)
+        .map(|s| s.topic)
+        .collect();
+    if !missing.is_empty() {
+        info!(tables = ?missing, "waiting for required reference tables");
+    }
+    if remaining.is_empty() && missing.is_empty() {
+        loaded.take().map(|tx| tx.send(()));
+    }
+    loop {
+        // Runs until aborted when processing ends; it only returns on failure.
+        let Some(message) =
+            consumed(&shared.backoff, &shared.metrics, consumer.recv().await).await?
+        else {
+            continue;
+        };
+        let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+        if message.topic() == shared.summaries
+            && let Err(rejection) = follow_summary(&shared, &key, message.payload())
+        {
+            dead_letter_now(&shared, &message, &rejection).await?;
+        }
+        if let Some(spec) = specs.iter().find(|s| s.topic == message.topic()) {
+            follow_table(&shared, spec, &key, &message).await?;
+            if shared.tables.get(spec.topic, &key).is_some() {
+                missing.remove(spec.topic);
+            }
+        }
+        let position = (message.topic().to_owned(), message.partition());
+        if remaining
+            .get(&position)
+            .is_some_and(|&last| message.offset() >= last)
+        {
+            remaining.remove(&position);
+        }
+        if remaining.is_empty() && missing.is_empty() && loaded.is_some() {
+            info!(tables = specs.len(), "reference tables loaded");
+            loaded.take().map(|tx| tx.send(()));
+        }
+    }
+}
+
+/// One record of the summaries topic: another (or an earlier) instance's partition
+/// summary. One that does not decode is rejected, and the partition keeps the summary
+/// it had.
+fn follow_summary<A: Agent>(
+    shared: &Shared<A>,
+    key: &str,
+    payload: Option<&[u8]>,
+) -> Result<(), Rejection> {
+    let partition = key.parse::<i32>().map_err(|_| {
+        Rejection::new(
+            RejectionKind::BadKey,
+            format!("summary record keyed {key:?}, not by a partition"),
+        )
+    })?;
+    let summary = match payload {
+        Some(bytes) => Some(postcard::from_bytes::<A::Summary>(bytes).map_err(|e| {
+            Rejection::new(
+                RejectionKind::Undecodable,
+                format!("partition summary does not decode: {e}"),
+            )
+        })?),
+        None => None,
+    };
+    if let Ok(mut published) = shared.published.write() {
+        match summary {
+            Some(s) => published.insert(partition, s),
+            None => published.remove(&partition),
+        };
+    }
+    Ok(())
+}
+
+/// One record of a reference table: decoded and stored, or dead-lettered.
+pub(super) async fn follow_table<A: Agent>(
+    shared: &Shared<A>,
+    spec: &TableSpec,
+    key: &str,
+    message: &OwnedMessage,
+) -> Result<(), RuntimeError> {
+    {
+        let outcome = match message.payload() {
+            None => Ok(None),
+            Some(bytes) => match wire::split(bytes) {
+                Err(r) => Err(r),
+                Ok((id, body)) => match decoder_for(shared, id).await? {
+                    Err(r) => Err(r),
+                    Ok(decoder) => {
+                        let input = Input {
+                            topic: spec.topic,
+                            partition: message.partition(),
+                            offset: message.offset(),
+                            timestamp: message.timestamp().to_millis(),
+                            key,
+                            value: Some((decoder.as_ref(), body)),
+                        };
+                        caught(|| Ok((spec.decode)(&input)?))
+                            .map(Some)
+                            .map_err(|e| match e {
+                                HandleError::Rejected(rejection) => rejection,
+                                HandleError::Fatal(reason) => Rejection::contract(reason),
+                            })
+                    }
+                },
+            },
+        };
+        match outcome {
+            Ok(value) => {
+                shared.tables.put(spec.topic, key, value);
+                shared.metrics.emit(Event::TableLoaded {
+                    topic: spec.topic,
+                    count: 1,
+                });
+            }
+            Err(rejection) => dead_letter_now(shared, message, &rejection).await?,
+        }
+    }
+    Ok(())
+}
+
+/// Dead-letter a table or summary record at once: it is no input of a batch.
+async fn dead_letter_now<A: Agent>(
+    shared: &Shared<A>,
+    message: &OwnedMessage,
+    rejection: &Rejection,
+) -> Result<(), RuntimeError> {
+    let trace = shared.tracing.record(
+        message.topic(),
+        message.partition(),
+        message.offset(),
+        message.headers(),
+    );
+    let record = dead_letter(shared, message, Source::of(message), rejection, &trace);
+    shared
+        .backoff
+        .retry("produce_dlq", &shared.metrics, || {
+            kafka::produce_all(&shared.producer, std::slice::from_ref(&record))
+        })
+        .await
+}

@@ -1,0 +1,146 @@
+//! The topics an agent owns and how they are named, its consumer group, and the
+//! co-partitioning check: task *p* is partition *p* of every member-keyed input, of the
+//! changelog and of the repartition topic, so their partition counts must agree.
+
+use std::collections::BTreeSet;
+
+use super::Shared;
+use crate::agent::Agent;
+use crate::config::RuntimeSettings;
+use crate::error::RuntimeError;
+use crate::kafka::{self, TopicSpec};
+
+/// Name of an agent's changelog topic.
+pub fn changelog_topic<A: Agent>() -> String {
+    format!("{}.{}-changelog", A::NAME, A::STORE)
+}
+
+/// Name of the compacted topic an agent's partition summaries are shared on.
+pub fn summaries_topic<A: Agent>() -> String {
+    format!("{}.{}-summaries", A::NAME, A::STORE)
+}
+
+/// Name of the topic an agent re-keys records through (see [`Agent::REKEYS`]).
+pub fn repartition_topic<A: Agent>() -> String {
+    format!("{}.rekey-repartition", A::NAME)
+}
+
+/// Every topic an agent's consumer group reads: its inputs, then its repartition topic.
+/// The group has caught up when it has committed all of them.
+pub fn consumed_topics<A: Agent>(agent: &A) -> Vec<String> {
+    agent
+        .inputs()
+        .into_iter()
+        .map(String::from)
+        .chain(A::REKEYS.then(repartition_topic::<A>))
+        .collect()
+}
+
+/// Headers of a re-keyed record naming where it came from, defined once.
+pub mod origin_headers {
+    pub const TOPIC: &str = "loyalty.origin.topic";
+    pub const PARTITION: &str = "loyalty.origin.partition";
+    pub const OFFSET: &str = "loyalty.origin.offset";
+    /// Every record of the origin partition below this offset that was forwarded had
+    /// been acknowledged before this one was written (see `store::Forwarded`).
+    pub const FLOOR: &str = "loyalty.origin.floor";
+}
+
+/// Name of an agent's dead-letter topic.
+pub fn dlq_topic(agent: &str) -> String {
+    format!("{agent}.dlq")
+}
+
+/// DLQ header names, defined once.
+pub mod dlq_headers {
+    pub const KIND: &str = "dlq.error.kind";
+    pub const REASON: &str = "dlq.error.reason";
+    pub const TOPIC: &str = "dlq.source.topic";
+    pub const PARTITION: &str = "dlq.source.partition";
+    pub const OFFSET: &str = "dlq.source.offset";
+    pub const AGENT: &str = "dlq.agent";
+    pub const VERSION: &str = "dlq.agent.version";
+}
+
+/// The partition counts of `topics` when they are not all the same (topics the broker
+/// does not know yet are left out), or nothing.
+pub(super) fn co_partitioning_problems(
+    rt: &RuntimeSettings,
+    topics: &[&str],
+) -> Result<Vec<String>, RuntimeError> {
+    let consumer: rdkafka::consumer::BaseConsumer =
+        kafka::base_config(&rt.bootstrap_servers, &rt.librdkafka).create()?;
+    let mut counts = Vec::new();
+    for topic in topics {
+        let partitions = kafka::partition_ids(&consumer, topic)?.len();
+        if partitions > 0 {
+            counts.push((*topic, partitions));
+        }
+    }
+    let distinct: BTreeSet<usize> = counts.iter().map(|(_, n)| *n).collect();
+    Ok(if distinct.len() > 1 {
+        counts
+            .iter()
+            .map(|(topic, n)| format!("{topic} has {n}"))
+            .collect()
+    } else {
+        Vec::new()
+    })
+}
+
+/// The agent's consumer group.
+pub(super) fn group_id<A: Agent>(rt: &RuntimeSettings) -> String {
+    rt.group_id
+        .clone()
+        .unwrap_or_else(|| format!("loyalty-swarm.{}", A::NAME))
+}
+
+pub(super) fn consumer_config<A: Agent>(
+    shared: &Shared<A>,
+    group_suffix: &str,
+) -> rdkafka::ClientConfig {
+    let rt = &shared.config.runtime;
+    let group = group_id::<A>(rt);
+    let mut config = kafka::base_config(&rt.bootstrap_servers, &rt.librdkafka);
+    config
+        .set("group.id", format!("{group}{group_suffix}"))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // Inputs, changelogs and tables written in transactions (by this swarm under
+        // exactly_once, or by the operator) are read as committed, aborted records never.
+        .set("isolation.level", "read_committed")
+        // Range keeps partition p of every co-partitioned input on one instance;
+        // cooperative-sticky does not.
+        .set("partition.assignment.strategy", "range");
+    config
+}
+
+/// The internal topics an agent creates at start-up when missing, as Kafka Streams
+/// creates its internal topics: changelog, DLQ, summaries (agents that share one) and
+/// repartition topic (agents that re-key).
+pub(super) fn own_topics<A: Agent>(rt: &RuntimeSettings) -> Vec<TopicSpec> {
+    let topic = |name: String, partitions: i32, compacted: bool| TopicSpec {
+        name,
+        partitions,
+        replication: -1,
+        compacted,
+        retention_ms: None,
+    };
+    let mut own = vec![
+        topic(changelog_topic::<A>(), rt.partitions, true),
+        topic(dlq_topic(A::NAME), 1, false),
+    ];
+    if A::SHARES_SUMMARY {
+        own.push(topic(summaries_topic::<A>(), 1, true));
+    }
+    if A::REKEYS {
+        own.push(TopicSpec {
+            // Every forwarded record must survive however long the instance that reads
+            // it is down, as Kafka Streams keeps its repartition topics.
+            retention_ms: Some(-1),
+            ..topic(repartition_topic::<A>(), rt.partitions, false)
+        });
+    }
+    own
+}
