@@ -210,24 +210,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 downstream: true,
                 processing_guarantee: ProcessingGuarantee::EffectivelyOnce,
             };
-            let summary = demo::run_demo(&options, loyalty_runtime::shutdown_signal()).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&summary)?);
-            } else {
-                println!("{summary}");
-            }
+            // Printed as soon as the swarm is quiet; with --keep-running it then goes on
+            // serving until Ctrl-C.
+            demo::run_demo(&options, loyalty_runtime::shutdown_signal(), |summary| {
+                if json {
+                    match serde_json::to_string_pretty(summary) {
+                        Ok(text) => println!("{text}"),
+                        Err(e) => eprintln!("summary not printed as JSON: {e}"),
+                    }
+                } else {
+                    println!("{summary}");
+                }
+                if keep_running {
+                    eprintln!("the swarm keeps running; Ctrl-C stops it");
+                }
+            })
+            .await?;
             if let Some(s) = embedded {
                 s.shutdown().await;
             }
         }
         Command::Stack { cluster } => {
-            let s = start_embedded(&cluster).await?;
+            let mut s = start_embedded(&cluster).await?;
             println!(
                 "ready bootstrap_servers={} schema_registry_url={}",
                 s.bootstrap_servers, s.registry_url
             );
-            loyalty_runtime::shutdown_signal().await;
-            s.shutdown().await;
+            tokio::select! {
+                _ = loyalty_runtime::shutdown_signal() => s.shutdown().await,
+                which = s.failure() => anyhow::bail!("{which} stopped; the stack is down"),
+            }
         }
         Command::Setup {
             bootstrap_servers,
@@ -286,7 +298,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         ProcessingGuarantee::EffectivelyOnce
                     },
                 };
-                let summary = demo::run_demo(&options, std::future::pending::<()>()).await?;
+                let summary =
+                    demo::run_demo(&options, std::future::pending::<()>(), |_| {}).await?;
                 eprintln!(
                     "run {run}/{runs}: {:.0} events/s end to end",
                     summary.events_per_second

@@ -186,6 +186,15 @@ async fn wait_registry(addr: SocketAddr) {
 }
 
 impl Stack {
+    /// Resolves if the broker or the registry stops on its own, naming which: a stack
+    /// serving without one of them must not look healthy.
+    pub async fn failure(&mut self) -> &'static str {
+        tokio::select! {
+            _ = &mut self.broker => "the embedded broker",
+            _ = &mut self.registry => "the schema registry",
+        }
+    }
+
     /// Stop the registry, then the broker.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);

@@ -1,0 +1,125 @@
+//! The agents a demo runs, each on its own task in this process: one generic way to
+//! start them, what to watch to know the swarm is quiet, and the first agent that stops
+//! on its own, reported at once — a demo must not go on serving a swarm without it.
+
+use loyalty_runtime::config::RuntimeSettings;
+use loyalty_runtime::{Agent, Config, RuntimeError, runner};
+use tokio::sync::{mpsc, watch};
+
+use crate::inspect;
+
+/// The agents' consumer groups and inputs, and every topic they write, for waiting until
+/// the swarm is quiet.
+#[derive(Default)]
+pub(super) struct Watched {
+    pub(super) groups: inspect::Watched,
+    pub(super) topics: Vec<String>,
+}
+
+impl Watched {
+    fn add<A: Agent>(&mut self, agent: &A) {
+        self.groups.push((
+            format!("loyalty-swarm.{}", A::NAME),
+            runner::consumed_topics(agent),
+        ));
+        self.topics
+            .extend(agent.outputs().iter().map(|o| o.topic.to_owned()));
+        self.topics.push(runner::changelog_topic::<A>());
+        if A::SHARES_SUMMARY {
+            self.topics.push(runner::summaries_topic::<A>());
+        }
+    }
+}
+
+type AgentTask = tokio::task::JoinHandle<Result<(), RuntimeError>>;
+
+/// The running agents.
+pub(super) struct Swarm {
+    stop: watch::Sender<bool>,
+    tasks: Vec<(&'static str, AgentTask)>,
+    /// Agents that stopped before they were asked to, with why.
+    stopped_tx: mpsc::UnboundedSender<(&'static str, String)>,
+    stopped_rx: mpsc::UnboundedReceiver<(&'static str, String)>,
+    pub(super) watched: Watched,
+}
+
+impl Swarm {
+    pub(super) fn new() -> Self {
+        let (stopped_tx, stopped_rx) = mpsc::unbounded_channel();
+        Swarm {
+            stop: watch::channel(false).0,
+            tasks: Vec::new(),
+            stopped_tx,
+            stopped_rx,
+            watched: Watched::default(),
+        }
+    }
+
+    /// Start `agent` with `config` on its own task.
+    pub(super) fn spawn<A: Agent>(&mut self, agent: A, config: Config<A::Settings>) {
+        self.watched.add(&agent);
+        let stop = self.stop.subscribe();
+        let report = self.stopped_tx.clone();
+        let task = tokio::spawn(async move {
+            let result = runner::run(agent, config, loyalty_runtime::stopped(stop.clone())).await;
+            if !*stop.borrow() {
+                let why = match &result {
+                    Ok(()) => "it stopped without being asked to".to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                let _ = report.send((A::NAME, why));
+            }
+            result
+        });
+        self.tasks.push((A::NAME, task));
+    }
+
+    /// Resolves when an agent stops before the swarm is stopped: the agent and why.
+    pub(super) async fn failure(&mut self) -> (&'static str, String) {
+        match self.stopped_rx.recv().await {
+            Some(failure) => failure,
+            // The swarm holds a sender itself, so the channel never closes.
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Stop every agent, waiting for each to drain; the first failure, if any.
+    pub(super) async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        let mut first = Ok(());
+        for (name, task) in self.tasks {
+            let ended = match task.await {
+                Ok(result) => result.map_err(anyhow::Error::from),
+                Err(e) => Err(anyhow::Error::from(e)),
+            };
+            if let Err(e) = ended
+                && first.is_ok()
+            {
+                first = Err(e.context(format!("{name} stopped")));
+            }
+        }
+        first
+    }
+}
+
+/// A config for a downstream agent on the demo's cluster: its own HTTP port, and how
+/// often it refreshes.
+pub(super) fn downstream_config<S: loyalty_runtime::AgentSettings>(
+    runtime: &RuntimeSettings,
+    refresh_interval_ms: u64,
+) -> Config<S> {
+    let mut config = Config {
+        runtime: runtime.clone(),
+        ..Config::default()
+    };
+    config.runtime.http_listen = "127.0.0.1:0".into();
+    config.runtime.refresh_interval_ms = refresh_interval_ms;
+    config
+}
+
+/// A name for a file no other run of the demo uses.
+pub(super) fn started_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}

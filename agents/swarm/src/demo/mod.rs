@@ -1,0 +1,206 @@
+//! `swarm demo`: the whole system on one machine — broker, registry, topics, schemas,
+//! agents and the CDNOW replay — ending in a summary of what came out.
+//!
+//! `mod.rs` runs it; `agents.rs` starts the agents and watches them; `summary.rs`
+//! reads what they wrote once the swarm is quiet.
+
+mod agents;
+mod summary;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use cohort::Cohort;
+use customer_graph::CustomerGraph;
+use loyalty_runtime::config::{ProcessingGuarantee, RuntimeSettings};
+use loyalty_runtime::{Agent, Config, runner};
+use ltv::Ltv;
+use tier_transition::TierTransition;
+
+use crate::inspect;
+use crate::replay;
+use crate::setup::{self, Target};
+use agents::{Swarm, Watched, downstream_config, started_nanos};
+pub use summary::{DemoSummary, Downstream, LtvSummary, decode_latest};
+
+/// How the demo reaches its cluster and what it replays.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub bootstrap_servers: String,
+    pub registry_url: String,
+    pub partitions: i32,
+    pub replication: i32,
+    pub file: PathBuf,
+    pub progress: bool,
+    pub http_listen: String,
+    /// Keep the agents running after the summary until `shutdown` resolves.
+    pub keep_running: bool,
+    /// Run cohort, tier-transition and ltv too (the demo does; the ingest benchmark runs
+    /// customer-graph alone).
+    pub downstream: bool,
+    /// How every agent keeps state, outputs and offsets consistent.
+    pub processing_guarantee: ProcessingGuarantee,
+}
+
+/// Poll an agent's `/readyz` until it answers 200.
+async fn wait_ready(http_listen: &str, limit: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let url = format!("http://{http_listen}/readyz");
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let ready = client
+            .get(&url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!(
+        "customer-graph was not ready ({url}) within {}s",
+        limit.as_secs()
+    )
+}
+
+/// Run the demo: set up the cluster, start the agents, replay CDNOW, wait until the
+/// swarm is quiet and summarise; `on_summary` sees the summary as soon as it is read.
+/// With `keep_running` the agents then keep serving until `shutdown` resolves. An agent
+/// that stops on its own ends the run at once with an error naming it.
+pub async fn run_demo(
+    options: &DemoOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+    on_summary: impl FnOnce(&DemoSummary),
+) -> anyhow::Result<DemoSummary> {
+    let target = Target {
+        bootstrap_servers: options.bootstrap_servers.clone(),
+        registry_url: options.registry_url.clone(),
+        partitions: options.partitions,
+        replication: options.replication,
+        librdkafka: BTreeMap::new(),
+    };
+    setup::setup(&target)
+        .await
+        .context("creating topics and registering schemas")?;
+
+    let mut config: Config<customer_graph::Settings> = Config::default();
+    config.runtime.bootstrap_servers = options.bootstrap_servers.clone();
+    config.runtime.schema_registry_url = options.registry_url.clone();
+    config.runtime.partitions = options.partitions;
+    config.runtime.http_listen = options.http_listen.clone();
+    config.runtime.processing_guarantee = options.processing_guarantee;
+    config.agent.default_program_id = crate::cdnow::PROGRAM_ID.into();
+    let runtime = config.runtime.clone();
+    let mut swarm = Swarm::new();
+    swarm.spawn(CustomerGraph::new(&config.agent), config);
+    let public_key = if options.downstream {
+        Some(start_downstream(&mut swarm, &runtime)?)
+    } else {
+        None
+    };
+    let watched = std::mem::take(&mut swarm.watched);
+
+    let observed = tokio::select! {
+        summary = observe(options, &watched, public_key.as_deref()) => summary,
+        (agent, why) = swarm.failure() => Err(anyhow::anyhow!("{agent} stopped: {why}")),
+    };
+    let summary = match observed {
+        Ok(summary) => summary,
+        Err(e) => {
+            let _ = swarm.stop().await;
+            return Err(e);
+        }
+    };
+    on_summary(&summary);
+    if options.keep_running {
+        tokio::select! {
+            _ = shutdown => {}
+            (agent, why) = swarm.failure() => {
+                let _ = swarm.stop().await;
+                anyhow::bail!("{agent} stopped: {why}");
+            }
+        }
+    }
+    swarm.stop().await?;
+    Ok(summary)
+}
+
+/// Replay CDNOW once customer-graph is ready, then wait for it to catch up and for the
+/// swarm to go quiet, and summarise what came out.
+async fn observe(
+    options: &DemoOptions,
+    watched: &Watched,
+    public_key: Option<&str>,
+) -> anyhow::Result<DemoSummary> {
+    // The clock measures processing, not start-up: it starts once customer-graph has
+    // joined its group and restored its state, as in a deployment that is already running.
+    wait_ready(&options.http_listen, Duration::from_secs(120)).await?;
+    let started = Instant::now();
+    let replayed = replay::replay(
+        &options.bootstrap_servers,
+        &options.registry_url,
+        &options.file,
+        options.progress,
+    )
+    .await
+    .context("replaying CDNOW")?;
+    let group = format!("loyalty-swarm.{}", CustomerGraph::NAME);
+    let graph_consumed = runner::consumed_topics(&CustomerGraph::new(&Default::default()));
+    let caught_up = inspect::wait_caught_up(
+        &options.bootstrap_servers,
+        &group,
+        &graph_consumed,
+        Duration::from_secs(600),
+    )
+    .await?;
+    anyhow::ensure!(
+        caught_up,
+        "customer-graph did not catch up within 10 minutes"
+    );
+    let end_to_end = started.elapsed().as_secs_f64();
+    // Then until the agents downstream have consumed everything, refitted, re-scored and
+    // stopped writing for longer than the longest refresh or refit interval (30 s).
+    let settled = inspect::wait_quiet(
+        &options.bootstrap_servers,
+        &watched.groups,
+        &watched.topics,
+        Duration::from_secs(40),
+        Duration::from_secs(900),
+    )
+    .await?;
+    summary::summarise(options, replayed, end_to_end, settled, public_key).await
+}
+
+/// Start tier-transition, ltv and cohort on the demo's cluster; returns the public half of
+/// the signing key made for ltv.
+fn start_downstream(swarm: &mut Swarm, runtime: &RuntimeSettings) -> anyhow::Result<String> {
+    // tier-transition waits until ltv has published the population fit.
+    let forecaster = downstream_config::<tier_transition::Settings>(runtime, 10_000);
+    swarm.spawn(TierTransition::new(&forecaster.agent), forecaster);
+
+    // ltv fits the population per segment and publishes it; its attestations are signed
+    // with a key made for this run (the public half is printed, to verify with).
+    let key_file = std::env::temp_dir().join(format!(
+        "loyalty-swarm-ltv-{}-{}.key",
+        std::process::id(),
+        started_nanos()
+    ));
+    let public_key = crate::verify::keygen(&key_file)?;
+    let mut valuer = downstream_config::<ltv::Settings>(runtime, 30_000);
+    valuer.agent.signing_key_file = Some(key_file.clone());
+    valuer.agent.attestor = "swarm-demo/ltv".into();
+    // The replay covers 18 months in about a minute: refit often enough to follow it.
+    valuer.agent.refit_min_interval_ms = 20_000;
+    let valuer_agent = Ltv::new(&valuer.agent);
+    // The agent holds the key now; the file is not needed any more.
+    let _ = std::fs::remove_file(&key_file);
+    swarm.spawn(valuer_agent, valuer);
+
+    let segmenter = downstream_config::<loyalty_runtime::NoSettings>(runtime, 15_000);
+    swarm.spawn(Cohort::default(), segmenter);
+    Ok(public_key)
+}
