@@ -1,5 +1,5 @@
-//! Buy-till-you-die models shared by the ltv and tier-transition agents (DESIGN section
-//! 4: one implementation, never two).
+//! Buy-till-you-die models shared by the ltv and tier-transition agents
+//! (`docs/architecture.md#agents`: one implementation, never two).
 //!
 //! Fits run on sufficient statistics: members with identical summaries are one row with a
 //! weight ([`group`]), so a fit costs in distinct summaries, not in members. Likelihoods

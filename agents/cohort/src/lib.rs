@@ -1,6 +1,6 @@
 //! cohort: population-relative RFM scores, the eleven named segments, lifecycle stages
 //! relative to each member's own purchase rhythm, acquisition cohorts, and statistics per
-//! cohort and segment (DESIGN section 4).
+//! cohort and segment (`docs/architecture.md#cohort`).
 //!
 //! RFM needs population-wide boundaries. Each partition keeps deletable sketches of its
 //! members' recency, frequency and monetary values (`sketch`); the runtime shares them, so

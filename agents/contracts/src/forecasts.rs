@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Date, Timestamp};
 
-/// The twelve tier transitions (DESIGN section 4).
+/// The twelve tier transitions (`docs/architecture.md#tier-transition`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, AvroSchema)]
 pub enum TransitionType {
     UpTier,

@@ -60,7 +60,7 @@ pub fn fnv1a(text: &str) -> u64 {
 /// Namespace of every named Avro type in the contract.
 pub const NAMESPACE: &str = "io.loyaltyswarm";
 
-/// Topic names, defined once (DESIGN section 2).
+/// Topic names, defined once (`docs/architecture.md#contract-topics`).
 pub mod topics {
     pub const MEMBER_EVENTS: &str = "loyalty.member-events.v1";
     pub const MEMBER_PROFILES: &str = "loyalty.member-profiles.v1";

@@ -1,5 +1,5 @@
 //! customer-graph: folds member events, profiles and program rules into one snapshot per
-//! member on `loyalty.member-state.v1` (DESIGN section 4).
+//! member on `loyalty.member-state.v1` (`docs/architecture.md#customer-graph`).
 //!
 //! The fold is order-insensitive where the math needs it: purchases are kept per UTC day,
 //! so a late order lands on its own day and same-day orders merge into one transaction

@@ -1,4 +1,4 @@
-//! ltv: per-member lifetime value (DESIGN section 4). A table–table join of member-state,
+//! ltv: per-member lifetime value (`docs/architecture.md#ltv`). A table–table join of member-state,
 //! tier-forecasts and cohorts, co-partitioned by member id, plus the intervention
 //! outcomes on member-events; a member is re-scored whenever any side changes, with the
 //! sides that exist so far. The six skills live in their own modules: capture (the join,

@@ -19,7 +19,7 @@ use crate::metrics::{Event, Metrics};
 /// A reference table entry, decoded once when it is loaded.
 pub type TableValue = Arc<dyn Any + Send + Sync>;
 
-/// A topic read whole by every instance (DESIGN section 3, reference tables).
+/// A topic read whole by every instance (`docs/architecture.md#reference-tables`).
 #[derive(Clone, Copy)]
 pub struct TableSpec {
     pub topic: &'static str,

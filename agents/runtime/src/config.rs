@@ -28,7 +28,7 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-/// How state, outputs and offsets are kept consistent (DESIGN section 3).
+/// How state, outputs and offsets are kept consistent (`docs/architecture.md#effectively-once-and-exactly-once`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProcessingGuarantee {

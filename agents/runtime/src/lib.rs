@@ -1,5 +1,5 @@
 //! The loyalty-swarm agent runtime: the one crate that touches Kafka, the schema
-//! registry, state stores and metrics (DESIGN section 3).
+//! registry, state stores and metrics (`docs/architecture.md#runtime-guarantees`).
 //!
 //! An agent implements [`Agent`]; its binary is a few lines around [`agent_main`].
 //! The runtime owns the loop, the effectively-once ordering, the DLQ, retries,

@@ -132,7 +132,7 @@ impl std::fmt::Debug for Metrics {
 const PREFIX: &str = "loyalty_swarm";
 
 impl Metrics {
-    /// A registry whose series all carry `agent` and `instance_group` labels.
+    /// A registry whose series all carry the `agent` label.
     pub fn new(agent: &str) -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(
             Some(PREFIX.to_owned()),

@@ -1,4 +1,4 @@
-//! Distributed tracing from agent to agent (DESIGN section 3, Operations).
+//! Distributed tracing from agent to agent (`docs/architecture.md#tracing`).
 //!
 //! The W3C `traceparent` (and `tracestate`) travel in Kafka record headers. With an OTLP
 //! endpoint configured, every handled record becomes a consumer span, child of the

@@ -55,7 +55,7 @@ struct Registry {
     subject_level: BTreeMap<String, Level>,
 }
 
-/// The level new subjects get: the contract demands BACKWARD_TRANSITIVE (DESIGN section 2).
+/// The level new subjects get: the contract demands BACKWARD_TRANSITIVE (`docs/architecture.md#topics-and-contracts`).
 const DEFAULT_LEVEL: Level = Level::BackwardTransitive;
 
 impl Registry {

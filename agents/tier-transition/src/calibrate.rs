@@ -1,4 +1,4 @@
-//! Calibration of forecast probabilities against what happened (DESIGN section 4): Platt
+//! Calibration of forecast probabilities against what happened (`docs/architecture.md#tier-transition`): Platt
 //! scaling (a logistic curve on the logit of the raw probability) and isotonic regression
 //! (pool-adjacent-violators), the one with the lower held-out log loss wins. Plus the
 //! scores a forecaster is judged by: Brier score, log loss, expected calibration error

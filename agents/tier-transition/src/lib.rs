@@ -2,7 +2,7 @@
 //! transitions by the horizon, its likely date and an 80% interval, from the member's
 //! own purchase process against the program's rules (`forecast`), calibrated against
 //! resolved past forecasts (`calibrate`, `ledger`); forecasts that cross the operator's
-//! thresholds become intervention opportunities (DESIGN section 4).
+//! thresholds become intervention opportunities (`docs/architecture.md#tier-transition`).
 //!
 //! Population models come from `loyalty.model-params.v1` (the newest converged fit of the
 //! configured segment). Calibration is population-wide: each partition counts its
