@@ -116,6 +116,22 @@ pub fn published_keyed(params: &ModelParams, key: &str) -> Result<Published, Str
     published(params)
 }
 
+/// A population fit loaded as a reference table (`loyalty.model-params.v1`, keyed by
+/// segment): checked against its key and turned into the models scoring needs, once per
+/// record, by every agent that reads it.
+impl loyalty_runtime::TableRecord for Published {
+    type Value = ModelParams;
+    const WHAT: &'static str = "model fit";
+
+    fn from_record(params: ModelParams, key: &str) -> Result<Self, Vec<String>> {
+        published_keyed(&params, key).map_err(|problem| vec![problem])
+    }
+}
+
+/// The population fits, by segment.
+pub const MODEL_PARAMS: loyalty_runtime::Table<Published> =
+    loyalty_runtime::Table::checked(loyalty_contracts::topics::MODEL_PARAMS);
+
 /// Fit the population from member-state snapshots (customer-graph's BTYD summaries, in
 /// days and minor units) with T measured to `calibration_end`; weeks as the time unit.
 /// Members without a purchase by then are left out.

@@ -14,9 +14,12 @@ pub mod sketch;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use loyalty_contracts::{CohortStats, Date, MemberCohort, MemberState, Segment, Timestamp, topics};
+use loyalty_contracts::{
+    CohortStats, Date, MemberCohort, MemberState, Segment, Timestamp, catalog, topics,
+};
 use loyalty_runtime::{
-    Agent, Context, HandleError, Input, NoSettings, OutputSpec, Population, Rejection,
+    Agent, Context, HandleError, Input, KeepsKeys, NoSettings, OutputSpec, PartitionSummary,
+    Population, Rejection,
 };
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +38,10 @@ pub struct Cell {
     /// Months from the acquisition month to the last purchase month, per member.
     pub active_months: Histogram,
 }
+
+/// Shared between instances: the population's boundaries are merged from every
+/// partition's sketch.
+impl PartitionSummary for PopulationSketch {}
 
 /// A partition's summary: what the population boundaries and statistics are merged from.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -108,15 +115,15 @@ impl Cohort {
         Cohort::default()
     }
 
-    fn boundaries(&self, population: Option<&Population<PopulationSketch>>) -> Boundaries {
-        let generation = population.map_or(0, |p| p.generation);
+    fn boundaries(&self, population: &Population<PopulationSketch>) -> Boundaries {
+        let generation = population.generation;
         if let Ok(cached) = self.boundaries.lock()
             && let Some(b) = cached.as_ref().filter(|b| b.generation == generation)
         {
             return b.clone();
         }
         let mut merged = PopulationSketch::default();
-        for part in population.iter().flat_map(|p| p.partitions.values()) {
+        for part in population.partitions.values() {
             merged.stream_day = merged.stream_day.max(part.stream_day);
             merged.last_purchase.merge(&part.last_purchase);
             merged.frequency.merge(&part.frequency);
@@ -303,7 +310,7 @@ impl Agent for Cohort {
     type State = MemberEntry;
     type Settings = NoSettings;
     type Summary = PopulationSketch;
-    const SHARES_SUMMARY: bool = true;
+    type Rekeying = KeepsKeys;
     const NAME: &'static str = "cohort";
     const STORE: &'static str = "members";
 
@@ -312,31 +319,21 @@ impl Agent for Cohort {
     }
 
     fn outputs(&self) -> Vec<OutputSpec> {
-        vec![
-            OutputSpec {
-                topic: topics::COHORTS,
-                schema: <MemberCohort as apache_avro::AvroSchema>::get_schema,
-                compacted: true,
-            },
-            OutputSpec {
-                topic: topics::COHORT_STATS,
-                schema: <CohortStats as apache_avro::AvroSchema>::get_schema,
-                compacted: false,
-            },
-        ]
+        vec![catalog::COHORTS.output(), catalog::COHORT_STATS.output()]
     }
 
     fn handle(
         &self,
         input: &Input<'_>,
         state: &mut Option<MemberEntry>,
-        ctx: &mut Context<'_>,
+        ctx: &mut Context<'_, Self>,
     ) -> Result<(), HandleError> {
         let fresh = if input.is_tombstone() {
             None
         } else {
             let member: MemberState =
                 input.decode_keyed("member_id", |m: &MemberState| &m.member_id)?;
+            ctx.check_event_time(input, "as_of", member.as_of.0)?;
             match facts(&member) {
                 Some(f) => {
                     let problems = f.problems();
@@ -349,8 +346,8 @@ impl Agent for Cohort {
                 None => return Ok(()),
             }
         };
-        let boundaries = self.boundaries(ctx.population::<PopulationSketch>());
-        let Some(summary) = ctx.summary::<PopulationSketch>() else {
+        let boundaries = self.boundaries(ctx.population());
+        let Some(summary) = ctx.summary() else {
             return Err(HandleError::Fatal(
                 "cohort runs without its partition summary".into(),
             ));
@@ -360,13 +357,13 @@ impl Agent for Cohort {
         }
         let Some(facts) = fresh else {
             // Erasure upstream: the member leaves the population and the topic.
-            ctx.tombstone(topics::COHORTS, input.key);
+            ctx.tombstone(&catalog::COHORTS, input.key);
             return Ok(());
         };
         summary.stream_day = summary.stream_day.max(facts.as_of_day);
         let (record, contribution) = Cohort::score(input.key, &facts, &boundaries);
         apply(summary, &contribution, true);
-        ctx.emit(topics::COHORTS, input.key, &record, record.as_of.0)?;
+        ctx.emit(&catalog::COHORTS, input.key, &record, record.as_of.0)?;
         *state = Some(MemberEntry {
             facts,
             contribution,
@@ -379,33 +376,31 @@ impl Agent for Cohort {
         &self,
         key: &str,
         state: &mut Option<MemberEntry>,
-        ctx: &mut Context<'_>,
+        ctx: &mut Context<'_, Self>,
     ) -> Result<(), HandleError> {
         let Some(entry) = state.as_mut() else {
             return Ok(());
         };
-        let boundaries = self.boundaries(ctx.population::<PopulationSketch>());
+        let boundaries = self.boundaries(ctx.population());
         let (record, contribution) = Cohort::score(key, &entry.facts, &boundaries);
         if record == entry.last {
             return Ok(());
         }
         if contribution.cell != entry.contribution.cell
-            && let Some(summary) = ctx.summary::<PopulationSketch>()
+            && let Some(summary) = ctx.summary()
         {
             apply_cell(summary, &entry.contribution, false);
             apply_cell(summary, &contribution, true);
         }
-        ctx.emit(topics::COHORTS, key, &record, record.as_of.0)?;
+        ctx.emit(&catalog::COHORTS, key, &record, record.as_of.0)?;
         entry.contribution = contribution;
         entry.last = record;
         Ok(())
     }
 
     /// cohort-stats: every acquisition cohort and segment of the merged population.
-    fn publish(&self, ctx: &mut Context<'_>) -> Result<(), HandleError> {
-        let Some(population) = ctx.population::<PopulationSketch>() else {
-            return Ok(());
-        };
+    fn publish(&self, ctx: &mut Context<'_, Self>) -> Result<(), HandleError> {
+        let population = ctx.population();
         let now = population
             .partitions
             .values()
@@ -441,7 +436,7 @@ impl Agent for Cohort {
                 median_margin_minor: cell.margin_sketch.quantile(0.5).map_or(0.0, log_value),
             };
             let key = format!("{cohort}|{}", segment.label());
-            ctx.emit(topics::COHORT_STATS, &key, &stats, stats.as_of.0)?;
+            ctx.emit(&catalog::COHORT_STATS, &key, &stats, stats.as_of.0)?;
         }
         Ok(())
     }

@@ -1,5 +1,5 @@
 //! The cohort binary: configuration and lifecycle come from the runtime.
 
 fn main() -> std::process::ExitCode {
-    loyalty_runtime::agent_main(cohort::Cohort::new)
+    loyalty_runtime::agent_main!(cohort::Cohort::new)
 }

@@ -77,15 +77,52 @@ pub mod topics {
     pub const MEMBER_LTV: &str = "loyalty.member-ltv.v1";
 }
 
-/// How a topic is cleaned up; compacted topics keep the newest value per key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cleanup {
-    Delete,
-    Compact,
+pub use loyalty_runtime::Cleanup;
+
+/// Every contract topic as a typed handle: its name, cleanup policy, member keying and
+/// value type. Agents declare their outputs from these (`catalog::MEMBER_STATE.output()`)
+/// and emit through them, so compaction and schema cannot drift from the contract.
+pub mod catalog {
+    use loyalty_runtime::Topic;
+
+    use super::*;
+
+    pub const MEMBER_EVENTS: Topic<MemberEvent> =
+        Topic::stream(topics::MEMBER_EVENTS).member_keyed();
+    pub const MEMBER_PROFILES: Topic<MemberProfile> =
+        Topic::compacted(topics::MEMBER_PROFILES).member_keyed();
+    pub const MEMBER_CONSENTS: Topic<MemberConsents> =
+        Topic::compacted(topics::MEMBER_CONSENTS).member_keyed();
+    pub const PROGRAMS: Topic<Program> = Topic::compacted(topics::PROGRAMS);
+    pub const VENDOR_OFFERS: Topic<VendorOffer> = Topic::stream(topics::VENDOR_OFFERS);
+    pub const ERASURE_REQUESTS: Topic<ErasureRequest> =
+        Topic::stream(topics::ERASURE_REQUESTS).member_keyed();
+    pub const MEMBER_STATE: Topic<MemberState> =
+        Topic::compacted(topics::MEMBER_STATE).member_keyed();
+    pub const COHORTS: Topic<MemberCohort> = Topic::compacted(topics::COHORTS).member_keyed();
+    pub const COHORT_STATS: Topic<CohortStats> = Topic::stream(topics::COHORT_STATS);
+    pub const MODEL_PARAMS: Topic<ModelParams> = Topic::compacted(topics::MODEL_PARAMS);
+    pub const TIER_FORECASTS: Topic<TierForecasts> =
+        Topic::compacted(topics::TIER_FORECASTS).member_keyed();
+    pub const INTERVENTION_OPPORTUNITIES: Topic<InterventionOpportunity> =
+        Topic::stream(topics::INTERVENTION_OPPORTUNITIES).member_keyed();
+    pub const MEMBER_LTV: Topic<MemberLtv> = Topic::compacted(topics::MEMBER_LTV).member_keyed();
 }
 
-/// One topic of the contract: its name, cleanup policy, whether it is keyed by member id
-/// (and so co-partitioned with every other member-keyed topic) and its value schema.
+/// Reference tables every agent that needs them reads the same way.
+pub mod tables {
+    use loyalty_runtime::Table;
+
+    use super::{Program, topics};
+
+    /// Loyalty programs by id: a program whose id differs from its key, or whose tiers
+    /// are inconsistent, is dead-lettered with every problem and the table keeps the
+    /// previous version.
+    pub const PROGRAMS: Table<Program> = Table::checked(topics::PROGRAMS);
+}
+
+/// One topic of the contract, its value type erased: for creating topics and
+/// registering schemas.
 #[derive(Debug, Clone)]
 pub struct TopicContract {
     pub topic: &'static str,
@@ -95,6 +132,15 @@ pub struct TopicContract {
 }
 
 impl TopicContract {
+    fn of<T: AvroSchema>(topic: &loyalty_runtime::Topic<T>) -> Self {
+        TopicContract {
+            topic: topic.name,
+            cleanup: topic.cleanup,
+            member_keyed: topic.member_keyed,
+            schema: T::get_schema,
+        }
+    }
+
     /// The registry subject under TopicNameStrategy.
     pub fn subject(&self) -> String {
         format!("{}-value", self.topic)
@@ -103,86 +149,21 @@ impl TopicContract {
 
 /// Every topic whose schema this crate owns, in the order the swarm creates them.
 pub fn contracts() -> Vec<TopicContract> {
-    use topics::*;
+    use catalog::*;
     vec![
-        TopicContract {
-            topic: MEMBER_EVENTS,
-            cleanup: Cleanup::Delete,
-            member_keyed: true,
-            schema: MemberEvent::get_schema,
-        },
-        TopicContract {
-            topic: MEMBER_PROFILES,
-            cleanup: Cleanup::Compact,
-            member_keyed: true,
-            schema: MemberProfile::get_schema,
-        },
-        TopicContract {
-            topic: MEMBER_CONSENTS,
-            cleanup: Cleanup::Compact,
-            member_keyed: true,
-            schema: MemberConsents::get_schema,
-        },
-        TopicContract {
-            topic: PROGRAMS,
-            cleanup: Cleanup::Compact,
-            member_keyed: false,
-            schema: Program::get_schema,
-        },
-        TopicContract {
-            topic: VENDOR_OFFERS,
-            cleanup: Cleanup::Delete,
-            member_keyed: false,
-            schema: VendorOffer::get_schema,
-        },
-        TopicContract {
-            topic: ERASURE_REQUESTS,
-            cleanup: Cleanup::Delete,
-            member_keyed: true,
-            schema: ErasureRequest::get_schema,
-        },
-        TopicContract {
-            topic: MEMBER_STATE,
-            cleanup: Cleanup::Compact,
-            member_keyed: true,
-            schema: MemberState::get_schema,
-        },
-        TopicContract {
-            topic: COHORTS,
-            cleanup: Cleanup::Compact,
-            member_keyed: true,
-            schema: MemberCohort::get_schema,
-        },
-        TopicContract {
-            topic: COHORT_STATS,
-            cleanup: Cleanup::Delete,
-            member_keyed: false,
-            schema: CohortStats::get_schema,
-        },
-        TopicContract {
-            topic: MODEL_PARAMS,
-            cleanup: Cleanup::Compact,
-            member_keyed: false,
-            schema: ModelParams::get_schema,
-        },
-        TopicContract {
-            topic: TIER_FORECASTS,
-            cleanup: Cleanup::Compact,
-            member_keyed: true,
-            schema: TierForecasts::get_schema,
-        },
-        TopicContract {
-            topic: INTERVENTION_OPPORTUNITIES,
-            cleanup: Cleanup::Delete,
-            member_keyed: true,
-            schema: InterventionOpportunity::get_schema,
-        },
-        TopicContract {
-            topic: MEMBER_LTV,
-            cleanup: Cleanup::Compact,
-            member_keyed: true,
-            schema: MemberLtv::get_schema,
-        },
+        TopicContract::of(&MEMBER_EVENTS),
+        TopicContract::of(&MEMBER_PROFILES),
+        TopicContract::of(&MEMBER_CONSENTS),
+        TopicContract::of(&PROGRAMS),
+        TopicContract::of(&VENDOR_OFFERS),
+        TopicContract::of(&ERASURE_REQUESTS),
+        TopicContract::of(&MEMBER_STATE),
+        TopicContract::of(&COHORTS),
+        TopicContract::of(&COHORT_STATS),
+        TopicContract::of(&MODEL_PARAMS),
+        TopicContract::of(&TIER_FORECASTS),
+        TopicContract::of(&INTERVENTION_OPPORTUNITIES),
+        TopicContract::of(&MEMBER_LTV),
     ]
 }
 

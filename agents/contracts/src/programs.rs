@@ -217,3 +217,24 @@ impl Program {
         problems
     }
 }
+
+/// A program loaded as a reference table: checked against its key and its own rules.
+impl loyalty_runtime::TableRecord for Program {
+    type Value = Program;
+    const WHAT: &'static str = "program";
+
+    fn from_record(program: Program, key: &str) -> Result<Self, Vec<String>> {
+        let mut problems = program.problems();
+        if program.program_id != key {
+            problems.push(format!(
+                "id {} differs from the record key {key}",
+                program.program_id
+            ));
+        }
+        if problems.is_empty() {
+            Ok(program)
+        } else {
+            Err(problems)
+        }
+    }
+}

@@ -10,10 +10,10 @@ use apache_avro::writer::datum::GenericDatumWriter;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use customer_graph::{CustomerGraph, MemberFold, Settings};
 use loyalty_contracts::{
-    MemberEvent, MemberState, OrderPlaced, Payload, Program, Timestamp, topics,
+    MemberEvent, MemberState, OrderPlaced, Payload, Program, Timestamp, catalog,
 };
 use loyalty_runtime::codec::{Decoder, Encoder, leak};
-use loyalty_runtime::{Agent, Harness, Input};
+use loyalty_runtime::{Agent, Harness, Input, Record};
 
 fn event(i: i64) -> MemberEvent {
     MemberEvent {
@@ -93,11 +93,9 @@ fn member_state_codec(c: &mut Criterion) {
 
 fn handle(c: &mut Criterion) {
     let agent = CustomerGraph::new(&Settings::default());
-    let mut harness = Harness::new(&agent.outputs()).unwrap();
-    let encoder = Encoder::new(1, leak(MemberEvent::get_schema())).unwrap();
-    let decoder = Decoder::new(encoder.schema()).unwrap();
-    let events: Vec<(String, Vec<u8>)> = (0..10_000)
-        .map(|i| (event(i).member_id, encoder.encode(&event(i)).unwrap()))
+    let mut harness = Harness::new(&agent).unwrap();
+    let records: Vec<Record> = (0..10_000)
+        .map(|i| Record::new(&catalog::MEMBER_EVENTS, &event(i).member_id, &event(i)).unwrap())
         .collect();
     let mut states: Vec<Option<MemberFold>> = vec![None; 23_570];
     let mut group = c.benchmark_group("customer_graph");
@@ -105,17 +103,13 @@ fn handle(c: &mut Criterion) {
     let mut i = 0usize;
     group.bench_function("handle", |b| {
         b.iter(|| {
-            let (key, bytes) = &events[i % events.len()];
+            let record = &records[i % records.len()];
             i += 1;
             let input = Input {
-                topic: topics::MEMBER_EVENTS,
-                partition: 0,
                 offset: i as i64,
-                timestamp: None,
-                key,
-                value: Some((&decoder, &bytes[5..])),
+                ..record.input()
             };
-            let slot = &mut states[key.parse::<usize>().unwrap()];
+            let slot = &mut states[record.key.parse::<usize>().unwrap()];
             let mut ctx = harness.context();
             agent.handle(&input, slot, &mut ctx).unwrap();
             harness.emitted.clear();

@@ -99,6 +99,29 @@ fn nonnegative(what: &str, value: i64) -> Result<(), Rejection> {
     }
 }
 
+/// Longest identifier the contract accepts, in bytes. Identifiers end up in keys, state
+/// and every output about the member; one of a megabyte would make each of them too big
+/// to write, so it is the record's problem, decided before anything is kept.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// An identifier within [`MAX_ID_BYTES`].
+fn bounded(what: &str, id: &str) -> Result<(), Rejection> {
+    if id.len() > MAX_ID_BYTES {
+        Err(Rejection::contract(format!(
+            "{what} is {} bytes long (at most {MAX_ID_BYTES})",
+            id.len()
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// Contract checks of a profile that need no state.
+pub fn validate_profile(profile: &MemberProfile) -> Result<(), Rejection> {
+    bounded("member_id", &profile.member_id)?;
+    bounded("program_id", &profile.program_id)
+}
+
 /// Contract checks that need no state.
 pub fn validate(event: &MemberEvent) -> Result<(), Rejection> {
     if event.event_id.trim().is_empty() {
@@ -106,6 +129,13 @@ pub fn validate(event: &MemberEvent) -> Result<(), Rejection> {
     }
     if event.member_id.trim().is_empty() {
         return Err(Rejection::contract("member_id is empty"));
+    }
+    bounded("event_id", &event.event_id)?;
+    bounded("member_id", &event.member_id)?;
+    bounded("brand_id", &event.brand_id)?;
+    bounded("source", &event.source)?;
+    if let Some(link) = &event.source_member_id {
+        bounded("source_member_id", link)?;
     }
     let currency = |c: &str| {
         if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) {
@@ -136,6 +166,10 @@ pub fn validate(event: &MemberEvent) -> Result<(), Rejection> {
         Payload::PointsExpired(p) => nonnegative("points expired", p.points)?,
         Payload::TierChanged(t) if t.to_tier.trim().is_empty() => {
             return Err(Rejection::contract("to_tier is empty"));
+        }
+        Payload::TierChanged(t) => {
+            bounded("to_tier", &t.to_tier)?;
+            bounded("program_id", &t.program_id)?;
         }
         _ => {}
     }

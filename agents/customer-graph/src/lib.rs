@@ -14,10 +14,9 @@
 
 mod fold;
 
-use loyalty_contracts::{MemberEvent, MemberProfile, MemberState, Program, topics};
+use loyalty_contracts::{MemberEvent, MemberProfile, Program, catalog, tables, topics};
 use loyalty_runtime::{
-    Agent, AgentSettings, Context, HandleError, Input, OutputSpec, Rejection, TableSpec,
-    TableValue, decode_checked,
+    Agent, AgentSettings, Context, HandleError, Input, OutputSpec, Rekeys, TableSpec,
 };
 use serde::{Deserialize, Serialize};
 
@@ -82,52 +81,44 @@ impl CustomerGraph {
         }
     }
 
-    fn program(&self, ctx: &Context<'_>, fold: &MemberFold) -> Option<std::sync::Arc<Program>> {
+    fn program(
+        &self,
+        ctx: &Context<'_, Self>,
+        fold: &MemberFold,
+    ) -> Option<std::sync::Arc<Program>> {
         let id = fold
             .program_id
             .as_deref()
             .unwrap_or(&self.settings.default_program_id);
-        ctx.table::<Program>(topics::PROGRAMS, id)
+        ctx.table(&tables::PROGRAMS, id)
     }
-}
-
-fn decode_program(input: &Input<'_>) -> Result<TableValue, Rejection> {
-    decode_checked::<Program>(input, "program", |p| &p.program_id, Program::problems)
 }
 
 impl Agent for CustomerGraph {
     type State = MemberFold;
     type Settings = Settings;
     type Summary = ();
+    type Rekeying = Rekeys;
     const NAME: &'static str = "customer-graph";
     const STORE: &'static str = "members";
-    const REKEYS: bool = true;
 
     fn inputs(&self) -> Vec<&'static str> {
         vec![topics::MEMBER_EVENTS, topics::MEMBER_PROFILES]
     }
 
     fn tables(&self) -> Vec<TableSpec> {
-        vec![TableSpec {
-            topic: topics::PROGRAMS,
-            decode: decode_program,
-            required: false,
-        }]
+        vec![tables::PROGRAMS.spec()]
     }
 
     fn outputs(&self) -> Vec<OutputSpec> {
-        vec![OutputSpec {
-            topic: topics::MEMBER_STATE,
-            schema: <MemberState as apache_avro::AvroSchema>::get_schema,
-            compacted: true,
-        }]
+        vec![catalog::MEMBER_STATE.output()]
     }
 
     fn handle(
         &self,
         input: &Input<'_>,
         state: &mut Option<MemberFold>,
-        ctx: &mut Context<'_>,
+        ctx: &mut Context<'_, Self>,
     ) -> Result<(), HandleError> {
         match input.topic {
             topics::MEMBER_EVENTS => {
@@ -150,7 +141,12 @@ impl Agent for CustomerGraph {
                 }
                 fold.evaluate_tier(program.as_deref());
                 let snapshot = fold.snapshot(input.key, program.as_deref());
-                ctx.emit(topics::MEMBER_STATE, input.key, &snapshot, snapshot.as_of.0)?;
+                ctx.emit(
+                    &catalog::MEMBER_STATE,
+                    input.key,
+                    &snapshot,
+                    snapshot.as_of.0,
+                )?;
             }
             topics::MEMBER_PROFILES => {
                 if input.is_tombstone() {
@@ -158,13 +154,19 @@ impl Agent for CustomerGraph {
                 }
                 let profile: MemberProfile =
                     input.decode_keyed("member_id", |v: &MemberProfile| &v.member_id)?;
+                fold::validate_profile(&profile)?;
                 ctx.check_event_time(input, "updated_at", profile.updated_at.0)?;
                 let fold = state.get_or_insert_with(MemberFold::default);
                 fold.apply_profile(&profile);
                 let program = self.program(ctx, fold);
                 fold.evaluate_tier(program.as_deref());
                 let snapshot = fold.snapshot(input.key, program.as_deref());
-                ctx.emit(topics::MEMBER_STATE, input.key, &snapshot, snapshot.as_of.0)?;
+                ctx.emit(
+                    &catalog::MEMBER_STATE,
+                    input.key,
+                    &snapshot,
+                    snapshot.as_of.0,
+                )?;
             }
             other => {
                 return Err(HandleError::Fatal(format!(
@@ -179,13 +181,11 @@ impl Agent for CustomerGraph {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use apache_avro::AvroSchema;
     use loyalty_contracts::{OrderPlaced, Payload, Timestamp};
-    use loyalty_runtime::Harness;
-    use loyalty_runtime::codec::{Decoder, Encoder, leak};
+    use loyalty_runtime::{Harness, Record};
 
     /// Handle one order of member `m` from the point-of-sale system, written under `key`.
-    fn handle_keyed(key: &str) -> (Option<MemberFold>, Harness, Option<String>) {
+    fn handle_keyed(key: &str) -> (Option<MemberFold>, Harness<CustomerGraph>, Option<String>) {
         let event = MemberEvent {
             event_id: "e1".into(),
             member_id: "m".into(),
@@ -203,22 +203,12 @@ mod tests {
                 product_line: None,
             }),
         };
-        let encoder = Encoder::new(1, leak(MemberEvent::get_schema())).unwrap();
-        let decoder = Decoder::new(encoder.schema()).unwrap();
-        let bytes = encoder.encode(&event).unwrap();
+        let record = Record::new(&catalog::MEMBER_EVENTS, key, &event).unwrap();
         let agent = CustomerGraph::new(&Settings::default());
-        let mut harness = Harness::new(&agent.outputs()).unwrap();
+        let mut harness = Harness::new(&agent).unwrap();
         let mut state = None;
-        let input = Input {
-            topic: topics::MEMBER_EVENTS,
-            partition: 0,
-            offset: 0,
-            timestamp: None,
-            key,
-            value: Some((&decoder, &bytes[5..])),
-        };
         let mut ctx = harness.context();
-        agent.handle(&input, &mut state, &mut ctx).unwrap();
+        agent.handle(&record.input(), &mut state, &mut ctx).unwrap();
         let rekeyed = ctx.rekeyed().map(str::to_owned);
         (state, harness, rekeyed)
     }

@@ -5,11 +5,11 @@
 //! agent, so the purchase schedules shared by members with equal summaries are computed,
 //! not found in the cache: the cold cost, an upper bound for a population.
 
+use btyd::params::MODEL_PARAMS;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use loyalty_contracts::{MemberState, topics};
-use loyalty_runtime::{Agent, Harness, Population};
-use ltv::population::PopulationSummary;
-use ltv::testkit::{Framed, cdnow_model, member, program};
+use loyalty_contracts::{MemberState, catalog, tables};
+use loyalty_runtime::{Agent, Harness, Input, Record};
+use ltv::testkit::{cdnow_model, member, program};
 use ltv::{Ltv, Settings};
 
 fn score(c: &mut Criterion) {
@@ -20,13 +20,11 @@ fn score(c: &mut Criterion) {
         ..Settings::default()
     };
     let agent = Ltv::new(&settings);
-    let mut harness = Harness::new(&agent.outputs()).expect("encoders");
+    let mut harness = Harness::new(&agent).expect("encoders");
     for segment in ["all", "tier:silver", "redemption:redeemer", "tenure:365d+"] {
-        harness.put_table(topics::MODEL_PARAMS, segment, cdnow_model(segment));
+        harness.put_table(&MODEL_PARAMS, segment, cdnow_model(segment));
     }
-    harness.put_table(topics::PROGRAMS, "p", program());
-    harness.summary = Some(Box::new(PopulationSummary::default()));
-    harness.population = Some(Box::new(Population::<PopulationSummary>::default()));
+    harness.put_table(&tables::PROGRAMS, "p", program());
     // The CDNOW mix: most members buy once; a few are frequent.
     let members: Vec<MemberState> = vec![
         member("a", 0, 1, 200, 3_000, "member"),
@@ -34,9 +32,9 @@ fn score(c: &mut Criterion) {
         member("c", 3, 30, 60, 4_000, "silver"),
         member("d", 12, 20, 10, 3_000, "gold"),
     ];
-    let framed: Vec<Framed> = members
+    let records: Vec<Record> = members
         .iter()
-        .map(|m| Framed::new(m).expect("framed"))
+        .map(|m| Record::new(&catalog::MEMBER_STATE, &m.member_id, m).expect("encoded"))
         .collect();
     let mut group = c.benchmark_group("ltv");
     group.throughput(Throughput::Elements(members.len() as u64));
@@ -45,17 +43,15 @@ fn score(c: &mut Criterion) {
         b.iter_batched(
             || Ltv::new(&settings),
             |agent| {
-                for (m, f) in members.iter().zip(&framed) {
+                for record in &records {
                     offset += 1;
                     let mut state = None;
                     let mut ctx = harness.context();
-                    agent
-                        .handle(
-                            &f.input(topics::MEMBER_STATE, &m.member_id, offset),
-                            &mut state,
-                            &mut ctx,
-                        )
-                        .expect("scored");
+                    let input = Input {
+                        offset,
+                        ..record.input()
+                    };
+                    agent.handle(&input, &mut state, &mut ctx).expect("scored");
                 }
                 harness.emitted.clear();
             },

@@ -1,5 +1,5 @@
 //! The ltv binary: configuration and lifecycle come from the runtime.
 
 fn main() -> std::process::ExitCode {
-    loyalty_runtime::agent_main(ltv::Ltv::new)
+    loyalty_runtime::agent_main!(ltv::Ltv::new)
 }

@@ -1,16 +1,13 @@
 //! Sample inputs for the agent's tests and benchmarks: the demo program's shape, members
-//! with a regular purchase rhythm, the published CDNOW population models, and the framing
-//! that turns a value into an `Input` for `handle`. Not used in processing.
+//! with a regular purchase rhythm and the published CDNOW population models (the
+//! runtime's `Record` turns them into inputs). Not used in processing.
 
-use apache_avro::AvroSchema;
 use btyd::params::Published;
 use btyd::{BgNbd, GammaGamma};
 use loyalty_contracts::{
     BtydSummary, Date, MemberCohort, MemberState, PointsLedger, Program, Rfm, TierForecasts,
     TierProgress, Timestamp, TransitionForecast, TransitionType,
 };
-use loyalty_runtime::codec::{Decoder, Encoder, leak};
-use serde::Serialize;
 
 /// The shared three-tier spend program under id `p`.
 pub fn program() -> Program {
@@ -142,38 +139,5 @@ pub fn cohort(m: &MemberState, segment: loyalty_contracts::Segment) -> MemberCoh
         acquisition_cohort: "1997-01".into(),
         first_purchase: m.btyd.as_ref().map_or(Date(0), |b| b.first_purchase),
         boundaries_version: "test".into(),
-    }
-}
-
-/// A value framed as an input body, with the decoder for its schema.
-pub struct Framed {
-    pub decoder: Decoder,
-    pub body: Vec<u8>,
-}
-
-impl Framed {
-    pub fn new<T: Serialize + AvroSchema>(value: &T) -> Result<Framed, apache_avro::Error> {
-        let schema = leak(T::get_schema());
-        let body = Encoder::new(1, schema)?.encode_body(value)?;
-        Ok(Framed {
-            decoder: Decoder::new(schema)?,
-            body,
-        })
-    }
-
-    pub fn input<'a>(
-        &'a self,
-        topic: &'a str,
-        key: &'a str,
-        offset: i64,
-    ) -> loyalty_runtime::Input<'a> {
-        loyalty_runtime::Input {
-            topic,
-            partition: 0,
-            offset,
-            timestamp: None,
-            key,
-            value: Some((&self.decoder, &self.body)),
-        }
     }
 }

@@ -2,22 +2,23 @@
 //! reconciliation names the view that disagrees, outcomes count once, bad records are
 //! rejected, and every byte of a signed record is covered by its attestation.
 
+use btyd::params::MODEL_PARAMS;
 use loyalty_contracts::{
     AdjustmentKind, InterventionOutcome, InterventionResult, MemberEvent, MemberLtv, Payload,
-    Segment, Timestamp, topics,
+    Segment, Timestamp, catalog, tables, topics,
 };
 use loyalty_runtime::codec::decode;
-use loyalty_runtime::{Agent, HandleError, Harness, Population};
+use loyalty_runtime::{Agent, HandleError, Harness, Population, Record, Topic};
 use ltv::attest::{self, Canonical};
 use ltv::population::{PopulationSummary, ValueSum};
-use ltv::testkit::{Framed, cdnow_model, cohort, forecasts, member, program};
+use ltv::testkit::{cdnow_model, cohort, forecasts, member, program};
 use ltv::{Ltv, MemberJoin, Settings};
 
 const SEED: &str = "4242424242424242424242424242424242424242424242424242424242424242";
 
 struct Rig {
     agent: Ltv,
-    harness: Harness,
+    harness: Harness<Ltv>,
     _key: tempfile::NamedTempFile,
 }
 
@@ -28,14 +29,14 @@ fn rig(values: &[(&str, i64)]) -> Rig {
         signing_key_file: Some(key.path().to_owned()),
         ..Settings::default()
     });
-    let mut harness = Harness::new(&agent.outputs()).unwrap();
-    harness.put_table(topics::MODEL_PARAMS, "all", cdnow_model("all-v1"));
-    harness.put_table(topics::MODEL_PARAMS, "tier:gold", {
+    let mut harness = Harness::new(&agent).unwrap();
+    harness.put_table(&MODEL_PARAMS, "all", cdnow_model("all-v1"));
+    harness.put_table(&MODEL_PARAMS, "tier:gold", {
         let mut m = cdnow_model("gold-v1");
         m.purchases.b *= 2.0; // gold members drop out less often
         m
     });
-    harness.put_table(topics::PROGRAMS, "p", program());
+    harness.put_table(&tables::PROGRAMS, "p", program());
     // Another partition's members: 100 per group with the given mean 12-month revenue.
     let mut other = PopulationSummary::default();
     for (group, mean) in values {
@@ -48,11 +49,10 @@ fn rig(values: &[(&str, i64)]) -> Rig {
             },
         );
     }
-    harness.summary = Some(Box::new(PopulationSummary::default()));
-    harness.population = Some(Box::new(Population {
+    harness.population = Population {
         partitions: [(1, other)].into_iter().collect(),
         generation: 1,
-    }));
+    };
     Rig {
         agent,
         harness,
@@ -61,19 +61,18 @@ fn rig(values: &[(&str, i64)]) -> Rig {
 }
 
 impl Rig {
-    fn feed<T: serde::Serialize + apache_avro::AvroSchema>(
+    fn feed<T: serde::Serialize + apache_avro::AvroSchema + 'static>(
         &mut self,
-        topic: &str,
+        topic: &Topic<T>,
         key: &str,
         offset: i64,
         value: &T,
         state: &mut Option<MemberJoin>,
     ) -> Result<Option<MemberLtv>, HandleError> {
-        let framed = Framed::new(value).unwrap();
+        let record = Record::new(topic, key, value).unwrap().at(offset);
         self.harness.emitted.clear();
         let mut ctx = self.harness.context();
-        self.agent
-            .handle(&framed.input(topic, key, offset), state, &mut ctx)?;
+        self.agent.handle(&record.input(), state, &mut ctx)?;
         Ok(self
             .harness
             .emitted
@@ -98,7 +97,7 @@ fn each_side_is_joined_as_it_arrives_and_says_what_is_missing() {
     let m = member("m1", 6, 30, 20, 4_000, "gold");
     let mut state = None;
     let first = rig
-        .feed(topics::MEMBER_STATE, "m1", 10, &m, &mut state)
+        .feed(&catalog::MEMBER_STATE, "m1", 10, &m, &mut state)
         .unwrap()
         .unwrap();
     assert_eq!(first.missing_inputs, ["tier_forecasts", "cohorts"]);
@@ -124,7 +123,7 @@ fn each_side_is_joined_as_it_arrives_and_says_what_is_missing() {
 
     let f = forecasts(&m, (0.0, "gold"), (0.1, "silver"));
     let second = rig
-        .feed(topics::TIER_FORECASTS, "m1", 3, &f, &mut state)
+        .feed(&catalog::TIER_FORECASTS, "m1", 3, &f, &mut state)
         .unwrap()
         .unwrap();
     assert_eq!(second.missing_inputs, ["cohorts"]);
@@ -133,7 +132,7 @@ fn each_side_is_joined_as_it_arrives_and_says_what_is_missing() {
 
     let c = cohort(&m, Segment::Loyal);
     let third = rig
-        .feed(topics::COHORTS, "m1", 5, &c, &mut state)
+        .feed(&catalog::COHORTS, "m1", 5, &c, &mut state)
         .unwrap()
         .unwrap();
     assert!(third.missing_inputs.is_empty());
@@ -160,7 +159,7 @@ fn members_whose_views_disagree_are_flagged_and_agreeing_ones_are_not() {
     let probe = {
         let mut rig = rig(&[]);
         let m = member("m1", 6, 30, 20, 4_000, "gold");
-        rig.feed(topics::MEMBER_STATE, "m1", 1, &m, &mut None)
+        rig.feed(&catalog::MEMBER_STATE, "m1", 1, &m, &mut None)
             .unwrap()
             .unwrap()
             .baseline
@@ -170,10 +169,10 @@ fn members_whose_views_disagree_are_flagged_and_agreeing_ones_are_not() {
     let run = |tier_mean: i64, cohort_mean: i64| {
         let mut rig = rig(&[("tier:gold", tier_mean), ("segment:champions", cohort_mean)]);
         let mut state = None;
-        rig.feed(topics::MEMBER_STATE, "m1", 1, &m, &mut state)
+        rig.feed(&catalog::MEMBER_STATE, "m1", 1, &m, &mut state)
             .unwrap();
         rig.feed(
-            topics::TIER_FORECASTS,
+            &catalog::TIER_FORECASTS,
             "m1",
             1,
             &forecasts(&m, (0.0, "gold"), (0.0, "silver")),
@@ -181,7 +180,7 @@ fn members_whose_views_disagree_are_flagged_and_agreeing_ones_are_not() {
         )
         .unwrap();
         rig.feed(
-            topics::COHORTS,
+            &catalog::COHORTS,
             "m1",
             1,
             &cohort(&m, Segment::Champions),
@@ -264,17 +263,11 @@ fn outcomes_count_once_per_intervention_and_bad_ones_are_rejected() {
     ];
     for (i, e) in events.iter().enumerate() {
         let emitted = rig
-            .feed(topics::MEMBER_EVENTS, "m1", i as i64, e, &mut state)
+            .feed(&catalog::MEMBER_EVENTS, "m1", i as i64, e, &mut state)
             .unwrap();
         assert!(emitted.is_none(), "outcomes alone do not re-score");
     }
-    let summary = rig
-        .harness
-        .summary
-        .as_ref()
-        .unwrap()
-        .downcast_ref::<PopulationSummary>()
-        .unwrap();
+    let summary = &rig.harness.summary;
     let arms = summary.outcomes["offer"];
     assert_eq!((arms.treated.n, arms.treated.sum), (1, 5_000));
     assert_eq!(arms.treated.sum_sq, 25_000_000);
@@ -299,14 +292,14 @@ fn outcomes_count_once_per_intervention_and_bad_ones_are_rejected() {
         outcome("i1", "offer", InterventionResult::Opened, None, true),
     ] {
         assert!(matches!(
-            rig.feed(topics::MEMBER_EVENTS, "m1", 9, &bad, &mut state),
+            rig.feed(&catalog::MEMBER_EVENTS, "m1", 9, &bad, &mut state),
             Err(HandleError::Rejected(_))
         ));
     }
     // A member-state under another member's key breaks the contract.
     let stray = member("m2", 1, 10, 10, 100, "member");
     assert!(matches!(
-        rig.feed(topics::MEMBER_STATE, "m1", 10, &stray, &mut state),
+        rig.feed(&catalog::MEMBER_STATE, "m1", 10, &stray, &mut state),
         Err(HandleError::Rejected(_))
     ));
 }
@@ -329,14 +322,10 @@ fn an_outcome_keyed_by_a_source_id_is_rekeyed_and_other_events_are_ignored() {
         qualifying: false,
     });
     for (event, rekeyed) in [(&converted, Some("m1")), (&order, None)] {
-        let framed = Framed::new(event).unwrap();
+        let record = Record::new(&catalog::MEMBER_EVENTS, "esp-77", event).unwrap();
         let mut ctx = rig.harness.context();
         rig.agent
-            .handle(
-                &framed.input(topics::MEMBER_EVENTS, "esp-77", 0),
-                &mut state,
-                &mut ctx,
-            )
+            .handle(&record.input(), &mut state, &mut ctx)
             .unwrap();
         assert_eq!(ctx.rekeyed(), rekeyed);
     }
@@ -347,7 +336,7 @@ fn an_outcome_keyed_by_a_source_id_is_rekeyed_and_other_events_are_ignored() {
 fn every_byte_of_a_signed_record_is_covered_and_another_key_is_detected() {
     let mut rig = rig(&[("tier:gold", 9_000)]);
     let m = member("m1", 6, 30, 20, 4_000, "gold");
-    rig.feed(topics::MEMBER_STATE, "m1", 1, &m, &mut None)
+    rig.feed(&catalog::MEMBER_STATE, "m1", 1, &m, &mut None)
         .unwrap()
         .unwrap();
     let framed = rig.harness.emitted.last().unwrap().payload.clone().unwrap();

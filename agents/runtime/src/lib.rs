@@ -9,8 +9,11 @@ pub mod agent;
 mod avro_writer;
 pub mod codec;
 pub mod config;
+mod context;
 pub mod error;
+mod harness;
 pub mod http;
+mod input;
 pub mod kafka;
 pub mod metrics;
 mod purge;
@@ -19,19 +22,26 @@ pub mod retry;
 pub mod runner;
 pub mod store;
 pub mod telemetry;
+mod topic;
 pub mod trace;
 pub mod wire;
 
-use std::path::PathBuf;
-use std::process::ExitCode;
-
 pub use agent::{
-    Agent, Context, HandleError, Harness, Input, OutputSpec, Population, TableSpec, TableValue,
-    decode_checked,
+    Agent, HandleError, KeepsKeys, PartitionSummary, Population, Rekeying, Rekeys, rekeys,
+    shares_summary,
 };
 pub use config::{AgentSettings, Config, ConfigErrors, NoSettings, Sources};
+pub use context::{Context, Emitted};
 pub use error::{Rejection, RejectionKind, RuntimeError};
+pub use harness::{Harness, Record};
+pub use input::Input;
+/// The Prometheus client agents define their own metrics with ([`metrics::MetricDef`]).
+pub use prometheus;
 pub use runner::{run, stopped};
+pub use topic::{Cleanup, OutputSpec, Table, TableRecord, TableSpec, Topic};
+
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// Command-line flags every agent binary accepts.
 #[derive(Debug, Clone, clap::Parser)]
@@ -79,14 +89,23 @@ impl AgentArgs {
 /// Parse the command line; on a bad argument print what was wrong and the usage, then
 /// exit with status 2 (clap alone omits the usage for an invalid value).
 pub fn parse_args<P: clap::Parser>() -> P {
+    parse_command(P::command())
+}
+
+/// [`parse_args`] with the command described as `command` says (an agent's own name and
+/// description in place of the runtime's).
+fn parse_command<P: clap::Parser>(command: clap::Command) -> P {
     use clap::error::ErrorKind;
-    match P::try_parse() {
+    let usage = command.clone().render_usage();
+    let parsed = command
+        .try_get_matches()
+        .and_then(|mut matches| P::from_arg_matches_mut(&mut matches));
+    match parsed {
         Ok(parsed) => parsed,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             e.exit()
         }
         Err(e) => {
-            let usage = P::command().render_usage();
             let _ = e.print();
             if !e.to_string().contains("Usage:") {
                 eprintln!("\n{usage}");
@@ -119,10 +138,42 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// What an agent binary says about itself in `--help` and `--version`: its own package's
+/// name, description and version, taken by [`agent_main!`] where the binary is built.
+#[derive(Debug, Clone, Copy)]
+pub struct About {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub version: &'static str,
+}
+
+/// The whole `main` of an agent binary, described by its own package:
+/// `fn main() -> ExitCode { loyalty_runtime::agent_main!(MyAgent::new) }`.
+#[macro_export]
+macro_rules! agent_main {
+    ($build:expr) => {
+        $crate::agent_main(
+            $crate::About {
+                name: env!("CARGO_PKG_NAME"),
+                description: env!("CARGO_PKG_DESCRIPTION"),
+                version: env!("CARGO_PKG_VERSION"),
+            },
+            $build,
+        )
+    };
+}
+
 /// The whole `main` of an agent binary: parse flags (bad ones print usage), load and
-/// validate configuration (every problem listed, exit 2), run until SIGTERM.
-pub fn agent_main<A: Agent>(build: impl FnOnce(&A::Settings) -> A) -> ExitCode {
-    let args: AgentArgs = parse_args();
+/// validate configuration (every problem listed, exit 2), run until SIGTERM. Call it
+/// through [`agent_main!`], which describes the binary by its own package.
+pub fn agent_main<A: Agent>(about: About, build: impl FnOnce(&A::Settings) -> A) -> ExitCode {
+    use clap::CommandFactory;
+    let command = AgentArgs::command()
+        .name(about.name)
+        .bin_name(about.name)
+        .about(about.description)
+        .version(about.version);
+    let args: AgentArgs = parse_command(command);
     let config = match Config::<A::Settings>::load(&args.sources()) {
         Ok(config) => config,
         Err(errors) => {

@@ -1,15 +1,239 @@
-//! Every metric the swarm exports, defined once and emitted through one typed event
-//! (after Vector's internal events): call sites say what happened, this module decides
-//! which series move. Names follow Prometheus conventions under `loyalty_swarm_`.
+//! Every metric the runtime exports, defined once ([`MetricDef`]) and emitted through
+//! one typed event (after Vector's internal events): call sites say what happened, this
+//! module decides which series move. An agent's own metrics are defined the same way in
+//! its own crate and registered in the same registry at start-up
+//! ([`crate::Agent::register_metrics`]); the README's reference table is generated from
+//! the definitions ([`reference_table`]). Names follow Prometheus conventions under
+//! `loyalty_swarm_`.
 
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Registry,
+    TextEncoder,
 };
 
 use crate::error::RejectionKind;
+
+/// What kind of series a metric is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl MetricKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+            MetricKind::Histogram => "histogram",
+        }
+    }
+}
+
+/// One metric: its name under `loyalty_swarm_`, kind, labels (besides `agent`) and what
+/// it means — the help text Prometheus shows and the README's reference row.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricDef {
+    pub name: &'static str,
+    pub kind: MetricKind,
+    pub labels: &'static [&'static str],
+    pub help: &'static str,
+}
+
+impl MetricDef {
+    pub const fn counter(
+        name: &'static str,
+        labels: &'static [&'static str],
+        help: &'static str,
+    ) -> Self {
+        MetricDef {
+            name,
+            kind: MetricKind::Counter,
+            labels,
+            help,
+        }
+    }
+
+    pub const fn gauge(
+        name: &'static str,
+        labels: &'static [&'static str],
+        help: &'static str,
+    ) -> Self {
+        MetricDef {
+            name,
+            kind: MetricKind::Gauge,
+            labels,
+            help,
+        }
+    }
+
+    pub const fn histogram(
+        name: &'static str,
+        labels: &'static [&'static str],
+        help: &'static str,
+    ) -> Self {
+        MetricDef {
+            name,
+            kind: MetricKind::Histogram,
+            labels,
+            help,
+        }
+    }
+
+    /// The full name as scraped.
+    pub fn full_name(&self) -> String {
+        format!("{PREFIX}_{}", self.name)
+    }
+}
+
+/// The runtime's metrics, in the order of the reference table.
+pub mod defs {
+    use super::MetricDef;
+
+    pub const CONSUMED: MetricDef = MetricDef::counter(
+        "records_consumed_total",
+        &["topic", "partition"],
+        "input records read",
+    );
+    pub const PRODUCED: MetricDef = MetricDef::counter(
+        "records_produced_total",
+        &["topic"],
+        "records acknowledged (outputs, changelog, DLQ)",
+    );
+    pub const PROCESSING: MetricDef = MetricDef::histogram(
+        "processing_seconds",
+        &["topic"],
+        "time in `handle` per record",
+    );
+    pub const REPLAY_SKIPPED: MetricDef = MetricDef::counter(
+        "replay_skipped_total",
+        &["topic"],
+        "records skipped because state already reflects them (replay after a crash; on a repartition topic, second copies of forwarded records)",
+    );
+    pub const REKEYED: MetricDef = MetricDef::counter(
+        "records_rekeyed_total",
+        &["topic"],
+        "records handed to another key through the agent's repartition topic",
+    );
+    pub const REPARTITION_PURGES: MetricDef = MetricDef::counter(
+        "repartition_purges_total",
+        &["outcome"],
+        "DeleteRecords calls on the agent's repartition topic: `purged`, or `failed` (tried again at the next interval; nothing is lost)",
+    );
+    pub const DEAD_LETTERED: MetricDef = MetricDef::counter(
+        "dlq_records_total",
+        &["reason"],
+        "dead-lettered records by kind: `not_wire_format`, `unknown_schema_id`, `undecodable`, `contract_violation`, `bad_key`, `panic`",
+    );
+    pub const PANICS: MetricDef = MetricDef::counter(
+        "panics_total",
+        &["during"],
+        "panics in the agent's code, caught: `handle` (record dead-lettered), `refresh` (the key kept its state), `publish`",
+    );
+    pub const BATCHES: MetricDef = MetricDef::counter(
+        "batches_committed_total",
+        &[],
+        "batches produced, written through and committed",
+    );
+    pub const BATCH_SECONDS: MetricDef =
+        MetricDef::histogram("batch_seconds", &[], "wall time of a batch, poll to commit");
+    pub const LAG: MetricDef = MetricDef::gauge(
+        "consumer_lag",
+        &["topic", "partition"],
+        "high watermark minus committed position",
+    );
+    pub const STATE_KEYS: MetricDef = MetricDef::gauge(
+        "state_keys",
+        &["store", "partition"],
+        "keys in a partition's state",
+    );
+    pub const STATE_BYTES: MetricDef = MetricDef::gauge(
+        "state_bytes",
+        &["store", "partition"],
+        "encoded bytes of a partition's state",
+    );
+    pub const RESTORED: MetricDef = MetricDef::counter(
+        "restore_records_total",
+        &["store", "partition"],
+        "changelog records read while restoring",
+    );
+    pub const RESTORE_REMAINING: MetricDef = MetricDef::gauge(
+        "restore_remaining_records",
+        &["store", "partition"],
+        "changelog records still to restore",
+    );
+    pub const RETRIES: MetricDef = MetricDef::counter(
+        "retries_total",
+        &["operation"],
+        "transient failures retried",
+    );
+    pub const TRANSACTIONS: MetricDef = MetricDef::counter(
+        "transactions_total",
+        &["outcome"],
+        "Kafka transactions ended, `committed` or `aborted` (`exactly_once` only; an aborted batch is written again)",
+    );
+    pub const TABLE_RECORDS: MetricDef = MetricDef::counter(
+        "table_records_total",
+        &["topic"],
+        "reference-table records loaded",
+    );
+    pub const REFRESHES: MetricDef = MetricDef::counter(
+        "refreshes_total",
+        &[],
+        "re-scorings of every key after the shared population changed",
+    );
+    pub const REFRESH_SECONDS: MetricDef =
+        MetricDef::histogram("refresh_seconds", &[], "wall time of one refresh");
+
+    /// Every runtime metric.
+    pub const ALL: &[MetricDef] = &[
+        CONSUMED,
+        PRODUCED,
+        PROCESSING,
+        REPLAY_SKIPPED,
+        REKEYED,
+        REPARTITION_PURGES,
+        DEAD_LETTERED,
+        PANICS,
+        BATCHES,
+        BATCH_SECONDS,
+        LAG,
+        STATE_KEYS,
+        STATE_BYTES,
+        RESTORED,
+        RESTORE_REMAINING,
+        RETRIES,
+        TRANSACTIONS,
+        TABLE_RECORDS,
+        REFRESHES,
+        REFRESH_SECONDS,
+    ];
+}
+
+/// The metrics reference as a Markdown table: the runtime's metrics (every agent has
+/// them), then each agent's own, named by agent.
+pub fn reference_table(agents: &[(&str, &[MetricDef])]) -> String {
+    let mut table = String::from("| metric | type | labels | meaning |\n|---|---|---|---|\n");
+    let rows = defs::ALL.iter().map(|d| (None, d)).chain(
+        agents
+            .iter()
+            .flat_map(|(agent, defs)| defs.iter().map(move |d| (Some(*agent), d))),
+    );
+    for (agent, def) in rows {
+        let owner = agent.map(|a| format!(" ({a})")).unwrap_or_default();
+        table.push_str(&format!(
+            "| `{}` | {} | {} | {}{owner} |\n",
+            def.full_name(),
+            def.kind.as_str(),
+            def.labels.join(", "),
+            def.help
+        ));
+    }
+    table
+}
 
 /// Something worth counting.
 #[derive(Debug, Clone, Copy)]
@@ -67,26 +291,6 @@ pub enum Event<'a> {
     TableLoaded { topic: &'a str, count: u64 },
     /// Every key was refreshed after the population view changed.
     Refreshed { elapsed: Duration },
-    /// Calibration quality of one forecast type over its resolved forecasts (calibrated
-    /// probabilities, held-out half).
-    ForecastQuality {
-        transition: &'a str,
-        resolved: u64,
-        brier: f64,
-        log_loss: f64,
-        ece: f64,
-    },
-    /// An intervention opportunity was raised.
-    OpportunityRaised { kind: &'a str },
-    /// A population model was fitted for a segment; `outcome` is published, unchanged,
-    /// not_converged, too_small or failed.
-    ModelFitted {
-        segment: &'a str,
-        outcome: &'a str,
-        elapsed: Duration,
-    },
-    /// A member's value sources disagreed beyond tolerance (`between` names the pair).
-    ValueDiscrepancy { between: &'a str },
 }
 
 /// The agent's metric registry.
@@ -113,14 +317,6 @@ pub struct Metrics {
     table_records: IntCounterVec,
     refreshes: IntCounter,
     refresh_seconds: Histogram,
-    forecast_resolved: IntGaugeVec,
-    forecast_brier: GaugeVec,
-    forecast_log_loss: GaugeVec,
-    forecast_ece: GaugeVec,
-    opportunities: IntCounterVec,
-    model_fits: IntCounterVec,
-    model_fit_seconds: HistogramVec,
-    discrepancies: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -142,190 +338,31 @@ impl Metrics {
                     .collect(),
             ),
         )?;
-        let counter =
-            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
-                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-                registry.register(Box::new(c.clone()))?;
-                Ok(c)
-            };
-        let gauge =
-            |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
-                let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
-                registry.register(Box::new(g.clone()))?;
-                Ok(g)
-            };
-        let float_gauge =
-            |name: &str, help: &str, labels: &[&str]| -> Result<GaugeVec, prometheus::Error> {
-                let g = GaugeVec::new(Opts::new(name, help), labels)?;
-                registry.register(Box::new(g.clone()))?;
-                Ok(g)
-            };
-        let histogram = |name: &str,
-                         help: &str,
-                         labels: &[&str],
-                         buckets: Vec<f64>|
-         -> Result<HistogramVec, prometheus::Error> {
-            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)?;
-            registry.register(Box::new(h.clone()))?;
-            Ok(h)
-        };
         let micro = prometheus::exponential_buckets(1e-6, 4.0, 12)?;
         let milli = prometheus::exponential_buckets(1e-3, 2.5, 12)?;
+        use defs::*;
+        let r = &registry;
         let metrics = Metrics {
-            consumed: counter(
-                "records_consumed_total",
-                "Records read from input topics.",
-                &["topic", "partition"],
-            )?,
-            produced: counter(
-                "records_produced_total",
-                "Records written and acknowledged.",
-                &["topic"],
-            )?,
-            processing: histogram(
-                "processing_seconds",
-                "Time spent in handle per record.",
-                &["topic"],
-                micro,
-            )?,
-            replay_skipped: counter(
-                "replay_skipped_total",
-                "Records skipped because state already reflects their position.",
-                &["topic"],
-            )?,
-            rekeyed: counter(
-                "records_rekeyed_total",
-                "Records handed to another key through the agent's repartition topic.",
-                &["topic"],
-            )?,
-            repartition_purges: counter(
-                "repartition_purges_total",
-                "DeleteRecords calls on the agent's repartition topic, by outcome.",
-                &["outcome"],
-            )?,
-            dead_lettered: counter(
-                "dlq_records_total",
-                "Records sent to the dead-letter queue.",
-                &["reason"],
-            )?,
-            panics: counter(
-                "panics_total",
-                "Panics in the agent's code, caught; by where they happened.",
-                &["during"],
-            )?,
-            batches: {
-                let c = IntCounter::new(
-                    "batches_committed_total",
-                    "Batches produced, written through and committed.",
-                )?;
-                registry.register(Box::new(c.clone()))?;
-                c
-            },
-            batch_seconds: {
-                let h = Histogram::with_opts(
-                    HistogramOpts::new("batch_seconds", "Wall time of one batch, poll to commit.")
-                        .buckets(milli),
-                )?;
-                registry.register(Box::new(h.clone()))?;
-                h
-            },
-            lag: gauge(
-                "consumer_lag",
-                "High watermark minus committed position.",
-                &["topic", "partition"],
-            )?,
-            state_keys: gauge(
-                "state_keys",
-                "Keys held in a partition's state store.",
-                &["store", "partition"],
-            )?,
-            state_bytes: gauge(
-                "state_bytes",
-                "Encoded size of a partition's state store.",
-                &["store", "partition"],
-            )?,
-            restored: counter(
-                "restore_records_total",
-                "Changelog records read while restoring state.",
-                &["store", "partition"],
-            )?,
-            restore_remaining: gauge(
-                "restore_remaining_records",
-                "Changelog records still to read before the partition is restored.",
-                &["store", "partition"],
-            )?,
-            retries: counter(
-                "retries_total",
-                "Transient failures retried with backoff.",
-                &["operation"],
-            )?,
-            transactions: counter(
-                "transactions_total",
-                "Kafka transactions ended, by outcome (exactly_once only).",
-                &["outcome"],
-            )?,
-            table_records: counter(
-                "table_records_total",
-                "Reference table records loaded.",
-                &["topic"],
-            )?,
-            refreshes: {
-                let c = IntCounter::new(
-                    "refreshes_total",
-                    "Refreshes of every key after the population view changed.",
-                )?;
-                registry.register(Box::new(c.clone()))?;
-                c
-            },
-            refresh_seconds: {
-                let h = Histogram::with_opts(
-                    HistogramOpts::new("refresh_seconds", "Wall time of one refresh of every key.")
-                        .buckets(prometheus::exponential_buckets(1e-3, 2.5, 12)?),
-                )?;
-                registry.register(Box::new(h.clone()))?;
-                h
-            },
-            forecast_resolved: gauge(
-                "forecast_resolved",
-                "Resolved forecasts the calibration is judged on.",
-                &["transition"],
-            )?,
-            forecast_brier: float_gauge(
-                "forecast_brier_score",
-                "Brier score of calibrated forecasts on held-out resolved forecasts.",
-                &["transition"],
-            )?,
-            forecast_log_loss: float_gauge(
-                "forecast_log_loss",
-                "Log loss of calibrated forecasts on held-out resolved forecasts.",
-                &["transition"],
-            )?,
-            forecast_ece: float_gauge(
-                "forecast_calibration_error",
-                "Expected calibration error (ten bins) on held-out resolved forecasts.",
-                &["transition"],
-            )?,
-            opportunities: counter(
-                "opportunities_total",
-                "Intervention opportunities raised.",
-                &["kind"],
-            )?,
-            model_fits: counter(
-                "model_fits_total",
-                "Population model fits by segment and outcome.",
-                &["segment", "outcome"],
-            )?,
-            model_fit_seconds: histogram(
-                "model_fit_seconds",
-                "Wall time of one segment's population fit.",
-                &["segment"],
-                prometheus::exponential_buckets(1e-3, 2.5, 12)?,
-            )?,
-            discrepancies: counter(
-                "ltv_discrepancies_total",
-                "Members whose value sources disagreed beyond tolerance, by source pair.",
-                &["between"],
-            )?,
+            consumed: register::counter(r, &CONSUMED)?,
+            produced: register::counter(r, &PRODUCED)?,
+            processing: register::histogram(r, &PROCESSING, micro)?,
+            replay_skipped: register::counter(r, &REPLAY_SKIPPED)?,
+            rekeyed: register::counter(r, &REKEYED)?,
+            repartition_purges: register::counter(r, &REPARTITION_PURGES)?,
+            dead_lettered: register::counter(r, &DEAD_LETTERED)?,
+            panics: register::counter(r, &PANICS)?,
+            batches: register::plain_counter(r, &BATCHES)?,
+            batch_seconds: register::plain_histogram(r, &BATCH_SECONDS, milli.clone())?,
+            lag: register::int_gauge(r, &LAG)?,
+            state_keys: register::int_gauge(r, &STATE_KEYS)?,
+            state_bytes: register::int_gauge(r, &STATE_BYTES)?,
+            restored: register::counter(r, &RESTORED)?,
+            restore_remaining: register::int_gauge(r, &RESTORE_REMAINING)?,
+            retries: register::counter(r, &RETRIES)?,
+            transactions: register::counter(r, &TRANSACTIONS)?,
+            table_records: register::counter(r, &TABLE_RECORDS)?,
+            refreshes: register::plain_counter(r, &REFRESHES)?,
+            refresh_seconds: register::plain_histogram(r, &REFRESH_SECONDS, milli)?,
             registry,
         };
         for kind in RejectionKind::ALL {
@@ -415,40 +452,31 @@ impl Metrics {
                 self.refreshes.inc();
                 self.refresh_seconds.observe(elapsed.as_secs_f64());
             }
-            Event::ForecastQuality {
-                transition,
-                resolved,
-                brier,
-                log_loss,
-                ece,
-            } => {
-                let labels = [transition];
-                self.forecast_resolved
-                    .with_label_values(&labels)
-                    .set(resolved as i64);
-                self.forecast_brier.with_label_values(&labels).set(brier);
-                self.forecast_log_loss
-                    .with_label_values(&labels)
-                    .set(log_loss);
-                self.forecast_ece.with_label_values(&labels).set(ece);
-            }
-            Event::OpportunityRaised { kind } => {
-                self.opportunities.with_label_values(&[kind]).inc()
-            }
-            Event::ModelFitted {
-                segment,
-                outcome,
-                elapsed,
-            } => {
-                self.model_fits.with_label_values(&[segment, outcome]).inc();
-                self.model_fit_seconds
-                    .with_label_values(&[segment])
-                    .observe(elapsed.as_secs_f64());
-            }
-            Event::ValueDiscrepancy { between } => {
-                self.discrepancies.with_label_values(&[between]).inc()
-            }
         }
+    }
+
+    /// Register a counter defined by `def` (an agent's own, say) in this registry.
+    pub fn counter(&self, def: &MetricDef) -> Result<IntCounterVec, prometheus::Error> {
+        register::counter(&self.registry, def)
+    }
+
+    /// Register an integer gauge.
+    pub fn int_gauge(&self, def: &MetricDef) -> Result<IntGaugeVec, prometheus::Error> {
+        register::int_gauge(&self.registry, def)
+    }
+
+    /// Register a floating-point gauge.
+    pub fn gauge(&self, def: &MetricDef) -> Result<GaugeVec, prometheus::Error> {
+        register::gauge(&self.registry, def)
+    }
+
+    /// Register a histogram with `buckets` (upper bounds, in the metric's unit).
+    pub fn histogram(
+        &self,
+        def: &MetricDef,
+        buckets: Vec<f64>,
+    ) -> Result<HistogramVec, prometheus::Error> {
+        register::histogram(&self.registry, def, buckets)
     }
 
     /// The Prometheus text exposition of every series.
@@ -458,5 +486,62 @@ impl Metrics {
         // left out rather than taking the endpoint down.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+/// Series made from definitions and registered, one function per kind.
+mod register {
+    use prometheus::{
+        GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
+        Opts, Registry,
+    };
+
+    use super::MetricDef;
+
+    pub fn counter(r: &Registry, def: &MetricDef) -> Result<IntCounterVec, prometheus::Error> {
+        let c = IntCounterVec::new(Opts::new(def.name, def.help), def.labels)?;
+        r.register(Box::new(c.clone()))?;
+        Ok(c)
+    }
+
+    pub fn plain_counter(r: &Registry, def: &MetricDef) -> Result<IntCounter, prometheus::Error> {
+        let c = IntCounter::new(def.name, def.help)?;
+        r.register(Box::new(c.clone()))?;
+        Ok(c)
+    }
+
+    pub fn int_gauge(r: &Registry, def: &MetricDef) -> Result<IntGaugeVec, prometheus::Error> {
+        let g = IntGaugeVec::new(Opts::new(def.name, def.help), def.labels)?;
+        r.register(Box::new(g.clone()))?;
+        Ok(g)
+    }
+
+    pub fn gauge(r: &Registry, def: &MetricDef) -> Result<GaugeVec, prometheus::Error> {
+        let g = GaugeVec::new(Opts::new(def.name, def.help), def.labels)?;
+        r.register(Box::new(g.clone()))?;
+        Ok(g)
+    }
+
+    pub fn histogram(
+        r: &Registry,
+        def: &MetricDef,
+        buckets: Vec<f64>,
+    ) -> Result<HistogramVec, prometheus::Error> {
+        let h = HistogramVec::new(
+            HistogramOpts::new(def.name, def.help).buckets(buckets),
+            def.labels,
+        )?;
+        r.register(Box::new(h.clone()))?;
+        Ok(h)
+    }
+
+    pub fn plain_histogram(
+        r: &Registry,
+        def: &MetricDef,
+        buckets: Vec<f64>,
+    ) -> Result<Histogram, prometheus::Error> {
+        let h = Histogram::with_opts(HistogramOpts::new(def.name, def.help).buckets(buckets))?;
+        r.register(Box::new(h.clone()))?;
+        Ok(h)
     }
 }

@@ -12,18 +12,18 @@
 pub mod calibrate;
 pub mod forecast;
 pub mod ledger;
+pub mod metrics;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Mutex, OnceLock};
 
-use btyd::params::Published;
+use btyd::params::{MODEL_PARAMS, Published};
 use loyalty_contracts::{
-    Date, InterventionOpportunity, MemberState, ModelParams, OpportunityKind, Program,
-    TierForecasts, Timestamp, TransitionForecast, TransitionType, topics,
+    Date, InterventionOpportunity, MemberState, OpportunityKind, Program, TierForecasts, Timestamp,
+    TransitionForecast, TransitionType, catalog, tables, topics,
 };
-use loyalty_runtime::metrics::Event;
 use loyalty_runtime::{
-    Agent, AgentSettings, Context, HandleError, Input, OutputSpec, Rejection, TableSpec,
-    TableValue, decode_checked,
+    Agent, AgentSettings, Context, HandleError, Input, KeepsKeys, OutputSpec, PartitionSummary,
+    TableSpec,
 };
 use serde::{Deserialize, Serialize};
 
@@ -118,6 +118,8 @@ struct Calibration {
 pub struct TierTransition {
     settings: Settings,
     calibration: Mutex<Option<Calibration>>,
+    /// Registered at start-up; unset outside the runtime (tests, benchmarks).
+    metrics: OnceLock<metrics::TierMetrics>,
 }
 
 impl TierTransition {
@@ -125,15 +127,14 @@ impl TierTransition {
         TierTransition {
             settings: settings.clone(),
             calibration: Mutex::new(None),
+            metrics: OnceLock::new(),
         }
     }
 
     /// The calibrators for the current population, refitted when it changed.
-    fn calibration(&self, ctx: &Context<'_>) -> (String, Vec<Calibrator>) {
+    fn calibration(&self, ctx: &Context<'_, Self>) -> (String, Vec<Calibrator>) {
         let identity = || ("identity".to_owned(), vec![Calibrator::Identity; 12]);
-        let Some(population) = ctx.population::<CalibrationCounts>() else {
-            return identity();
-        };
+        let population = ctx.population();
         let Ok(mut cached) = self.calibration.lock() else {
             return identity();
         };
@@ -156,13 +157,15 @@ impl TierTransition {
                 .collect();
             if !calibrated.is_empty() {
                 let s = score_weighted(&calibrated);
-                ctx.record(Event::ForecastQuality {
-                    transition: kind.label(),
-                    resolved: train.iter().chain(&held).map(|r| r.weight).sum::<f64>() as u64,
-                    brier: s.brier,
-                    log_loss: s.log_loss,
-                    ece: s.ece,
-                });
+                if let Some(m) = self.metrics.get() {
+                    m.forecast_quality(metrics::ForecastQuality {
+                        transition: kind.label(),
+                        resolved: train.iter().chain(&held).map(|r| r.weight).sum::<f64>() as u64,
+                        brier: s.brier,
+                        log_loss: s.log_loss,
+                        ece: s.ece,
+                    });
+                }
             }
             maps.push(choice.calibrator);
         }
@@ -423,22 +426,14 @@ fn resolve(
     })
 }
 
-fn decode_model(input: &Input<'_>) -> Result<TableValue, Rejection> {
-    let params: ModelParams = input.decode()?;
-    let published =
-        btyd::params::published_keyed(&params, input.key).map_err(Rejection::contract)?;
-    Ok(Arc::new(published))
-}
-
-fn decode_program(input: &Input<'_>) -> Result<TableValue, Rejection> {
-    decode_checked::<Program>(input, "program", |p| &p.program_id, Program::problems)
-}
+/// Shared between instances: calibrators are fitted on every partition's counts.
+impl PartitionSummary for CalibrationCounts {}
 
 impl Agent for TierTransition {
     type State = MemberForecasts;
     type Settings = Settings;
     type Summary = CalibrationCounts;
-    const SHARES_SUMMARY: bool = true;
+    type Rekeying = KeepsKeys;
     const NAME: &'static str = "tier-transition";
     const STORE: &'static str = "forecasts";
 
@@ -447,55 +442,46 @@ impl Agent for TierTransition {
     }
 
     fn tables(&self) -> Vec<TableSpec> {
-        vec![
-            TableSpec {
-                topic: topics::PROGRAMS,
-                decode: decode_program,
-                required: false,
-            },
-            TableSpec {
-                topic: topics::MODEL_PARAMS,
-                decode: decode_model,
-                required: true,
-            },
-        ]
+        // Forecasts need the population fit: nothing is scored before it arrives.
+        vec![tables::PROGRAMS.spec(), MODEL_PARAMS.required().spec()]
     }
 
     fn outputs(&self) -> Vec<OutputSpec> {
         vec![
-            OutputSpec {
-                topic: topics::TIER_FORECASTS,
-                schema: <TierForecasts as apache_avro::AvroSchema>::get_schema,
-                compacted: true,
-            },
-            OutputSpec {
-                topic: topics::INTERVENTION_OPPORTUNITIES,
-                schema: <InterventionOpportunity as apache_avro::AvroSchema>::get_schema,
-                compacted: false,
-            },
+            catalog::TIER_FORECASTS.output(),
+            catalog::INTERVENTION_OPPORTUNITIES.output(),
         ]
+    }
+
+    fn register_metrics(
+        &self,
+        registry: &loyalty_runtime::metrics::Metrics,
+    ) -> Result<(), loyalty_runtime::prometheus::Error> {
+        let _ = self.metrics.set(metrics::TierMetrics::register(registry)?);
+        Ok(())
     }
 
     fn handle(
         &self,
         input: &Input<'_>,
         state: &mut Option<MemberForecasts>,
-        ctx: &mut Context<'_>,
+        ctx: &mut Context<'_, Self>,
     ) -> Result<(), HandleError> {
         if input.is_tombstone() {
             // Erasure upstream: forget the member and withdraw the forecasts.
             if state.take().is_some() {
-                ctx.tombstone(topics::TIER_FORECASTS, input.key);
+                ctx.tombstone(&catalog::TIER_FORECASTS, input.key);
             }
             return Ok(());
         }
         let member: MemberState =
             input.decode_keyed("member_id", |m: &MemberState| &m.member_id)?;
+        ctx.check_event_time(input, "as_of", member.as_of.0)?;
         let program = member
             .tier
             .as_ref()
-            .and_then(|t| ctx.table::<Program>(topics::PROGRAMS, &t.program_id));
-        let model = ctx.table::<Published>(topics::MODEL_PARAMS, &self.settings.model_segment);
+            .and_then(|t| ctx.table(&tables::PROGRAMS, &t.program_id));
+        let model = ctx.table(&MODEL_PARAMS, &self.settings.model_segment);
         let day = member.as_of.day().0;
         let purchases: Vec<(i32, i64)> = member
             .tier
@@ -508,10 +494,10 @@ impl Agent for TierTransition {
         if let Some(program) = program.as_deref()
             && let Some(pending) = ledger.pending.take()
         {
-            let counts = ctx.summary::<CalibrationCounts>();
+            let counts = ctx.summary();
             ledger.pending = resolve(&member.member_id, pending, program, day, &purchases, counts);
         }
-        if let Some(counts) = ctx.summary::<CalibrationCounts>() {
+        if let Some(counts) = ctx.summary() {
             counts.stream_day = counts.stream_day.max(day);
         }
 
@@ -547,14 +533,14 @@ impl Agent for TierTransition {
                 });
             }
         }
-        ctx.emit(topics::TIER_FORECASTS, input.key, &record, member.as_of.0)?;
+        ctx.emit(&catalog::TIER_FORECASTS, input.key, &record, member.as_of.0)?;
         let grace = member.tier.as_ref().and_then(|t| t.grace_until);
         for opportunity in self.opportunities(&record, grace) {
-            ctx.record(Event::OpportunityRaised {
-                kind: opportunity.kind.label(),
-            });
+            if let Some(m) = self.metrics.get() {
+                m.opportunity_raised(opportunity.kind.label());
+            }
             ctx.emit(
-                topics::INTERVENTION_OPPORTUNITIES,
+                &catalog::INTERVENTION_OPPORTUNITIES,
                 input.key,
                 &opportunity,
                 member.as_of.0,
@@ -571,25 +557,28 @@ impl Agent for TierTransition {
         &self,
         key: &str,
         state: &mut Option<MemberForecasts>,
-        ctx: &mut Context<'_>,
+        ctx: &mut Context<'_, Self>,
     ) -> Result<(), HandleError> {
         let Some(ledger) = state.as_mut() else {
             return Ok(());
         };
         let stream_day = ctx
-            .population::<CalibrationCounts>()
-            .and_then(|p| p.partitions.values().map(|c| c.stream_day).max())
+            .population()
+            .partitions
+            .values()
+            .map(|c| c.stream_day)
+            .max()
             .unwrap_or(i32::MIN);
         let program = ledger
             .last
             .as_ref()
-            .and_then(|l| ctx.table::<Program>(topics::PROGRAMS, &l.program_id));
+            .and_then(|l| ctx.table(&tables::PROGRAMS, &l.program_id));
         if let (Some(program), Some(pending)) = (program.as_deref(), ledger.pending.as_ref())
             && pending.horizon <= stream_day
             && let Some(pending) = ledger.pending.take()
         {
             let horizon = pending.horizon;
-            let counts = ctx.summary::<CalibrationCounts>();
+            let counts = ctx.summary();
             ledger.pending = resolve(key, pending, program, horizon, &[], counts);
         }
         let (version, maps) = self.calibration(ctx);
@@ -602,7 +591,7 @@ impl Agent for TierTransition {
                 }
             }
             last.calibration_version = version;
-            ctx.emit(topics::TIER_FORECASTS, key, &*last, last.as_of.0)?;
+            ctx.emit(&catalog::TIER_FORECASTS, key, &*last, last.as_of.0)?;
         }
         Ok(())
     }

@@ -13,9 +13,10 @@ use super::refresh::context;
 use super::topics::{dlq_headers, origin_headers};
 use super::writes::out_records;
 use super::{Shared, Store};
-use crate::agent::{Agent, HandleError, Input, Population};
+use crate::agent::{Agent, HandleError, Population, shares_summary};
 use crate::codec::{Decoder, leak};
 use crate::error::{Rejection, RejectionKind, RuntimeError};
+use crate::input::Input;
 use crate::kafka::OutRecord;
 use crate::metrics::Event;
 use crate::registry::RegistryError;
@@ -181,13 +182,12 @@ pub(super) async fn handle_message<A: Agent>(
     let mut emitted = Vec::new();
     let started = Instant::now();
     let (result, rekey) = {
-        let summary: Option<&mut (dyn std::any::Any + Send)> = if A::SHARES_SUMMARY {
+        // Only a shared summary is lent: lending marks it changed, for the changelog.
+        let summary = if shares_summary::<A>() {
             Some(store.summary_mut())
         } else {
             None
         };
-        let population =
-            A::SHARES_SUMMARY.then_some(population as &(dyn std::any::Any + Send + Sync));
         let mut ctx = context(shared, &mut emitted, summary, population);
         let result = caught(|| shared.agent.handle(&input, &mut state, &mut ctx));
         (result, ctx.rekey)
@@ -215,15 +215,26 @@ pub(super) async fn handle_message<A: Agent>(
             Ok(())
         }
         (Ok(()), Some(to)) => {
+            // Only an agent that `Rekeys` can call `rekey`, and only it has the topic.
             let Some(repartition) = shared.repartition else {
                 return Err(RuntimeError::Other(format!(
-                    "{} re-keyed a record but does not declare REKEYS",
+                    "{} re-keyed a record without a repartition topic",
                     A::NAME
                 )));
             };
             if to == key {
                 return rejected(
                     Rejection::contract(format!("re-keyed to its own key {key:?}")),
+                    outputs,
+                );
+            }
+            if message.payload().map_or(0, <[u8]>::len) > MAX_DLQ_RECORD_BYTES {
+                // The forward (origin headers added) could be too big to produce.
+                return rejected(
+                    Rejection::contract(format!(
+                        "a record of {} bytes is too big to re-key (at most {MAX_DLQ_RECORD_BYTES})",
+                        message.payload().map_or(0, <[u8]>::len)
+                    )),
                     outputs,
                 );
             }
@@ -340,7 +351,10 @@ pub(super) fn dead_letter<A: Agent>(
     rejection: &Rejection,
     trace: &RecordTrace,
 ) -> OutRecord {
-    trace.rejected(&rejection.reason);
+    // A reason quotes the record (its key, a field); a record of a megabyte must not
+    // make a log line, or a header, of one.
+    let reason = clipped(&rejection.reason, MAX_REASON_BYTES);
+    trace.rejected(reason);
     shared.metrics.emit(Event::DeadLettered {
         kind: rejection.kind,
     });
@@ -349,31 +363,69 @@ pub(super) fn dead_letter<A: Agent>(
         partition = source.partition,
         offset = source.offset,
         kind = %rejection.kind,
-        reason = %rejection.reason,
+        reason,
         "record sent to the DLQ"
     );
+    let key = String::from_utf8_lossy(message.key().unwrap_or_default());
+    let payload = message.payload().unwrap_or_default();
+    // The DLQ keeps the original bytes when they fit a record the producer can write
+    // (librdkafka's `message.max.bytes`, 1,000,000 by default, is below the broker's
+    // limit, so a record consumed can be too big to produce again). Otherwise its
+    // position names it, and it stays in its source topic.
+    let whole = key.len() + payload.len() <= MAX_DLQ_RECORD_BYTES;
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(10);
+    if !whole {
+        headers.push((
+            dlq_headers::OMITTED.into(),
+            format!("key {} bytes, value {} bytes", key.len(), payload.len()),
+        ));
+    }
     OutRecord {
         topic: shared.dlq.clone(),
         partition: None,
-        key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
-        payload: message.payload().map(<[u8]>::to_vec),
+        key: if whole {
+            key.into_owned()
+        } else {
+            clipped(&key, MAX_REASON_BYTES).to_owned()
+        },
+        payload: message.payload().filter(|_| whole).map(<[u8]>::to_vec),
         timestamp: message.timestamp().to_millis(),
-        headers: vec![
-            (dlq_headers::KIND.into(), rejection.kind.as_str().into()),
-            (dlq_headers::REASON.into(), rejection.reason.clone()),
-            (dlq_headers::TOPIC.into(), source.topic.into()),
-            (dlq_headers::PARTITION.into(), source.partition.to_string()),
-            (dlq_headers::OFFSET.into(), source.offset.to_string()),
-            (dlq_headers::AGENT.into(), A::NAME.into()),
-            (
-                dlq_headers::VERSION.into(),
-                env!("CARGO_PKG_VERSION").into(),
-            ),
-        ]
-        .into_iter()
-        .chain(trace.headers.iter().cloned())
-        .collect(),
+        headers: headers
+            .into_iter()
+            .chain([
+                (dlq_headers::KIND.into(), rejection.kind.as_str().into()),
+                (dlq_headers::REASON.into(), reason.to_owned()),
+                (dlq_headers::TOPIC.into(), source.topic.into()),
+                (dlq_headers::PARTITION.into(), source.partition.to_string()),
+                (dlq_headers::OFFSET.into(), source.offset.to_string()),
+                (dlq_headers::AGENT.into(), A::NAME.into()),
+                (
+                    dlq_headers::VERSION.into(),
+                    env!("CARGO_PKG_VERSION").into(),
+                ),
+            ])
+            .chain(trace.headers.iter().cloned())
+            .collect(),
     }
+}
+
+/// Largest key plus value a DLQ record carries whole, with room for its headers under
+/// librdkafka's default `message.max.bytes` (1,000,000).
+const MAX_DLQ_RECORD_BYTES: usize = 900_000;
+
+/// Largest rejection reason kept, in bytes.
+const MAX_REASON_BYTES: usize = 1_024;
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn clipped(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Run agent code so that a panic becomes a rejection of the record at hand instead of

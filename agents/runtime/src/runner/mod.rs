@@ -51,9 +51,10 @@ use rdkafka::producer::{FutureProducer, Producer};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::agent::{Agent, TableView};
+use crate::agent::{Agent, shares_summary};
 use crate::codec::{Decoder, Encoder};
 use crate::config::Config;
+use crate::context::TableView;
 use crate::error::RuntimeError;
 use crate::http::{self, Health};
 use crate::metrics::Metrics;
@@ -171,7 +172,7 @@ async fn serve<A: Agent>(
     stop_rx: watch::Receiver<bool>,
 ) -> Result<(), RuntimeError> {
     let specs = shared.agent.tables();
-    let mut tables = if specs.is_empty() && !A::SHARES_SUMMARY {
+    let mut tables = if specs.is_empty() && !shares_summary::<A>() {
         None
     } else {
         let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel();

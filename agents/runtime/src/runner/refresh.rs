@@ -12,7 +12,8 @@ use super::dispatch::caught;
 use super::task::{Offsets, StreamTasks};
 use super::writes::{finish, out_records, prepare_writes, write};
 use super::{Shared, Store};
-use crate::agent::{Agent, Context, HandleError, Population};
+use crate::agent::{Agent, HandleError, Population, shares_summary};
+use crate::context::Context;
 use crate::error::{RejectionKind, RuntimeError};
 use crate::kafka::OutRecord;
 use crate::metrics::Event;
@@ -70,7 +71,7 @@ impl<A: Agent> StreamTasks<A> {
         } else {
             interval
         };
-        if !A::SHARES_SUMMARY || self.refreshed.1.elapsed() < interval {
+        if !shares_summary::<A>() || self.refreshed.1.elapsed() < interval {
             return Ok(());
         }
         let shared = &self.shared;
@@ -96,10 +97,10 @@ impl<A: Agent> StreamTasks<A> {
 /// and population of agents that share one.
 pub(super) fn context<'a, A: Agent>(
     shared: &'a Shared<A>,
-    emitted: &'a mut Vec<crate::agent::Emitted>,
-    summary: Option<&'a mut (dyn std::any::Any + Send)>,
-    population: Option<&'a (dyn std::any::Any + Send + Sync)>,
-) -> Context<'a> {
+    emitted: &'a mut Vec<crate::context::Emitted>,
+    summary: Option<&'a mut A::Summary>,
+    population: &'a Population<A::Summary>,
+) -> Context<'a, A> {
     Context {
         tables: &shared.tables,
         encoders: &shared.encoders,
@@ -126,12 +127,7 @@ pub(super) fn refresh_all<A: Agent>(
             let mut state = store.entry(&key).state.clone();
             let mut emitted = Vec::new();
             let result = {
-                let mut ctx = context(
-                    shared,
-                    &mut emitted,
-                    Some(store.summary_mut()),
-                    Some(population),
-                );
+                let mut ctx = context(shared, &mut emitted, Some(store.summary_mut()), population);
                 caught(|| shared.agent.refresh(&key, &mut state, &mut ctx))
             };
             let entry = store.entry(&key);
@@ -163,7 +159,7 @@ pub(super) fn refresh_all<A: Agent>(
     if stores.contains_key(&0) {
         let mut emitted = Vec::new();
         let result = {
-            let mut ctx = context(shared, &mut emitted, None, Some(population));
+            let mut ctx = context(shared, &mut emitted, None, population);
             caught(|| shared.agent.publish(&mut ctx))
         };
         match result {

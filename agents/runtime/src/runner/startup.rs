@@ -14,9 +14,10 @@ use super::topics::{
     summaries_topic,
 };
 use super::transactions::transactional_producer;
-use crate::agent::{Agent, TableView};
+use crate::agent::{Agent, rekeys};
 use crate::codec::{Encoder, leak};
 use crate::config::{Config, ProcessingGuarantee};
+use crate::context::TableView;
 use crate::error::RuntimeError;
 use crate::kafka;
 use crate::metrics::Metrics;
@@ -32,6 +33,9 @@ pub(super) async fn start<A: Agent>(
     metrics: Metrics,
     stop: watch::Receiver<bool>,
 ) -> Result<Shared<A>, RuntimeError> {
+    agent
+        .register_metrics(&metrics)
+        .map_err(|e| RuntimeError::Other(format!("{}'s metrics: {e}", A::NAME)))?;
     let rt = &config.runtime;
     let backoff = Backoff::new(
         Duration::from_millis(rt.retry_initial_ms),
@@ -41,20 +45,20 @@ pub(super) async fn start<A: Agent>(
     let registry = RegistryClient::new(&rt.schema_registry_url)?;
     let mut encoders = HashMap::new();
     for output in agent.outputs() {
-        let schema = (output.schema)();
-        let subject = format!("{}-value", output.topic);
+        let schema = output.schema();
+        let subject = format!("{}-value", output.topic());
         let id = backoff
             .retry("register_schema", &metrics, || async {
                 Ok(registry.register(&subject, &schema).await?)
             })
             .await?;
-        encoders.insert(output.topic, Encoder::new(id, leak(schema))?);
+        encoders.insert(output.topic(), Encoder::new(id, leak(schema))?);
     }
     let compacted = agent
         .outputs()
         .iter()
-        .filter(|o| o.compacted)
-        .map(|o| o.topic)
+        .filter(|o| o.compacted())
+        .map(|o| o.topic())
         .collect();
     let transactional = rt.processing_guarantee == ProcessingGuarantee::ExactlyOnce;
     let producer = if transactional {
@@ -71,7 +75,7 @@ pub(super) async fn start<A: Agent>(
 
     // Named once per process and subscribed to like the agent's own inputs.
     let repartition: Option<&'static str> =
-        A::REKEYS.then(|| &*Box::leak(repartition_topic::<A>().into_boxed_str()));
+        rekeys::<A>().then(|| &*Box::leak(repartition_topic::<A>().into_boxed_str()));
     let changelog = changelog_topic::<A>();
     let mut inputs = agent.inputs();
     inputs.extend(repartition);

@@ -16,10 +16,12 @@ use super::Shared;
 use super::dispatch::{Source, caught, dead_letter, decoder_for};
 use super::task::consumed;
 use super::topics::consumer_config;
-use crate::agent::{Agent, HandleError, Input, TableSpec};
+use crate::agent::{Agent, HandleError, shares_summary};
 use crate::error::{Rejection, RejectionKind, RuntimeError};
+use crate::input::Input;
 use crate::kafka;
 use crate::metrics::Event;
+use crate::topic::TableSpec;
 use crate::wire;
 
 /// Load every reference table to its high watermark, report that, then keep following.
@@ -33,7 +35,7 @@ pub(super) async fn follow_tables<A: Agent>(
     let mut tpl = TopicPartitionList::new();
     let mut remaining: BTreeMap<(String, i32), i64> = BTreeMap::new();
     let mut followed: Vec<&str> = specs.iter().map(|s| s.topic).collect();
-    if A::SHARES_SUMMARY {
+    if shares_summary::<A>() {
         followed.push(&shared.summaries);
     }
     for name in followed {

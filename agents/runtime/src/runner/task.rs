@@ -21,7 +21,7 @@ use super::restore::store_for;
 use super::topics::consumer_config;
 use super::writes::{InFlight, finish, prepare_writes, write};
 use super::{Shared, Store};
-use crate::agent::{Agent, Population};
+use crate::agent::{Agent, Population, shares_summary};
 use crate::error::RuntimeError;
 use crate::http::Health;
 use crate::kafka::OutRecord;
@@ -187,7 +187,7 @@ impl<A: Agent> StreamTasks<A> {
             });
             self.committed_for = assignments;
         }
-        if A::SHARES_SUMMARY {
+        if shares_summary::<A>() {
             observe_population(&self.shared, &self.stores, &mut self.population);
         }
         Ok((batch, assigned))

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use super::Shared;
-use crate::agent::Agent;
+use crate::agent::{Agent, rekeys, shares_summary};
 use crate::config::RuntimeSettings;
 use crate::error::RuntimeError;
 use crate::kafka::{self, TopicSpec};
@@ -20,7 +20,7 @@ pub fn summaries_topic<A: Agent>() -> String {
     format!("{}.{}-summaries", A::NAME, A::STORE)
 }
 
-/// Name of the topic an agent re-keys records through (see [`Agent::REKEYS`]).
+/// Name of the topic an agent re-keys records through (see [`crate::Rekeys`]).
 pub fn repartition_topic<A: Agent>() -> String {
     format!("{}.rekey-repartition", A::NAME)
 }
@@ -32,7 +32,7 @@ pub fn consumed_topics<A: Agent>(agent: &A) -> Vec<String> {
         .inputs()
         .into_iter()
         .map(String::from)
-        .chain(A::REKEYS.then(repartition_topic::<A>))
+        .chain(rekeys::<A>().then(repartition_topic::<A>))
         .collect()
 }
 
@@ -60,6 +60,9 @@ pub mod dlq_headers {
     pub const OFFSET: &str = "dlq.source.offset";
     pub const AGENT: &str = "dlq.agent";
     pub const VERSION: &str = "dlq.agent.version";
+    /// Present when the original key and value were too big to carry: their sizes. The
+    /// source position names the record, which stays in its topic.
+    pub const OMITTED: &str = "dlq.payload.omitted";
 }
 
 /// The partition counts of `topics` when they are not all the same (topics the broker
@@ -131,10 +134,10 @@ pub(super) fn own_topics<A: Agent>(rt: &RuntimeSettings) -> Vec<TopicSpec> {
         topic(changelog_topic::<A>(), rt.partitions, true),
         topic(dlq_topic(A::NAME), 1, false),
     ];
-    if A::SHARES_SUMMARY {
+    if shares_summary::<A>() {
         own.push(topic(summaries_topic::<A>(), 1, true));
     }
-    if A::REKEYS {
+    if rekeys::<A>() {
         own.push(TopicSpec {
             // Every forwarded record must survive however long the instance that reads
             // it is down, as Kafka Streams keeps its repartition topics.

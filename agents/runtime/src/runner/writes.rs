@@ -12,7 +12,7 @@ use super::rebalance::AssignmentTracker;
 use super::task::Offsets;
 use super::transactions::write_transaction;
 use super::{Shared, Store};
-use crate::agent::Agent;
+use crate::agent::{Agent, shares_summary};
 use crate::error::RuntimeError;
 use crate::kafka::{self, OutRecord};
 use crate::metrics::{Event, Metrics};
@@ -52,7 +52,7 @@ pub(super) fn prepare_writes<A: Agent>(
     let mut changes = Vec::new();
     for (&partition, store) in stores.iter_mut() {
         for (key, payload) in store.drain_changes()? {
-            if A::SHARES_SUMMARY && key == SUMMARY_KEY {
+            if shares_summary::<A>() && key == SUMMARY_KEY {
                 changes.push(OutRecord {
                     topic: shared.summaries.clone(),
                     partition: Some(0),
@@ -129,7 +129,7 @@ pub(super) async fn write<A: Agent>(
 
 /// What `handle`, `refresh` or `publish` emitted, as records to produce.
 pub(super) fn out_records(
-    emitted: Vec<crate::agent::Emitted>,
+    emitted: Vec<crate::context::Emitted>,
     headers: &[(String, String)],
 ) -> impl Iterator<Item = OutRecord> {
     emitted.into_iter().map(move |e| OutRecord {

@@ -23,9 +23,9 @@ impl Watched {
             runner::consumed_topics(agent),
         ));
         self.topics
-            .extend(agent.outputs().iter().map(|o| o.topic.to_owned()));
+            .extend(agent.outputs().iter().map(|o| o.topic().to_owned()));
         self.topics.push(runner::changelog_topic::<A>());
-        if A::SHARES_SUMMARY {
+        if loyalty_runtime::shares_summary::<A>() {
             self.topics.push(runner::summaries_topic::<A>());
         }
     }

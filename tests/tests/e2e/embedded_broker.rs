@@ -3,7 +3,7 @@
 //! rest of a batch fetched from its middle and reported the end of a partition as the
 //! last batch's base offset plus one, so restores stopped short and records were lost.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -95,6 +95,7 @@ fn read_from(stack: &Stack, partition: i32, offset: i64) -> Vec<(i64, String)> {
     seen
 }
 
+#[serial_test::serial]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_engine_keeps_every_record_and_reports_kafka_offsets() {
     let stack = start_stack().await;
@@ -177,6 +178,7 @@ async fn committed_payloads(
 /// aborted one and one left open by a producer that a newer instance with the same
 /// transactional id fenced are not, the offsets sent in a transaction are committed with
 /// it, and a read_committed reader reaches the end past the commit and abort markers.
+#[serial_test::serial]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_engine_transactions_commit_abort_and_fence() {
     use rdkafka::producer::Producer;
@@ -276,6 +278,7 @@ async fn memory_engine_transactions_commit_abort_and_fence() {
 
 /// A transaction whose producer stops (patch 10) is aborted once it times out, as Kafka
 /// does: read_committed readers move past it, and the producer is fenced.
+#[serial_test::serial]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_engine_aborts_a_transaction_that_timed_out() {
     use rdkafka::producer::Producer;
@@ -332,6 +335,7 @@ async fn memory_engine_aborts_a_transaction_that_timed_out() {
 /// engines: records below the offset go, the log start offset moves up to it, a read
 /// from the beginning starts there, -1 deletes up to the end, and an offset past the
 /// end is refused. 0.6.0 panicked the connection that asked.
+#[serial_test::serial]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_engines_delete_records_below_an_offset() {
     let dir = std::env::temp_dir().join(format!("loyalty-delete-records-{}", std::process::id()));
@@ -434,6 +438,7 @@ async fn both_engines_delete_records_below_an_offset() {
 /// with error code 40403, whatever the id looks like: one above `i32::MAX` (random bytes
 /// read as a record's schema id) once answered 400, which the agents took for an
 /// outage of their own and stopped on.
+#[serial_test::serial]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_registry_answers_ids_it_cannot_hold_as_not_found() {
     let stack = start_stack().await;

@@ -3,7 +3,7 @@
 //! re-scored when they move, so once the input is processed the output does not depend
 //! on how the partitions were spread.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -62,6 +62,7 @@ async fn cohorts_with(
     );
 }
 
+#[serial_test::serial]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_score_and_segment_like_one() {
     let states = common::reference_bodies(&common::data("CDNOW_sample.txt"));

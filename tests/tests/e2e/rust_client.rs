@@ -4,7 +4,7 @@
 //! customer-graph, and it decodes the member-state customer-graph writes, fetching the
 //! writer schema by id.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -32,6 +32,7 @@ fn field<'v>(record: &'v Value, name: &str) -> &'v Value {
     }
 }
 
+#[serial_test::serial]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn schema_registry_converter_writes_input_and_reads_output() {
     let stack = start_stack().await;

@@ -2,7 +2,7 @@
 //! member's state through customer-graph's repartition topic, and a second copy of a
 //! forwarded record (what an origin's replay after a crash writes) changes nothing.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -23,6 +23,7 @@ fn store_order(event_id: &str, amount_minor: i64, day: i64) -> MemberEvent {
     }
 }
 
+#[serial_test::serial]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn events_keyed_by_a_source_id_are_applied_once_under_their_member() {
     let stack = start_stack().await;
@@ -162,6 +163,7 @@ async fn events_keyed_by_a_source_id_are_applied_once_under_their_member() {
 /// The repartition topic's records are deleted once the group has committed past them
 /// (Kafka Streams' repartition purge), also when no further input comes, after the
 /// member's state has them.
+#[serial_test::serial]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn forwarded_records_are_purged_once_committed() {
     let stack = start_stack().await;
@@ -218,6 +220,7 @@ async fn forwarded_records_are_purged_once_committed() {
     stack.shutdown().await;
 }
 
+#[serial_test::serial]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_repartition_topic_with_another_partition_count_stops_the_agent_at_start_up() {
     let stack = start_stack().await;

@@ -2,12 +2,13 @@
 //! to the other, which restores their state from the changelog and finishes the job with
 //! the same result as a single uninterrupted run.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
 use common::*;
 
+#[serial_test::serial]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stopping_one_of_two_instances_moves_partitions_and_state() {
     let file = data("CDNOW_sample.txt");

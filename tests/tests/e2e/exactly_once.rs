@@ -5,7 +5,7 @@
 //! no replayed snapshot: what the killed instances had written in their open
 //! transactions was aborted when the successor started.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -22,6 +22,7 @@ const ARGS: [&str; 6] = [
     "transactional_id=customer-graph-test-0",
 ];
 
+#[serial_test::serial]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_under_transactions_leaves_no_duplicate_output() {
     let file = data("CDNOW_sample.txt");

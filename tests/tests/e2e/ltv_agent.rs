@@ -4,7 +4,7 @@
 //! tampered with or signed with another key. A bad intervention outcome, keyed by the
 //! ESP's own id, is re-keyed to its member and dead-lettered there.
 
-mod common;
+use crate::common;
 
 use common::record;
 
@@ -21,6 +21,7 @@ use loyalty_runtime::kafka;
 use loyalty_runtime::registry::RegistryClient;
 use ltv::attest::Attestor;
 
+#[serial_test::serial]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn values_every_member_signs_every_record_and_verify_finds_tampering() {
     let stack = common::start_stack().await;

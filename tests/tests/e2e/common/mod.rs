@@ -11,10 +11,10 @@ use std::time::Duration;
 use apache_avro::AvroSchema;
 use customer_graph::{CustomerGraph, MemberFold, Settings};
 use loyalty_contracts::{
-    MemberEvent, MemberProfile, MemberState, OrderPlaced, Payload, Timestamp, topics,
+    MemberEvent, MemberState, OrderPlaced, Payload, Timestamp, catalog, topics,
 };
-use loyalty_runtime::codec::{Decoder, Encoder, leak};
-use loyalty_runtime::{Agent, Harness, Input, runner};
+use loyalty_runtime::codec::{Encoder, leak};
+use loyalty_runtime::{Agent, Harness, Record, runner};
 use swarm::cdnow;
 use swarm::stack::{self, Stack, StackOptions};
 
@@ -94,7 +94,8 @@ impl AgentProcess {
     ) -> AgentProcess {
         let http = format!("127.0.0.1:{}", stack::free_port().unwrap());
         let log = std::env::temp_dir().join(format!(
-            "{name}-{}-{}.log",
+            "{}-{}-{}.log",
+            name.replace('/', "_"),
             std::process::id(),
             http.replace([':', '.'], "_")
         ));
@@ -288,12 +289,12 @@ pub fn reference_bodies_until(
         ..Settings::default()
     };
     let agent = CustomerGraph::new(&settings);
-    let mut harness = Harness::new(&agent.outputs()).unwrap();
-    harness.put_table(topics::PROGRAMS, cdnow::PROGRAM_ID, cdnow::demo_program());
-    let events = Encoder::new(1, leak(MemberEvent::get_schema())).unwrap();
-    let profiles = Encoder::new(2, leak(MemberProfile::get_schema())).unwrap();
-    let event_decoder = Decoder::new(events.schema()).unwrap();
-    let profile_decoder = Decoder::new(profiles.schema()).unwrap();
+    let mut harness = Harness::new(&agent).unwrap();
+    harness.put_table(
+        &loyalty_contracts::tables::PROGRAMS,
+        cdnow::PROGRAM_ID,
+        cdnow::demo_program(),
+    );
     let mut states: HashMap<String, Option<MemberFold>> = HashMap::new();
     let mut first: BTreeMap<String, loyalty_contracts::Date> = BTreeMap::new();
     for p in &purchases {
@@ -301,18 +302,15 @@ pub fn reference_bodies_until(
         *d = (*d).min(p.day);
     }
     for (customer, day) in &first {
-        let bytes = profiles.encode(&cdnow::profile(customer, *day)).unwrap();
-        let input = Input {
-            topic: topics::MEMBER_PROFILES,
-            partition: 0,
-            offset: 0,
-            timestamp: None,
-            key: customer,
-            value: Some((&profile_decoder, &bytes[5..])),
-        };
+        let record = Record::new(
+            &catalog::MEMBER_PROFILES,
+            customer,
+            &cdnow::profile(customer, *day),
+        )
+        .unwrap();
         agent
             .handle(
-                &input,
+                &record.input(),
                 states.entry(customer.clone()).or_default(),
                 &mut harness.context(),
             )
@@ -322,18 +320,10 @@ pub fn reference_bodies_until(
     ordered.sort_by_key(|p| (p.day, p.line));
     for p in ordered {
         for event in cdnow::purchase_events(p) {
-            let bytes = events.encode(&event).unwrap();
-            let input = Input {
-                topic: topics::MEMBER_EVENTS,
-                partition: 0,
-                offset: 0,
-                timestamp: None,
-                key: &p.customer,
-                value: Some((&event_decoder, &bytes[5..])),
-            };
+            let record = Record::new(&catalog::MEMBER_EVENTS, &p.customer, &event).unwrap();
             agent
                 .handle(
-                    &input,
+                    &record.input(),
                     states.entry(p.customer.clone()).or_default(),
                     &mut harness.context(),
                 )

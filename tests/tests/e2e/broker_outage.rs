@@ -3,12 +3,13 @@
 //! skipping; SIGTERM during the outage ends it within its drain timeout; and the next
 //! instance ends with exactly the state of an uninterrupted run.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
 use common::*;
 
+#[serial_test::serial]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn broker_outage_mid_processing_loses_and_doubles_nothing() {
     let file = data("CDNOW_sample.txt");

@@ -1,7 +1,7 @@
 //! A W3C `traceparent` on a member event comes out on the member-state record it caused,
 //! in the same trace under a new span, and that span reaches an OTLP/HTTP collector.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -31,6 +31,7 @@ async fn collector() -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
     (url, bodies)
 }
 
+#[serial_test::serial]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn traceparent_flows_through_and_spans_reach_the_collector() {
     let stack = start_stack().await;

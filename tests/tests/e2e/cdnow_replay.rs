@@ -3,13 +3,14 @@
 //! computation from the raw file, whether a member's events were keyed by the member or,
 //! for store-card holders, by the card and re-keyed.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
 use common::*;
 use loyalty_contracts::Date;
 
+#[serial_test::serial]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_cdnow_customer_gets_a_member_state_matching_the_raw_file() {
     let stack = start_stack().await;

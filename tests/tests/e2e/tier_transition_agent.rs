@@ -3,7 +3,7 @@
 //! transition forecasts. A program with overlapping tier thresholds and a fit that did
 //! not converge go to `tier-transition.dlq` with the reason, never guessed around.
 
-mod common;
+use crate::common;
 
 use common::record;
 
@@ -24,6 +24,7 @@ async fn encoder(registry: &RegistryClient, topic: &str, schema: apache_avro::Sc
     Encoder::new(id, leak(schema)).unwrap()
 }
 
+#[serial_test::serial]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forecasts_every_member_once_a_fit_exists_and_dead_letters_bad_rules() {
     let stack = common::start_stack().await;

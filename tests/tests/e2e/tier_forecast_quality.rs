@@ -9,7 +9,7 @@
 //! through the same tier rules) on Brier score, and calibration must lower the expected
 //! calibration error.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 
@@ -32,6 +32,7 @@ fn show(name: &str, s: &Scores) {
     );
 }
 
+#[serial_test::serial]
 #[test]
 fn up_and_down_tier_forecasts_beat_the_baseline_and_calibration_helps() {
     let file = common::data("CDNOW_master.txt");

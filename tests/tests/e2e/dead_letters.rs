@@ -2,7 +2,7 @@
 //! position, and the partition keeps flowing: a good record behind the bad ones is still
 //! processed.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -22,6 +22,7 @@ fn raw(topic: &str, key: &str, payload: Vec<u8>) -> OutRecord {
     }
 }
 
+#[serial_test::serial]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flowing() {
     let stack = start_stack().await;

@@ -2,12 +2,13 @@
 //! identical, byte for byte per member, to an uninterrupted run of the same fold: no
 //! double counting, no loss.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
 use common::*;
 
+#[serial_test::serial]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_mid_replay_changes_nothing() {
     let file = data("CDNOW_sample.txt");

@@ -3,7 +3,7 @@
 //! an outside Python client (confluent-kafka + its Avro deserializer) reads the output;
 //! SIGTERM drains, commits and exits cleanly.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;
@@ -30,6 +30,7 @@ async fn forward(listen: u16, to: String) {
     });
 }
 
+#[serial_test::serial]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn registry_outage_readiness_metrics_outside_client_and_sigterm() {
     let stack = start_stack().await;

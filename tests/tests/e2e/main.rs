@@ -1,0 +1,25 @@
+//! The end-to-end tests, one binary: each module is one capability proven across the
+//! stack — the embedded broker and registry, the agents as real processes, outside
+//! clients — and `common` is what they share. One binary links the broker and
+//! librdkafka once instead of once per file.
+//!
+//! Run one module with `cargo test -p loyalty-e2e --test e2e <module>::`.
+
+mod common;
+
+mod broker_outage;
+mod cdnow_replay;
+mod cohort_instances;
+mod crash_safety;
+mod dead_letters;
+mod deploy;
+mod embedded_broker;
+mod exactly_once;
+mod ltv_agent;
+mod operations;
+mod rekeying;
+mod rust_client;
+mod scale_out;
+mod tier_forecast_quality;
+mod tier_transition_agent;
+mod tracing;
