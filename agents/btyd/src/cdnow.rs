@@ -43,6 +43,11 @@ pub fn read_purchases(path: &Path) -> Result<Vec<Purchase>, CdnowError> {
         path: shown.clone(),
         source,
     })?;
+    parse_purchases(&text, &shown)
+}
+
+/// [`read_purchases`] of text already read; `shown` names it in errors.
+pub fn parse_purchases(text: &str, shown: &str) -> Result<Vec<Purchase>, CdnowError> {
     let mut purchases = Vec::new();
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
@@ -51,7 +56,7 @@ pub fn read_purchases(path: &Path) -> Result<Vec<Purchase>, CdnowError> {
             continue;
         }
         let err = |reason: String| CdnowError::Parse {
-            path: shown.clone(),
+            path: shown.to_owned(),
             line,
             reason,
         };

@@ -1,5 +1,6 @@
-//! Bad configuration stops customer-graph at start-up with every problem listed; a bad
-//! command-line argument prints usage. No broker is needed to see either.
+//! Bad configuration of customer-graph's own settings stops it at start-up with every
+//! problem listed, beside the runtime's. What every agent binary shares (usage, help,
+//! redaction, the shipped config) is checked once for all in `tests/tests/e2e/cli.rs`.
 //!
 //! Living in this package also makes `cargo test --workspace` build the agent binary
 //! before any test runs, which the end-to-end tests in `tests/` rely on.
@@ -8,17 +9,6 @@ use std::process::Command;
 
 fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_customer-graph"))
-}
-
-/// Run `--check-config` with `args`; it must accept them. Returns stdout.
-fn config_checks_out(args: &[&str]) -> String {
-    let out = binary().arg("--check-config").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
@@ -68,30 +58,4 @@ fn unknown_agent_setting_is_an_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown_knob"));
-}
-
-#[test]
-fn good_config_checks_out_with_secrets_redacted() {
-    let stdout = config_checks_out(&["--set", "librdkafka.sasl.password=hunter2"]);
-    assert!(
-        stdout.contains("sasl.password") && !stdout.contains("hunter2"),
-        "{stdout}"
-    );
-}
-
-#[test]
-fn bad_arguments_print_usage() {
-    let out = binary().arg("--no-such-flag").output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("Usage:"), "{stderr}");
-}
-
-#[test]
-fn the_shipped_example_config_checks_out() {
-    let file = format!(
-        "{}/../../deploy/customer-graph.toml",
-        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
-    );
-    config_checks_out(&["--config", &file]);
 }

@@ -83,5 +83,9 @@ impl Agent for OrderTotalsAgent {
 }
 
 fn main() -> std::process::ExitCode {
-    loyalty_runtime::agent_main!(|_: &NoSettings| OrderTotalsAgent)
+    loyalty_runtime::agent_main!(
+        |_: &NoSettings| OrderTotalsAgent,
+        "order-totals",
+        "Keeps each member's order count and spend (the runtime's example agent)."
+    )
 }

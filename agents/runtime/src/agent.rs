@@ -18,6 +18,7 @@ use crate::context::Context;
 use crate::error::Rejection;
 use crate::input::Input;
 use crate::metrics::Metrics;
+use crate::store::Timer;
 use crate::topic::{OutputSpec, TableSpec};
 
 /// One agent kind.
@@ -75,6 +76,19 @@ pub trait Agent: Send + Sync + Sized + 'static {
     fn refresh(
         &self,
         _key: &str,
+        _state: &mut Option<Self::State>,
+        _ctx: &mut Context<'_, Self>,
+    ) -> Result<(), HandleError> {
+        Ok(())
+    }
+
+    /// A timer this key scheduled with [`Context::schedule`] is due: called once per
+    /// schedule, with the key's state, as `handle` is called for a record. Like `handle`
+    /// it must be deterministic; outputs can carry [`Timer::id`], the same on a replay.
+    fn on_timer(
+        &self,
+        _key: &str,
+        _timer: &Timer,
         _state: &mut Option<Self::State>,
         _ctx: &mut Context<'_, Self>,
     ) -> Result<(), HandleError> {

@@ -12,6 +12,7 @@ use crate::codec::Encoder;
 use crate::error::{Rejection, RejectionKind};
 use crate::input::Input;
 use crate::metrics::Metrics;
+use crate::store::{Clock, Timer};
 use crate::topic::{Table, TableValue, Topic};
 
 /// A record `handle` emitted, encoded and waiting for the end of the batch.
@@ -36,6 +37,10 @@ pub struct Context<'a, A: Agent> {
     pub(crate) rekey: Option<String>,
     /// `max_event_time_ahead_ms`, for [`Context::check_event_time`].
     pub(crate) max_event_time_ahead_ms: u64,
+    /// The key's timers as this call leaves them; `None` in `publish`, which has no key.
+    pub(crate) timers: Option<Vec<Timer>>,
+    /// The partition's stream time when the call was made; -1 when unknown.
+    pub(crate) stream_time: i64,
 }
 
 impl<'a, A: Agent> Context<'a, A> {
@@ -103,6 +108,45 @@ impl<'a, A: Agent> Context<'a, A> {
             payload: None,
             timestamp: None,
         });
+    }
+
+    /// Schedule the timer `name` of this key for `at` (milliseconds since the epoch) on
+    /// `clock`, replacing one of the same name. When the clock reaches `at` the runtime
+    /// calls [`crate::Agent::on_timer`] once for it. Timers are the key's state: written
+    /// to the changelog with it, restored wherever the key's partition goes, and gone
+    /// with it when the state is deleted. `at` must come from state and input, never the
+    /// wall clock, so a replay schedules the same.
+    pub fn schedule(&mut self, name: &str, clock: Clock, at: i64) -> Result<(), HandleError> {
+        let timers = self
+            .timers
+            .as_mut()
+            .ok_or_else(|| HandleError::Fatal("timers belong to a key; publish has none".into()))?;
+        timers.retain(|t| t.name != name);
+        timers.push(Timer {
+            name: name.to_owned(),
+            clock,
+            at,
+        });
+        Ok(())
+    }
+
+    /// Cancel this key's timer `name`, if it is scheduled.
+    pub fn cancel(&mut self, name: &str) {
+        if let Some(timers) = self.timers.as_mut() {
+            timers.retain(|t| t.name != name);
+        }
+    }
+
+    /// The partition's stream time (the newest record timestamp read from it) when this
+    /// call was made, or -1 before any record: in `on_timer`, the record after which the
+    /// timer fired; the same on every replay.
+    pub fn stream_time(&self) -> i64 {
+        self.stream_time
+    }
+
+    /// This key's timer `name`, if it is scheduled.
+    pub fn timer(&self, name: &str) -> Option<&Timer> {
+        self.timers.as_ref()?.iter().find(|t| t.name == name)
     }
 
     /// The key the record was handed to with [`Context::rekey`], if any.

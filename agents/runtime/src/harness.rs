@@ -58,6 +58,8 @@ impl<A: Agent> Harness<A> {
             rekey: None,
             max_event_time_ahead_ms: crate::config::RuntimeSettings::default()
                 .max_event_time_ahead_ms,
+            timers: Some(Vec::new()),
+            stream_time: -1,
         }
     }
 }

@@ -38,6 +38,7 @@ pub use input::Input;
 /// The Prometheus client agents define their own metrics with ([`metrics::MetricDef`]).
 pub use prometheus;
 pub use runner::{run, stopped};
+pub use store::{Clock, Timer};
 pub use topic::{Cleanup, OutputSpec, Table, TableRecord, TableSpec, Topic};
 
 use std::path::PathBuf;
@@ -149,13 +150,22 @@ pub struct About {
 
 /// The whole `main` of an agent binary, described by its own package:
 /// `fn main() -> ExitCode { loyalty_runtime::agent_main!(MyAgent::new) }`.
+/// An example or second binary of a package describes itself:
+/// `agent_main!(MyAgent::new, "my-agent", "What it does.")`.
 #[macro_export]
 macro_rules! agent_main {
     ($build:expr) => {
+        $crate::agent_main!(
+            $build,
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_DESCRIPTION")
+        )
+    };
+    ($build:expr, $name:expr, $description:expr) => {
         $crate::agent_main(
             $crate::About {
-                name: env!("CARGO_PKG_NAME"),
-                description: env!("CARGO_PKG_DESCRIPTION"),
+                name: $name,
+                description: $description,
                 version: env!("CARGO_PKG_VERSION"),
             },
             $build,

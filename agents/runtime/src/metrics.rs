@@ -187,6 +187,11 @@ pub mod defs {
     );
     pub const REFRESH_SECONDS: MetricDef =
         MetricDef::histogram("refresh_seconds", &[], "wall time of one refresh");
+    pub const TIMERS: MetricDef = MetricDef::counter(
+        "timers_fired_total",
+        &["clock", "outcome"],
+        "key timers fired, by clock (`stream_time`, `wall_clock`) and outcome (`fired`, or `rejected`: the key kept its state)",
+    );
 
     /// Every runtime metric.
     pub const ALL: &[MetricDef] = &[
@@ -210,6 +215,7 @@ pub mod defs {
         TABLE_RECORDS,
         REFRESHES,
         REFRESH_SECONDS,
+        TIMERS,
     ];
 }
 
@@ -291,6 +297,8 @@ pub enum Event<'a> {
     TableLoaded { topic: &'a str, count: u64 },
     /// Every key was refreshed after the population view changed.
     Refreshed { elapsed: Duration },
+    /// A key's timer fired on `clock`; `outcome` is fired or rejected.
+    TimerFired { clock: &'a str, outcome: &'a str },
 }
 
 /// The agent's metric registry.
@@ -317,6 +325,7 @@ pub struct Metrics {
     table_records: IntCounterVec,
     refreshes: IntCounter,
     refresh_seconds: Histogram,
+    timers: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -363,6 +372,7 @@ impl Metrics {
             table_records: register::counter(r, &TABLE_RECORDS)?,
             refreshes: register::plain_counter(r, &REFRESHES)?,
             refresh_seconds: register::plain_histogram(r, &REFRESH_SECONDS, milli)?,
+            timers: register::counter(r, &TIMERS)?,
             registry,
         };
         for kind in RejectionKind::ALL {
@@ -451,6 +461,9 @@ impl Metrics {
             Event::Refreshed { elapsed } => {
                 self.refreshes.inc();
                 self.refresh_seconds.observe(elapsed.as_secs_f64());
+            }
+            Event::TimerFired { clock, outcome } => {
+                self.timers.with_label_values(&[clock, outcome]).inc()
             }
         }
     }

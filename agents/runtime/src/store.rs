@@ -9,21 +9,61 @@
 //! different repartition offsets (its origin was replayed), so an entry also remembers
 //! which origin offsets it applied; see [`Forwarded`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RuntimeError;
 
-/// One key's state and the input positions it reflects.
+/// One key's state, the input positions it reflects and its timers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry<S> {
     /// Offset of the newest applied record, per input topic index; -1 = none yet.
     pub positions: Vec<i64>,
     /// Re-keyed records applied, per origin partition (empty for most keys).
     pub forwarded: Vec<Forwarded>,
+    /// Timers scheduled and not yet fired: state like the rest, so they are changelogged
+    /// and restored with the key (empty for most keys).
+    pub timers: Vec<Timer>,
     pub state: Option<S>,
+}
+
+/// Which clock a timer follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Clock {
+    /// The partition's stream time: the newest record timestamp read from it (Kafka
+    /// Streams' `STREAM_TIME`). Moves only with input, so a replay fires the timer after
+    /// the same record.
+    StreamTime,
+    /// The machine's clock, checked between batches (Kafka Streams' `WALL_CLOCK_TIME`).
+    WallClock,
+}
+
+/// A timer of one key (per-key punctuation): it fires once, when its clock reaches
+/// `at` (milliseconds since the epoch), and calls the agent's `on_timer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timer {
+    pub name: String,
+    pub clock: Clock,
+    pub at: i64,
+}
+
+impl Timer {
+    /// An id for what this firing emits: the same key, name and time give the same id,
+    /// so a replay that fires it again emits the same bytes and consumers can drop the
+    /// second copy.
+    pub fn id(&self, key: &str) -> String {
+        let clock = match self.clock {
+            Clock::StreamTime => "stream",
+            Clock::WallClock => "wall",
+        };
+        let text = format!("{key}\u{1f}{}\u{1f}{clock}\u{1f}{}", self.name, self.at);
+        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        format!("{hash:016x}")
+    }
 }
 
 /// The records of one origin partition (input index and partition) that reached this key
@@ -60,6 +100,7 @@ impl<S> Entry<S> {
         Entry {
             positions: vec![-1; inputs],
             forwarded: Vec::new(),
+            timers: Vec::new(),
             state: None,
         }
     }
@@ -121,6 +162,11 @@ pub struct PartitionStore<S, M = ()> {
     dirty: HashSet<String>,
     summary: M,
     summary_dirty: bool,
+    /// Every key's timers in firing order, so due ones are found without walking keys.
+    timers: BTreeSet<(Clock, i64, String, String)>,
+    /// The newest record timestamp read from this partition; -1 before any. Not
+    /// changelogged: after a restore it starts again with the records read.
+    stream_time: i64,
 }
 
 impl<S: Serialize + DeserializeOwned, M: Serialize + DeserializeOwned + Default>
@@ -135,7 +181,65 @@ impl<S: Serialize + DeserializeOwned, M: Serialize + DeserializeOwned + Default>
             dirty: HashSet::new(),
             summary: M::default(),
             summary_dirty: false,
+            timers: BTreeSet::new(),
+            stream_time: -1,
         }
+    }
+
+    /// The partition's stream time, moved on by a record's timestamp.
+    pub fn advance_stream_time(&mut self, timestamp: Option<i64>) -> i64 {
+        if let Some(t) = timestamp {
+            self.stream_time = self.stream_time.max(t);
+        }
+        self.stream_time
+    }
+
+    pub fn stream_time(&self) -> i64 {
+        self.stream_time
+    }
+
+    /// Replace `key`'s timers (an existing key: timers live with state).
+    pub fn set_timers(&mut self, key: &str, timers: Vec<Timer>) {
+        let Some(entry) = self.entries.get_mut(key) else {
+            return;
+        };
+        for t in &entry.timers {
+            self.timers
+                .remove(&(t.clock, t.at, key.to_owned(), t.name.clone()));
+        }
+        for t in &timers {
+            self.timers
+                .insert((t.clock, t.at, key.to_owned(), t.name.clone()));
+        }
+        entry.timers = timers;
+        self.mark_dirty(key);
+    }
+
+    /// The timers of `clock` due at `now`, in firing order, taken out of their keys.
+    pub fn take_due(&mut self, clock: Clock, now: i64) -> Vec<(String, Timer)> {
+        let due: Vec<(Clock, i64, String, String)> = self
+            .timers
+            .range((clock, i64::MIN, String::new(), String::new())..)
+            .take_while(|(c, at, _, _)| *c == clock && *at <= now)
+            .cloned()
+            .collect();
+        let mut fired = Vec::with_capacity(due.len());
+        for item in due {
+            self.timers.remove(&item);
+            let (_, _, key, name) = item;
+            if let Some(entry) = self.entries.get_mut(&key)
+                && let Some(i) = entry.timers.iter().position(|t| t.name == name)
+            {
+                fired.push((key.clone(), entry.timers.remove(i)));
+                self.mark_dirty(&key);
+            }
+        }
+        fired
+    }
+
+    /// Timers not yet fired, across the partition.
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
     }
 
     pub fn summary(&self) -> &M {
@@ -192,8 +296,13 @@ impl<S: Serialize + DeserializeOwned, M: Serialize + DeserializeOwned + Default>
             };
             self.account(&key, encoded.as_ref().map_or(0, Vec::len));
             if encoded.is_none() {
-                // Deleted state keeps no entry: erasure must leave nothing behind.
-                self.entries.remove(&key);
+                // Deleted state keeps no entry (erasure must leave nothing behind), and
+                // its timers go with it.
+                if let Some(entry) = self.entries.remove(&key) {
+                    for t in entry.timers {
+                        self.timers.remove(&(t.clock, t.at, key.clone(), t.name));
+                    }
+                }
             }
             out.push((key, encoded));
         }
@@ -218,14 +327,34 @@ impl<S: Serialize + DeserializeOwned, M: Serialize + DeserializeOwned + Default>
                     entry.positions.resize(self.inputs, -1);
                 }
                 self.account(key, bytes.len());
-                self.entries.insert(key.to_owned(), entry);
+                for t in &entry.timers {
+                    self.timers
+                        .insert((t.clock, t.at, key.to_owned(), t.name.clone()));
+                }
+                if let Some(old) = self.entries.insert(key.to_owned(), entry) {
+                    self.unindex(key, &old.timers);
+                }
             }
             None => {
                 self.account(key, 0);
-                self.entries.remove(key);
+                if let Some(old) = self.entries.remove(key) {
+                    self.unindex(key, &old.timers);
+                }
             }
         }
         Ok(())
+    }
+
+    /// Take `timers` of `key` out of the index, unless the key holds them still.
+    fn unindex(&mut self, key: &str, timers: &[Timer]) {
+        let current = self.entries.get(key).map(|e| e.timers.as_slice());
+        for t in timers {
+            if current.is_some_and(|c| c.contains(t)) {
+                continue;
+            }
+            self.timers
+                .remove(&(t.clock, t.at, key.to_owned(), t.name.clone()));
+        }
     }
 
     fn account(&mut self, key: &str, size: usize) {
@@ -252,10 +381,21 @@ impl<S: Serialize + DeserializeOwned, M: Serialize + DeserializeOwned + Default>
 }
 
 /// First byte of an entry in the current changelog encoding. postcard is positional, so
-/// an entry written before `forwarded` existed would be misread as this layout; those
-/// start with their positions' length, a varint below 0x80 (an agent has a handful of
-/// inputs), so this marker tells the two apart.
-const ENTRY_FORMAT: u8 = 0xF2;
+/// each layout has its marker: entries written before `forwarded` existed start with
+/// their positions' length, a varint below 0x80 (an agent has a handful of inputs);
+/// 0xF2 marks the layout before `timers`, 0xF3 the current one.
+const ENTRY_FORMAT: u8 = 0xF3;
+
+/// The marker of entries written before timers existed.
+const ENTRY_FORMAT_WITHOUT_TIMERS: u8 = 0xF2;
+
+/// An entry as changelogs held it before timers.
+#[derive(Deserialize)]
+struct EntryWithoutTimers<S> {
+    positions: Vec<i64>,
+    forwarded: Vec<Forwarded>,
+    state: Option<S>,
+}
 
 /// An entry as changelogs held it before re-keying (no `forwarded`).
 #[derive(Deserialize)]
@@ -276,11 +416,21 @@ fn decode_entry<S: DeserializeOwned>(bytes: &[u8]) -> Result<Entry<S>, RuntimeEr
     let codec = |e: postcard::Error| RuntimeError::StateCodec(e.to_string());
     match bytes.split_first() {
         Some((&ENTRY_FORMAT, rest)) => postcard::from_bytes(rest).map_err(codec),
+        Some((&ENTRY_FORMAT_WITHOUT_TIMERS, rest)) => {
+            let old: EntryWithoutTimers<S> = postcard::from_bytes(rest).map_err(codec)?;
+            Ok(Entry {
+                positions: old.positions,
+                forwarded: old.forwarded,
+                timers: Vec::new(),
+                state: old.state,
+            })
+        }
         _ => {
             let old: EntryWithoutForwarded<S> = postcard::from_bytes(bytes).map_err(codec)?;
             Ok(Entry {
                 positions: old.positions,
                 forwarded: Vec::new(),
+                timers: Vec::new(),
                 state: old.state,
             })
         }
@@ -375,6 +525,97 @@ mod tests {
             (entry.positions.clone(), entry.state, entry.forwarded.len()),
             (vec![7, 3, -1], Some(42), 0)
         );
+    }
+
+    #[test]
+    fn timers_fire_in_order_once_and_travel_with_the_changelog() {
+        let timer = |name: &str, clock, at| Timer {
+            name: name.into(),
+            clock,
+            at,
+        };
+        let mut store: PartitionStore<u64> = PartitionStore::new(1);
+        for key in ["a", "b"] {
+            store.entry(key).state = Some(1);
+        }
+        store.set_timers(
+            "a",
+            vec![
+                timer("late", Clock::StreamTime, 300),
+                timer("wall", Clock::WallClock, 100),
+            ],
+        );
+        store.set_timers("b", vec![timer("early", Clock::StreamTime, 200)]);
+        assert_eq!(store.pending_timers(), 3);
+        let changes = store.drain_changes().unwrap();
+
+        // Restored elsewhere, the timers are due as before.
+        let mut restored: PartitionStore<u64> = PartitionStore::new(1);
+        for (key, value) in &changes {
+            restored.restore(key, value.as_deref()).unwrap();
+        }
+        assert!(restored.take_due(Clock::StreamTime, 199).is_empty());
+        let due = restored.take_due(Clock::StreamTime, 300);
+        assert_eq!(
+            due.iter()
+                .map(|(k, t)| (k.as_str(), t.name.as_str()))
+                .collect::<Vec<_>>(),
+            [("b", "early"), ("a", "late")]
+        );
+        assert!(
+            restored.take_due(Clock::StreamTime, i64::MAX).is_empty(),
+            "once"
+        );
+        assert_eq!(restored.take_due(Clock::WallClock, 100).len(), 1);
+        assert_eq!(restored.pending_timers(), 0);
+        // Firing changed the keys: their entries go to the changelog without the timers.
+        let fired = restored.drain_changes().unwrap();
+        assert_eq!(fired.len(), 2);
+
+        // Deleting a key's state cancels its timers.
+        store.set_timers("b", vec![timer("again", Clock::StreamTime, 1)]);
+        store.entry("b").state = None;
+        store.mark_dirty("b");
+        store.drain_changes().unwrap();
+        assert!(
+            store
+                .take_due(Clock::StreamTime, i64::MAX)
+                .iter()
+                .all(|(k, _)| k != "b")
+        );
+        assert_eq!(
+            Timer {
+                name: "x".into(),
+                clock: Clock::WallClock,
+                at: 5
+            }
+            .id("m"),
+            timer("x", Clock::WallClock, 5).id("m"),
+            "ids are deterministic"
+        );
+    }
+
+    #[test]
+    fn entries_written_before_timers_existed_are_still_read() {
+        #[derive(Serialize)]
+        struct Old {
+            positions: Vec<i64>,
+            forwarded: Vec<Forwarded>,
+            state: Option<u64>,
+        }
+        let old = postcard::to_extend(
+            &Old {
+                positions: vec![4],
+                forwarded: Vec::new(),
+                state: Some(9),
+            },
+            vec![ENTRY_FORMAT_WITHOUT_TIMERS],
+        )
+        .unwrap();
+        let mut store: PartitionStore<u64> = PartitionStore::new(1);
+        store.restore("m1", Some(&old)).unwrap();
+        let entry = store.get("m1").unwrap();
+        assert_eq!((entry.state, entry.timers.len()), (Some(9), 0));
     }
 
     #[test]

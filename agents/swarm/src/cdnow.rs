@@ -10,7 +10,20 @@ use loyalty_contracts::{
     OrderPlaced, Payload, PointsEarned, Program, Timestamp,
 };
 
-pub use btyd::cdnow::{CdnowError, Purchase, read_purchases};
+pub use btyd::cdnow::{CdnowError, Purchase, parse_purchases, read_purchases};
+
+/// The CDNOW master file (23,570 customers, 69,659 purchases; provenance in
+/// `data/cdnow/README.md`), built into the binary so an installed `swarm` replays it
+/// without the repository beside it.
+pub const MASTER: &str = include_str!("../../../data/cdnow/CDNOW_master.txt");
+
+/// The purchases of `file`, or of the built-in master file when there is none.
+pub fn purchases(file: Option<&std::path::Path>) -> Result<Vec<Purchase>, CdnowError> {
+    match file {
+        Some(path) => read_purchases(path),
+        None => parse_purchases(MASTER, "the built-in CDNOW_master.txt"),
+    }
+}
 
 pub const BRAND: &str = "cdnow";
 pub const PROGRAM_ID: &str = "cdnow-rewards";
@@ -163,6 +176,28 @@ pub fn purchase_events(p: &Purchase) -> [MemberEvent; 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_built_in_data_set_is_the_master_file() {
+        let built_in = purchases(None).unwrap();
+        assert_eq!(built_in.len(), 69_659);
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../data/cdnow/CDNOW_master.txt");
+        let read = purchases(Some(&file)).unwrap();
+        assert_eq!(
+            built_in
+                .iter()
+                .map(|p| (&p.customer, p.day, p.amount_minor))
+                .collect::<Vec<_>>(),
+            read.iter()
+                .map(|p| (&p.customer, p.day, p.amount_minor))
+                .collect::<Vec<_>>()
+        );
+        assert!(matches!(
+            purchases(Some(std::path::Path::new("/nonexistent/cdnow.txt"))),
+            Err(CdnowError::Io { .. })
+        ));
+    }
 
     #[test]
     fn demo_program_is_sound_and_synthetic_data_is_stable() {

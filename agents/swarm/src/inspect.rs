@@ -181,10 +181,23 @@ pub async fn wait_caught_up(
     topics: &[impl AsRef<str>],
     limit: Duration,
 ) -> Result<bool, RuntimeError> {
+    wait_caught_up_reporting(bootstrap_servers, group, topics, limit, &mut |_| {}).await
+}
+
+/// [`wait_caught_up`], telling `report` the group's lag each time it is measured.
+pub async fn wait_caught_up_reporting(
+    bootstrap_servers: &str,
+    group: &str,
+    topics: &[impl AsRef<str>],
+    limit: Duration,
+    report: &mut (dyn FnMut(i64) + Send),
+) -> Result<bool, RuntimeError> {
     let deadline = tokio::time::Instant::now() + limit;
     let consumer = consumer(bootstrap_servers, group)?;
     loop {
-        if lag(&consumer, topics)? == 0 {
+        let behind = lag(&consumer, topics)?;
+        report(behind);
+        if behind == 0 {
             return Ok(true);
         }
         if tokio::time::Instant::now() > deadline {
@@ -209,6 +222,35 @@ pub async fn wait_quiet(
     quiet_for: Duration,
     limit: Duration,
 ) -> Result<bool, RuntimeError> {
+    wait_quiet_reporting(
+        bootstrap_servers,
+        groups,
+        topics,
+        quiet_for,
+        limit,
+        &mut |_| {},
+    )
+    .await
+}
+
+/// How far the watched groups are, each time [`wait_quiet_reporting`] measures.
+#[derive(Debug)]
+pub struct QuietStatus<'a> {
+    /// Each group's records still to commit.
+    pub lags: Vec<(&'a str, i64)>,
+    /// How long nothing has been consumed or written, once every group has caught up.
+    pub quiet: Option<Duration>,
+}
+
+/// [`wait_quiet`], telling `report` where things stand each time it measures.
+pub async fn wait_quiet_reporting(
+    bootstrap_servers: &str,
+    groups: &Watched,
+    topics: &[String],
+    quiet_for: Duration,
+    limit: Duration,
+    report: &mut (dyn FnMut(&QuietStatus<'_>) + Send),
+) -> Result<bool, RuntimeError> {
     let deadline = tokio::time::Instant::now() + limit;
     // One client per group (committed offsets are per group) and one for the counts,
     // made once: each librdkafka client costs threads and a broker connection.
@@ -220,8 +262,11 @@ pub async fn wait_quiet(
     let mut last: Option<(Vec<i64>, tokio::time::Instant)> = None;
     loop {
         let mut behind = 0;
-        for (member, inputs) in &members {
-            behind += lag(member, inputs)?;
+        let mut lags = Vec::with_capacity(members.len());
+        for ((group, _), (member, inputs)) in groups.iter().zip(&members) {
+            let group_lag = lag(member, inputs)?;
+            behind += group_lag;
+            lags.push((group.as_str(), group_lag));
         }
         let now = tokio::time::Instant::now();
         if behind == 0 {
@@ -246,6 +291,10 @@ pub async fn wait_quiet(
         } else {
             last = None;
         }
+        report(&QuietStatus {
+            lags,
+            quiet: last.as_ref().map(|(_, since)| now.duration_since(*since)),
+        });
         if now > deadline {
             return Ok(false);
         }

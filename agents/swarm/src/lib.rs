@@ -5,6 +5,7 @@ pub mod cdnow;
 pub mod demo;
 pub mod fit;
 pub mod inspect;
+pub mod progress;
 pub mod registry;
 pub mod replay;
 pub mod setup;

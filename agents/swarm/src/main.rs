@@ -10,17 +10,17 @@ use clap::{Parser, Subcommand};
 use loyalty_runtime::config::ProcessingGuarantee;
 use swarm::{demo, replay, setup, stack, verify};
 
-const DEFAULT_DATA: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../data/cdnow/CDNOW_master.txt"
-);
-
 #[derive(Debug, Parser)]
 #[command(
     version,
     about = "loyalty-swarm operator CLI: local stack, setup, replay, demo"
 )]
 struct Cli {
+    /// Write logs (the agents', the broker's, librdkafka's) to this file; the terminal
+    /// then shows only progress and results. Without it, only errors reach the terminal
+    /// unless RUST_LOG asks for more.
+    #[arg(long, global = true, value_name = "FILE")]
+    log_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,9 +56,10 @@ enum Command {
     Demo {
         #[command(flatten)]
         cluster: ClusterArgs,
-        /// CDNOW-format purchase file to replay.
-        #[arg(long, default_value = DEFAULT_DATA)]
-        file: PathBuf,
+        /// CDNOW-format purchase file to replay [default: the CDNOW master file built
+        /// into this binary].
+        #[arg(long)]
+        file: Option<PathBuf>,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -92,8 +93,9 @@ enum Command {
         bootstrap_servers: String,
         #[arg(long, default_value = "http://127.0.0.1:8081")]
         schema_registry_url: String,
-        #[arg(long, default_value = DEFAULT_DATA)]
-        file: PathBuf,
+        /// CDNOW-format purchase file [default: the built-in CDNOW master file].
+        #[arg(long)]
+        file: Option<PathBuf>,
     },
     /// End-to-end benchmark: the CDNOW replay through customer-graph on a fresh embedded
     /// stack, several times; prints each run and the medians as JSON.
@@ -104,8 +106,9 @@ enum Command {
         /// Run the whole demo (cohort, tier-transition and ltv alongside) in each run.
         #[arg(long)]
         all_agents: bool,
-        #[arg(long, default_value = DEFAULT_DATA)]
-        file: PathBuf,
+        /// CDNOW-format purchase file [default: the built-in CDNOW master file].
+        #[arg(long)]
+        file: Option<PathBuf>,
         #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(i32).range(1..))]
         partitions: i32,
         /// Run the agents with processing_guarantee = exactly_once (each batch one Kafka
@@ -263,8 +266,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             schema_registry_url,
             file,
         } => {
-            let summary =
-                replay::replay(&bootstrap_servers, &schema_registry_url, &file, true).await?;
+            let summary = replay::replay(
+                &bootstrap_servers,
+                &schema_registry_url,
+                file.as_deref(),
+                true,
+            )
+            .await?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
         }
         Command::Bench {
@@ -379,10 +387,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli: Cli = loyalty_runtime::parse_args();
-    loyalty_runtime::telemetry::init_logging(
-        loyalty_runtime::config::LogFormat::Text,
-        &std::env::var("SWARM_LOG").unwrap_or_else(|_| "warn,swarm=info".into()),
-    );
+    let asked = std::env::var("RUST_LOG").ok();
+    match &cli.log_file {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(file) => loyalty_runtime::telemetry::init_logging_to(
+                loyalty_runtime::config::LogFormat::Text,
+                asked.as_deref().unwrap_or("info"),
+                std::sync::Mutex::new(file),
+            ),
+            Err(e) => {
+                eprintln!("swarm: cannot write the log file {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => loyalty_runtime::telemetry::init_logging(
+            loyalty_runtime::config::LogFormat::Text,
+            asked.as_deref().unwrap_or("error"),
+        ),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -77,15 +77,16 @@ pub(crate) fn record<T: Serialize>(
     })
 }
 
-/// Replay `file` through the brokers at `bootstrap_servers`.
+/// Replay `file` (the built-in CDNOW master file when `None`) through the brokers at
+/// `bootstrap_servers`.
 pub async fn replay(
     bootstrap_servers: &str,
     registry_url: &str,
-    file: &Path,
+    file: Option<&Path>,
     progress: bool,
 ) -> Result<ReplaySummary, ReplayError> {
     let started = Instant::now();
-    let purchases = cdnow::read_purchases(file)?;
+    let purchases = cdnow::purchases(file)?;
     let registry = RegistryClient::new(registry_url).map_err(RuntimeError::from)?;
     let events_enc = encoder(&registry, topics::MEMBER_EVENTS, MemberEvent::get_schema()).await?;
     let profiles_enc = encoder(

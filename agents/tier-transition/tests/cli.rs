@@ -41,33 +41,3 @@ fn bad_settings_are_all_listed() {
         );
     }
 }
-
-#[test]
-fn defaults_check_out_and_bad_arguments_print_usage() {
-    let out = binary().arg("--check-config").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = binary().arg("--horizon").output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Usage:"));
-}
-
-#[test]
-fn the_shipped_example_config_checks_out() {
-    let file = format!(
-        "{}/../../deploy/tier-transition.toml",
-        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
-    );
-    let out = binary()
-        .args(["--config", &file, "--check-config"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}

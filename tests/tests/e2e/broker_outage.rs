@@ -21,9 +21,14 @@ async fn broker_outage_mid_processing_loses_and_doubles_nothing() {
         dir.join("broker.db").display()
     )));
     let stack = start_stack_with(&options).await;
-    swarm::replay::replay(&stack.bootstrap_servers, &stack.registry_url, &file, false)
-        .await
-        .unwrap();
+    swarm::replay::replay(
+        &stack.bootstrap_servers,
+        &stack.registry_url,
+        Some(&file),
+        false,
+    )
+    .await
+    .unwrap();
 
     let mut agent = AgentProcess::spawn(
         "customer-graph",

@@ -23,10 +23,14 @@ async fn every_cdnow_customer_gets_a_member_state_matching_the_raw_file() {
     );
     agent.wait_ready(Duration::from_secs(60)).await;
     let file = data("CDNOW_master.txt");
-    let replayed =
-        swarm::replay::replay(&stack.bootstrap_servers, &stack.registry_url, &file, false)
-            .await
-            .unwrap();
+    let replayed = swarm::replay::replay(
+        &stack.bootstrap_servers,
+        &stack.registry_url,
+        Some(&file),
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(replayed.purchases, 69_659);
     wait_caught_up(&stack, "customer-graph", Duration::from_secs(900)).await;
 

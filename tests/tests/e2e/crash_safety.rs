@@ -1,6 +1,7 @@
 //! customer-graph killed with SIGKILL again and again mid-replay ends with member-state
 //! identical, byte for byte per member, to an uninterrupted run of the same fold: no
-//! double counting, no loss.
+//! double counting, no loss. Each kill is shown to land mid-processing: input was still
+//! waiting when it struck, and the next instance restored state the killed one wrote.
 
 use crate::common;
 
@@ -21,23 +22,72 @@ async fn sigkill_mid_replay_changes_nothing() {
     // replay forwards them again).
     let args = [
         "--set",
-        "batch_max_records=200",
+        // Small batches: processing outlasts five kills and restores.
+        "batch_max_records=20",
         "--set",
         "agent.dedupe_window=1",
     ];
     let mut agent = AgentProcess::spawn("customer-graph", &stack, &args);
-    let mut kills = 0;
-    for pause_ms in [1500, 900, 1200, 700, 1000] {
-        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+    let lag = || {
+        swarm::inspect::group_lag(
+            &stack.bootstrap_servers,
+            "loyalty-swarm.customer-graph",
+            &[loyalty_contracts::topics::MEMBER_EVENTS],
+        )
+        .unwrap()
+    };
+    // Per kill: input still waiting when it struck, and what the next instance restored
+    // and skipped as already reflected. Each instance is killed once it has made progress
+    // of its own and input is still waiting, so every kill lands mid-processing.
+    let mut kills: Vec<(i64, f64, f64)> = Vec::new();
+    for _ in 0..5 {
+        agent.wait_ready(Duration::from_secs(60)).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let mut peak = 0;
+        let waiting = loop {
+            let now = lag();
+            peak = peak.max(now);
+            if now > 0 && now + 200 <= peak {
+                break now;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no progress to interrupt (lag {now}, peak {peak}):\n{}",
+                agent.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
         agent.kill9();
-        kills += 1;
         agent = AgentProcess::spawn("customer-graph", &stack, &args);
+        agent.wait_ready(Duration::from_secs(60)).await;
+        let (_, metrics) = agent.get("/metrics").await.unwrap();
+        kills.push((
+            waiting,
+            sum(&metrics, "loyalty_swarm_restore_records_total"),
+            sum(&metrics, "loyalty_swarm_replay_skipped_total"),
+        ));
     }
     replay.await.unwrap().unwrap();
     wait_caught_up(&stack, "customer-graph", Duration::from_secs(600)).await;
 
-    assert_eq!(kills, 5);
+    println!("kills (input waiting, changelog records restored, records skipped): {kills:?}");
+    assert_eq!(kills.len(), 5);
+    for (i, (waiting, restored, _)) in kills.iter().enumerate() {
+        assert!(
+            *waiting > 0 && *restored > 0.0,
+            "kill {i} did not land mid-processing: {kills:?}"
+        );
+    }
     assert_matches_reference(&stack, &reference).await;
     drop(agent);
     stack.shutdown().await;
+}
+
+/// The sum of every series of `name` in a Prometheus exposition.
+fn sum(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .fold(0.0, |total, v| total + v)
 }

@@ -68,10 +68,14 @@ async fn registry_outage_readiness_metrics_outside_client_and_sigterm() {
     .await;
     agent.wait_ready(Duration::from_secs(60)).await;
     let file = data("CDNOW_sample.txt");
-    let replayed =
-        swarm::replay::replay(&stack.bootstrap_servers, &stack.registry_url, &file, false)
-            .await
-            .unwrap();
+    let replayed = swarm::replay::replay(
+        &stack.bootstrap_servers,
+        &stack.registry_url,
+        Some(&file),
+        false,
+    )
+    .await
+    .unwrap();
     wait_caught_up(&stack, "customer-graph", Duration::from_secs(600)).await;
     assert_eq!(
         member_state_bodies(&stack).await.len(),

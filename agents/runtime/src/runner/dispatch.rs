@@ -178,10 +178,12 @@ pub(super) async fn handle_message<A: Agent>(
     };
 
     // Work on a copy so a rejected (or re-keyed) record leaves no trace in state.
+    let stream_time = store.stream_time();
     let mut state = store.get(key).and_then(|e| e.state.clone());
+    let timers_before = store.get(key).map(|e| e.timers.clone()).unwrap_or_default();
     let mut emitted = Vec::new();
     let started = Instant::now();
-    let (result, rekey) = {
+    let (result, rekey, timers) = {
         // Only a shared summary is lent: lending marks it changed, for the changelog.
         let summary = if shares_summary::<A>() {
             Some(store.summary_mut())
@@ -189,8 +191,10 @@ pub(super) async fn handle_message<A: Agent>(
             None
         };
         let mut ctx = context(shared, &mut emitted, summary, population);
+        ctx.timers = Some(timers_before.clone());
+        ctx.stream_time = stream_time;
         let result = caught(|| shared.agent.handle(&input, &mut state, &mut ctx));
-        (result, ctx.rekey)
+        (result, ctx.rekey, ctx.timers)
     };
     shared.metrics.emit(Event::RecordHandled {
         topic,
@@ -211,6 +215,9 @@ pub(super) async fn handle_message<A: Agent>(
                 entry.record_origin(origin);
             }
             store.mark_dirty(key);
+            if let Some(timers) = timers.filter(|t| *t != timers_before) {
+                store.set_timers(key, timers);
+            }
             outputs.extend(out_records(emitted, &trace.headers));
             Ok(())
         }
@@ -466,5 +473,14 @@ mod tests {
             matches!(formatted, Err(HandleError::Rejected(r)) if r.reason.contains("7 too large"))
         );
         assert!(matches!(caught(|| Ok::<_, HandleError>(3)), Ok(3)));
+    }
+
+    #[test]
+    fn reasons_are_clipped_at_a_character_boundary() {
+        assert_eq!(clipped("short", 10), "short");
+        let long = "é".repeat(1_000); // two bytes each
+        let cut = clipped(&long, MAX_REASON_BYTES + 1);
+        assert_eq!(cut.len(), MAX_REASON_BYTES);
+        assert!(cut.chars().all(|c| c == 'é'));
     }
 }

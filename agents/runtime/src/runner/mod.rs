@@ -13,6 +13,7 @@
 //! | `restore.rs` | a partition's state rebuilt from its changelog |
 //! | `tables.rs` | reference tables and shared partition summaries, followed |
 //! | `refresh.rs` | every key re-derived when the population or a table changes |
+//! | `timers.rs` | keys' timers fired on stream time and wall clock |
 //! | `topics.rs` | topic names, the agent's own topics, its consumer group |
 //!
 //! Per batch: consume, decode, `handle`, then produce outputs (and DLQ records) and wait
@@ -38,6 +39,7 @@ mod restore;
 mod startup;
 mod tables;
 mod task;
+mod timers;
 mod topics;
 mod transactions;
 mod writes;

@@ -2,7 +2,7 @@
 //! group's committed positions read back after a rebalance; and positions past the
 //! transaction markers a consumer is never handed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -16,12 +16,35 @@ use crate::agent::Agent;
 use crate::error::RuntimeError;
 use crate::kafka;
 
-pub(super) fn offsets_to_commit(commits: &Offsets) -> Result<TopicPartitionList, RuntimeError> {
+/// Commit metadata that carries a task's stream time, as Kafka Streams keeps partition
+/// time in its commits: a task restored elsewhere starts from the stream time its
+/// commits reached, so its timers fire where they would have.
+const STREAM_TIME_METADATA: &str = "loyalty-swarm.stream-time=";
+
+/// Stream time per partition index (task).
+pub(super) type StreamTimes = BTreeMap<i32, i64>;
+
+pub(super) fn offsets_to_commit(
+    commits: &Offsets,
+    stream_times: &StreamTimes,
+) -> Result<TopicPartitionList, RuntimeError> {
     let mut tpl = TopicPartitionList::new();
     for ((topic, partition), offset) in commits {
-        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+        let mut element = tpl.add_partition(topic, *partition);
+        element.set_offset(Offset::Offset(*offset))?;
+        if let Some(time) = stream_times.get(partition).filter(|t| **t >= 0) {
+            element.set_metadata(format!("{STREAM_TIME_METADATA}{time}"));
+        }
     }
     Ok(tpl)
+}
+
+/// The group's committed positions for the current assignment, and the stream time each
+/// task's commits carry.
+#[derive(Debug, Default)]
+pub(super) struct Committed {
+    pub(super) offsets: HashMap<(String, i32), i64>,
+    pub(super) stream_times: StreamTimes,
 }
 
 /// Commit input offsets; false when the partitions moved away first and nothing was
@@ -30,8 +53,9 @@ pub(super) async fn commit<A: Agent>(
     shared: &Shared<A>,
     consumer: &StreamConsumer<AssignmentTracker>,
     commits: &Offsets,
+    stream_times: &StreamTimes,
 ) -> Result<bool, RuntimeError> {
-    let tpl = offsets_to_commit(commits)?;
+    let tpl = offsets_to_commit(commits, stream_times)?;
     let mut delays = shared.backoff.delays();
     loop {
         match kafka::blocking(|| consumer.commit(&tpl, CommitMode::Sync)) {
@@ -61,16 +85,28 @@ pub(super) async fn commit<A: Agent>(
 /// The group's committed offsets for the current assignment.
 pub(super) fn committed_offsets(
     consumer: &StreamConsumer<AssignmentTracker>,
-) -> Result<HashMap<(String, i32), i64>, RuntimeError> {
+) -> Result<Committed, RuntimeError> {
     let committed = kafka::blocking(|| consumer.committed(Duration::from_secs(30)))?;
-    Ok(committed
-        .elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
-            _ => None,
+    let mut out = Committed::default();
+    for e in committed.elements() {
+        if let Offset::Offset(o) = e.offset() {
+            out.offsets.insert((e.topic().to_owned(), e.partition()), o);
+        }
+        // rdkafka panics on metadata that is not UTF-8 (another client's): no stream
+        // time then, never a stopped agent.
+        let time = std::panic::catch_unwind(|| {
+            e.metadata()
+                .strip_prefix(STREAM_TIME_METADATA)
+                .and_then(|t| t.parse::<i64>().ok())
         })
-        .collect())
+        .ok()
+        .flatten();
+        if let Some(time) = time {
+            let task = out.stream_times.entry(e.partition()).or_insert(time);
+            *task = (*task).max(time);
+        }
+    }
+    Ok(out)
 }
 
 /// Commit positions the consumer moved to without handing over a record. A partition

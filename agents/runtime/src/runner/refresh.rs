@@ -110,6 +110,8 @@ pub(super) fn context<'a, A: Agent>(
         metrics: Some(&shared.metrics),
         rekey: None,
         max_event_time_ahead_ms: shared.config.runtime.max_event_time_ahead_ms,
+        timers: None,
+        stream_time: -1,
     }
 }
 
@@ -125,10 +127,13 @@ pub(super) fn refresh_all<A: Agent>(
         let keys: Vec<String> = store.iter().map(|(k, _)| k.clone()).collect();
         for key in keys {
             let mut state = store.entry(&key).state.clone();
+            let timers_before = store.entry(&key).timers.clone();
             let mut emitted = Vec::new();
-            let result = {
+            let (result, timers) = {
                 let mut ctx = context(shared, &mut emitted, Some(store.summary_mut()), population);
-                caught(|| shared.agent.refresh(&key, &mut state, &mut ctx))
+                ctx.timers = Some(timers_before.clone());
+                let result = caught(|| shared.agent.refresh(&key, &mut state, &mut ctx));
+                (result, ctx.timers)
             };
             let entry = store.entry(&key);
             match result {
@@ -136,6 +141,9 @@ pub(super) fn refresh_all<A: Agent>(
                     if state != entry.state {
                         entry.state = state;
                         store.mark_dirty(&key);
+                    }
+                    if let Some(timers) = timers.filter(|t| *t != timers_before) {
+                        store.set_timers(&key, timers);
                     }
                     outputs.extend(out_records(emitted, &[]));
                 }

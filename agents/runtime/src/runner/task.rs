@@ -18,6 +18,7 @@ use super::offsets::{committed_offsets, positions_past_markers};
 use super::rebalance::{AssignmentTracker, WriteGate};
 use super::refresh::observe_population;
 use super::restore::store_for;
+use super::timers::{fire_due, wall_clock_now};
 use super::topics::consumer_config;
 use super::writes::{InFlight, finish, prepare_writes, write};
 use super::{Shared, Store};
@@ -27,6 +28,7 @@ use crate::http::Health;
 use crate::kafka::OutRecord;
 use crate::metrics::Event;
 use crate::retry::Backoff;
+use crate::store::Clock;
 
 /// Offsets per topic partition.
 pub(super) type Offsets = BTreeMap<(String, i32), i64>;
@@ -56,6 +58,8 @@ pub(super) struct StreamTasks<A: Agent> {
 pub(super) struct Handled {
     /// Records consumed.
     records: usize,
+    /// Timers fired.
+    fired: usize,
     /// Outputs and DLQ records, in the order they were emitted.
     outputs: Vec<OutRecord>,
     /// The input offsets to commit once outputs and state are written.
@@ -181,10 +185,17 @@ impl<A: Agent> StreamTasks<A> {
         if assignments != self.committed_for {
             // A read_committed lookup can wait out another instance's open transaction,
             // so a failure is no reason to stop: every position is committed once more.
-            self.committed = committed_offsets(&self.consumer).unwrap_or_else(|e| {
+            let committed = committed_offsets(&self.consumer).unwrap_or_else(|e| {
                 warn!(error = %e, "committed offsets not read; positions are committed again");
-                HashMap::new()
+                Default::default()
             });
+            // A task taken over starts from the stream time its last commit carried.
+            for (partition, time) in &committed.stream_times {
+                if let Some(store) = self.stores.get_mut(partition) {
+                    store.advance_stream_time(Some(*time));
+                }
+            }
+            self.committed = committed.offsets;
             self.committed_for = assignments;
         }
         if shares_summary::<A>() {
@@ -202,12 +213,16 @@ impl<A: Agent> StreamTasks<A> {
         // written in an earlier batch, whose writes are acknowledged before this batch's
         // begin, so it is the floor of the records this batch re-keys.
         let mut floors: HashMap<(&str, i32), i64> = HashMap::new();
+        let mut fired = 0;
         for message in batch {
             let partition = message.partition();
             let floor = *floors
                 .entry((message.topic(), partition))
                 .or_insert(message.offset());
             let store = store_for(&self.shared, &mut self.stores, partition).await?;
+            // Every record read moves stream time, a replayed one too, so the timers it
+            // makes due fire after the same record on every run.
+            let stream_time = store.advance_stream_time(message.timestamp().to_millis());
             handle_message(
                 &self.shared,
                 message,
@@ -217,14 +232,34 @@ impl<A: Agent> StreamTasks<A> {
                 &mut outputs,
             )
             .await?;
+            fired += fire_due(
+                &self.shared,
+                store,
+                Clock::StreamTime,
+                stream_time,
+                &self.population,
+                &mut outputs,
+            )?;
             commits.insert(
                 (message.topic().to_owned(), partition),
                 message.offset() + 1,
             );
         }
+        let now = wall_clock_now();
+        for store in self.stores.values_mut() {
+            fired += fire_due(
+                &self.shared,
+                store,
+                Clock::WallClock,
+                now,
+                &self.population,
+                &mut outputs,
+            )?;
+        }
         positions_past_markers(&self.consumer, &self.committed, &mut commits)?;
         Ok(Handled {
             records: batch.len(),
+            fired,
             outputs,
             commits,
             started,
@@ -235,11 +270,12 @@ impl<A: Agent> StreamTasks<A> {
     async fn write(&mut self, handled: Handled) -> Result<(), RuntimeError> {
         let Handled {
             records,
+            fired,
             outputs,
             commits,
             started,
         } = handled;
-        if records == 0 && commits.is_empty() {
+        if records == 0 && fired == 0 && commits.is_empty() {
             return Ok(());
         }
         self.committed

@@ -135,7 +135,7 @@ pub(super) async fn transaction_attempt<A: Agent>(
     kafka::produce_all(producer, &writes.outputs).await?;
     kafka::produce_all(producer, &writes.changes).await?;
     if !writes.commits.is_empty() {
-        let offsets = offsets_to_commit(&writes.commits)?;
+        let offsets = offsets_to_commit(&writes.commits, &writes.stream_times)?;
         let group = consumer
             .group_metadata()
             .ok_or_else(|| RuntimeError::Other("consumer has no group metadata".into()))?;

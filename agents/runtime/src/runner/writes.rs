@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use rdkafka::consumer::StreamConsumer;
 
-use super::offsets::commit;
+use super::offsets::{StreamTimes, commit};
 use super::rebalance::AssignmentTracker;
 use super::task::Offsets;
 use super::transactions::write_transaction;
@@ -26,6 +26,8 @@ pub(super) struct Writes {
     pub(super) changes: Vec<OutRecord>,
     /// Input offsets to commit last.
     pub(super) commits: Offsets,
+    /// Each task's stream time, committed with its offsets.
+    pub(super) stream_times: StreamTimes,
 }
 
 /// A batch's writes running on their own task.
@@ -50,7 +52,9 @@ pub(super) fn prepare_writes<A: Agent>(
 ) -> Result<Writes, RuntimeError> {
     let outputs = newest_per_compacted_key(outputs, &shared.compacted);
     let mut changes = Vec::new();
+    let mut stream_times = StreamTimes::new();
     for (&partition, store) in stores.iter_mut() {
+        stream_times.insert(partition, store.stream_time());
         for (key, payload) in store.drain_changes()? {
             if shares_summary::<A>() && key == SUMMARY_KEY {
                 changes.push(OutRecord {
@@ -82,6 +86,7 @@ pub(super) fn prepare_writes<A: Agent>(
         outputs,
         changes,
         commits,
+        stream_times,
     })
 }
 
@@ -99,6 +104,7 @@ pub(super) async fn write<A: Agent>(
         outputs,
         changes,
         commits,
+        stream_times,
     } = writes;
     if !outputs.is_empty() {
         shared
@@ -119,7 +125,7 @@ pub(super) async fn write<A: Agent>(
         count_produced(&shared.metrics, &changes);
     }
     if !commits.is_empty()
-        && commit(shared, consumer, &commits).await?
+        && commit(shared, consumer, &commits, &stream_times).await?
         && let Some(purge) = &shared.purge
     {
         purge.committed(&commits);

@@ -32,7 +32,8 @@ pub struct DemoOptions {
     pub registry_url: String,
     pub partitions: i32,
     pub replication: i32,
-    pub file: PathBuf,
+    /// CDNOW-format purchases to replay; `None` = the built-in master file.
+    pub file: Option<PathBuf>,
     pub progress: bool,
     pub http_listen: String,
     /// Keep the agents running after the summary until `shutdown` resolves.
@@ -136,25 +137,34 @@ async fn observe(
     watched: &Watched,
     public_key: Option<&str>,
 ) -> anyhow::Result<DemoSummary> {
+    let mut progress = crate::progress::Progress::new(options.progress);
+    progress.status("customer-graph joining its group and restoring its state");
     // The clock measures processing, not start-up: it starts once customer-graph has
     // joined its group and restored its state, as in a deployment that is already running.
     wait_ready(&options.http_listen, Duration::from_secs(120)).await?;
+    progress.stage("customer-graph ready; replaying CDNOW");
+    progress.status("replaying");
     let started = Instant::now();
     let replayed = replay::replay(
         &options.bootstrap_servers,
         &options.registry_url,
-        &options.file,
+        options.file.as_deref(),
         options.progress,
     )
     .await
     .context("replaying CDNOW")?;
     let group = format!("loyalty-swarm.{}", CustomerGraph::NAME);
     let graph_consumed = runner::consumed_topics(&CustomerGraph::new(&Default::default()));
-    let caught_up = inspect::wait_caught_up(
+    progress.stage(&format!(
+        "replayed {} events of {} members; customer-graph catching up",
+        replayed.events, replayed.members
+    ));
+    let caught_up = inspect::wait_caught_up_reporting(
         &options.bootstrap_servers,
         &group,
         &graph_consumed,
         Duration::from_secs(600),
+        &mut |lag| progress.status(&format!("customer-graph: {lag} records to go")),
     )
     .await?;
     anyhow::ensure!(
@@ -162,16 +172,22 @@ async fn observe(
         "customer-graph did not catch up within 10 minutes"
     );
     let end_to_end = started.elapsed().as_secs_f64();
+    progress.stage(&format!(
+        "customer-graph caught up in {end_to_end:.1}s; waiting for the swarm to go quiet \
+         (everything consumed, nothing written for 40 s)"
+    ));
     // Then until the agents downstream have consumed everything, refitted, re-scored and
     // stopped writing for longer than the longest refresh or refit interval (30 s).
-    let settled = inspect::wait_quiet(
+    let settled = inspect::wait_quiet_reporting(
         &options.bootstrap_servers,
         &watched.groups,
         &watched.topics,
         Duration::from_secs(40),
         Duration::from_secs(900),
+        &mut |status| progress.status(&quiet_status(status)),
     )
     .await?;
+    progress.finish();
     summary::summarise(options, replayed, end_to_end, settled, public_key).await
 }
 
@@ -203,4 +219,21 @@ fn start_downstream(swarm: &mut Swarm, runtime: &RuntimeSettings) -> anyhow::Res
     let segmenter = downstream_config::<loyalty_runtime::NoSettings>(runtime, 15_000);
     swarm.spawn(Cohort::default(), segmenter);
     Ok(public_key)
+}
+
+/// One line on what the swarm is still doing: each agent's lag, or how long it has been
+/// quiet.
+fn quiet_status(status: &inspect::QuietStatus<'_>) -> String {
+    let lags: Vec<String> = status
+        .lags
+        .iter()
+        .map(|(group, lag)| {
+            let agent = group.strip_prefix("loyalty-swarm.").unwrap_or(group);
+            format!("{agent} {lag}")
+        })
+        .collect();
+    match status.quiet {
+        Some(quiet) => format!("all caught up; quiet for {}s of 40", quiet.as_secs()),
+        None => format!("records to go: {}", lags.join(", ")),
+    }
 }

@@ -239,7 +239,9 @@ pub fn spawn_replay(
         stack.registry_url.clone(),
         file.to_path_buf(),
     );
-    tokio::spawn(async move { swarm::replay::replay(&bootstrap, &registry, &file, false).await })
+    tokio::spawn(
+        async move { swarm::replay::replay(&bootstrap, &registry, Some(&file), false).await },
+    )
 }
 
 /// Wait until `agent`'s group has committed everything on `inputs`.
