@@ -47,6 +47,10 @@ pub enum LogFormat {
     Text,
 }
 
+/// `max_event_time_ahead_ms` unless set: one hour, as Kafka's
+/// `log.message.timestamp.after.max.ms`.
+pub const DEFAULT_MAX_EVENT_TIME_AHEAD_MS: u64 = 3_600_000;
+
 /// Settings every agent has. Defaults suit the local stack started by `swarm`.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -128,7 +132,7 @@ impl Default for RuntimeSettings {
             refresh_interval_ms: 30_000,
             repartition_purge_interval_ms: 30_000,
             drain_timeout_ms: 30_000,
-            max_event_time_ahead_ms: 3_600_000,
+            max_event_time_ahead_ms: DEFAULT_MAX_EVENT_TIME_AHEAD_MS,
             librdkafka: BTreeMap::new(),
         }
     }

@@ -1,6 +1,7 @@
-//! What `handle`, `refresh` and `publish` can see and do besides the key's own state:
-//! reference tables, the partition summary and the population, emitting, tombstones and
-//! re-keying — each typed by the agent, so a wrong type is a compile error, not a `None`.
+//! What `handle`, `on_timer`, `refresh` and `publish` can see and do besides the key's
+//! own state: reference tables, the partition summary and the population, emitting,
+//! tombstones, re-keying and timers — each typed by the agent, so a wrong type is a
+//! compile error, not a `None`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -137,9 +138,10 @@ impl<'a, A: Agent> Context<'a, A> {
         }
     }
 
-    /// The partition's stream time (the newest record timestamp read from it) when this
-    /// call was made, or -1 before any record: in `on_timer`, the record after which the
-    /// timer fired; the same on every replay.
+    /// The partition's stream time when this call was made: the newest timestamp of the
+    /// records taken before it, or -1 before any. For a record and for a stream-time
+    /// timer it is the same on every replay; a wall-clock timer fires between batches,
+    /// so there it says only how far input had got.
     pub fn stream_time(&self) -> i64 {
         self.stream_time
     }

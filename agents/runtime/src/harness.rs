@@ -56,8 +56,7 @@ impl<A: Agent> Harness<A> {
             population: &self.population,
             metrics: None,
             rekey: None,
-            max_event_time_ahead_ms: crate::config::RuntimeSettings::default()
-                .max_event_time_ahead_ms,
+            max_event_time_ahead_ms: crate::config::DEFAULT_MAX_EVENT_TIME_AHEAD_MS,
             timers: Some(Vec::new()),
             stream_time: -1,
         }

@@ -1,9 +1,16 @@
 //! The loyalty-swarm agent runtime: the one crate that touches Kafka, the schema
 //! registry, state stores and metrics (`docs/architecture.md#runtime-guarantees`).
 //!
-//! An agent implements [`Agent`]; its binary is a few lines around [`agent_main`].
+//! An agent implements [`Agent`]; its binary is a few lines around [`agent_main!`].
 //! The runtime owns the loop, the effectively-once ordering, the DLQ, retries,
-//! `/metrics` `/healthz` `/readyz`, structured logs and graceful shutdown.
+//! timers, `/metrics` `/healthz` `/readyz`, structured logs and graceful shutdown.
+//!
+//! What an agent writes against: [`agent`] (the trait, summaries, re-keying),
+//! [`Context`] (what its code sees), [`Input`], [`Topic`] and [`Table`] (typed handles),
+//! [`Harness`] and [`Record`] (its code without a broker). What runs it: [`runner`] (the
+//! loop, a file per concern), [`store`] (per-key state, timers, changelog encoding),
+//! [`kafka`], [`registry`], [`codec`] and [`wire`] (clients and formats), [`retry`],
+//! [`metrics`], [`trace`], [`http`], [`config`].
 
 pub mod agent;
 mod avro_writer;

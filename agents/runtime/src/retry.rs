@@ -23,15 +23,38 @@ pub struct Backoff {
     max: Duration,
     /// Turns true on shutdown; `None` for a backoff nothing stops (tools outside an agent).
     stop: Option<watch::Receiver<bool>>,
+    /// How long retries go on once shutdown is asked for: the drain timeout for the
+    /// writes of the batch in flight (a broker blip must not abandon a drain that has
+    /// time left), zero for start-up, which has nothing to finish.
+    drain: Duration,
+    /// When shutdown was first seen, shared by every clone.
+    stopped_at: std::sync::Arc<std::sync::OnceLock<tokio::time::Instant>>,
 }
 
 impl Backoff {
-    /// A backoff that ends its waits with [`RuntimeError::ShutDown`] once `stop` turns true.
-    pub fn new(initial: Duration, max: Duration, stop: watch::Receiver<bool>) -> Self {
+    /// A backoff that ends its waits with [`RuntimeError::ShutDown`] once `stop` turns
+    /// true and `drain` has passed since.
+    pub fn new(
+        initial: Duration,
+        max: Duration,
+        stop: watch::Receiver<bool>,
+        drain: Duration,
+    ) -> Self {
         Backoff {
             initial,
             max,
             stop: Some(stop),
+            drain,
+            stopped_at: Default::default(),
+        }
+    }
+
+    /// The same backoff, ending its waits as soon as shutdown is asked for.
+    pub fn without_drain(&self) -> Self {
+        Backoff {
+            drain: Duration::ZERO,
+            stopped_at: Default::default(),
+            ..self.clone()
         }
     }
 
@@ -42,18 +65,9 @@ impl Backoff {
             initial,
             max,
             stop: None,
+            drain: Duration::ZERO,
+            stopped_at: Default::default(),
         }
-    }
-
-    /// The first delay: also how long a consumer waits out a transient error librdkafka
-    /// is already recovering from.
-    pub fn initial(&self) -> Duration {
-        self.initial
-    }
-
-    /// Whether shutdown has been asked for.
-    pub fn stopping(&self) -> bool {
-        self.stop.as_ref().is_some_and(|rx| *rx.borrow())
     }
 
     /// A fresh sequence of delays, for a loop that retries by hand.
@@ -106,22 +120,28 @@ impl Delays<'_> {
         self.next = (self.next * 2).min(self.backoff.max);
         tracing::warn!(operation, error = %error, retry_in_ms = delay.as_millis() as u64, "transient failure, retrying");
         metrics.emit(Event::Retried { operation });
-        match &self.backoff.stop {
-            None => {
-                tokio::time::sleep(delay).await;
-                Ok(())
-            }
-            Some(stop) => {
-                let mut stop = stop.clone();
-                if *stop.borrow_and_update() {
-                    return Err(RuntimeError::ShutDown { operation });
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => Ok(()),
-                    _ = crate::runner::stopped(stop) => Err(RuntimeError::ShutDown { operation }),
-                }
+        let Some(stop) = &self.backoff.stop else {
+            tokio::time::sleep(delay).await;
+            return Ok(());
+        };
+        let mut stop = stop.clone();
+        if !*stop.borrow_and_update() {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => return Ok(()),
+                _ = crate::runner::stopped(stop) => {}
             }
         }
+        // Shutdown asked for: go on only while the drain has time left.
+        let since = *self
+            .backoff
+            .stopped_at
+            .get_or_init(tokio::time::Instant::now);
+        let left = self.backoff.drain.saturating_sub(since.elapsed());
+        if left.is_zero() {
+            return Err(RuntimeError::ShutDown { operation });
+        }
+        tokio::time::sleep(delay.min(left)).await;
+        Ok(())
     }
 }
 
@@ -144,6 +164,7 @@ mod tests {
             Duration::from_millis(10),
             Duration::from_secs(3600),
             stop_rx,
+            Duration::ZERO,
         );
         let metrics = Metrics::new("retry-test").unwrap();
         let stopper = tokio::spawn(async move {

@@ -40,6 +40,16 @@ pub enum Clock {
     WallClock,
 }
 
+impl Clock {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Clock::StreamTime => "stream_time",
+            Clock::WallClock => "wall_clock",
+        }
+    }
+}
+
 /// A timer of one key (per-key punctuation): it fires once, when its clock reaches
 /// `at` (milliseconds since the epoch), and calls the agent's `on_timer`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,8 +174,8 @@ pub struct PartitionStore<S, M = ()> {
     summary_dirty: bool,
     /// Every key's timers in firing order, so due ones are found without walking keys.
     timers: BTreeSet<(Clock, i64, String, String)>,
-    /// The newest record timestamp read from this partition; -1 before any. Not
-    /// changelogged: after a restore it starts again with the records read.
+    /// The newest timestamp of the records the agent took from this partition; -1 before
+    /// any. Committed with the task's offsets and resumed from there after a rebalance.
     stream_time: i64,
 }
 

@@ -155,3 +155,43 @@ async fn registry_outage_readiness_metrics_outside_client_and_sigterm() {
     );
     stack.shutdown().await;
 }
+
+/// SIGTERM while the registry is away ends the retry at once: the agent exits cleanly
+/// within its drain timeout instead of waiting for a registry that may never come.
+#[serial_test::serial]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_the_registry_is_away_exits_within_the_drain_timeout() {
+    let stack = start_stack().await;
+    let away = format!("http://127.0.0.1:{}", swarm::stack::free_port().unwrap());
+    let mut agent = AgentProcess::spawn_with_registry(
+        "customer-graph",
+        &stack.bootstrap_servers,
+        &away,
+        &[
+            "--set",
+            "retry_max_ms=60000",
+            "--set",
+            "drain_timeout_ms=2000",
+        ],
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, metrics) = agent.get("/metrics").await.unwrap();
+    assert!(
+        metric(
+            &metrics,
+            "loyalty_swarm_retries_total",
+            &[("operation", "register_schema")]
+        )
+        .is_some_and(|n| n >= 1.0),
+        "retrying while the registry is away:\n{metrics}"
+    );
+    let asked = std::time::Instant::now();
+    let status = agent.terminate(Duration::from_secs(10));
+    assert!(status.success(), "{status}:\n{}", agent.log_tail());
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "took {:?}; retries back off up to a minute here",
+        asked.elapsed()
+    );
+    stack.shutdown().await;
+}

@@ -9,11 +9,11 @@ use std::time::Instant;
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use tracing::warn;
 
-use super::refresh::context;
+use super::call::{call, count_panic};
 use super::topics::{dlq_headers, origin_headers};
 use super::writes::out_records;
 use super::{Shared, Store};
-use crate::agent::{Agent, HandleError, Population, shares_summary};
+use crate::agent::{Agent, HandleError, Population};
 use crate::codec::{Decoder, leak};
 use crate::error::{Rejection, RejectionKind, RuntimeError};
 use crate::input::Input;
@@ -71,6 +71,19 @@ pub(super) async fn decoder_for<A: Agent>(
     Ok(Ok(decoder))
 }
 
+/// What became of one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// Its key's state and outputs took it.
+    Applied,
+    /// State already reflected it (a replay, or a second copy of a forwarded record).
+    Skipped,
+    /// Handed to another key through the repartition topic.
+    Forwarded,
+    /// Sent to the DLQ.
+    DeadLettered,
+}
+
 /// One record through the agent: key checked, skipped when state already reflects it
 /// (a replay), origin read when it came through the repartition topic, decoded, handed
 /// to `handle` on a copy of its key's state; then the state kept, the record forwarded
@@ -83,7 +96,7 @@ pub(super) async fn handle_message<A: Agent>(
     store: &mut Store<A>,
     population: &Population<A::Summary>,
     outputs: &mut Vec<OutRecord>,
-) -> Result<(), RuntimeError> {
+) -> Result<Outcome, RuntimeError> {
     let topic = message.topic();
     shared.metrics.emit(Event::RecordsConsumed {
         topic,
@@ -107,7 +120,7 @@ pub(super) async fn handle_message<A: Agent>(
             let rejection =
                 Rejection::new(RejectionKind::BadKey, "record key is missing or not UTF-8");
             outputs.push(dead_letter(shared, message, source, &rejection, &trace));
-            return Ok(());
+            return Ok(Outcome::DeadLettered);
         }
     };
     if store
@@ -117,7 +130,7 @@ pub(super) async fn handle_message<A: Agent>(
         shared
             .metrics
             .emit(Event::ReplaySkipped { topic, count: 1 });
-        return Ok(());
+        return Ok(Outcome::Skipped);
     }
     let origin = if shared.repartition == Some(topic) {
         match origin_of(shared, message) {
@@ -131,7 +144,7 @@ pub(super) async fn handle_message<A: Agent>(
             }
             Err(rejection) => {
                 outputs.push(dead_letter(shared, message, source, &rejection, &trace));
-                return Ok(());
+                return Ok(Outcome::DeadLettered);
             }
         }
     } else {
@@ -145,7 +158,7 @@ pub(super) async fn handle_message<A: Agent>(
         shared
             .metrics
             .emit(Event::ReplaySkipped { topic, count: 1 });
-        return Ok(());
+        return Ok(Outcome::Skipped);
     }
     let value = match message.payload() {
         None => None,
@@ -154,14 +167,14 @@ pub(super) async fn handle_message<A: Agent>(
                 Ok(framed) => framed,
                 Err(rejection) => {
                     outputs.push(dead_letter(shared, message, source, &rejection, &trace));
-                    return Ok(());
+                    return Ok(Outcome::DeadLettered);
                 }
             };
             match decoder_for(shared, framed.0).await? {
                 Ok(decoder) => Some((decoder, framed.1)),
                 Err(rejection) => {
                     outputs.push(dead_letter(shared, message, source, &rejection, &trace));
-                    return Ok(());
+                    return Ok(Outcome::DeadLettered);
                 }
             }
         }
@@ -177,49 +190,33 @@ pub(super) async fn handle_message<A: Agent>(
             .map(|(schema, body)| (schema.as_ref(), *body)),
     };
 
-    // Work on a copy so a rejected (or re-keyed) record leaves no trace in state.
-    let stream_time = store.stream_time();
-    let mut state = store.get(key).and_then(|e| e.state.clone());
-    let timers_before = store.get(key).map(|e| e.timers.clone()).unwrap_or_default();
-    let mut emitted = Vec::new();
+    // On a copy, so a rejected (or re-keyed) record leaves no trace in state.
     let started = Instant::now();
-    let (result, rekey, timers) = {
-        // Only a shared summary is lent: lending marks it changed, for the changelog.
-        let summary = if shares_summary::<A>() {
-            Some(store.summary_mut())
-        } else {
-            None
-        };
-        let mut ctx = context(shared, &mut emitted, summary, population);
-        ctx.timers = Some(timers_before.clone());
-        ctx.stream_time = stream_time;
-        let result = caught(|| shared.agent.handle(&input, &mut state, &mut ctx));
-        (result, ctx.rekey, ctx.timers)
-    };
+    let mut call = call(shared, store, key, population, |agent, state, ctx| {
+        agent.handle(&input, state, ctx)
+    });
+    let result = std::mem::replace(&mut call.result, Ok(()));
+    let rekey = call.rekey.take();
     shared.metrics.emit(Event::RecordHandled {
         topic,
         elapsed: started.elapsed(),
     });
     let rejected = |rejection: Rejection, outputs: &mut Vec<OutRecord>| {
         outputs.push(dead_letter(shared, message, source, &rejection, &trace));
-        Ok(())
+        Ok(Outcome::DeadLettered)
     };
     match (result, rekey) {
         (Ok(()), None) => {
+            let emitted = call.keep(store, key);
             let entry = store.entry(key);
-            entry.state = state;
             if let Some(p) = entry.positions.get_mut(input_index) {
                 *p = message.offset();
             }
             if let Some(origin) = &origin {
                 entry.record_origin(origin);
             }
-            store.mark_dirty(key);
-            if let Some(timers) = timers.filter(|t| *t != timers_before) {
-                store.set_timers(key, timers);
-            }
             outputs.extend(out_records(emitted, &trace.headers));
-            Ok(())
+            Ok(Outcome::Applied)
         }
         (Ok(()), Some(to)) => {
             // Only an agent that `Rekeys` can call `rekey`, and only it has the topic.
@@ -272,12 +269,10 @@ pub(super) async fn handle_message<A: Agent>(
                 .chain(trace.headers.iter().cloned())
                 .collect(),
             });
-            Ok(())
+            Ok(Outcome::Forwarded)
         }
         (Err(HandleError::Rejected(rejection)), _) => {
-            if rejection.kind == RejectionKind::Panic {
-                shared.metrics.emit(Event::Panicked { during: "handle" });
-            }
+            count_panic(shared, &rejection, "handle");
             rejected(rejection, outputs)
         }
         (Err(HandleError::Fatal(reason)), _) => Err(RuntimeError::Other(format!(

@@ -6,6 +6,7 @@
 //! | `startup.rs` | schemas registered, producer, own topics, co-partitioning check |
 //! | `task.rs` | [`StreamTasks`](task::StreamTasks): the loop's state and its steps |
 //! | `dispatch.rs` | one record: key, replay check, decode, `handle`, re-key, DLQ |
+//! | `call.rs` | one call of the agent's code on a key, on a copy, panics caught |
 //! | `writes.rs` | a batch's outputs and changed state, produced in order |
 //! | `offsets.rs` | committing input offsets |
 //! | `transactions.rs` | the same writes as one Kafka transaction (exactly_once) |
@@ -31,6 +32,7 @@
 //! `onPartitionsRevoked` for the same reason), so a new owner never restores a changelog
 //! that is still being written.
 
+mod call;
 mod dispatch;
 mod offsets;
 mod rebalance;
@@ -138,7 +140,7 @@ pub async fn run<A: Agent>(
             health.set_ready(false);
             // Leave nothing queued: every acknowledged output was already awaited per
             // batch; what is left after an abandoned drain is not committed either.
-            let _ = shared.producer.flush(Duration::from_secs(1));
+            let _ = crate::kafka::blocking(|| shared.producer.flush(Duration::from_secs(1)));
             shared.tracing.shutdown();
             result
         }
@@ -154,7 +156,8 @@ pub async fn run<A: Agent>(
             warn!(
                 agent = A::NAME,
                 operation,
-                "stopped while retrying; uncommitted records are handled again by the next owner"
+                "stopped before the last batch was committed (broker or registry away, or the \
+                 drain timed out); its records are handled again by the next owner"
             );
             Ok(())
         }
@@ -201,6 +204,8 @@ async fn serve<A: Agent>(
     let table_failure = async {
         match tables.as_mut() {
             Some(task) => match task.await {
+                // Shutdown ended one of the follower's retries: the drain goes on.
+                Ok(Err(RuntimeError::ShutDown { .. })) => std::future::pending().await,
                 Ok(Err(e)) => e,
                 _ => RuntimeError::Other("reference table follower stopped".into()),
             },

@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
+use super::call::{call, count_panic};
 use super::dispatch::caught;
 use super::task::{Offsets, StreamTasks};
 use super::writes::{finish, out_records, prepare_writes, write};
 use super::{Shared, Store};
 use crate::agent::{Agent, HandleError, Population, shares_summary};
 use crate::context::Context;
-use crate::error::{RejectionKind, RuntimeError};
+use crate::error::RuntimeError;
 use crate::kafka::OutRecord;
 use crate::metrics::Event;
 
@@ -126,33 +127,20 @@ pub(super) fn refresh_all<A: Agent>(
     for store in stores.values_mut() {
         let keys: Vec<String> = store.iter().map(|(k, _)| k.clone()).collect();
         for key in keys {
-            let mut state = store.entry(&key).state.clone();
-            let timers_before = store.entry(&key).timers.clone();
-            let mut emitted = Vec::new();
-            let (result, timers) = {
-                let mut ctx = context(shared, &mut emitted, Some(store.summary_mut()), population);
-                ctx.timers = Some(timers_before.clone());
-                let result = caught(|| shared.agent.refresh(&key, &mut state, &mut ctx));
-                (result, ctx.timers)
-            };
-            let entry = store.entry(&key);
-            match result {
-                Ok(()) => {
-                    if state != entry.state {
-                        entry.state = state;
-                        store.mark_dirty(&key);
-                    }
-                    if let Some(timers) = timers.filter(|t| *t != timers_before) {
-                        store.set_timers(&key, timers);
-                    }
-                    outputs.extend(out_records(emitted, &[]));
+            let before = store.get(&key).and_then(|e| e.state.clone());
+            let mut call = call(shared, store, &key, population, |agent, state, ctx| {
+                agent.refresh(&key, state, ctx)
+            });
+            match std::mem::replace(&mut call.result, Ok(())) {
+                // A refresh that changes nothing writes nothing to the changelog.
+                Ok(()) if call.state == before && !call.changes_timers() => {
+                    outputs.extend(out_records(call.emitted, &[]));
                 }
+                Ok(()) => outputs.extend(out_records(call.keep(store, &key), &[])),
                 // No input record to dead-letter: the key keeps its previous state and
                 // outputs, and the next refresh tries again.
                 Err(HandleError::Rejected(rejection)) => {
-                    if rejection.kind == RejectionKind::Panic {
-                        shared.metrics.emit(Event::Panicked { during: "refresh" });
-                    }
+                    count_panic(shared, &rejection, "refresh");
                     warn!(key, kind = %rejection.kind, reason = %rejection.reason, "refresh rejected a key's state");
                 }
                 Err(HandleError::Fatal(reason)) => {
@@ -173,9 +161,7 @@ pub(super) fn refresh_all<A: Agent>(
         match result {
             Ok(()) => outputs.extend(out_records(emitted, &[])),
             Err(HandleError::Rejected(rejection)) => {
-                if rejection.kind == RejectionKind::Panic {
-                    shared.metrics.emit(Event::Panicked { during: "publish" });
-                }
+                count_panic(shared, &rejection, "publish");
                 warn!(kind = %rejection.kind, reason = %rejection.reason, "population outputs not published");
             }
             Err(HandleError::Fatal(reason)) => {

@@ -37,17 +37,21 @@ pub(super) async fn start<A: Agent>(
         .register_metrics(&metrics)
         .map_err(|e| RuntimeError::Other(format!("{}'s metrics: {e}", A::NAME)))?;
     let rt = &config.runtime;
+    // The loop's writes may go on retrying through the drain; start-up has nothing to
+    // finish, so a shutdown ends its retries at once.
     let backoff = Backoff::new(
         Duration::from_millis(rt.retry_initial_ms),
         Duration::from_millis(rt.retry_max_ms),
         stop,
+        Duration::from_millis(rt.drain_timeout_ms),
     );
+    let startup = backoff.without_drain();
     let registry = RegistryClient::new(&rt.schema_registry_url)?;
     let mut encoders = HashMap::new();
     for output in agent.outputs() {
         let schema = output.schema();
         let subject = format!("{}-value", output.topic());
-        let id = backoff
+        let id = startup
             .retry("register_schema", &metrics, || async {
                 Ok(registry.register(&subject, &schema).await?)
             })
@@ -62,12 +66,12 @@ pub(super) async fn start<A: Agent>(
         .collect();
     let transactional = rt.processing_guarantee == ProcessingGuarantee::ExactlyOnce;
     let producer = if transactional {
-        transactional_producer::<A>(rt, &backoff, &metrics).await?
+        transactional_producer::<A>(rt, &startup, &metrics).await?
     } else {
         kafka::producer(&rt.bootstrap_servers, &rt.librdkafka)?
     };
     let own = own_topics::<A>(rt);
-    backoff
+    startup
         .retry("create_topics", &metrics, || {
             kafka::ensure_topics(&rt.bootstrap_servers, &rt.librdkafka, &own)
         })
@@ -80,7 +84,7 @@ pub(super) async fn start<A: Agent>(
     let mut inputs = agent.inputs();
     inputs.extend(repartition);
     let co_partitioned: Vec<&str> = inputs.iter().copied().chain([changelog.as_str()]).collect();
-    let problems = backoff
+    let problems = startup
         .retry("check_co_partitioning", &metrics, || async {
             co_partitioning_problems(rt, &co_partitioned)
         })

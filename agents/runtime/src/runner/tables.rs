@@ -163,7 +163,12 @@ pub(super) async fn follow_table<A: Agent>(
                         caught(|| Ok((spec.decode)(&input)?))
                             .map(Some)
                             .map_err(|e| match e {
-                                HandleError::Rejected(rejection) => rejection,
+                                HandleError::Rejected(rejection) => {
+                                    if rejection.kind == RejectionKind::Panic {
+                                        shared.metrics.emit(Event::Panicked { during: "table" });
+                                    }
+                                    rejection
+                                }
                                 HandleError::Fatal(reason) => Rejection::contract(reason),
                             })
                     }

@@ -13,7 +13,7 @@ use rdkafka::message::{Message, OwnedMessage};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use super::dispatch::handle_message;
+use super::dispatch::{Outcome, handle_message};
 use super::offsets::{committed_offsets, positions_past_markers};
 use super::rebalance::{AssignmentTracker, WriteGate};
 use super::refresh::observe_population;
@@ -74,9 +74,27 @@ pub(super) async fn process<A: Agent>(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), RuntimeError> {
     let mut tasks = StreamTasks::subscribe(shared)?;
+    let result = run_batches(&mut tasks, &health, &mut stop).await;
+    // Whatever ended the loop, the writes in flight finish (or fail) before the group is
+    // left, rather than being cut off with the task.
+    let finished = finish(&mut tasks.in_flight).await;
+    info!(
+        agent = A::NAME,
+        "draining: last batch written, leaving the group"
+    );
+    tasks.consumer.unsubscribe();
+    result.and(finished)
+}
+
+/// Batch after batch until shutdown.
+async fn run_batches<A: Agent>(
+    tasks: &mut StreamTasks<A>,
+    health: &Health,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), RuntimeError> {
     while !*stop.borrow() {
         // 1. Consume a batch (and restore any partition a rebalance just assigned).
-        let batch = tasks.poll(&mut stop).await?;
+        let batch = tasks.poll(stop).await?;
         let (batch, assigned) = tasks.sync_assignment(batch).await?;
         health.set_ready(tasks.assignments() > 0);
         let behind = batch.len() >= tasks.shared.config.runtime.batch_max_records;
@@ -88,12 +106,6 @@ pub(super) async fn process<A: Agent>(
         tasks.purge(&assigned);
         tasks.maybe_refresh(behind).await?;
     }
-    finish(&mut tasks.in_flight).await?;
-    info!(
-        agent = A::NAME,
-        "draining: last batch committed, leaving the group"
-    );
-    tasks.consumer.unsubscribe();
     Ok(())
 }
 
@@ -220,10 +232,7 @@ impl<A: Agent> StreamTasks<A> {
                 .entry((message.topic(), partition))
                 .or_insert(message.offset());
             let store = store_for(&self.shared, &mut self.stores, partition).await?;
-            // Every record read moves stream time, a replayed one too, so the timers it
-            // makes due fire after the same record on every run.
-            let stream_time = store.advance_stream_time(message.timestamp().to_millis());
-            handle_message(
+            let outcome = handle_message(
                 &self.shared,
                 message,
                 floor,
@@ -232,6 +241,14 @@ impl<A: Agent> StreamTasks<A> {
                 &mut outputs,
             )
             .await?;
+            // Every record the agent took moves stream time, a replayed one too, so the
+            // timers it makes due fire after the same record on every run; one it
+            // dead-lettered does not, so a bad timestamp cannot fire them all.
+            let stream_time = if outcome == Outcome::DeadLettered {
+                store.stream_time()
+            } else {
+                store.advance_stream_time(message.timestamp().to_millis())
+            };
             fired += fire_due(
                 &self.shared,
                 store,

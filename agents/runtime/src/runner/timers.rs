@@ -8,12 +8,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::warn;
 
-use super::dispatch::caught;
-use super::refresh::context;
+use super::call::{call, count_panic};
 use super::writes::out_records;
 use super::{Shared, Store};
-use crate::agent::{Agent, HandleError, Population, shares_summary};
-use crate::error::{RejectionKind, RuntimeError};
+use crate::agent::{Agent, HandleError, Population};
+use crate::error::RuntimeError;
 use crate::kafka::OutRecord;
 use crate::metrics::Event;
 use crate::store::Clock;
@@ -36,52 +35,26 @@ pub(super) fn fire_due<A: Agent>(
     population: &Population<A::Summary>,
     outputs: &mut Vec<OutRecord>,
 ) -> Result<usize, RuntimeError> {
-    let stream_time = store.stream_time();
     let due = store.take_due(clock, now);
     let fired = due.len();
+    let label = clock.label();
     for (key, timer) in due {
-        let mut state = store.get(&key).and_then(|e| e.state.clone());
-        let timers_before = store
-            .get(&key)
-            .map(|e| e.timers.clone())
-            .unwrap_or_default();
-        let mut emitted = Vec::new();
-        let (result, timers) = {
-            let summary = if shares_summary::<A>() {
-                Some(store.summary_mut())
-            } else {
-                None
-            };
-            let mut ctx = context(shared, &mut emitted, summary, population);
-            ctx.timers = Some(timers_before.clone());
-            ctx.stream_time = stream_time;
-            let result = caught(|| shared.agent.on_timer(&key, &timer, &mut state, &mut ctx));
-            (result, ctx.timers)
-        };
-        let clock_label = match clock {
-            Clock::StreamTime => "stream_time",
-            Clock::WallClock => "wall_clock",
-        };
-        match result {
+        let mut call = call(shared, store, &key, population, |agent, state, ctx| {
+            agent.on_timer(&key, &timer, state, ctx)
+        });
+        match std::mem::replace(&mut call.result, Ok(())) {
             Ok(()) => {
-                store.entry(&key).state = state;
-                store.mark_dirty(&key);
-                if let Some(timers) = timers.filter(|t| *t != timers_before) {
-                    store.set_timers(&key, timers);
-                }
-                outputs.extend(out_records(emitted, &[]));
+                outputs.extend(out_records(call.keep(store, &key), &[]));
                 shared.metrics.emit(Event::TimerFired {
-                    clock: clock_label,
+                    clock: label,
                     outcome: "fired",
                 });
             }
             // No record to dead-letter: the key keeps its state, the timer is spent.
             Err(HandleError::Rejected(rejection)) => {
-                if rejection.kind == RejectionKind::Panic {
-                    shared.metrics.emit(Event::Panicked { during: "on_timer" });
-                }
+                count_panic(shared, &rejection, "on_timer");
                 shared.metrics.emit(Event::TimerFired {
-                    clock: clock_label,
+                    clock: label,
                     outcome: "rejected",
                 });
                 warn!(key, timer = timer.name, kind = %rejection.kind, reason = %rejection.reason, "timer rejected");
