@@ -34,8 +34,10 @@ pub(super) fn call<A: Agent>(
     agent_code: impl FnOnce(&A, &mut Option<A::State>, &mut Context<'_, A>) -> Result<(), HandleError>,
 ) -> Call<A> {
     let stream_time = store.stream_time();
-    let mut state = store.get(key).and_then(|e| e.state.clone());
-    let timers_before = store.get(key).map(|e| e.timers.clone()).unwrap_or_default();
+    let (mut state, timers_before) = match store.get(key) {
+        Some(entry) => (entry.state.clone(), entry.timers.clone()),
+        None => (None, Vec::new()),
+    };
     let mut emitted = Vec::new();
     // Only a shared summary is lent: lending marks it changed, for the changelog.
     let summary = if shares_summary::<A>() {
@@ -67,9 +69,17 @@ impl<A: Agent> Call<A> {
     }
 
     /// The key takes the state and timers the call left (the caller has decided the call
-    /// counts); returns the outputs to produce.
-    pub(super) fn keep(self, store: &mut Store<A>, key: &str) -> Vec<Emitted> {
-        store.entry(key).state = self.state;
+    /// counts); `also` updates the key's entry further in the same look-up (input
+    /// positions). Returns the outputs to produce.
+    pub(super) fn keep(
+        self,
+        store: &mut Store<A>,
+        key: &str,
+        also: impl FnOnce(&mut crate::store::Entry<A::State>),
+    ) -> Vec<Emitted> {
+        let entry = store.entry(key);
+        entry.state = self.state;
+        also(entry);
         store.mark_dirty(key);
         if let Some(timers) = self.timers.filter(|t| *t != self.timers_before) {
             store.set_timers(key, timers);

@@ -207,14 +207,14 @@ pub(super) async fn handle_message<A: Agent>(
     };
     match (result, rekey) {
         (Ok(()), None) => {
-            let emitted = call.keep(store, key);
-            let entry = store.entry(key);
-            if let Some(p) = entry.positions.get_mut(input_index) {
-                *p = message.offset();
-            }
-            if let Some(origin) = &origin {
-                entry.record_origin(origin);
-            }
+            let emitted = call.keep(store, key, |entry| {
+                if let Some(p) = entry.positions.get_mut(input_index) {
+                    *p = message.offset();
+                }
+                if let Some(origin) = &origin {
+                    entry.record_origin(origin);
+                }
+            });
             outputs.extend(out_records(emitted, &trace.headers));
             Ok(Outcome::Applied)
         }

@@ -136,7 +136,7 @@ pub(super) fn refresh_all<A: Agent>(
                 Ok(()) if call.state == before && !call.changes_timers() => {
                     outputs.extend(out_records(call.emitted, &[]));
                 }
-                Ok(()) => outputs.extend(out_records(call.keep(store, &key), &[])),
+                Ok(()) => outputs.extend(out_records(call.keep(store, &key, |_| {}), &[])),
                 // No input record to dead-letter: the key keeps its previous state and
                 // outputs, and the next refresh tries again.
                 Err(HandleError::Rejected(rejection)) => {

@@ -44,7 +44,7 @@ pub(super) fn fire_due<A: Agent>(
         });
         match std::mem::replace(&mut call.result, Ok(())) {
             Ok(()) => {
-                outputs.extend(out_records(call.keep(store, &key), &[]));
+                outputs.extend(out_records(call.keep(store, &key, |_| {}), &[]));
                 shared.metrics.emit(Event::TimerFired {
                     clock: label,
                     outcome: "fired",
