@@ -59,7 +59,13 @@ pub struct Timer {
     pub at: i64,
 }
 
+/// A timer's place in a partition's firing order: clock, time, key, name.
+type TimerIndexKey = (Clock, i64, String, String);
+
 impl Timer {
+    fn index_key(&self, key: &str) -> TimerIndexKey {
+        (self.clock, self.at, key.to_owned(), self.name.clone())
+    }
     /// An id for what this firing emits: the same key, name and time give the same id,
     /// so a replay that fires it again emits the same bytes and consumers can drop the
     /// second copy.
@@ -173,7 +179,7 @@ pub struct PartitionStore<S, M = ()> {
     summary: M,
     summary_dirty: bool,
     /// Every key's timers in firing order, so due ones are found without walking keys.
-    timers: BTreeSet<(Clock, i64, String, String)>,
+    timers: BTreeSet<TimerIndexKey>,
     /// The newest timestamp of the records the agent took from this partition; -1 before
     /// any. Committed with the task's offsets and resumed from there after a rebalance.
     stream_time: i64,
@@ -214,12 +220,10 @@ impl<S: Serialize + DeserializeOwned, M: Serialize + DeserializeOwned + Default>
             return;
         };
         for t in &entry.timers {
-            self.timers
-                .remove(&(t.clock, t.at, key.to_owned(), t.name.clone()));
+            self.timers.remove(&t.index_key(key));
         }
         for t in &timers {
-            self.timers
-                .insert((t.clock, t.at, key.to_owned(), t.name.clone()));
+            self.timers.insert(t.index_key(key));
         }
         entry.timers = timers;
         self.mark_dirty(key);
@@ -227,7 +231,7 @@ impl<S: Serialize + DeserializeOwned, M: Serialize + DeserializeOwned + Default>
 
     /// The timers of `clock` due at `now`, in firing order, taken out of their keys.
     pub fn take_due(&mut self, clock: Clock, now: i64) -> Vec<(String, Timer)> {
-        let due: Vec<(Clock, i64, String, String)> = self
+        let due: Vec<TimerIndexKey> = self
             .timers
             .range((clock, i64::MIN, String::new(), String::new())..)
             .take_while(|(c, at, _, _)| *c == clock && *at <= now)
@@ -310,7 +314,7 @@ impl<S: Serialize + DeserializeOwned, M: Serialize + DeserializeOwned + Default>
                 // its timers go with it.
                 if let Some(entry) = self.entries.remove(&key) {
                     for t in entry.timers {
-                        self.timers.remove(&(t.clock, t.at, key.clone(), t.name));
+                        self.timers.remove(&t.index_key(&key));
                     }
                 }
             }
@@ -338,8 +342,7 @@ impl<S: Serialize + DeserializeOwned, M: Serialize + DeserializeOwned + Default>
                 }
                 self.account(key, bytes.len());
                 for t in &entry.timers {
-                    self.timers
-                        .insert((t.clock, t.at, key.to_owned(), t.name.clone()));
+                    self.timers.insert(t.index_key(key));
                 }
                 if let Some(old) = self.entries.insert(key.to_owned(), entry) {
                     self.unindex(key, &old.timers);
@@ -362,8 +365,7 @@ impl<S: Serialize + DeserializeOwned, M: Serialize + DeserializeOwned + Default>
             if current.is_some_and(|c| c.contains(t)) {
                 continue;
             }
-            self.timers
-                .remove(&(t.clock, t.at, key.to_owned(), t.name.clone()));
+            self.timers.remove(&t.index_key(key));
         }
     }
 

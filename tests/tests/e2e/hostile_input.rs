@@ -404,16 +404,8 @@ fn reference(records: &[Raw], writers: &HashMap<u32, Decoder>, logged_at: i64) -
 #[serial_test::serial]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hostile_records_reach_the_dlq_and_no_agent_stops() {
+    // The stack comes with the contract's topics and schemas set up.
     let stack = start_stack().await;
-    swarm::setup::setup(&swarm::setup::Target {
-        bootstrap_servers: stack.bootstrap_servers.clone(),
-        registry_url: stack.registry_url.clone(),
-        partitions: PARTITIONS,
-        replication: 1,
-        librdkafka: BTreeMap::new(),
-    })
-    .await
-    .unwrap();
     let registry = RegistryClient::new(&stack.registry_url).unwrap();
     let event_schema = MemberEvent::get_schema();
     let profile_schema = MemberProfile::get_schema();
