@@ -21,3 +21,11 @@ bench:
 # Export the contract's Avro schemas from the Rust types.
 schemas:
     cargo run -p swarm -- export-schemas schemas
+
+# Check that vendor/tansu-* is the crates.io release plus vendor/patches/ (fails on drift).
+tansu-check:
+    vendor/tansu-patches.sh check
+
+# Rewrite vendor/tansu-* from the release plus vendor/patches/ (optionally another release).
+tansu-apply version="0.6.0":
+    vendor/tansu-patches.sh apply {{version}}

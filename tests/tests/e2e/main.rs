@@ -27,3 +27,4 @@ mod tier_forecast_quality;
 mod tier_transition_agent;
 mod timers;
 mod tracing;
+mod vendored_tansu;

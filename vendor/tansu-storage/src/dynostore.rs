@@ -247,8 +247,10 @@ impl Meta {
                     OpType::Delete => {
                         _ = configuration.remove(change.name.as_str());
                     }
-                    OpType::Append => todo!(),
-                    OpType::Subtract => todo!(),
+                    // loyalty-swarm patch: refused by the service before it gets here.
+                    OpType::Append | OpType::Subtract => {
+                        return Err(Error::Api(ErrorCode::InvalidConfig));
+                    }
                 }
             }
 
@@ -1906,7 +1908,18 @@ impl Storage for DynoStore {
                     .resource_name(name.into())
                     .configs(Some(vec![]))),
 
-                Err(_) => todo!(),
+                // loyalty-swarm patch: 0.6.0 panicked here (`todo!()`); Kafka answers a
+                // resource it failed to read with an error code for that resource.
+                Err(error) => {
+                    error!(?error, name);
+                    let error_code = ErrorCode::UnknownServerError;
+                    Ok(DescribeConfigsResult::default()
+                        .error_code(error_code.into())
+                        .error_message(Some(error_code.to_string()))
+                        .resource_type(i8::from(resource))
+                        .resource_name(name.into())
+                        .configs(Some(vec![])))
+                }
             },
 
             _ => Ok(DescribeConfigsResult::default()
@@ -2260,7 +2273,16 @@ impl Storage for DynoStore {
                                             }))
                                         }
                                     } else {
-                                        todo!()
+                                        // loyalty-swarm patch: 0.6.0 panicked here
+                                        // (`todo!()`): a transactional id with no epoch.
+                                        // Every path that records one also records an
+                                        // epoch, so answer as for an unknown producer.
+                                        error!(transaction_id, "transaction without an epoch");
+                                        Ok(InitProducer::Completed(ProducerIdResponse {
+                                            id: -1,
+                                            epoch: -1,
+                                            error: ErrorCode::UnknownServerError,
+                                        }))
                                     }
                                 }
                             }
@@ -2510,8 +2532,9 @@ impl Storage for DynoStore {
                     .await
             }
 
+            // loyalty-swarm patch: refused by the service before it gets here.
             TxnAddPartitionsRequest::VersionFourPlus { .. } => {
-                todo!()
+                Err(Error::Api(ErrorCode::UnsupportedVersion))
             }
         }
     }

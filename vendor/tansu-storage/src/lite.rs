@@ -2384,8 +2384,11 @@ impl Storage for Delegate {
                                 break;
                             }
                         }
-                        OpType::Append => todo!(),
-                        OpType::Subtract => todo!(),
+                        // loyalty-swarm patch: refused by the service before it gets here.
+                        OpType::Append | OpType::Subtract => {
+                            error_code = ErrorCode::InvalidConfig;
+                            break;
+                        }
                     }
                 }
 
@@ -4218,7 +4221,17 @@ impl Storage for Delegate {
                 }
             }
 
-            (_, _, _) => todo!(),
+            // loyalty-swarm patch: 0.6.0 panicked here (`todo!()`) on an InitProducerId
+            // naming an existing producer (KIP-360's epoch bump). Answered as the memory
+            // engine answers it.
+            (producer_id, producer_epoch, _) => {
+                error!(?producer_id, ?producer_epoch, "re-initialising a producer");
+                Ok(ProducerIdResponse {
+                    error: ErrorCode::UnknownServerError,
+                    id: -1,
+                    epoch: -1,
+                })
+            }
         }
     }
 
@@ -4338,8 +4351,9 @@ impl Storage for Delegate {
                 })
             }
 
+            // loyalty-swarm patch: refused by the service before it gets here.
             TxnAddPartitionsRequest::VersionFourPlus { .. } => {
-                todo!()
+                Err(Error::Api(ErrorCode::UnsupportedVersion))
             }
         }
     }
@@ -4721,9 +4735,10 @@ impl TryFrom<Value> for LiteTimestamp {
                 .map(LiteTimestamp::from)
                 .map_err(Into::into),
 
-            Value::Real(_) => unimplemented!("{value:?}"),
-            Value::Null => unimplemented!("{value:?}"),
-            Value::Blob(_) => unimplemented!("{value:?}"),
+            // loyalty-swarm patch: 0.6.0 panicked (`unimplemented!`) on any other column type.
+            Value::Real(_) | Value::Null | Value::Blob(_) => {
+                Err(Error::Message(format!("not a timestamp: {value:?}")))
+            }
         }
     }
 }

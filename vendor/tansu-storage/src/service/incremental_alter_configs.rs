@@ -13,7 +13,11 @@
 // limitations under the License.
 
 use rama::{Context, Service};
-use tansu_sans_io::{ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use tansu_sans_io::{
+    ApiKey, ErrorCode, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, OpType,
+    incremental_alter_configs_request::AlterConfigsResource,
+    incremental_alter_configs_response::AlterConfigsResourceResponse,
+};
 use tracing::instrument;
 
 use crate::{Error, Result, Storage};
@@ -172,6 +176,11 @@ where
         let mut responses = vec![];
 
         for resource in req.resources.unwrap_or_default() {
+            if let Some(refusal) = unsupported_operation(&resource) {
+                responses.push(refusal);
+                continue;
+            }
+
             responses.push(ctx.state().incremental_alter_resource(resource).await?);
         }
 
@@ -179,4 +188,42 @@ where
             .throttle_time_ms(0)
             .responses(Some(responses)))
     }
+}
+
+// loyalty-swarm patch: the engines implement SET and DELETE only; 0.6.0 met APPEND and
+// SUBTRACT with `todo!()` (a panic in the connection's task) and an unknown operation
+// with an error that closed the connection. Kafka answers both per resource, leaving
+// the resource unchanged: INVALID_REQUEST for an operation it does not know, and here
+// INVALID_CONFIG for the list operations this broker does not support.
+fn unsupported_operation(resource: &AlterConfigsResource) -> Option<AlterConfigsResourceResponse> {
+    let refusal = |error_code: ErrorCode, message: String| {
+        AlterConfigsResourceResponse::default()
+            .error_code(error_code.into())
+            .error_message(Some(message))
+            .resource_type(resource.resource_type)
+            .resource_name(resource.resource_name.clone())
+    };
+
+    resource
+        .configs
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .find_map(|config| match OpType::try_from(config.config_operation) {
+            Ok(OpType::Set | OpType::Delete) => None,
+            Ok(OpType::Append | OpType::Subtract) => Some(refusal(
+                ErrorCode::InvalidConfig,
+                format!(
+                    "APPEND and SUBTRACT (of {}) are not supported by this broker",
+                    config.name
+                ),
+            )),
+            Err(_) => Some(refusal(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "unknown config operation {} for {}",
+                    config.config_operation, config.name
+                ),
+            )),
+        })
 }

@@ -2245,8 +2245,8 @@ where
         {
             Ok(body) => (self, body),
             Err(error) => {
-                debug!(?error);
-                todo!()
+                error!(?error);
+                (self, offset_fetch_failed(groups))
             }
         }
     }
@@ -2854,11 +2854,34 @@ where
         {
             Ok(body) => (self, body),
             Err(error) => {
-                debug!(?error);
-                todo!()
+                error!(?error);
+                (self, offset_fetch_failed(groups))
             }
         }
     }
+}
+
+// loyalty-swarm patch: 0.6.0 answered a storage error while fetching committed offsets
+// with `todo!()`, which panicked the connection's task. Kafka answers an unexpected error
+// with UNKNOWN_SERVER_ERROR: at the top level (versions before 8) and per group (8 on).
+fn offset_fetch_failed(groups: Option<&[OffsetFetchRequestGroup]>) -> Body {
+    let error_code = ErrorCode::UnknownServerError.into();
+    OffsetFetchResponse::default()
+        .throttle_time_ms(Some(0))
+        .topics(groups.is_none().then(Vec::new))
+        .error_code(Some(error_code))
+        .groups(groups.map(|groups| {
+            groups
+                .iter()
+                .map(|group| {
+                    OffsetFetchResponseGroup::default()
+                        .group_id(group.group_id.clone())
+                        .topics(Some(Vec::new()))
+                        .error_code(error_code)
+                })
+                .collect()
+        }))
+        .into()
 }
 
 #[cfg(test)]

@@ -41,6 +41,18 @@ where
     ) -> Result<Self::Response, Self::Error> {
         let req = TxnAddPartitionsRequest::try_from(req)?;
 
+        // loyalty-swarm patch: version 4 on is the brokers' own request (KIP-890, verifying
+        // a transaction before a produce), which no engine implements; 0.6.0 met it with
+        // `todo!()`, a panic in the connection's task. Clients add partitions with
+        // versions 0 to 3.
+        if let TxnAddPartitionsRequest::VersionFourPlus { .. } = req {
+            return Ok(AddPartitionsToTxnResponse::default()
+                .throttle_time_ms(0)
+                .error_code(Some(ErrorCode::UnsupportedVersion.into()))
+                .results_by_transaction(Some([].into()))
+                .results_by_topic_v_3_and_below(Some([].into())));
+        }
+
         match ctx.state().txn_add_partitions(req).await? {
             TxnAddPartitionsResponse::VersionZeroToThree(results_by_topic_v_3_and_below) => {
                 Ok(AddPartitionsToTxnResponse::default()
