@@ -188,6 +188,37 @@ pub async fn ensure_topics(
     Ok(())
 }
 
+/// Succeeds once the cluster's metadata lists every topic in `names` with a leader for
+/// each partition; until then fails with a transient error, for a retry loop. Kafka
+/// creates a topic and elects its leaders asynchronously: a consumer that subscribes
+/// before then is told the topic does not exist and does not look again until its next
+/// metadata refresh (five minutes by default), so its partitions would sit unassigned.
+pub fn topics_ready(
+    bootstrap_servers: &str,
+    librdkafka: &BTreeMap<String, String>,
+    names: &[&str],
+) -> Result<(), RuntimeError> {
+    use rdkafka::consumer::Consumer as _;
+    let consumer: rdkafka::consumer::BaseConsumer =
+        base_config(bootstrap_servers, librdkafka).create()?;
+    for name in names {
+        let metadata = blocking(|| consumer.fetch_metadata(Some(name), Duration::from_secs(10)))?;
+        let ready = metadata.topics().iter().any(|t| {
+            t.error().is_none()
+                && !t.partitions().is_empty()
+                && t.partitions()
+                    .iter()
+                    .all(|p| p.leader() >= 0 && p.error().is_none())
+        });
+        if !ready {
+            return Err(RuntimeError::Kafka(KafkaError::MetadataFetch(
+                RDKafkaErrorCode::LeaderNotAvailable,
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// An admin client for topic creation and record deletion.
 pub fn admin_client(
     bootstrap_servers: &str,

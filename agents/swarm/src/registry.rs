@@ -193,33 +193,11 @@ pub enum RegistryServerError {
     Io(#[from] std::io::Error),
 }
 
-/// Rebuild the registry from `_schemas`, then serve it on `listener` until `shutdown`.
-pub async fn serve(
-    bootstrap_servers: &str,
-    listener: tokio::net::TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), RegistryServerError> {
-    let none = BTreeMap::new();
-    kafka::ensure_topics(
-        bootstrap_servers,
-        &none,
-        &[TopicSpec {
-            name: SCHEMAS_TOPIC.into(),
-            partitions: 1,
-            replication: 1,
-            compacted: true,
-            retention_ms: None,
-        }],
-    )
-    .await?;
+/// The registry as `_schemas` holds it, read from the beginning.
+async fn rebuild(consumer: &StreamConsumer) -> Result<Registry, RegistryServerError> {
     let mut registry = Registry::default();
-    let consumer: StreamConsumer = kafka::base_config(bootstrap_servers, &none)
-        .set("group.id", "loyalty-swarm.schema-registry")
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(loyalty_runtime::RuntimeError::from)?;
     let mut corrupt = None;
-    kafka::read_to_end(&consumer, SCHEMAS_TOPIC, 0, |key, value, _, _| {
+    kafka::read_to_end(consumer, SCHEMAS_TOPIC, 0, |key, value, _, _| {
         let (Some(key), Some(value)) = (key, value) else {
             return Ok(());
         };
@@ -249,6 +227,48 @@ pub async fn serve(
     if let Some(e) = corrupt {
         return Err(RegistryServerError::Corrupt(e));
     }
+    Ok(registry)
+}
+
+/// Rebuild the registry from `_schemas`, then serve it on `listener` until `shutdown`.
+pub async fn serve(
+    bootstrap_servers: &str,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), RegistryServerError> {
+    let none = BTreeMap::new();
+    kafka::ensure_topics(
+        bootstrap_servers,
+        &none,
+        &[TopicSpec {
+            name: SCHEMAS_TOPIC.into(),
+            partitions: 1,
+            // The broker's default.replication.factor, as for the agents' own topics: a
+            // cluster that requires min.insync.replicas > 1 refuses writes to a
+            // single-replica topic.
+            replication: -1,
+            compacted: true,
+            retention_ms: None,
+        }],
+    )
+    .await?;
+    let consumer: StreamConsumer = kafka::base_config(bootstrap_servers, &none)
+        .set("group.id", "loyalty-swarm.schema-registry")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(loyalty_runtime::RuntimeError::from)?;
+    // A `_schemas` created moments ago may not have elected its leader yet (Kafka
+    // answers NOT_LEADER_OR_FOLLOWER until it has): wait that out, for up to 30 s.
+    let mut attempts = 0;
+    let registry = loop {
+        match rebuild(&consumer).await {
+            Err(RegistryServerError::Runtime(e)) if e.is_transient() && attempts < 150 => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            result => break result?,
+        }
+    };
     let producer = kafka::producer(bootstrap_servers, &none)?;
     let app = App {
         registry: Arc::new(Mutex::new(registry)),

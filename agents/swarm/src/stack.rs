@@ -72,9 +72,17 @@ fn storage_url(storage: Option<&str>) -> Result<Url, StackError> {
 pub struct Stack {
     pub bootstrap_servers: String,
     pub registry_url: String,
-    stop: watch::Sender<bool>,
     broker: JoinHandle<()>,
-    registry: JoinHandle<()>,
+    registry: Registry,
+}
+
+/// The schema registry serving from a broker's `_schemas`: the embedded stack's, or on
+/// its own over any Kafka cluster (the end-to-end tests run it on Apache Kafka).
+#[derive(Debug)]
+pub struct Registry {
+    pub url: String,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
 }
 
 /// A free loopback port (bound and released; good enough for a local stack and tests).
@@ -139,12 +147,27 @@ pub async fn start(options: &StackOptions) -> Result<Stack, StackError> {
     .await?;
 
     let bootstrap_servers = options.kafka.to_string();
+    let registry = start_registry(&bootstrap_servers, options.registry).await?;
+    Ok(Stack {
+        bootstrap_servers,
+        registry_url: registry.url.clone(),
+        broker: broker_task,
+        registry,
+    })
+}
+
+/// Start the schema registry on `addr` over the Kafka cluster at `bootstrap_servers` and
+/// wait until it serves.
+pub async fn start_registry(
+    bootstrap_servers: &str,
+    addr: SocketAddr,
+) -> Result<Registry, StackError> {
     let (stop, stop_rx) = watch::channel(false);
-    let listener = tokio::net::TcpListener::bind(options.registry).await?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
     let registry_addr = listener.local_addr()?;
-    let registry_bootstrap = bootstrap_servers.clone();
+    let registry_bootstrap = bootstrap_servers.to_owned();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let registry_task = tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let result = crate::registry::serve(
             &registry_bootstrap,
             listener,
@@ -154,20 +177,26 @@ pub async fn start(options: &StackOptions) -> Result<Stack, StackError> {
         let _ = ready_tx.send(result);
     });
     // The registry reports only when it stops; give it a moment to fail fast on a bad
-    // `_schemas` before declaring the stack up.
+    // `_schemas` before declaring it up.
     tokio::select! {
         result = ready_rx => {
             if let Ok(Err(e)) = result { return Err(e.into()); }
         }
         _ = wait_registry(registry_addr) => {}
     }
-    Ok(Stack {
-        bootstrap_servers,
-        registry_url: format!("http://{registry_addr}"),
+    Ok(Registry {
+        url: format!("http://{registry_addr}"),
         stop,
-        broker: broker_task,
-        registry: registry_task,
+        task,
     })
+}
+
+impl Registry {
+    /// Stop serving and wait for it.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
 }
 
 async fn wait_registry(addr: SocketAddr) {
@@ -191,14 +220,13 @@ impl Stack {
     pub async fn failure(&mut self) -> &'static str {
         tokio::select! {
             _ = &mut self.broker => "the embedded broker",
-            _ = &mut self.registry => "the schema registry",
+            _ = &mut self.registry.task => "the schema registry",
         }
     }
 
     /// Stop the registry, then the broker.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let _ = self.registry.await;
+        self.registry.shutdown().await;
         self.broker.abort();
         let _ = self.broker.await;
     }

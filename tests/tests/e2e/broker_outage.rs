@@ -1,7 +1,10 @@
 //! The broker (and the registry on it) goes away mid-processing and comes back on the
 //! same durable storage: customer-graph waits and retries instead of exiting or
 //! skipping; SIGTERM during the outage ends it within its drain timeout; and the next
-//! instance ends with exactly the state of an uninterrupted run.
+//! instance ends with exactly the state of an uninterrupted run. On a three-node Apache
+//! Kafka cluster, the broker leading an input partition is killed mid-replay and
+//! restarted: the agent rides through the leader change and ends with the same exact
+//! state, ready and caught up.
 
 use crate::common;
 
@@ -84,11 +87,62 @@ async fn broker_outage_mid_processing_loses_and_doubles_nothing() {
     );
     drop(agent);
 
-    let stack = swarm::stack::start(&options).await.expect("stack restarts");
+    let stack = start_stack_with(&options).await;
     let agent = AgentProcess::spawn("customer-graph", &stack, &["--set", "batch_max_records=20"]);
     wait_caught_up(&stack, "customer-graph", Duration::from_secs(300)).await;
     assert_matches_reference(&stack, &reference).await;
     drop(agent);
     stack.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[serial_test::serial]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn apache_kafka_leader_killed_mid_replay_loses_and_doubles_nothing() {
+    let file = data("CDNOW_sample.txt");
+    let reference = reference_bodies(&file);
+    let mut stack = start_stack_on(Broker::KafkaThreeNodes).await;
+    let agent = AgentProcess::spawn("customer-graph", &stack, &["--set", "batch_max_records=20"]);
+    agent.wait_ready(Duration::from_secs(60)).await;
+    let replay = spawn_replay(&stack, &file);
+    let group_lag = |bootstrap: &str| {
+        swarm::inspect::group_lag(
+            bootstrap,
+            "loyalty-swarm.customer-graph",
+            &[loyalty_contracts::topics::MEMBER_EVENTS],
+        )
+        .unwrap_or(0)
+    };
+    // Mid-replay: the agent has committed some input and more is waiting.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while group_lag(&stack.bootstrap_servers) < 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replay never got ahead"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let leader = stack
+        .kafka()
+        .leader_of(loyalty_contracts::topics::MEMBER_EVENTS, 0);
+    stack.kafka().kill(leader);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(
+        matches!(agent.get("/healthz").await, Some((200, _))),
+        "the agent stopped when broker {leader} died:\n{}",
+        agent.log_tail()
+    );
+    tokio::task::block_in_place(|| stack.kafka().restart(leader));
+
+    replay.await.unwrap().unwrap();
+    wait_caught_up(&stack, "customer-graph", Duration::from_secs(300)).await;
+    assert_matches_reference(&stack, &reference).await;
+    agent.wait_ready(Duration::from_secs(60)).await;
+    assert_eq!(group_lag(&stack.bootstrap_servers), 0);
+    let dead =
+        swarm::inspect::record_count(&stack.bootstrap_servers, "customer-graph.dlq").unwrap();
+    assert_eq!(dead, 0, "a leader change is not bad data");
+    drop(agent);
+    stack.shutdown().await;
 }

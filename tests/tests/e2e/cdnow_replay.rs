@@ -1,5 +1,5 @@
-//! The full CDNOW history through the embedded broker and customer-graph: one
-//! member-state per customer, with buy-till-you-die summaries equal to an independent
+//! The full CDNOW history through customer-graph, on each broker (embedded and Apache
+//! Kafka): one member-state per customer, with buy-till-you-die summaries equal to an independent
 //! computation from the raw file, whether a member's events were keyed by the member or,
 //! for store-card holders, by the card and re-keyed.
 
@@ -10,10 +10,10 @@ use std::time::Duration;
 use common::*;
 use loyalty_contracts::Date;
 
-#[serial_test::serial]
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_cdnow_customer_gets_a_member_state_matching_the_raw_file() {
-    let stack = start_stack().await;
+on_each_broker!(every_cdnow_customer_gets_a_member_state_matching_the_raw_file);
+
+async fn every_cdnow_customer_gets_a_member_state_matching_the_raw_file(broker: Broker) {
+    let stack = start_stack_on(broker).await;
     // Purged every second, so the run also shows the purge deleting only what was
     // handled (the states below are exact) and emptying the topic in the end.
     let agent = AgentProcess::spawn(

@@ -2,6 +2,7 @@
 //! identical, byte for byte per member, to an uninterrupted run of the same fold: no
 //! double counting, no loss. Each kill is shown to land mid-processing: input was still
 //! waiting when it struck, and the next instance restored state the killed one wrote.
+//! Run on each broker.
 
 use crate::common;
 
@@ -9,12 +10,12 @@ use std::time::Duration;
 
 use common::*;
 
-#[serial_test::serial]
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sigkill_mid_replay_changes_nothing() {
+on_each_broker!(sigkill_mid_replay_changes_nothing);
+
+async fn sigkill_mid_replay_changes_nothing(broker: Broker) {
     let file = data("CDNOW_sample.txt");
     let reference = reference_bodies(&file);
-    let stack = start_stack().await;
+    let stack = start_stack_on(broker).await;
     let replay = spawn_replay(&stack, &file);
     // The fold's own event-id check is narrowed to the last event, so what keeps a
     // replayed record from counting twice is the runtime's: input positions, and the

@@ -1,6 +1,7 @@
 //! Bad input goes to `customer-graph.dlq` with headers naming the reason and the source
 //! position, and the partition keeps flowing: a good record behind the bad ones is still
 //! processed.
+//! Run on each broker.
 
 use crate::common;
 
@@ -22,10 +23,12 @@ fn raw(topic: &str, key: &str, payload: Vec<u8>) -> OutRecord {
     }
 }
 
-#[serial_test::serial]
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flowing() {
-    let stack = start_stack().await;
+on_each_broker!(bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flowing);
+
+async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flowing(
+    broker: Broker,
+) {
+    let stack = start_stack_on(broker).await;
     let registry = RegistryClient::new(&stack.registry_url).unwrap();
     let events = member_event_encoder(&stack).await;
     let program_schema = Program::get_schema();

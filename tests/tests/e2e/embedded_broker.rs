@@ -13,7 +13,6 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use swarm::stack::Stack;
 
 const TOPIC: &str = "embedded-broker.records";
 const PARTITIONS: i32 = 3;

@@ -18,6 +18,7 @@ mod embedded_broker;
 mod exactly_once;
 mod example_agent;
 mod hostile_input;
+mod java_clients;
 mod ltv_agent;
 mod operations;
 mod rekeying;

@@ -2,6 +2,7 @@
 //! ready until it has started up and restored; /metrics passes `promtool check metrics`;
 //! an outside Python client (confluent-kafka + its Avro deserializer) reads the output;
 //! SIGTERM drains, commits and exits cleanly.
+//! The first test runs on each broker.
 
 use crate::common;
 
@@ -30,10 +31,10 @@ async fn forward(listen: u16, to: String) {
     });
 }
 
-#[serial_test::serial]
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn registry_outage_readiness_metrics_outside_client_and_sigterm() {
-    let stack = start_stack().await;
+on_each_broker!(registry_outage_readiness_metrics_outside_client_and_sigterm);
+
+async fn registry_outage_readiness_metrics_outside_client_and_sigterm(broker: Broker) {
+    let stack = start_stack_on(broker).await;
     let late_port = swarm::stack::free_port().unwrap();
     let late_registry = format!("http://127.0.0.1:{late_port}");
     let mut agent = AgentProcess::spawn_with_registry(

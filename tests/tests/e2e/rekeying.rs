@@ -1,6 +1,7 @@
 //! Identity re-keying: an event its source system keyed by its own id reaches the
 //! member's state through customer-graph's repartition topic, and a second copy of a
 //! forwarded record (what an origin's replay after a crash writes) changes nothing.
+//! The first two tests run on each broker (the second is the repartition purge).
 
 use crate::common;
 
@@ -23,10 +24,10 @@ fn store_order(event_id: &str, amount_minor: i64, day: i64) -> MemberEvent {
     }
 }
 
-#[serial_test::serial]
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn events_keyed_by_a_source_id_are_applied_once_under_their_member() {
-    let stack = start_stack().await;
+on_each_broker!(events_keyed_by_a_source_id_are_applied_once_under_their_member);
+
+async fn events_keyed_by_a_source_id_are_applied_once_under_their_member(broker: Broker) {
+    let stack = start_stack_on(broker).await;
     let events = member_event_encoder(&stack).await;
     // The fold's own event-id check remembers only the last event, so only the
     // runtime's record of applied origins can recognise the second copies below. The
@@ -160,13 +161,13 @@ async fn events_keyed_by_a_source_id_are_applied_once_under_their_member() {
     stack.shutdown().await;
 }
 
+on_each_broker!(forwarded_records_are_purged_once_committed);
+
 /// The repartition topic's records are deleted once the group has committed past them
 /// (Kafka Streams' repartition purge), also when no further input comes, after the
 /// member's state has them.
-#[serial_test::serial]
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn forwarded_records_are_purged_once_committed() {
-    let stack = start_stack().await;
+async fn forwarded_records_are_purged_once_committed(broker: Broker) {
+    let stack = start_stack_on(broker).await;
     let events = member_event_encoder(&stack).await;
     let agent = AgentProcess::spawn(
         "customer-graph",

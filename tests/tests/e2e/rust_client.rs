@@ -3,6 +3,7 @@
 //! the schema under TopicNameStrategy, as a producer service would) is folded by
 //! customer-graph, and it decodes the member-state customer-graph writes, fetching the
 //! writer schema by id.
+//! Run on each broker.
 
 use crate::common;
 
@@ -32,10 +33,10 @@ fn field<'v>(record: &'v Value, name: &str) -> &'v Value {
     }
 }
 
-#[serial_test::serial]
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn schema_registry_converter_writes_input_and_reads_output() {
-    let stack = start_stack().await;
+on_each_broker!(schema_registry_converter_writes_input_and_reads_output);
+
+async fn schema_registry_converter_writes_input_and_reads_output(broker: Broker) {
+    let stack = start_stack_on(broker).await;
     let agent = AgentProcess::spawn("customer-graph", &stack, &[]);
     agent.wait_ready(Duration::from_secs(60)).await;
     // The client's reqwest needs a crypto provider installed, even for plain HTTP.

@@ -1,6 +1,7 @@
 //! Two customer-graph instances share the partitions; stopping one moves its partitions
 //! to the other, which restores their state from the changelog and finishes the job with
 //! the same result as a single uninterrupted run.
+//! Run on each broker.
 
 use crate::common;
 
@@ -8,12 +9,12 @@ use std::time::Duration;
 
 use common::*;
 
-#[serial_test::serial]
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn stopping_one_of_two_instances_moves_partitions_and_state() {
+on_each_broker!(stopping_one_of_two_instances_moves_partitions_and_state);
+
+async fn stopping_one_of_two_instances_moves_partitions_and_state(broker: Broker) {
     let file = data("CDNOW_sample.txt");
     let reference = reference_bodies(&file);
-    let stack = start_stack().await;
+    let stack = start_stack_on(broker).await;
     let args = ["--set", "batch_max_records=200"];
     let first = AgentProcess::spawn("customer-graph", &stack, &args);
     let mut second = AgentProcess::spawn("customer-graph", &stack, &args);

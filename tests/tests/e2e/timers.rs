@@ -27,7 +27,7 @@ struct Reminder {
     orders: i64,
 }
 
-async fn stack_with_reminders() -> swarm::stack::Stack {
+async fn stack_with_reminders() -> Stack {
     let stack = start_stack().await;
     kafka::ensure_topics(
         &stack.bootstrap_servers,
@@ -46,7 +46,7 @@ async fn stack_with_reminders() -> swarm::stack::Stack {
 }
 
 /// Every reminder written, duplicates included, in topic order.
-async fn reminders(stack: &swarm::stack::Stack) -> Vec<Reminder> {
+async fn reminders(stack: &Stack) -> Vec<Reminder> {
     let registry = RegistryClient::new(&stack.registry_url).unwrap();
     let mut out = Vec::new();
     for (value, _) in swarm::inspect::all_records(&stack.bootstrap_servers, "example.reminders.v1")

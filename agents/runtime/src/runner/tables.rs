@@ -39,23 +39,30 @@ pub(super) async fn follow_tables<A: Agent>(
         followed.push(&shared.summaries);
     }
     for name in followed {
-        let metadata = shared
+        // A table topic created moments ago (by set-up, or by another instance) may not
+        // have elected its partition leaders yet: Kafka answers NOT_LEADER_OR_FOLLOWER
+        // until it has, which is worth waiting out, not stopping for.
+        let watermarks = shared
             .backoff
             .retry("table_metadata", &shared.metrics, || async {
-                Ok(kafka::blocking(|| {
-                    consumer.fetch_metadata(Some(name), Duration::from_secs(10))
-                })?)
+                kafka::blocking(|| {
+                    let metadata = consumer.fetch_metadata(Some(name), Duration::from_secs(10))?;
+                    let mut watermarks = Vec::new();
+                    for topic in metadata.topics() {
+                        for p in topic.partitions() {
+                            let (low, high) =
+                                consumer.fetch_watermarks(name, p.id(), Duration::from_secs(10))?;
+                            watermarks.push((p.id(), low, high));
+                        }
+                    }
+                    Ok::<_, RuntimeError>(watermarks)
+                })
             })
             .await?;
-        for topic in metadata.topics() {
-            for p in topic.partitions() {
-                tpl.add_partition_offset(name, p.id(), Offset::Beginning)?;
-                let (low, high) = kafka::blocking(|| {
-                    consumer.fetch_watermarks(name, p.id(), Duration::from_secs(10))
-                })?;
-                if high > low {
-                    remaining.insert((name.to_owned(), p.id()), high - 1);
-                }
+        for (partition, low, high) in watermarks {
+            tpl.add_partition_offset(name, partition, Offset::Beginning)?;
+            if high > low {
+                remaining.insert((name.to_owned(), partition), high - 1);
             }
         }
     }

@@ -1,7 +1,10 @@
-//! Shared pieces of the end-to-end tests: an embedded stack per test on free ports, agent
-//! binaries run as real processes (so they can be killed), an in-process reference run
-//! of the same fold, and an independent reading of the CDNOW files.
+//! Shared pieces of the end-to-end tests: a stack per test on free ports — the embedded
+//! broker, or Apache Kafka (`kafka`) with the registry on it — agent binaries run as
+//! real processes (so they can be killed), an in-process reference run of the same
+//! fold, and an independent reading of the CDNOW files.
 #![allow(dead_code)]
+
+pub mod kafka;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -16,7 +19,9 @@ use loyalty_contracts::{
 use loyalty_runtime::codec::{Encoder, leak};
 use loyalty_runtime::{Agent, Harness, Record, runner};
 use swarm::cdnow;
-use swarm::stack::{self, Stack, StackOptions};
+use swarm::stack::{self, StackOptions};
+
+pub use kafka::KafkaCluster;
 
 pub const PARTITIONS: i32 = 12;
 
@@ -26,9 +31,104 @@ pub fn data(file: &str) -> PathBuf {
         .join(file)
 }
 
+/// Runs `scenario`, an `async fn(Broker)`, as one test per broker:
+/// `<module>::<scenario>::embedded` and `<module>::<scenario>::apache_kafka` (run all of
+/// one broker's with `cargo test -p loyalty-e2e --test e2e apache_kafka`).
+macro_rules! on_each_broker {
+    ($scenario:ident) => {
+        mod $scenario {
+            #[serial_test::serial]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn embedded() {
+                super::$scenario(crate::common::Broker::Embedded).await
+            }
+
+            #[serial_test::serial]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn apache_kafka() {
+                super::$scenario(crate::common::Broker::Kafka).await
+            }
+        }
+    };
+}
+pub(crate) use on_each_broker;
+
+/// The broker a test runs on: the guarantees the README makes are proven on each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broker {
+    /// tansu, in the test process (the one-command default).
+    Embedded,
+    /// Apache Kafka, one KRaft node.
+    Kafka,
+    /// Apache Kafka, three nodes: replication factor 3, `min.insync.replicas` 2.
+    KafkaThreeNodes,
+}
+
+/// A broker with the schema registry on it and the contract set up.
+pub struct Stack {
+    pub bootstrap_servers: String,
+    pub registry_url: String,
+    pub broker: Broker,
+    running: Running,
+}
+
+enum Running {
+    Embedded(stack::Stack),
+    Kafka {
+        cluster: KafkaCluster,
+        registry: stack::Registry,
+    },
+}
+
+impl Stack {
+    /// The Apache Kafka cluster under this stack, to stop and start its brokers.
+    pub fn kafka(&mut self) -> &mut KafkaCluster {
+        match &mut self.running {
+            Running::Kafka { cluster, .. } => cluster,
+            Running::Embedded(_) => panic!("not an Apache Kafka stack"),
+        }
+    }
+
+    pub async fn shutdown(self) {
+        match self.running {
+            Running::Embedded(stack) => stack.shutdown().await,
+            Running::Kafka { cluster, registry } => {
+                registry.shutdown().await;
+                drop(cluster);
+            }
+        }
+    }
+}
+
 /// An embedded broker and registry on free loopback ports, with the contract set up.
 pub async fn start_stack() -> Stack {
     start_stack_with(&free_ports(None)).await
+}
+
+/// A stack on `broker`, with the contract set up.
+pub async fn start_stack_on(broker: Broker) -> Stack {
+    let size = match broker {
+        Broker::Embedded => return start_stack().await,
+        Broker::Kafka => 1,
+        Broker::KafkaThreeNodes => 3,
+    };
+    let cluster = tokio::task::spawn_blocking(move || KafkaCluster::start(size))
+        .await
+        .unwrap();
+    let registry_addr = format!("127.0.0.1:{}", stack::free_port().unwrap())
+        .parse()
+        .unwrap();
+    let registry = stack::start_registry(&cluster.bootstrap_servers, registry_addr)
+        .await
+        .expect("the schema registry starts on Apache Kafka");
+    let stack = Stack {
+        bootstrap_servers: cluster.bootstrap_servers.clone(),
+        registry_url: registry.url.clone(),
+        broker,
+        running: Running::Kafka { cluster, registry },
+    };
+    set_up_contract(&stack, size as i32).await;
+    stack
 }
 
 /// Options for a stack on free loopback ports, on `storage` (None: the memory engine).
@@ -46,17 +146,27 @@ pub fn free_ports(storage: Option<String>) -> StackOptions {
 
 /// An embedded stack as `options` say, with the contract set up.
 pub async fn start_stack_with(options: &StackOptions) -> Stack {
-    let stack = stack::start(options).await.expect("embedded stack starts");
+    let embedded = stack::start(options).await.expect("embedded stack starts");
+    let stack = Stack {
+        bootstrap_servers: embedded.bootstrap_servers.clone(),
+        registry_url: embedded.registry_url.clone(),
+        broker: Broker::Embedded,
+        running: Running::Embedded(embedded),
+    };
+    set_up_contract(&stack, 1).await;
+    stack
+}
+
+async fn set_up_contract(stack: &Stack, replication: i32) {
     swarm::setup::setup(&swarm::setup::Target {
         bootstrap_servers: stack.bootstrap_servers.clone(),
         registry_url: stack.registry_url.clone(),
         partitions: PARTITIONS,
-        replication: 1,
+        replication,
         librdkafka: BTreeMap::new(),
     })
     .await
     .expect("topics and schemas set up");
-    stack
 }
 
 /// A workspace binary next to the test executable. `cargo test --workspace` builds it
