@@ -75,6 +75,14 @@ enum Command {
         #[command(flatten)]
         cluster: ClusterArgs,
     },
+    /// Run only the schema registry, on a Kafka cluster of your own (it keeps the
+    /// schemas in that cluster's `_schemas` topic), until Ctrl-C.
+    Registry {
+        #[arg(long, value_name = "HOST:PORT,...")]
+        bootstrap_servers: String,
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: SocketAddr,
+    },
     /// Create the contract's topics and register its schemas on a cluster.
     Setup {
         #[arg(long, default_value = "127.0.0.1:9092")]
@@ -98,7 +106,8 @@ enum Command {
         file: Option<PathBuf>,
     },
     /// End-to-end benchmark: the CDNOW replay through customer-graph on a fresh embedded
-    /// stack, several times; prints each run and the medians as JSON.
+    /// stack (or an emptied cluster of yours) several times; prints each run and the
+    /// medians as JSON.
     Bench {
         /// Number of runs (the median is reported).
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
@@ -115,6 +124,14 @@ enum Command {
         /// transaction) instead of effectively_once.
         #[arg(long)]
         exactly_once: bool,
+        /// Run on this Kafka cluster instead of a fresh embedded stack per run. It must not
+        /// hold the swarm's topics: each run creates them and deletes them afterwards,
+        /// with the consumer groups it made.
+        #[arg(long, value_name = "HOST:PORT,...", requires = "schema_registry_url")]
+        bootstrap_servers: Option<String>,
+        /// The schema registry of that cluster (`swarm registry` runs one on it).
+        #[arg(long, value_name = "URL", requires = "bootstrap_servers")]
+        schema_registry_url: Option<String>,
     },
     /// Lifetime value: population fits, signing keys, attestation checks.
     Ltv {
@@ -244,6 +261,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 which = s.failure() => anyhow::bail!("{which} stopped; the stack is down"),
             }
         }
+        Command::Registry {
+            bootstrap_servers,
+            listen,
+        } => {
+            let registry = stack::start_registry(&bootstrap_servers, listen).await?;
+            println!("ready schema_registry_url={}", registry.url);
+            loyalty_runtime::shutdown_signal().await;
+            registry.shutdown().await;
+        }
         Command::Setup {
             bootstrap_servers,
             schema_registry_url,
@@ -281,49 +307,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             file,
             partitions,
             exactly_once,
+            bootstrap_servers,
+            schema_registry_url,
         } => {
-            let mut results = Vec::new();
-            for run in 1..=runs {
-                let s = stack::start(&stack::StackOptions {
-                    kafka: format!("127.0.0.1:{}", stack::free_port()?).parse()?,
-                    registry: format!("127.0.0.1:{}", stack::free_port()?).parse()?,
-                    storage: None,
-                })
-                .await?;
-                let options = demo::DemoOptions {
-                    bootstrap_servers: s.bootstrap_servers.clone(),
-                    registry_url: s.registry_url.clone(),
-                    partitions,
-                    replication: 1,
-                    file: file.clone(),
-                    progress: false,
-                    http_listen: format!("127.0.0.1:{}", stack::free_port()?),
-                    keep_running: false,
-                    downstream: all_agents,
-                    processing_guarantee: if exactly_once {
-                        ProcessingGuarantee::ExactlyOnce
-                    } else {
-                        ProcessingGuarantee::EffectivelyOnce
-                    },
-                };
-                let summary =
-                    demo::run_demo(&options, std::future::pending::<()>(), |_| {}).await?;
-                eprintln!(
-                    "run {run}/{runs}: {:.0} events/s end to end",
-                    summary.events_per_second
-                );
-                results.push(summary);
-                s.shutdown().await;
-            }
-            let median = |mut v: Vec<f64>| {
-                v.sort_by(f64::total_cmp);
-                v[v.len() / 2]
-            };
-            let report = serde_json::json!({
-                "runs": results,
-                "median_events_per_second": median(results.iter().map(|r| r.events_per_second).collect()),
-                "median_state_bytes_per_member": median(results.iter().map(|r| r.state_bytes_per_member).collect()),
-            });
+            let report = swarm::bench::bench(&swarm::bench::BenchOptions {
+                runs,
+                all_agents,
+                file,
+                partitions,
+                processing_guarantee: if exactly_once {
+                    ProcessingGuarantee::ExactlyOnce
+                } else {
+                    ProcessingGuarantee::EffectivelyOnce
+                },
+                cluster: bootstrap_servers.zip(schema_registry_url),
+            })
+            .await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Ltv {
