@@ -71,6 +71,8 @@ public final class CustomerGraphFold {
         {"emit", "EMIT", "latest-per-commit",
             "latest-per-commit (each member's newest snapshot per commit, through Kafka Streams' record cache,"
             + " as customer-graph writes its compacted output once per key per batch) or every-record"},
+        {"streams-config", "STREAMS_CONFIG", "",
+            "more Kafka Streams / client properties, key=value,key=value (e.g. consumer.fetch.max.wait.ms=20)"},
         {"default-program-id", "DEFAULT_PROGRAM_ID", "cdnow-rewards",
             "program of members whose profile has not arrived (customer-graph's default_program_id, as swarm demo and swarm bench set it)"},
     };
@@ -110,6 +112,14 @@ public final class CustomerGraphFold {
         props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, Integer.parseInt(o.get("num-stream-threads")));
         props.put(StreamsConfig.STATE_DIR_CONFIG, o.get("state-dir"));
         props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, Long.parseLong(o.get("commit-interval-ms")));
+        for (String pair : o.get("streams-config").split(",")) {
+            int eq = pair.indexOf('=');
+            if (eq > 0) {
+                props.put(pair.substring(0, eq).trim(), pair.substring(eq + 1).trim());
+            } else if (!pair.isBlank()) {
+                usage("streams-config wants key=value pairs, not " + pair);
+            }
+        }
         LOG.info("topology\n{}", topology.describe());
         LOG.info("application.id={} processing.guarantee={} num.stream.threads={} commit.interval.ms={} output={}"
                 + " (schema id {}) emit={}", o.get("application-id"), guarantee, o.get("num-stream-threads"),
