@@ -53,6 +53,7 @@ for crate in "${CRATES[@]}"; do
     sum=$(sha256sum "$file" | cut -d' ' -f1)
     if [[ $version == "$PINNED" && $sum != "${PINNED_SHA256[$crate]}" ]]; then
         echo "tansu-patches: $file has sha256 $sum, not crates.io's ${PINNED_SHA256[$crate]}" >&2
+        rm -f "$file" # downloaded again next time
         exit 1
     fi
     tar -xzf "$file" -C "$work"

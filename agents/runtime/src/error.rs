@@ -135,9 +135,6 @@ fn is_transient_kafka(e: &rdkafka::error::KafkaError) -> bool {
                 | C::UnknownMemberId
                 | C::NetworkException
                 | C::UnknownTopicOrPartition
-                // Local: librdkafka's metadata does not have the partition yet (a topic
-                // created moments ago on a cluster that is still electing its leaders).
-                | C::UnknownPartition
                 | C::RebalanceInProgress
         ),
         None => matches!(e, KafkaError::MetadataFetch(_) | KafkaError::OffsetFetch(_)),

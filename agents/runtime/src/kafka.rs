@@ -201,19 +201,33 @@ pub fn topics_ready(
     use rdkafka::consumer::Consumer as _;
     let consumer: rdkafka::consumer::BaseConsumer =
         base_config(bootstrap_servers, librdkafka).create()?;
+    // Not there yet is worth waiting for; any other answer (an authorisation failure,
+    // say) is the caller's to see as it is.
+    let not_yet = || {
+        RuntimeError::Kafka(KafkaError::MetadataFetch(
+            RDKafkaErrorCode::LeaderNotAvailable,
+        ))
+    };
     for name in names {
         let metadata = blocking(|| consumer.fetch_metadata(Some(name), Duration::from_secs(10)))?;
-        let ready = metadata.topics().iter().any(|t| {
-            t.error().is_none()
-                && !t.partitions().is_empty()
-                && t.partitions()
-                    .iter()
-                    .all(|p| p.leader() >= 0 && p.error().is_none())
-        });
-        if !ready {
-            return Err(RuntimeError::Kafka(KafkaError::MetadataFetch(
-                RDKafkaErrorCode::LeaderNotAvailable,
-            )));
+        let Some(topic) = metadata.topics().iter().find(|t| t.name() == *name) else {
+            return Err(not_yet());
+        };
+        let first_error = topic
+            .error()
+            .into_iter()
+            .chain(topic.partitions().iter().filter_map(|p| p.error()))
+            .next();
+        if let Some(error) = first_error {
+            return Err(match RDKafkaErrorCode::from(error) {
+                RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::NotLeaderForPartition => not_yet(),
+                code => RuntimeError::Kafka(KafkaError::MetadataFetch(code)),
+            });
+        }
+        if topic.partitions().is_empty() || topic.partitions().iter().any(|p| p.leader() < 0) {
+            return Err(not_yet());
         }
     }
     Ok(())

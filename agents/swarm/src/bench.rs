@@ -9,10 +9,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use loyalty_runtime::Agent;
 use loyalty_runtime::config::ProcessingGuarantee;
-use rdkafka::admin::{AdminClient, AdminOptions};
-use rdkafka::client::DefaultClientContext;
+use loyalty_runtime::{Agent, kafka};
+use rdkafka::admin::AdminOptions;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::demo::{self, DemoSummary};
@@ -65,12 +64,18 @@ pub async fn bench(options: &BenchOptions) -> anyhow::Result<serde_json::Value> 
                 summary?
             }
             Some((bootstrap, registry)) => {
-                let groups_before = groups(bootstrap)?;
                 let summary = one_run(options, bootstrap, registry, -1).await;
-                empty_cluster(bootstrap, &groups_before)
+                let emptied = empty_cluster(bootstrap)
                     .await
-                    .context("deleting what the run created")?;
-                summary?
+                    .context("deleting what the run created");
+                match (summary, emptied) {
+                    (Ok(summary), Ok(())) => summary,
+                    (Err(run), Ok(())) => return Err(run),
+                    (Ok(_), Err(cleanup)) => return Err(cleanup),
+                    (Err(run), Err(cleanup)) => {
+                        return Err(run.context(format!("and then: {cleanup:#}")));
+                    }
+                }
             }
         };
         eprintln!(
@@ -81,7 +86,7 @@ pub async fn bench(options: &BenchOptions) -> anyhow::Result<serde_json::Value> 
     }
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     };
     Ok(serde_json::json!({
         "runs": results,
@@ -127,13 +132,12 @@ fn swarm_topics(all: &BTreeSet<String>) -> BTreeSet<String> {
 }
 
 fn consumer(bootstrap_servers: &str) -> anyhow::Result<BaseConsumer> {
-    Ok(rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap_servers)
-        .create()?)
+    Ok(kafka::base_config(bootstrap_servers, &Default::default()).create()?)
 }
 
 fn topics(bootstrap_servers: &str) -> anyhow::Result<BTreeSet<String>> {
-    let metadata = consumer(bootstrap_servers)?.fetch_metadata(None, Duration::from_secs(30))?;
+    let consumer = consumer(bootstrap_servers)?;
+    let metadata = kafka::blocking(|| consumer.fetch_metadata(None, Duration::from_secs(30)))?;
     Ok(metadata
         .topics()
         .iter()
@@ -141,25 +145,26 @@ fn topics(bootstrap_servers: &str) -> anyhow::Result<BTreeSet<String>> {
         .collect())
 }
 
-fn groups(bootstrap_servers: &str) -> anyhow::Result<BTreeSet<String>> {
-    let list = consumer(bootstrap_servers)?.fetch_group_list(None, Duration::from_secs(30))?;
-    Ok(list.groups().iter().map(|g| g.name().to_owned()).collect())
+/// The swarm's consumer groups (the agents', the registry's, the inspectors'), all named
+/// `loyalty-swarm.…`; a user's own groups on the cluster are left alone.
+fn swarm_groups(bootstrap_servers: &str) -> anyhow::Result<BTreeSet<String>> {
+    let consumer = consumer(bootstrap_servers)?;
+    let list = kafka::blocking(|| consumer.fetch_group_list(None, Duration::from_secs(30)))?;
+    Ok(list
+        .groups()
+        .iter()
+        .map(|g| g.name().to_owned())
+        // The registry serves on; its group is not the run's to delete.
+        .filter(|name| name.starts_with("loyalty-swarm.") && !name.ends_with(".schema-registry"))
+        .collect())
 }
 
-/// Deletes the swarm's topics and the consumer groups made since `groups_before`, then
-/// waits until the cluster no longer lists those topics.
-async fn empty_cluster(
-    bootstrap_servers: &str,
-    groups_before: &BTreeSet<String>,
-) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap_servers)
-        .create()?;
+/// Deletes the swarm's topics and consumer groups, then waits until the cluster no
+/// longer lists those topics.
+async fn empty_cluster(bootstrap_servers: &str) -> anyhow::Result<()> {
+    let admin = kafka::admin_client(bootstrap_servers, &Default::default())?;
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let new_groups: Vec<String> = groups(bootstrap_servers)?
-        .difference(groups_before)
-        .cloned()
-        .collect();
+    let new_groups: Vec<String> = swarm_groups(bootstrap_servers)?.into_iter().collect();
     if !new_groups.is_empty() {
         let names: Vec<&str> = new_groups.iter().map(String::as_str).collect();
         for result in admin.delete_groups(&names, &options).await? {

@@ -265,10 +265,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             bootstrap_servers,
             listen,
         } => {
-            let registry = stack::start_registry(&bootstrap_servers, listen).await?;
+            let mut registry = stack::start_registry(&bootstrap_servers, listen).await?;
             println!("ready schema_registry_url={}", registry.url);
-            loyalty_runtime::shutdown_signal().await;
-            registry.shutdown().await;
+            tokio::select! {
+                _ = loyalty_runtime::shutdown_signal() => registry.shutdown().await,
+                _ = registry.stopped() => anyhow::bail!("the schema registry stopped"),
+            }
         }
         Command::Setup {
             bootstrap_servers,

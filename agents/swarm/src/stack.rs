@@ -192,6 +192,11 @@ pub async fn start_registry(
 }
 
 impl Registry {
+    /// Resolves if the registry stops on its own.
+    pub async fn stopped(&mut self) {
+        let _ = (&mut self.task).await;
+    }
+
     /// Stop serving and wait for it.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
@@ -220,7 +225,7 @@ impl Stack {
     pub async fn failure(&mut self) -> &'static str {
         tokio::select! {
             _ = &mut self.broker => "the embedded broker",
-            _ = &mut self.registry.task => "the schema registry",
+            _ = self.registry.stopped() => "the schema registry",
         }
     }
 

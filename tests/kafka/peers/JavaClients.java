@@ -41,13 +41,12 @@ import org.apache.kafka.common.serialization.StringSerializer;
 
 public class JavaClients {
     public static void main(String[] args) throws Exception {
-        if (args.length != 4 && args.length != 3) {
+        if (args.length == 4 && args[0].equals("produce")) {
+            produce(args[1], args[2], Path.of(args[3]));
+        } else if (args.length == 3 && args[0].equals("read-committed")) {
+            readCommitted(args[1], args[2]);
+        } else {
             usage();
-        }
-        switch (args[0]) {
-            case "produce" -> produce(args[1], args[2], Path.of(args[3]));
-            case "read-committed" -> readCommitted(args[1], args[2]);
-            default -> usage();
         }
     }
 

@@ -111,11 +111,17 @@ async fn apache_kafka_leader_killed_mid_replay_loses_and_doubles_nothing() {
             "loyalty-swarm.customer-graph",
             &[loyalty_contracts::topics::MEMBER_EVENTS],
         )
-        .unwrap_or(0)
     };
-    // Mid-replay: the agent has committed some input and more is waiting.
+    // Mid-replay: the agent has committed some input (a batch at least) and more is
+    // waiting; the kill follows at once.
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while group_lag(&stack.bootstrap_servers) < 200 {
+    loop {
+        let lag = group_lag(&stack.bootstrap_servers).unwrap_or(0);
+        let (_, metrics) = agent.get("/metrics").await.unwrap_or_default();
+        let committed = metric(&metrics, "loyalty_swarm_batches_committed_total", &[]);
+        if lag >= 200 && committed.is_some_and(|n| n > 0.0) {
+            break;
+        }
         assert!(
             std::time::Instant::now() < deadline,
             "the replay never got ahead"
@@ -126,6 +132,7 @@ async fn apache_kafka_leader_killed_mid_replay_loses_and_doubles_nothing() {
     let leader = stack
         .kafka()
         .leader_of(loyalty_contracts::topics::MEMBER_EVENTS, 0);
+    // Moments after the loop above saw 200 records or more still to go.
     stack.kafka().kill(leader);
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert!(
@@ -139,7 +146,7 @@ async fn apache_kafka_leader_killed_mid_replay_loses_and_doubles_nothing() {
     wait_caught_up(&stack, "customer-graph", Duration::from_secs(300)).await;
     assert_matches_reference(&stack, &reference).await;
     agent.wait_ready(Duration::from_secs(60)).await;
-    assert_eq!(group_lag(&stack.bootstrap_servers), 0);
+    assert_eq!(group_lag(&stack.bootstrap_servers).unwrap(), 0);
     let dead =
         swarm::inspect::record_count(&stack.bootstrap_servers, "customer-graph.dlq").unwrap();
     assert_eq!(dead, 0, "a leader change is not bad data");

@@ -97,8 +97,8 @@ async fn sigkill_under_transactions_leaves_no_duplicate_output(broker: Broker) {
         expected_sorted.len(),
         "the Java read_committed consumer read a different number of member-state records"
     );
-    assert!(
-        java_sorted == expected_sorted,
+    assert_eq!(
+        java_sorted, expected_sorted,
         "the Java read_committed consumer read other records than librdkafka's"
     );
 

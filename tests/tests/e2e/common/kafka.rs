@@ -50,12 +50,15 @@ pub fn classpath() -> &'static str {
 /// Runs `tests/kafka/peers/JavaClients.java` (the Java clients as outside peers) with
 /// `args`; its standard output, split into tab-separated lines.
 pub fn java_clients(args: &[&str]) -> Vec<Vec<String>> {
-    let out = Command::new("java")
-        .args(["-cp", classpath()])
-        .arg(maven_project().join("peers/JavaClients.java"))
-        .args(args)
-        .output()
-        .expect("java runs");
+    // Seconds of JVM: off the async workers the in-process registry needs.
+    let out = loyalty_runtime::kafka::blocking(|| {
+        Command::new("java")
+            .args(["-cp", classpath()])
+            .arg(maven_project().join("peers/JavaClients.java"))
+            .args(args)
+            .output()
+    })
+    .expect("java runs");
     assert!(
         out.status.success(),
         "JavaClients {args:?} failed:\n{}",
@@ -250,9 +253,10 @@ impl KafkaCluster {
             .set("bootstrap.servers", &self.bootstrap_servers)
             .create()
             .unwrap();
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .unwrap();
+        let metadata = loyalty_runtime::kafka::blocking(|| {
+            consumer.fetch_metadata(Some(topic), Duration::from_secs(10))
+        })
+        .unwrap();
         let leader = metadata.topics()[0]
             .partitions()
             .iter()
@@ -299,6 +303,11 @@ impl Drop for KafkaCluster {
                 let _ = child.wait();
             }
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // A failing test keeps the nodes' logs (the panic message names the folder).
+        if std::thread::panicking() {
+            eprintln!("Kafka logs kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
