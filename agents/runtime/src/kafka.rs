@@ -144,7 +144,9 @@ pub struct TopicSpec {
     pub retention_ms: Option<i64>,
 }
 
-/// Create topics that do not exist yet; existing topics are left as they are.
+/// Create topics that do not exist yet (existing topics are left as they are), then wait
+/// up to a minute until every one has a leader for each partition ([`topics_ready`]), as
+/// Kafka Streams makes its internal topics ready before using them.
 pub async fn ensure_topics(
     bootstrap_servers: &str,
     librdkafka: &BTreeMap<String, String>,
@@ -185,12 +187,21 @@ pub async fn ensure_topics(
             }
         }
     }
-    Ok(())
+    let names: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match topics_ready(bootstrap_servers, librdkafka, &names) {
+            Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Succeeds once the cluster's metadata lists every topic in `names` with a leader for
-/// each partition; until then fails with a transient error, for a retry loop. Kafka
-/// creates a topic and elects its leaders asynchronously: a consumer that subscribes
+/// each partition; until then fails with a transient error ([`ensure_topics`] waits on
+/// it). Kafka creates a topic and elects its leaders asynchronously: a consumer that subscribes
 /// before then is told the topic does not exist and does not look again until its next
 /// metadata refresh (five minutes by default), so its partitions would sit unassigned.
 pub fn topics_ready(

@@ -195,10 +195,16 @@ pub async fn wait_caught_up_reporting(
     let deadline = tokio::time::Instant::now() + limit;
     let consumer = consumer(bootstrap_servers, group)?;
     loop {
-        let behind = lag(&consumer, topics)?;
-        report(behind);
-        if behind == 0 {
-            return Ok(true);
+        // A moving group coordinator or partition leader (a broker restarting) is a
+        // reading to take again, not an answer.
+        match lag(&consumer, topics) {
+            Ok(0) => {
+                report(0);
+                return Ok(true);
+            }
+            Ok(behind) => report(behind),
+            Err(e) if e.is_transient() => {}
+            Err(e) => return Err(e),
         }
         if tokio::time::Instant::now() > deadline {
             return Ok(false);

@@ -257,18 +257,8 @@ pub async fn serve(
         .set("enable.auto.commit", "false")
         .create()
         .map_err(loyalty_runtime::RuntimeError::from)?;
-    // A `_schemas` created moments ago may not have elected its leader yet (Kafka
-    // answers NOT_LEADER_OR_FOLLOWER until it has): wait that out, for up to 30 s.
-    let mut attempts = 0;
-    let registry = loop {
-        match rebuild(&consumer).await {
-            Err(RegistryServerError::Runtime(e)) if e.is_transient() && attempts < 150 => {
-                attempts += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-            result => break result?,
-        }
-    };
+    // `ensure_topics` above has waited until `_schemas` has its leader.
+    let registry = rebuild(&consumer).await?;
     let producer = kafka::producer(bootstrap_servers, &none)?;
     let app = App {
         registry: Arc::new(Mutex::new(registry)),

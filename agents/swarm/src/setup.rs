@@ -33,19 +33,14 @@ pub fn topic_specs(target: &Target) -> Vec<TopicSpec> {
 
 /// Create every contract topic and register every schema; returns (subject, id) pairs.
 pub async fn setup(target: &Target) -> Result<Vec<(String, u32)>, RuntimeError> {
-    let specs = topic_specs(target);
-    kafka::ensure_topics(&target.bootstrap_servers, &target.librdkafka, &specs).await?;
-    // Kafka elects the new topics' leaders after answering; agents started right after
-    // set-up must find them (see `kafka::topics_ready`). Up to 60 s.
-    let names: Vec<&str> = specs.iter().map(|t| t.name.as_str()).collect();
-    let mut attempts = 0;
-    while let Err(e) = kafka::topics_ready(&target.bootstrap_servers, &target.librdkafka, &names) {
-        attempts += 1;
-        if !e.is_transient() || attempts > 300 {
-            return Err(e);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    // Waits for the new topics' leaders too: agents started right after set-up must find
+    // them.
+    kafka::ensure_topics(
+        &target.bootstrap_servers,
+        &target.librdkafka,
+        &topic_specs(target),
+    )
+    .await?;
     let registry = RegistryClient::new(&target.registry_url)?;
     let mut ids = Vec::new();
     for contract in contracts() {

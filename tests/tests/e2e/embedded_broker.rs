@@ -337,12 +337,8 @@ async fn memory_engine_aborts_a_transaction_that_timed_out() {
 #[serial_test::serial]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_engines_delete_records_below_an_offset() {
-    let dir = std::env::temp_dir().join(format!("loyalty-delete-records-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let sqlite = format!("sqlite://{}", dir.join("broker.db").display());
-    for storage in [None, Some(sqlite)] {
-        let engine = storage.clone().unwrap_or_else(|| "memory".into());
+    let (_dir, engines) = both_engines("delete-records");
+    for (engine, storage) in engines {
         let stack = start_stack_with(&free_ports(storage)).await;
         let admin = create_topics(&stack, &[(TOPIC, PARTITIONS)]).await;
         let producer: FutureProducer = config(&stack).set("linger.ms", "200").create().unwrap();
@@ -430,7 +426,6 @@ async fn both_engines_delete_records_below_an_offset() {
         drop((consumer, producer, admin));
         stack.shutdown().await;
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The embedded registry answers a schema id it does not hold as Confluent's does, 404

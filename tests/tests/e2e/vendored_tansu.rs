@@ -120,12 +120,8 @@ fn the_vendored_crates_are_the_release_plus_the_patch_series() {
 #[serial_test::serial]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_tansu_left_as_todo_are_answered_with_error_codes() {
-    let dir = std::env::temp_dir().join(format!("loyalty-vendored-tansu-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let sqlite = format!("sqlite://{}", dir.join("broker.db").display());
-    for storage in [None, Some(sqlite)] {
-        let engine = storage.clone().unwrap_or_else(|| "memory".into());
+    let (_dir, engines) = both_engines("vendored-tansu");
+    for (engine, storage) in engines {
         let stack = start_stack_with(&free_ports(storage)).await;
         let mut connection = Connection::open(&stack.bootstrap_servers).await;
 
@@ -194,5 +190,4 @@ async fn requests_tansu_left_as_todo_are_answered_with_error_codes() {
 
         stack.shutdown().await;
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -76,12 +76,6 @@ pub(super) async fn start<A: Agent>(
             kafka::ensure_topics(&rt.bootstrap_servers, &rt.librdkafka, &own)
         })
         .await?;
-    let own_names: Vec<&str> = own.iter().map(|t| t.name.as_str()).collect();
-    startup
-        .retry("wait_for_topics", &metrics, || async {
-            kafka::topics_ready(&rt.bootstrap_servers, &rt.librdkafka, &own_names)
-        })
-        .await?;
 
     // Named once per process and subscribed to like the agent's own inputs.
     let repartition: Option<&'static str> =

@@ -144,6 +144,28 @@ pub fn free_ports(storage: Option<String>) -> StackOptions {
     }
 }
 
+/// A folder for an SQLite broker file, deleted when dropped.
+pub struct EngineDir(PathBuf);
+
+impl Drop for EngineDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The embedded broker's two storage engines as (name, storage option): the memory
+/// engine, and SQLite in a fresh folder named after `test`, kept while the guard lives.
+pub fn both_engines(test: &str) -> (EngineDir, [(String, Option<String>); 2]) {
+    let dir = std::env::temp_dir().join(format!("loyalty-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sqlite = format!("sqlite://{}", dir.join("broker.db").display());
+    (
+        EngineDir(dir),
+        [("memory".into(), None), (sqlite.clone(), Some(sqlite))],
+    )
+}
+
 /// An embedded stack as `options` say, with the contract set up.
 pub async fn start_stack_with(options: &StackOptions) -> Stack {
     let embedded = stack::start(options).await.expect("embedded stack starts");
