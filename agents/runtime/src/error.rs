@@ -136,7 +136,35 @@ fn is_transient_kafka(e: &rdkafka::error::KafkaError) -> bool {
                 | C::NetworkException
                 | C::UnknownTopicOrPartition
                 | C::RebalanceInProgress
+                // librdkafka's own "unknown" codes: its cached metadata does not list the
+                // topic or partition yet. On a cluster of several brokers the metadata
+                // answered by one broker can be behind another's for a moment after a
+                // topic is created, so a watermark query right after creation can see it.
+                | C::UnknownPartition
+                | C::UnknownTopic
         ),
         None => matches!(e, KafkaError::MetadataFetch(_) | KafkaError::OffsetFetch(_)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode as C};
+
+    #[test]
+    fn metadata_not_yet_propagated_is_waited_for_and_a_bad_request_is_not() {
+        // Seen on a three-broker Apache Kafka cluster: the reference-table watermark query
+        // moments after topic creation answered the local "Unknown partition".
+        for code in [C::UnknownPartition, C::UnknownTopic, C::LeaderNotAvailable] {
+            assert!(RuntimeError::Kafka(KafkaError::MetadataFetch(code)).is_transient());
+        }
+        for code in [
+            C::TopicAuthorizationFailed,
+            C::InvalidConfig,
+            C::MessageSizeTooLarge,
+        ] {
+            assert!(!RuntimeError::Kafka(KafkaError::MetadataFetch(code)).is_transient());
+        }
     }
 }

@@ -73,12 +73,42 @@ pub(super) async fn commit<A: Agent>(
                     warn!(error = %error, "commit after rebalance skipped");
                     return Ok(false);
                 }
+                if left_the_group(&error) {
+                    // The coordinator no longer counts this instance in the generation
+                    // (a coordinator failover outlasted the session, say). No retry of
+                    // this commit can succeed: librdkafka rejoins only once the loop polls
+                    // again and serves the rebalance, which revokes and restores the
+                    // tasks from their changelogs. Kafka Streams does the same on a
+                    // CommitFailedException (TaskMigratedException): give the commit up,
+                    // rejoin, and replay from the last commit, idempotently.
+                    warn!(error = %error, "commit skipped: the group moved on without this instance");
+                    return Ok(false);
+                }
                 if !error.is_transient() {
                     return Err(error);
                 }
                 delays.wait("commit", &shared.metrics, &error).await?;
             }
         }
+    }
+}
+
+/// Whether a commit failed because this consumer is no longer a member of the group's
+/// current generation.
+fn left_the_group(error: &RuntimeError) -> bool {
+    use rdkafka::error::RDKafkaErrorCode as C;
+    match error {
+        RuntimeError::Kafka(e) => matches!(
+            e.rdkafka_error_code(),
+            Some(
+                C::IllegalGeneration
+                    | C::UnknownMemberId
+                    | C::RebalanceInProgress
+                    | C::FencedInstanceId
+                    | C::State
+            )
+        ),
+        _ => false,
     }
 }
 
