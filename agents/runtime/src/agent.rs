@@ -52,6 +52,16 @@ pub trait Agent: Send + Sync + Sized + 'static {
     /// Topics `handle` may emit to ([`crate::Topic::output`]).
     fn outputs(&self) -> Vec<OutputSpec>;
 
+    /// Topics the agent writes and reads back itself, keyed by something other than the
+    /// member (Kafka Streams' `repartition()` of a derived stream): save-offer hands a
+    /// budget claim to the task that owns the budget. The runtime creates each with the
+    /// inputs' partition count, `retention.ms=-1` and purging, as it does the re-keying
+    /// topic; subscribes to it as one more input; and registers its schema, so `handle`
+    /// emits to it with [`Context::emit`](crate::Context::emit) like to an output.
+    fn internal_topics(&self) -> Vec<OutputSpec> {
+        Vec::new()
+    }
+
     /// Register the agent's own metrics (its domain events) in its registry, once at
     /// start-up; the runtime's metrics are registered already.
     fn register_metrics(&self, _metrics: &Metrics) -> Result<(), prometheus::Error> {

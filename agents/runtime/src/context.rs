@@ -54,6 +54,28 @@ impl<'a, A: Agent> Context<'a, A> {
             .and_then(|v| v.downcast::<T>().ok())
     }
 
+    /// Every value of a reference table the agent declared, by key in key order: for an
+    /// agent that chooses among all of them (save-offer's catalog). Cache what is derived
+    /// from it by [`Context::tables_generation`]; copying the handles costs a pointer each.
+    pub fn table_values<T: Send + Sync + 'static>(
+        &self,
+        table: &Table<T>,
+    ) -> Vec<(String, Arc<T>)> {
+        let mut values: Vec<(String, Arc<T>)> = self
+            .tables
+            .all(table.topic)
+            .into_iter()
+            .filter_map(|(key, v)| v.downcast::<T>().ok().map(|v| (key, v)))
+            .collect();
+        values.sort_by(|a, b| a.0.cmp(&b.0));
+        values
+    }
+
+    /// Changes whenever any reference table does.
+    pub fn tables_generation(&self) -> u64 {
+        self.tables.generation()
+    }
+
     /// This partition's summary, to update; `None` only in `publish`. The runtime cannot
     /// undo summary changes of a record that is then rejected, so update it only after
     /// every check has passed.
@@ -222,6 +244,18 @@ impl TableView {
 
     pub(crate) fn get(&self, topic: &str, key: &str) -> Option<TableValue> {
         self.tables.read().ok()?.get(topic)?.get(key).cloned()
+    }
+
+    pub(crate) fn all(&self, topic: &str) -> Vec<(String, TableValue)> {
+        self.tables
+            .read()
+            .ok()
+            .and_then(|tables| {
+                tables
+                    .get(topic)
+                    .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            })
+            .unwrap_or_default()
     }
 
     pub(crate) fn put(&self, topic: &str, key: &str, value: Option<TableValue>) {

@@ -30,7 +30,12 @@ impl<A: Agent> Harness<A> {
     /// Encoders for the agent's outputs with made-up schema ids (nothing is registered).
     pub fn new(agent: &A) -> Result<Self, apache_avro::Error> {
         let mut encoders = HashMap::new();
-        for (i, o) in agent.outputs().iter().enumerate() {
+        for (i, o) in agent
+            .outputs()
+            .iter()
+            .chain(&agent.internal_topics())
+            .enumerate()
+        {
             encoders.insert(o.topic(), Encoder::new(i as u32 + 1, leak(o.schema()))?);
         }
         Ok(Harness {

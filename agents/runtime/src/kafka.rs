@@ -49,6 +49,12 @@ fn producer_config(bootstrap_servers: &str, librdkafka: &BTreeMap<String, String
     let mut config = base_config(bootstrap_servers, librdkafka);
     config.set("partitioner", "murmur2_random");
     set_default(&mut config, librdkafka, "acks", "all");
+    // librdkafka retries a request on its own after a leader change; without idempotence
+    // a retried record can land after a newer one of the same key, and a compacted output
+    // or changelog then ends on the stale value. Seen on a three-broker Apache Kafka when
+    // the leader was killed mid-replay: one member's final state was an older snapshot.
+    // The Java client (and so Kafka Streams) has made this the default since 3.0.
+    set_default(&mut config, librdkafka, "enable.idempotence", "true");
     set_default(&mut config, librdkafka, "linger.ms", "5");
     set_default(&mut config, librdkafka, "compression.type", "lz4");
     set_default(&mut config, librdkafka, "message.timeout.ms", "30000");

@@ -1,4 +1,5 @@
-//! Purging an agent's repartition topic, as Kafka Streams purges its own.
+//! Purging an agent's repartition topics (the re-keying one and any internal topic), as
+//! Kafka Streams purges its own.
 //!
 //! A forwarded record is read once, by the task that owns its new key. The topic is
 //! created with `retention.ms = -1` so that no record goes before it is handled, however
@@ -20,32 +21,33 @@ use crate::error::RuntimeError;
 use crate::kafka;
 use crate::metrics::{Event, Metrics};
 
-/// The repartition topic's committed offsets not yet purged, and when it was last purged.
+/// The repartition topics' committed offsets not yet purged, and when they were last purged.
 pub(crate) struct RepartitionPurge {
     admin: AdminClient<DefaultClientContext>,
-    topic: &'static str,
+    topics: Vec<&'static str>,
     interval: Duration,
     pending: Mutex<Pending>,
 }
 
 struct Pending {
-    /// Per partition, the highest offset this instance has committed.
-    committed: BTreeMap<i32, i64>,
+    /// Per topic and partition, the highest offset this instance has committed.
+    committed: BTreeMap<(&'static str, i32), i64>,
     last: Instant,
 }
 
 impl RepartitionPurge {
-    /// A purge for `topic`, or none when the interval is 0 (purging turned off).
+    /// A purge for `topics`, or none when the interval is 0 (purging turned off) or
+    /// there is nothing to purge.
     pub(crate) fn new(
         rt: &RuntimeSettings,
-        topic: &'static str,
+        topics: Vec<&'static str>,
     ) -> Result<Option<Self>, RuntimeError> {
-        if rt.repartition_purge_interval_ms == 0 {
+        if rt.repartition_purge_interval_ms == 0 || topics.is_empty() {
             return Ok(None);
         }
         Ok(Some(RepartitionPurge {
             admin: kafka::admin_client(&rt.bootstrap_servers, &rt.librdkafka)?,
-            topic,
+            topics,
             interval: Duration::from_millis(rt.repartition_purge_interval_ms),
             pending: Mutex::new(Pending {
                 committed: BTreeMap::new(),
@@ -61,8 +63,8 @@ impl RepartitionPurge {
             return;
         };
         for ((topic, partition), &offset) in commits {
-            if topic == self.topic {
-                raise(&mut pending.committed, *partition, offset);
+            if let Some(topic) = self.topics.iter().find(|t| **t == topic.as_str()) {
+                raise(&mut pending.committed, (topic, *partition), offset);
             }
         }
     }
@@ -70,33 +72,46 @@ impl RepartitionPurge {
     /// The noted offsets of partitions assigned now, once the interval has passed since
     /// the last purge, to hand to [`RepartitionPurge::delete`]. Offsets of partitions
     /// that moved away are dropped: their new owner commits and purges them.
-    pub(crate) fn due(&self, assigned: &HashSet<(&str, i32)>) -> Option<BTreeMap<i32, i64>> {
+    pub(crate) fn due(
+        &self,
+        assigned: &HashSet<(&str, i32)>,
+    ) -> Option<BTreeMap<(&'static str, i32), i64>> {
         let mut pending = self.pending.lock().ok()?;
         if pending.last.elapsed() < self.interval {
             return None;
         }
         pending.last = Instant::now();
-        let due: BTreeMap<i32, i64> = std::mem::take(&mut pending.committed)
+        let due: BTreeMap<(&'static str, i32), i64> = std::mem::take(&mut pending.committed)
             .into_iter()
-            .filter(|(p, _)| assigned.contains(&(self.topic, *p)))
+            .filter(|(at, _)| assigned.contains(at))
             .collect();
         (!due.is_empty()).then_some(due)
     }
 
     /// Delete the records below `due`. A failure is logged and counted, and the offsets
     /// are kept for the next try: a purge only frees space, so it never stops the agent.
-    pub(crate) async fn delete(&self, due: BTreeMap<i32, i64>, metrics: &Metrics) {
-        match kafka::delete_records_below(&self.admin, self.topic, &due).await {
-            Ok(()) => {
-                debug!(topic = self.topic, offsets = ?due, "repartition topic purged");
-                metrics.emit(Event::RepartitionPurged { outcome: "purged" });
+    pub(crate) async fn delete(&self, due: BTreeMap<(&'static str, i32), i64>, metrics: &Metrics) {
+        for topic in &self.topics {
+            let offsets: BTreeMap<i32, i64> = due
+                .iter()
+                .filter(|((t, _), _)| t == topic)
+                .map(|((_, p), o)| (*p, *o))
+                .collect();
+            if offsets.is_empty() {
+                continue;
             }
-            Err(error) => {
-                warn!(topic = self.topic, error = %error, "repartition purge failed; trying again later");
-                metrics.emit(Event::RepartitionPurged { outcome: "failed" });
-                if let Ok(mut pending) = self.pending.lock() {
-                    for (partition, offset) in due {
-                        raise(&mut pending.committed, partition, offset);
+            match kafka::delete_records_below(&self.admin, topic, &offsets).await {
+                Ok(()) => {
+                    debug!(topic, offsets = ?offsets, "repartition topic purged");
+                    metrics.emit(Event::RepartitionPurged { outcome: "purged" });
+                }
+                Err(error) => {
+                    warn!(topic, error = %error, "repartition purge failed; trying again later");
+                    metrics.emit(Event::RepartitionPurged { outcome: "failed" });
+                    if let Ok(mut pending) = self.pending.lock() {
+                        for (partition, offset) in offsets {
+                            raise(&mut pending.committed, (topic, partition), offset);
+                        }
                     }
                 }
             }
@@ -104,8 +119,8 @@ impl RepartitionPurge {
     }
 }
 
-fn raise(committed: &mut BTreeMap<i32, i64>, partition: i32, offset: i64) {
-    let noted = committed.entry(partition).or_insert(offset);
+fn raise(committed: &mut BTreeMap<(&'static str, i32), i64>, at: (&'static str, i32), offset: i64) {
+    let noted = committed.entry(at).or_insert(offset);
     *noted = (*noted).max(offset);
 }
 
@@ -120,7 +135,7 @@ mod tests {
             repartition_purge_interval_ms: interval_ms,
             ..RuntimeSettings::default()
         };
-        RepartitionPurge::new(&rt, "cg.rekey-repartition")
+        RepartitionPurge::new(&rt, vec!["cg.rekey-repartition"])
             .unwrap()
             .expect("a non-zero interval purges")
     }
@@ -138,7 +153,7 @@ mod tests {
             repartition_purge_interval_ms: 0,
             ..RuntimeSettings::default()
         };
-        assert!(RepartitionPurge::new(&rt, "t").unwrap().is_none());
+        assert!(RepartitionPurge::new(&rt, vec!["t"]).unwrap().is_none());
     }
 
     #[test]
@@ -153,7 +168,10 @@ mod tests {
         let assigned: HashSet<(&str, i32)> = [("cg.rekey-repartition", 0)].into();
         assert_eq!(purge.due(&assigned), None, "not before the interval");
         std::thread::sleep(Duration::from_millis(120));
-        assert_eq!(purge.due(&assigned), Some(BTreeMap::from([(0, 7)])));
+        assert_eq!(
+            purge.due(&assigned),
+            Some(BTreeMap::from([(("cg.rekey-repartition", 0), 7)]))
+        );
         std::thread::sleep(Duration::from_millis(120));
         assert_eq!(
             purge.due(&assigned),

@@ -10,8 +10,8 @@ use tokio::sync::watch;
 
 use super::Shared;
 use super::topics::{
-    changelog_topic, co_partitioning_problems, dlq_topic, own_topics, repartition_topic,
-    summaries_topic,
+    changelog_topic, co_partitioning_problems, dlq_topic, input_partitions, own_topics,
+    repartition_topic, summaries_topic,
 };
 use super::transactions::transactional_producer;
 use crate::agent::{Agent, rekeys};
@@ -48,7 +48,7 @@ pub(super) async fn start<A: Agent>(
     let startup = backoff.without_drain();
     let registry = RegistryClient::new(&rt.schema_registry_url)?;
     let mut encoders = HashMap::new();
-    for output in agent.outputs() {
+    for output in agent.outputs().into_iter().chain(agent.internal_topics()) {
         let schema = output.schema();
         let subject = format!("{}-value", output.topic());
         let id = startup
@@ -70,7 +70,12 @@ pub(super) async fn start<A: Agent>(
     } else {
         kafka::producer(&rt.bootstrap_servers, &rt.librdkafka)?
     };
-    let own = own_topics::<A>(rt);
+    let existing = startup
+        .retry("check_co_partitioning", &metrics, || async {
+            input_partitions(rt, &agent.inputs())
+        })
+        .await?;
+    let own = own_topics(&agent, existing.unwrap_or(rt.partitions));
     startup
         .retry("create_topics", &metrics, || {
             kafka::ensure_topics(&rt.bootstrap_servers, &rt.librdkafka, &own)
@@ -81,8 +86,10 @@ pub(super) async fn start<A: Agent>(
     let repartition: Option<&'static str> =
         rekeys::<A>().then(|| &*Box::leak(repartition_topic::<A>().into_boxed_str()));
     let changelog = changelog_topic::<A>();
+    let internal: Vec<&'static str> = agent.internal_topics().iter().map(|t| t.topic()).collect();
     let mut inputs = agent.inputs();
     inputs.extend(repartition);
+    inputs.extend(internal.iter().copied());
     let co_partitioned: Vec<&str> = inputs.iter().copied().chain([changelog.as_str()]).collect();
     let problems = startup
         .retry("check_co_partitioning", &metrics, || async {
@@ -98,10 +105,7 @@ pub(super) async fn start<A: Agent>(
         )));
     }
     Ok(Shared {
-        purge: match repartition {
-            Some(topic) => RepartitionPurge::new(rt, topic)?,
-            None => None,
-        },
+        purge: RepartitionPurge::new(rt, repartition.into_iter().chain(internal).collect())?,
         tracing: Tracing::new(A::NAME, rt)?,
         agent,
         metrics,

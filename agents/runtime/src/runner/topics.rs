@@ -91,6 +91,29 @@ pub(super) fn co_partitioning_problems(
     })
 }
 
+/// The partition count the agent's existing inputs agree on, if they exist and agree:
+/// an agent whose inputs have one partition (save-offer's catalog) gets a one-partition
+/// changelog, not the configured `partitions`. Disagreeing inputs are the
+/// co-partitioning check's to report.
+pub(super) fn input_partitions(
+    rt: &RuntimeSettings,
+    inputs: &[&str],
+) -> Result<Option<i32>, RuntimeError> {
+    let consumer: rdkafka::consumer::BaseConsumer =
+        kafka::base_config(&rt.bootstrap_servers, &rt.librdkafka).create()?;
+    let mut counts = BTreeSet::new();
+    for topic in inputs {
+        let partitions = kafka::partition_ids(&consumer, topic)?.len();
+        if partitions > 0 {
+            counts.insert(partitions);
+        }
+    }
+    Ok(match (counts.len(), counts.first()) {
+        (1, Some(&n)) => i32::try_from(n).ok(),
+        _ => None,
+    })
+}
+
 /// The agent's consumer group.
 pub(super) fn group_id<A: Agent>(rt: &RuntimeSettings) -> String {
     rt.group_id
@@ -122,7 +145,9 @@ pub(super) fn consumer_config<A: Agent>(
 /// The internal topics an agent creates at start-up when missing, as Kafka Streams
 /// creates its internal topics: changelog, DLQ, summaries (agents that share one) and
 /// repartition topic (agents that re-key).
-pub(super) fn own_topics<A: Agent>(rt: &RuntimeSettings) -> Vec<TopicSpec> {
+/// Partitioned ones follow the agent's inputs, as Kafka Streams' do its source topics:
+/// `partitions` is the inputs' count where they exist (see [`input_partitions`]).
+pub(super) fn own_topics<A: Agent>(agent: &A, partitions: i32) -> Vec<TopicSpec> {
     let topic = |name: String, partitions: i32, compacted: bool| TopicSpec {
         name,
         partitions,
@@ -131,7 +156,7 @@ pub(super) fn own_topics<A: Agent>(rt: &RuntimeSettings) -> Vec<TopicSpec> {
         retention_ms: None,
     };
     let mut own = vec![
-        topic(changelog_topic::<A>(), rt.partitions, true),
+        topic(changelog_topic::<A>(), partitions, true),
         topic(dlq_topic(A::NAME), 1, false),
     ];
     if shares_summary::<A>() {
@@ -142,7 +167,13 @@ pub(super) fn own_topics<A: Agent>(rt: &RuntimeSettings) -> Vec<TopicSpec> {
             // Every forwarded record must survive however long the instance that reads
             // it is down, as Kafka Streams keeps its repartition topics.
             retention_ms: Some(-1),
-            ..topic(repartition_topic::<A>(), rt.partitions, false)
+            ..topic(repartition_topic::<A>(), partitions, false)
+        });
+    }
+    for internal in agent.internal_topics() {
+        own.push(TopicSpec {
+            retention_ms: Some(-1),
+            ..topic(internal.topic().to_owned(), partitions, false)
         });
     }
     own
