@@ -43,6 +43,7 @@ pub enum Payload {
     Engagement(Engagement),
     ReferralCompleted(ReferralCompleted),
     InterventionOutcome(InterventionOutcome),
+    CancellationRequested(CancellationRequested),
 }
 
 /// A purchase. Same-day orders of one member count as one transaction in the buy-till-you-die summary.
@@ -189,4 +190,18 @@ pub struct InterventionOutcome {
     /// for them but withheld, and the outcome is what they did anyway. Null or false: the
     /// member received it. Uplift is learned from the difference (schema v2).
     pub holdout: Option<bool>,
+}
+
+/// A subscriber asked to cancel and is still on the cancel page: save-offer answers with
+/// an offer while they are (schema v3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+pub struct CancellationRequested {
+    /// Subscription the member wants to cancel.
+    pub subscription_id: String,
+    /// The reason code the cancel form offered (`too_expensive`, `not_using`, ...), if any.
+    pub reason_code: Option<String>,
+    /// What the member typed, if anything.
+    pub reason_text: Option<String>,
+    /// Where the request came from: web, app, phone, chat, email.
+    pub channel: String,
 }

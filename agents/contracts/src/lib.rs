@@ -18,9 +18,11 @@ mod events;
 mod forecasts;
 mod member_ltv;
 mod model_params;
+mod offer_catalog;
 mod offers;
 mod profiles;
 mod programs;
+mod proposals;
 mod state;
 mod time;
 
@@ -28,9 +30,9 @@ pub use cohorts::{CohortStats, Lifecycle, MemberCohort, Segment};
 pub use consents::{Channel, ChannelConsent, ConsentStatus, MemberConsents};
 pub use erasure::ErasureRequest;
 pub use events::{
-    Engagement, EngagementKind, InterventionOutcome, InterventionResult, MemberEvent, OrderPlaced,
-    OrderReturned, Payload, PointsEarned, PointsExpired, PointsRedeemed, ReferralCompleted,
-    SubscriptionChanged, SubscriptionStatus, TierChanged,
+    CancellationRequested, Engagement, EngagementKind, InterventionOutcome, InterventionResult,
+    MemberEvent, OrderPlaced, OrderReturned, Payload, PointsEarned, PointsExpired, PointsRedeemed,
+    ReferralCompleted, SubscriptionChanged, SubscriptionStatus, TierChanged,
 };
 pub use forecasts::{
     InterventionOpportunity, OpportunityKind, TierForecasts, TransitionForecast, TransitionType,
@@ -40,9 +42,20 @@ pub use member_ltv::{
     InputPosition, InterventionType, MemberLtv, Reconciliation, ValueHorizons,
 };
 pub use model_params::{BgNbdFit, GammaGammaFit, ModelParams};
+pub use offer_catalog::{
+    BanditPolicy, Budget, BurnRate, CatalogOffer, Claim, Classification, ComplianceAttributes,
+    Confidence, CostCaps, Eligibility, Experiment, Expiration, Extension, FxRate, Localisation,
+    MapConstraint, OfferContent, OfferPolicy, OfferType, OfferValue, OfferVersion, ProductCategory,
+    ReasonCluster, RetentionStage, StackRule, Stacking, StoredValue, SuppressionTrigger,
+    Sweepstakes,
+};
 pub use offers::VendorOffer;
 pub use profiles::MemberProfile;
 pub use programs::{Program, QualifyingMetric, Tier, TierHold, TierWindow};
+pub use proposals::{
+    ArmReadout, ChosenOffer, LocalisedContent, MoneyInterval, OfferProposal, OfferReadout,
+    OfferRejection, ProposalTrigger, RejectionStage, RejectionTally,
+};
 pub use state::{BtydSummary, MemberState, PointsLedger, QualifyingDay, Rfm, TierProgress};
 pub use time::{Date, MILLIS_PER_DAY, Timestamp};
 
@@ -75,6 +88,11 @@ pub mod topics {
     pub const TIER_FORECASTS: &str = "loyalty.tier-forecasts.v1";
     pub const INTERVENTION_OPPORTUNITIES: &str = "loyalty.intervention-opportunities.v1";
     pub const MEMBER_LTV: &str = "loyalty.member-ltv.v1";
+    pub const OFFER_CATALOG: &str = "loyalty.offer-catalog.v1";
+    pub const OFFER_POLICIES: &str = "loyalty.offer-policies.v1";
+    pub const FX_RATES: &str = "loyalty.fx-rates.v1";
+    pub const OFFER_PROPOSALS: &str = "loyalty.offer-proposals.v1";
+    pub const OFFER_READOUTS: &str = "loyalty.offer-readouts.v1";
 }
 
 pub use loyalty_runtime::Cleanup;
@@ -107,6 +125,12 @@ pub mod catalog {
     pub const INTERVENTION_OPPORTUNITIES: Topic<InterventionOpportunity> =
         Topic::stream(topics::INTERVENTION_OPPORTUNITIES).member_keyed();
     pub const MEMBER_LTV: Topic<MemberLtv> = Topic::compacted(topics::MEMBER_LTV).member_keyed();
+    pub const OFFER_POLICIES: Topic<OfferPolicy> = Topic::compacted(topics::OFFER_POLICIES);
+    pub const OFFER_CATALOG: Topic<CatalogOffer> = Topic::compacted(topics::OFFER_CATALOG);
+    pub const FX_RATES: Topic<FxRate> = Topic::compacted(topics::FX_RATES);
+    pub const OFFER_PROPOSALS: Topic<OfferProposal> =
+        Topic::stream(topics::OFFER_PROPOSALS).member_keyed();
+    pub const OFFER_READOUTS: Topic<OfferReadout> = Topic::stream(topics::OFFER_READOUTS);
 }
 
 /// Reference tables every agent that needs them reads the same way.
@@ -164,6 +188,11 @@ pub fn contracts() -> Vec<TopicContract> {
         TopicContract::of(&TIER_FORECASTS),
         TopicContract::of(&INTERVENTION_OPPORTUNITIES),
         TopicContract::of(&MEMBER_LTV),
+        TopicContract::of(&OFFER_POLICIES),
+        TopicContract::of(&OFFER_CATALOG),
+        TopicContract::of(&FX_RATES),
+        TopicContract::of(&OFFER_PROPOSALS),
+        TopicContract::of(&OFFER_READOUTS),
     ]
 }
 

@@ -19,4 +19,7 @@ pub struct VendorOffer {
     pub document_json: String,
     /// When the vendor sent it.
     pub received_at: Timestamp,
+    /// ISO 4217 currency of the shop the offer belongs to, for vendors whose documents
+    /// state amounts without one (Shopify price rules, Smile.io rewards, ...) (v2).
+    pub store_currency: Option<String>,
 }

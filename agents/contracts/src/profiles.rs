@@ -34,4 +34,16 @@ pub struct MemberProfile {
     pub objects_to_profiling: bool,
     /// When this profile version was written.
     pub updated_at: Timestamp,
+    /// How the member was acquired: paid_search, social, referral, retail, partner, ... (v2).
+    pub acquisition_channel: Option<String>,
+    /// Payment method on file: card, paypal, bank_debit, invoice, ... (v2).
+    pub payment_method: Option<String>,
+    /// Billing frequency of the member's subscription: weekly, monthly, quarterly, annual (v2).
+    pub billing_frequency: Option<String>,
+    /// Buy-now-pay-later or credit status where the operator lends: none, current, past_due (v2).
+    pub borrower_status: Option<String>,
+    /// The operator's vertical the member belongs to (grocery, beauty, pet, ...) (v2).
+    pub vertical: Option<String>,
+    /// Subscription plan tier (basic, plus, premium), not the loyalty tier (v2).
+    pub plan_tier: Option<String>,
 }

@@ -132,10 +132,15 @@ fn every_contract_type_encodes_to_apache_avros_bytes() {
     writes_apache_avros_bytes::<TierForecasts>();
     writes_apache_avros_bytes::<InterventionOpportunity>();
     writes_apache_avros_bytes::<MemberLtv>();
+    writes_apache_avros_bytes::<OfferPolicy>();
+    writes_apache_avros_bytes::<CatalogOffer>();
+    writes_apache_avros_bytes::<FxRate>();
+    writes_apache_avros_bytes::<OfferProposal>();
+    writes_apache_avros_bytes::<OfferReadout>();
 }
 
 #[test]
 fn every_contract_type_is_covered() {
     // A new topic contract must be added to the list above.
-    assert_eq!(contracts().len(), 13);
+    assert_eq!(contracts().len(), 18);
 }

@@ -86,7 +86,27 @@ pub fn profile(customer: &str, first_purchase: Date) -> MemberProfile {
         currency: "USD".into(),
         objects_to_profiling: (h >> 32).is_multiple_of(50),
         updated_at: noon(first_purchase),
+        acquisition_channel: Some(pick(
+            h >> 36,
+            &["paid_search", "social", "referral", "retail", "partner"],
+        )),
+        payment_method: Some(pick(h >> 40, &["card", "card", "paypal", "bank_debit"])),
+        billing_frequency: Some(pick(
+            h >> 44,
+            &["monthly", "monthly", "quarterly", "annual"],
+        )),
+        borrower_status: Some(pick(
+            h >> 48,
+            &["none", "none", "none", "current", "past_due"],
+        )),
+        vertical: Some("music".into()),
+        plan_tier: Some(pick(h >> 52, &["basic", "plus", "premium"])),
     }
+}
+
+/// A deterministic choice among `options` (repeats weight an option).
+fn pick(h: u64, options: &[&str]) -> String {
+    options[(h % options.len() as u64) as usize].to_owned()
 }
 
 pub fn consents(customer: &str, first_purchase: Date) -> MemberConsents {

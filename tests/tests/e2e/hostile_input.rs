@@ -271,6 +271,12 @@ fn hostile_records(rng: &mut Rng, now: i64, events: &Encoder, profiles: &Encoder
                 currency: rng.pick(&["USD", ""]).to_owned(),
                 objects_to_profiling: rng.below(2) == 0,
                 updated_at: times(rng, now),
+                acquisition_channel: None,
+                payment_method: None,
+                billing_frequency: None,
+                borrower_status: None,
+                vertical: None,
+                plan_tier: None,
             };
             out.push(Raw {
                 topic: topics::MEMBER_PROFILES,

@@ -83,6 +83,12 @@ async fn a_java_producer_co_partitions_with_the_swarm(broker: Broker) {
             currency: "USD".into(),
             objects_to_profiling: false,
             updated_at: Timestamp(870_000_000_000),
+            acquisition_channel: None,
+            payment_method: None,
+            billing_frequency: None,
+            borrower_status: None,
+            vertical: None,
+            plan_tier: None,
         };
         let payload = profiles.encode(&profile).unwrap();
         let delivery = producer

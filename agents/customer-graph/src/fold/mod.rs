@@ -190,6 +190,8 @@ impl MemberFold {
             Payload::Engagement(_) => self.engagements = self.engagements.saturating_add(1),
             Payload::ReferralCompleted(_) => self.referrals = self.referrals.saturating_add(1),
             Payload::InterventionOutcome(_) => {} // read by ltv and save-offer, not folded here
+            Payload::CancellationRequested(_) => {} // opens save-offer's save flow; the
+                                                   // cancellation itself arrives as SubscriptionChanged
         }
         self.retire_old_days(settings.retention_days);
         Ok(true)

@@ -1,0 +1,592 @@
+//! One decision: the member's view at the trigger's time, every catalog offer through
+//! selection, the bandit choosing among each experiment's eligible arms, and then
+//! either the proposal (no shared limit on the winner) or a claim to the winner's
+//! ledger. Random draws are seeded from the proposal id, so a replay decides the same.
+
+use std::collections::BTreeMap;
+
+use loyalty_contracts::{
+    CancellationRequested, ChosenOffer, InterventionOpportunity, MemberEvent, OfferProposal,
+    OfferRejection, ProposalTrigger, ReasonCluster, RejectionStage, RejectionTally, Timestamp,
+    catalog,
+};
+use loyalty_runtime::{Context, HandleError, Input, Rejection};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+
+use super::state::{Entry, LEDGER_PREFIX, MemberEntry};
+use super::{CLAIMS, SaveOffer, decile};
+use crate::bandit;
+use crate::ledger::{Candidate, Ledger, LedgerClaim, LedgerTerms};
+use crate::member::{HeldOffer, MemberView};
+use crate::money;
+use crate::reasons;
+use crate::select::{self, Eligible, Moment};
+
+pub(super) fn opportunity(
+    agent: &SaveOffer,
+    member_id: &str,
+    o: &InterventionOpportunity,
+    entry: &mut MemberEntry,
+    ctx: &mut Context<'_, SaveOffer>,
+) -> Result<(), HandleError> {
+    if !entry.first_sight(&o.opportunity_id, agent.settings.remembered_triggers) {
+        return Ok(());
+    }
+    let trigger = Trigger {
+        kind: ProposalTrigger::Opportunity,
+        id: o.opportunity_id.clone(),
+        moment: Moment::Opportunity(o.kind),
+        at: o.as_of,
+        reason: None,
+    };
+    decide(agent, member_id, &trigger, entry, ctx)
+}
+
+pub(super) fn cancellation(
+    agent: &SaveOffer,
+    member_id: &str,
+    event: &MemberEvent,
+    request: &CancellationRequested,
+    entry: &mut MemberEntry,
+    ctx: &mut Context<'_, SaveOffer>,
+) -> Result<(), HandleError> {
+    let trigger = Trigger {
+        kind: ProposalTrigger::Cancellation,
+        id: event.event_id.clone(),
+        moment: Moment::Cancellation,
+        at: event.occurred_at,
+        reason: Some(reasons::cluster(
+            request.reason_code.as_deref(),
+            request.reason_text.as_deref(),
+        )),
+    };
+    decide(agent, member_id, &trigger, entry, ctx)
+}
+
+struct Trigger {
+    kind: ProposalTrigger,
+    id: String,
+    moment: Moment,
+    at: Timestamp,
+    reason: Option<ReasonCluster>,
+}
+
+/// The member's features for the linear policies: bias, LTV decile, tenure (two years =
+/// 1), P(alive), and whether the member is on the cancel page.
+fn context(view: &MemberView, moment: Moment) -> Vec<f64> {
+    vec![
+        1.0,
+        f64::from(view.ltv_decile.unwrap_or(5)) / 10.0,
+        view.tenure_days()
+            .map_or(0.5, |d| (d as f64 / 730.0).min(1.0)),
+        view.ltv.as_ref().and_then(|l| l.p_alive).unwrap_or(0.5),
+        f64::from(u8::from(moment == Moment::Cancellation)),
+    ]
+}
+
+/// The stratum of a member in an experiment: the values of its stratification attributes.
+fn stratum(view: &MemberView, attributes: &[String]) -> String {
+    if attributes.is_empty() {
+        return "all".into();
+    }
+    attributes
+        .iter()
+        .map(|a| {
+            let p = view.profile.as_ref();
+            let value = match a.as_str() {
+                "country" => p.map(|p| p.country.clone()),
+                "state" => p.and_then(|p| p.state.clone()),
+                "plan_tier" => p.and_then(|p| p.plan_tier.clone()),
+                "segment" => view.cohort.map(|c| c.segment.label().to_owned()),
+                "tier" => view.state.as_ref().and_then(|s| s.loyalty_tier.clone()),
+                "reason_cluster" => view.reason_cluster.map(|r| format!("{r:?}")),
+                "ltv_decile" => view.ltv_decile.map(|d| d.to_string()),
+                _ => None,
+            };
+            format!("{a}={}", value.as_deref().unwrap_or("unknown"))
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub(super) fn arm_key(experiment: &str, stratum: &str, offer_id: &str) -> String {
+    format!("{experiment}|{stratum}|{offer_id}")
+}
+
+fn decide(
+    agent: &SaveOffer,
+    member_id: &str,
+    trigger: &Trigger,
+    entry: &mut MemberEntry,
+    ctx: &mut Context<'_, SaveOffer>,
+) -> Result<(), HandleError> {
+    let merged = agent.merged(ctx.population());
+    let snapshot = agent.snapshot(ctx);
+    let mut held = entry.held.clone();
+    held.extend(entry.pending.values().filter_map(|c| c.first().cloned()));
+    let view = MemberView {
+        member_id: member_id.to_owned(),
+        now: trigger.at,
+        profile: entry.profile.clone(),
+        state: entry.state.clone(),
+        cohort: entry.cohort,
+        ltv: entry.ltv.clone(),
+        ltv_decile: entry.ltv_bucket.map(|b| decile(&merged.lifetime_margin, b)),
+        product_lines: entry.product_lines.clone(),
+        prior_redemptions: entry.prior_redemptions,
+        reason_cluster: trigger.reason,
+        held,
+    };
+    let (ranked, mut rejections) = select::rank(
+        &snapshot.offers,
+        &view,
+        trigger.moment,
+        snapshot.fx.as_ref(),
+    );
+    let proposal_id = format!(
+        "{}:{}",
+        match trigger.kind {
+            ProposalTrigger::Opportunity => "opportunity",
+            ProposalTrigger::Cancellation => "cancellation",
+        },
+        trigger.id
+    );
+    let mut rng = ChaCha8Rng::from_seed(Sha256::digest(proposal_id.as_bytes()).into());
+    let features = context(&view, trigger.moment);
+    let (ranked, arms) = experiments(
+        agent,
+        ranked,
+        &view,
+        &features,
+        &merged.arms,
+        &mut rng,
+        &mut rejections,
+    );
+    if let Some(m) = agent.metrics() {
+        for r in &rejections {
+            m.rejected(r.stage);
+        }
+    }
+    let candidates: Vec<(Candidate, HeldOffer)> = ranked
+        .iter()
+        .map(|e| {
+            candidate(
+                e,
+                &view,
+                &proposal_id,
+                &arms,
+                &features,
+                snapshot.fx.as_ref(),
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    let proposal = OfferProposal {
+        proposal_id: proposal_id.clone(),
+        member_id: member_id.to_owned(),
+        trigger: trigger.kind,
+        trigger_id: trigger.id.clone(),
+        opportunity_kind: match trigger.moment {
+            Moment::Opportunity(kind) => Some(kind),
+            Moment::Cancellation => None,
+        },
+        reason_cluster: trigger.reason,
+        decided_at: trigger.at,
+        offer: None,
+        rejections,
+        rejected_offers: 0,
+        rejection_tally: Vec::new(),
+        stacking_explanation: String::new(),
+        held_offers: view.holding().map(HeldOffer::label).collect(),
+    };
+    if !candidates.is_empty() {
+        entry.pending.insert(
+            proposal_id.clone(),
+            candidates.iter().map(|(_, h)| h.clone()).collect(),
+        );
+    }
+    let claim = LedgerClaim {
+        proposal,
+        candidates: candidates.into_iter().map(|(c, _)| c).collect(),
+        next: 0,
+    };
+    route(agent, claim, ctx)
+}
+
+/// Among each experiment's eligible arms the bandit keeps one (the others are ruled out
+/// with the policy that chose); arms past their traffic allocation are ruled out first.
+/// Returns the ranking without the arms not chosen, and per chosen offer its arm key and
+/// the probability the policy gave it.
+fn experiments(
+    agent: &SaveOffer,
+    ranked: Vec<Eligible>,
+    view: &MemberView,
+    features: &[f64],
+    population: &BTreeMap<String, bandit::ArmStats>,
+    rng: &mut ChaCha8Rng,
+    rejections: &mut Vec<OfferRejection>,
+) -> (Vec<Eligible>, BTreeMap<String, (String, f64)>) {
+    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, e) in ranked.iter().enumerate() {
+        if let Some(x) = &e.offer.experiment {
+            groups.entry(x.experiment_id.clone()).or_default().push(i);
+        }
+    }
+    let mut dropped = vec![false; ranked.len()];
+    let mut arms = BTreeMap::new();
+    let tuning = agent.settings.tuning();
+    for (experiment, members) in groups {
+        let Some(first) = ranked[members[0]].offer.experiment.as_ref() else {
+            continue;
+        };
+        let policy = first.policy;
+        let stratum = stratum(view, &first.stratification);
+        let stats = |i: usize| {
+            population
+                .get(&arm_key(&experiment, &stratum, &ranked[i].offer.offer_id))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let total: u64 = members.iter().map(|&i| stats(i).pulls).sum();
+        let mut open = Vec::new();
+        for &i in &members {
+            let e = &ranked[i];
+            let allocation = e
+                .offer
+                .experiment
+                .as_ref()
+                .map_or(10_000, |x| x.traffic_allocation_bp);
+            let share = if total == 0 {
+                0.0
+            } else {
+                stats(i).pulls as f64 / total as f64
+            };
+            // Allocation caps an arm's share once the experiment has some traffic.
+            if total >= 20 && share * 10_000.0 >= f64::from(allocation) {
+                dropped[i] = true;
+                rejections.push(select::reject(
+                    &e.offer,
+                    RejectionStage::Experiment,
+                    "traffic_allocation",
+                    format!("{:.1}%", share * 100.0),
+                    format!(
+                        "arm {} of experiment {experiment} has had {:.1}% of its proposals; its allocation is {:.1}%",
+                        e.offer.experiment.as_ref().map_or("", |x| x.arm.as_str()),
+                        share * 100.0,
+                        f64::from(allocation) / 100.0
+                    ),
+                ));
+            } else {
+                open.push(i);
+            }
+        }
+        if open.is_empty() {
+            continue;
+        }
+        let arm_stats: Vec<bandit::ArmStats> = open.iter().map(|&i| stats(i)).collect();
+        let choice = bandit::choose(policy, &arm_stats, features, &tuning, rng);
+        for (slot, &i) in open.iter().enumerate() {
+            if slot == choice.arm {
+                let key = arm_key(&experiment, &stratum, &ranked[i].offer.offer_id);
+                arms.insert(ranked[i].offer.offer_id.clone(), (key, choice.probability));
+            } else {
+                dropped[i] = true;
+                rejections.push(select::reject(
+                    &ranked[i].offer,
+                    RejectionStage::Experiment,
+                    "bandit",
+                    policy.label(),
+                    format!(
+                        "experiment {experiment} ({}, stratum {stratum}) chose arm {} for this member",
+                        policy.label(),
+                        ranked[open[choice.arm]].offer.experiment.as_ref().map_or("", |x| x.arm.as_str())
+                    ),
+                ));
+            }
+        }
+    }
+    let kept = ranked
+        .into_iter()
+        .zip(dropped)
+        .filter(|(_, d)| !d)
+        .map(|(e, _)| e)
+        .collect();
+    (kept, arms)
+}
+
+/// The ledger an offer's shared limits live in, if it has any.
+fn ledger_of(e: &Eligible) -> Option<String> {
+    let caps = &e.offer.caps;
+    let x = &e.offer.expiration;
+    if let Some(budget) = &caps.budget {
+        return Some(format!("{LEDGER_PREFIX}{}", budget.budget_id));
+    }
+    (caps.burn_rate.is_some() || x.redemption_cap.is_some() || x.cohort_cap.is_some())
+        .then(|| format!("{LEDGER_PREFIX}offer:{}", e.offer.offer_id))
+}
+
+fn candidate(
+    e: &Eligible,
+    view: &MemberView,
+    proposal_id: &str,
+    arms: &BTreeMap<String, (String, f64)>,
+    features: &[f64],
+    fx: &impl money::Rates,
+) -> Result<(Candidate, HeldOffer), HandleError> {
+    let o = &e.offer;
+    let arm = arms.get(&o.offer_id);
+    let extended = e
+        .extends
+        .as_ref()
+        .and_then(|p| view.held.iter().find(|h| &h.proposal_id == p));
+    // An extension shows the member the version they hold, with the new expiry.
+    let offer = match extended.and_then(|h| h.shown.as_deref()) {
+        Some(shown) => ChosenOffer {
+            expires_at: e.expires_at,
+            ..shown.clone()
+        },
+        None => ChosenOffer {
+            offer_id: o.offer_id.clone(),
+            version_id: o.version.version_id,
+            vendor: o.vendor.clone(),
+            offer_type: o.offer_type,
+            experiment_id: o.experiment.as_ref().map(|x| x.experiment_id.clone()),
+            arm: o.experiment.as_ref().map(|x| x.arm.clone()),
+            policy: o.experiment.as_ref().map(|x| x.policy),
+            expected_incremental_ltv: e.pricing.incremental.clone(),
+            expected_cost: e.pricing.cost.clone(),
+            currency: e.pricing.currency.clone(),
+            budget_id: o.caps.budget.as_ref().map(|b| b.budget_id.clone()),
+            expires_at: e.expires_at,
+            content: e.content.clone(),
+            compliance: o.compliance.clone(),
+        },
+    };
+    let terms = match ledger_of(e) {
+        None => None,
+        Some(ledger) => {
+            let cost = money::convert(
+                e.pricing.cost.mean_minor,
+                &e.pricing.currency,
+                &o.value.currency,
+                fx,
+            )
+            .map_err(|err| {
+                Rejection::contract(format!(
+                    "cannot charge {} in its budget's currency: {err}",
+                    o.offer_id
+                ))
+            })?;
+            Some(LedgerTerms {
+                ledger,
+                offer_id: o.offer_id.clone(),
+                version_id: o.version.version_id,
+                cost_minor: cost,
+                currency: o.value.currency.clone(),
+                ceiling_minor: o.caps.budget.as_ref().and_then(|b| b.ceiling_minor),
+                ceiling_redemptions: o.caps.budget.as_ref().and_then(|b| b.ceiling_redemptions),
+                burn_max_minor_per_day: o.caps.burn_rate.as_ref().map(|b| b.max_minor_per_day),
+                burn_window_days: o.caps.burn_rate.as_ref().map(|b| b.window_days),
+                redemption_cap: o.expiration.redemption_cap,
+                cohort_cap: o.expiration.cohort_cap,
+                cohort: view.cohort.map(|c| c.segment.label().to_owned()),
+                day: view.now.day().0,
+            })
+        }
+    };
+    let held = HeldOffer {
+        proposal_id: proposal_id.to_owned(),
+        offer_id: o.offer_id.clone(),
+        version_id: offer.version_id,
+        vendor: o.vendor.clone(),
+        offer_type: o.offer_type,
+        rule: o.stacking.rule,
+        stack_group: o.stacking.stack_group.clone(),
+        loyalty_program_id: o.stacking.loyalty_program_id.clone(),
+        referral_program_id: o.stacking.referral_program_id.clone(),
+        product_lines: o.eligibility.product_lines.clone(),
+        percent_off_bp: o.value.percent_off_bp,
+        amount_off_minor: e.pricing.discount_per_order_minor
+            - o.value.percent_off_bp.map_or(0, |bp| {
+                (i128::from(e.pricing.order_value_minor) * i128::from(bp) / 10_000) as i64
+            }),
+        value_to_member_minor: e
+            .pricing
+            .discount_per_order_minor
+            .max(e.pricing.fixed_cost_minor),
+        experiment_id: o.experiment.as_ref().map(|x| x.experiment_id.clone()),
+        arm: o.experiment.as_ref().map(|x| x.arm.clone()),
+        held_since: view.now,
+        expires_at: e.expires_at,
+        grace_until: e.grace_until,
+        extensions: extended.map_or(0, |h| h.extensions + 1),
+        suppress_on: o.expiration.suppress_on.clone(),
+        replaces: e.replaces.clone(),
+        arm_key: arm.map(|(k, _)| k.clone()),
+        arm_probability: arm.map_or(1.0, |(_, p)| *p),
+        context: if arm.is_some() {
+            features.to_vec()
+        } else {
+            Vec::new()
+        },
+        shown: Some(Box::new(offer.clone())),
+    };
+    Ok((
+        Candidate {
+            offer,
+            terms,
+            stacking_explanation: e.stacking_explanation.clone(),
+        },
+        held,
+    ))
+}
+
+/// Send the claim on: to the ledger of the candidate at `next`, or — for a candidate
+/// without shared limits, or none left — out as the proposal.
+fn route(
+    agent: &SaveOffer,
+    claim: LedgerClaim,
+    ctx: &mut Context<'_, SaveOffer>,
+) -> Result<(), HandleError> {
+    let next = usize::try_from(claim.next).unwrap_or(usize::MAX);
+    match claim
+        .candidates
+        .get(next)
+        .map(|c| c.terms.as_ref().map(|t| t.ledger.clone()))
+    {
+        Some(Some(ledger)) => {
+            let at = claim.proposal.decided_at.0;
+            ctx.emit(&CLAIMS, &ledger, &claim, at)
+        }
+        Some(None) => finish(agent, claim, Some(next), ctx),
+        None => finish(agent, claim, None, ctx),
+    }
+}
+
+/// Write the proposal: the candidate at `chosen` (or none), those after it outranked.
+fn finish(
+    agent: &SaveOffer,
+    claim: LedgerClaim,
+    chosen: Option<usize>,
+    ctx: &mut Context<'_, SaveOffer>,
+) -> Result<(), HandleError> {
+    let LedgerClaim {
+        mut proposal,
+        candidates,
+        next,
+    } = claim;
+    let from = usize::try_from(next).unwrap_or(0);
+    let winner = chosen.and_then(|i| candidates.get(i)).cloned();
+    for (i, c) in candidates.iter().enumerate().skip(from) {
+        if Some(i) == chosen {
+            continue;
+        }
+        proposal.rejections.push(OfferRejection {
+            offer_id: c.offer.offer_id.clone(),
+            version_id: c.offer.version_id,
+            stage: RejectionStage::Outranked,
+            dimension: "score".into(),
+            value: (c.offer.expected_incremental_ltv.mean_minor - c.offer.expected_cost.mean_minor)
+                .to_string(),
+            explanation: format!(
+                "eligible, but worth less: incremental LTV {} minus cost {} {}",
+                c.offer.expected_incremental_ltv.mean_minor,
+                c.offer.expected_cost.mean_minor,
+                c.offer.currency
+            ),
+        });
+    }
+    proposal.stacking_explanation = match &winner {
+        Some(c) => c.stacking_explanation.clone(),
+        None => "no offer proposed".into(),
+    };
+    let mut tally: BTreeMap<(RejectionStage, String), i64> = BTreeMap::new();
+    for r in &proposal.rejections {
+        *tally.entry((r.stage, r.dimension.clone())).or_default() += 1;
+    }
+    proposal.rejected_offers = proposal.rejections.len() as i64;
+    proposal.rejection_tally = tally
+        .into_iter()
+        .map(|((stage, dimension), offers)| RejectionTally {
+            stage,
+            dimension,
+            offers,
+        })
+        .collect();
+    proposal
+        .rejections
+        .truncate(agent.settings.max_listed_rejections);
+    if let Some(m) = agent.metrics() {
+        m.proposed(
+            proposal.trigger,
+            winner.as_ref().map(|c| c.offer.offer_type),
+        );
+    }
+    proposal.offer = winner.map(|c| c.offer);
+    let member = proposal.member_id.clone();
+    let at = proposal.decided_at.0;
+    ctx.emit(&catalog::OFFER_PROPOSALS, &member, &proposal, at)
+}
+
+/// A claim reached the ledger it names: charge it or pass it on.
+pub(super) fn settle_claim(
+    agent: &SaveOffer,
+    input: &Input<'_>,
+    state: &mut Option<Entry>,
+    ctx: &mut Context<'_, SaveOffer>,
+) -> Result<(), HandleError> {
+    if !input.key.starts_with(LEDGER_PREFIX) {
+        return Err(
+            Rejection::contract(format!("a claim keyed {:?}, not by a ledger", input.key)).into(),
+        );
+    }
+    let mut claim: LedgerClaim = input.decode()?;
+    let ledger = match state.get_or_insert_with(|| Entry::Ledger(Ledger::default())) {
+        Entry::Ledger(l) => l,
+        Entry::Member(_) => {
+            return Err(HandleError::Fatal(format!(
+                "ledger key {:?} holds a member",
+                input.key
+            )));
+        }
+    };
+    let settle_id = format!("{}#{}", claim.proposal.proposal_id, claim.next);
+    if ledger.has_decided(&settle_id) {
+        if let Some(m) = agent.metrics() {
+            m.ledger("duplicate");
+        }
+        return Ok(());
+    }
+    ledger.remember(&settle_id, agent.settings.remembered_claims);
+    let next = usize::try_from(claim.next).unwrap_or(usize::MAX);
+    let Some(terms) = claim.candidates.get(next).and_then(|c| c.terms.clone()) else {
+        return Err(Rejection::contract(format!(
+            "claim {settle_id} names no candidate with a ledger"
+        ))
+        .into());
+    };
+    if terms.ledger != input.key {
+        return Err(Rejection::contract(format!(
+            "claim {settle_id} is for {}, not {}",
+            terms.ledger, input.key
+        ))
+        .into());
+    }
+    match ledger.charge(&terms) {
+        Ok(()) => {
+            if let Some(m) = agent.metrics() {
+                m.ledger("granted");
+            }
+            finish(agent, claim, Some(next), ctx)
+        }
+        Err(refusal) => {
+            if let Some(m) = agent.metrics() {
+                m.ledger("refused");
+            }
+            claim.proposal.rejections.push(refusal);
+            claim.next += 1;
+            route(agent, claim, ctx)
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The save-offer agent: joins what the swarm knows about a member, and when an
+//! intervention opportunity or a cancellation request arrives, proposes the offer worth
+//! most to the operator (`docs/architecture.md#save-offer`).
+//!
+//! Files: `state` (what is kept per member, per ledger and per partition), `decide` (one
+//! decision: selection, experiments, the claim or the proposal), `learn` (holdings,
+//! outcomes and suppression from the member's events and the proposals topic), `readout`
+//! (the experiments' readouts on the partition-0 owner).
+
+mod decide;
+mod learn;
+mod readout;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use cohort::sketch::{Cdf, Histogram};
+use loyalty_contracts::{
+    CatalogOffer, InterventionOpportunity, MemberCohort, MemberEvent, MemberLtv, MemberProfile,
+    MemberState, OfferProposal, Payload, catalog, topics,
+};
+use loyalty_runtime::{
+    Agent, Context, HandleError, Input, OutputSpec, Population, Rejection, Rekeys, TableSpec, Topic,
+};
+
+use crate::bandit::ArmStats;
+use crate::ledger::LedgerClaim;
+use crate::member::{CohortFacts, LtvFacts, ProfileFacts, StateFacts};
+use crate::metrics::SaveOfferMetrics;
+use crate::settings::Settings;
+use crate::tables::{CATALOG, FX_RATES, FxTable};
+use state::{Entry, LEDGER_PREFIX, OfferSummary};
+
+/// The internal topic claims travel on to the task that owns their ledger.
+pub const CLAIMS: Topic<LedgerClaim> =
+    Topic::stream("save-offer.claims-repartition").member_keyed();
+
+/// The population as merged from every partition's summary, kept per generation.
+#[derive(Debug, Default)]
+struct Merged {
+    generation: u64,
+    arms: BTreeMap<String, ArmStats>,
+    lifetime_margin: Cdf,
+}
+
+/// The catalog and FX table as of one tables generation.
+struct Snapshot {
+    generation: u64,
+    offers: Vec<Arc<CatalogOffer>>,
+    fx: Arc<FxTable>,
+}
+
+/// The agent.
+pub struct SaveOffer {
+    settings: Settings,
+    merged: Mutex<Option<Arc<Merged>>>,
+    snapshot: Mutex<Option<Arc<Snapshot>>>,
+    metrics: std::sync::OnceLock<SaveOfferMetrics>,
+    readouts: Mutex<readout::Published>,
+}
+
+impl std::fmt::Debug for SaveOffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaveOffer")
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl SaveOffer {
+    pub fn new(settings: &Settings) -> Self {
+        SaveOffer {
+            settings: settings.clone(),
+            merged: Mutex::new(None),
+            snapshot: Mutex::new(None),
+            metrics: std::sync::OnceLock::new(),
+            readouts: Mutex::new(readout::Published::default()),
+        }
+    }
+
+    fn merged(&self, population: &Population<OfferSummary>) -> Arc<Merged> {
+        if let Ok(cached) = self.merged.lock()
+            && let Some(m) = cached
+                .as_ref()
+                .filter(|m| m.generation == population.generation)
+        {
+            return Arc::clone(m);
+        }
+        let mut arms: BTreeMap<String, ArmStats> = BTreeMap::new();
+        let mut margins = Histogram::default();
+        for part in population.partitions.values() {
+            for (key, stats) in &part.arms {
+                arms.entry(key.clone()).or_default().merge(stats);
+            }
+            margins.merge(&part.lifetime_margin);
+        }
+        let merged = Arc::new(Merged {
+            generation: population.generation,
+            arms,
+            lifetime_margin: Cdf::of(&margins),
+        });
+        if let Ok(mut cached) = self.merged.lock() {
+            *cached = Some(Arc::clone(&merged));
+        }
+        merged
+    }
+
+    fn snapshot(&self, ctx: &Context<'_, Self>) -> Arc<Snapshot> {
+        let generation = ctx.tables_generation();
+        if let Ok(cached) = self.snapshot.lock()
+            && let Some(s) = cached.as_ref().filter(|s| s.generation == generation)
+        {
+            return Arc::clone(s);
+        }
+        let offers = ctx
+            .table_values(&CATALOG)
+            .into_iter()
+            .map(|(_, o)| o)
+            .collect();
+        let fx = Arc::new(FxTable::of(&ctx.table_values(&FX_RATES)));
+        let snapshot = Arc::new(Snapshot {
+            generation,
+            offers,
+            fx,
+        });
+        if let Ok(mut cached) = self.snapshot.lock() {
+            *cached = Some(Arc::clone(&snapshot));
+        }
+        snapshot
+    }
+
+    fn metrics(&self) -> Option<&SaveOfferMetrics> {
+        self.metrics.get()
+    }
+}
+
+/// The population-relative decile (1..=10) of a lifetime margin.
+fn decile(cdf: &Cdf, bucket: i32) -> i32 {
+    1 + ((cdf.position(bucket) * 10.0).floor() as i32).clamp(0, 9)
+}
+
+impl Agent for SaveOffer {
+    type State = Entry;
+    type Settings = Settings;
+    type Summary = OfferSummary;
+    type Rekeying = Rekeys;
+    const NAME: &'static str = "save-offer";
+    const STORE: &'static str = "members";
+
+    fn inputs(&self) -> Vec<&'static str> {
+        vec![
+            topics::INTERVENTION_OPPORTUNITIES,
+            topics::MEMBER_EVENTS,
+            topics::MEMBER_PROFILES,
+            topics::MEMBER_STATE,
+            topics::COHORTS,
+            topics::MEMBER_LTV,
+            topics::OFFER_PROPOSALS,
+        ]
+    }
+
+    fn tables(&self) -> Vec<TableSpec> {
+        vec![
+            CATALOG.spec(),
+            FX_RATES.spec(),
+            loyalty_contracts::tables::PROGRAMS.spec(),
+        ]
+    }
+
+    fn outputs(&self) -> Vec<OutputSpec> {
+        vec![
+            catalog::OFFER_PROPOSALS.output(),
+            catalog::OFFER_READOUTS.output(),
+        ]
+    }
+
+    fn internal_topics(&self) -> Vec<OutputSpec> {
+        vec![CLAIMS.output()]
+    }
+
+    fn register_metrics(
+        &self,
+        metrics: &loyalty_runtime::metrics::Metrics,
+    ) -> Result<(), loyalty_runtime::prometheus::Error> {
+        let registered = SaveOfferMetrics::register(metrics)?;
+        let _ = self.metrics.set(registered);
+        Ok(())
+    }
+
+    fn handle(
+        &self,
+        input: &Input<'_>,
+        state: &mut Option<Entry>,
+        ctx: &mut Context<'_, Self>,
+    ) -> Result<(), HandleError> {
+        if input.topic == CLAIMS.name {
+            return decide::settle_claim(self, input, state, ctx);
+        }
+        if input.key.starts_with(LEDGER_PREFIX) {
+            return Err(Rejection::contract(format!(
+                "member ids starting {LEDGER_PREFIX:?} are reserved for save-offer's ledgers ({:?})",
+                input.key
+            ))
+            .into());
+        }
+        let entry = match state.get_or_insert_with(|| Entry::Member(Box::default())) {
+            Entry::Member(m) => m,
+            Entry::Ledger(_) => {
+                return Err(HandleError::Fatal(format!(
+                    "key {:?} holds a ledger",
+                    input.key
+                )));
+            }
+        };
+        match input.topic {
+            topics::MEMBER_PROFILES => {
+                entry.profile = if input.is_tombstone() {
+                    None
+                } else {
+                    let p: MemberProfile =
+                        input.decode_keyed("member_id", |p: &MemberProfile| &p.member_id)?;
+                    Some(ProfileFacts::of(&p))
+                };
+            }
+            topics::MEMBER_STATE => {
+                entry.state = if input.is_tombstone() {
+                    None
+                } else {
+                    let s: MemberState =
+                        input.decode_keyed("member_id", |s: &MemberState| &s.member_id)?;
+                    ctx.check_event_time(input, "as_of", s.as_of.0)?;
+                    Some(StateFacts::of(&s))
+                };
+            }
+            topics::COHORTS => {
+                entry.cohort = if input.is_tombstone() {
+                    None
+                } else {
+                    let c: MemberCohort =
+                        input.decode_keyed("member_id", |c: &MemberCohort| &c.member_id)?;
+                    Some(CohortFacts::of(&c))
+                };
+            }
+            topics::MEMBER_LTV => {
+                let ltv = if input.is_tombstone() {
+                    None
+                } else {
+                    let l: MemberLtv =
+                        input.decode_keyed("member_id", |l: &MemberLtv| &l.member_id)?;
+                    Some(LtvFacts::of(&l))
+                };
+                let bucket = ltv.as_ref().map(|l| {
+                    cohort::sketch::log_bucket(l.adjusted_lifetime_margin_minor.max(0) as f64)
+                });
+                if let Some(summary) = ctx.summary() {
+                    if let Some(old) = entry.ltv_bucket {
+                        summary.lifetime_margin.remove(old);
+                    }
+                    if let Some(new) = bucket {
+                        summary.lifetime_margin.add(new);
+                    }
+                }
+                entry.ltv_bucket = bucket;
+                entry.ltv = ltv;
+            }
+            topics::INTERVENTION_OPPORTUNITIES => {
+                let o: InterventionOpportunity =
+                    input.decode_keyed("member_id", |o: &InterventionOpportunity| &o.member_id)?;
+                ctx.check_event_time(input, "as_of", o.as_of.0)?;
+                decide::opportunity(self, input.key, &o, entry, ctx)?;
+            }
+            topics::OFFER_PROPOSALS => {
+                let p: OfferProposal =
+                    input.decode_keyed("member_id", |p: &OfferProposal| &p.member_id)?;
+                learn::proposal_seen(&p, entry, ctx);
+            }
+            topics::MEMBER_EVENTS => {
+                let event: MemberEvent = input.decode()?;
+                if event.member_id != input.key {
+                    // Keyed by a source system's id: handled under the member's key.
+                    return ctx.rekey(&event.member_id);
+                }
+                ctx.check_event_time(input, "occurred_at", event.occurred_at.0)?;
+                if !entry.first_sight(&event.event_id, self.settings.remembered_triggers) {
+                    return Ok(());
+                }
+                if let Payload::CancellationRequested(request) = &event.payload {
+                    decide::cancellation(self, input.key, &event, request, entry, ctx)?;
+                } else {
+                    learn::member_event(self, &event, entry, ctx);
+                }
+            }
+            other => {
+                return Err(HandleError::Fatal(format!(
+                    "not an input of save-offer: {other}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn publish(&self, ctx: &mut Context<'_, Self>) -> Result<(), HandleError> {
+        readout::publish(self, ctx)
+    }
+}

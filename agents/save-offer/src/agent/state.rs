@@ -1,0 +1,85 @@
+//! What save-offer keeps per key and per partition.
+//!
+//! Two kinds of key share the store: members (the joined facts, held offers, pending
+//! proposals) and ledgers (`ledger:…`, the budgets and caps one task owns). The partition
+//! summary holds what is population-wide: every bandit arm's statistics and the sketch
+//! of lifetime margins the LTV deciles are read from, both merged by addition.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use cohort::sketch::Histogram;
+use loyalty_runtime::PartitionSummary;
+use serde::{Deserialize, Serialize};
+
+use crate::bandit::ArmStats;
+use crate::ledger::Ledger;
+use crate::member::{CohortFacts, HeldOffer, LtvFacts, ProfileFacts, StateFacts};
+
+/// The prefix of ledger keys; no member-keyed record may use it.
+pub const LEDGER_PREFIX: &str = "ledger:";
+
+/// One key's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Entry {
+    Member(Box<MemberEntry>),
+    Ledger(Ledger),
+}
+
+/// A member as save-offer knows it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MemberEntry {
+    pub profile: Option<ProfileFacts>,
+    pub state: Option<StateFacts>,
+    pub cohort: Option<CohortFacts>,
+    pub ltv: Option<LtvFacts>,
+    /// The member's bucket in the partition's lifetime-margin sketch, to take it out again.
+    pub ltv_bucket: Option<i32>,
+    /// Product lines the member ordered, newest last, at most [`PRODUCT_LINES`].
+    pub product_lines: Vec<String>,
+    pub prior_redemptions: i32,
+    pub held: Vec<HeldOffer>,
+    /// Proposals decided but not yet seen on `loyalty.offer-proposals.v1` (a ledger may
+    /// still be deciding): each with every candidate it may end as. Stacking treats the
+    /// first candidate as held meanwhile.
+    pub pending: BTreeMap<String, Vec<HeldOffer>>,
+    /// Hashes of the newest event and trigger ids, so one delivered twice counts once.
+    pub seen: VecDeque<u64>,
+}
+
+/// Product lines remembered per member.
+pub const PRODUCT_LINES: usize = 16;
+
+impl MemberEntry {
+    /// Remember `id`; false if it was seen already.
+    pub fn first_sight(&mut self, id: &str, keep: usize) -> bool {
+        let hash = loyalty_contracts::fnv1a(id);
+        if self.seen.contains(&hash) {
+            return false;
+        }
+        self.seen.push_back(hash);
+        while self.seen.len() > keep {
+            self.seen.pop_front();
+        }
+        true
+    }
+
+    pub fn add_product_line(&mut self, line: &str) {
+        self.product_lines.retain(|l| l != line);
+        self.product_lines.push(line.to_owned());
+        if self.product_lines.len() > PRODUCT_LINES {
+            self.product_lines.remove(0);
+        }
+    }
+}
+
+/// A partition's share of the population.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct OfferSummary {
+    /// Bandit statistics per `<experiment>|<stratum>|<offer id>`.
+    pub arms: BTreeMap<String, ArmStats>,
+    /// Lifetime margins of the partition's members (log buckets), for LTV deciles.
+    pub lifetime_margin: Histogram,
+}
+
+/// Shared between instances: bandits and deciles are population-wide.
+impl PartitionSummary for OfferSummary {}

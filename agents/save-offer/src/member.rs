@@ -1,0 +1,266 @@
+//! What save-offer knows about a member: the facts its co-partitioned inputs carry
+//! (profile, member-state, cohort, member-ltv, the member's own events) and the offers the
+//! member holds. Selection reads a [`MemberView`]; it never sees the records themselves.
+
+use std::collections::BTreeMap;
+
+use loyalty_contracts::{
+    InterventionType, Lifecycle, MILLIS_PER_DAY, MemberCohort, MemberLtv, MemberProfile,
+    MemberState, OfferType, ReasonCluster, Segment, StackRule, Timestamp,
+};
+use serde::{Deserialize, Serialize};
+
+/// A member's expected incremental lifetime margin from one intervention type, with
+/// ltv's 80% interval; minor units of [`LtvFacts::currency`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Incremental {
+    pub mean: i64,
+    pub low: i64,
+    pub high: i64,
+}
+
+/// What member-ltv says that selection and the cost caps use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LtvFacts {
+    pub currency: String,
+    pub expected_order_value_minor: Option<f64>,
+    pub margin_ratio: f64,
+    pub margin_12m_minor: i64,
+    pub adjusted_lifetime_margin_minor: i64,
+    pub p_alive: Option<f64>,
+    pub incremental: BTreeMap<String, Incremental>,
+}
+
+impl LtvFacts {
+    pub fn of(ltv: &MemberLtv) -> Self {
+        LtvFacts {
+            currency: ltv.currency.clone().unwrap_or_default(),
+            expected_order_value_minor: ltv.expected_order_value_minor,
+            margin_ratio: ltv.margin_ratio,
+            margin_12m_minor: ltv.baseline.margin_12m_minor,
+            adjusted_lifetime_margin_minor: ltv.adjusted_lifetime_margin_minor,
+            p_alive: ltv.p_alive,
+            incremental: ltv
+                .counterfactuals
+                .iter()
+                .map(|c| {
+                    (
+                        c.intervention.label().to_owned(),
+                        Incremental {
+                            mean: c.incremental_minor,
+                            low: c.incremental_low_minor,
+                            high: c.incremental_high_minor,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    pub fn incremental(&self, intervention: InterventionType) -> Option<Incremental> {
+        self.incremental.get(intervention.label()).copied()
+    }
+}
+
+/// The member's profile, as far as eligibility and localisation need it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ProfileFacts {
+    pub country: String,
+    /// ISO 3166-2 (`US-CA`): the profile's region, prefixed with the country if it is not.
+    pub state: Option<String>,
+    pub postal_code: Option<String>,
+    /// ISO 639-1, from the locale.
+    pub language: String,
+    pub currency: String,
+    pub time_zone: String,
+    pub enrolled_at: Timestamp,
+    pub program_id: String,
+    pub acquisition_channel: Option<String>,
+    pub payment_method: Option<String>,
+    pub billing_frequency: Option<String>,
+    pub borrower_status: Option<String>,
+    pub vertical: Option<String>,
+    pub plan_tier: Option<String>,
+}
+
+impl ProfileFacts {
+    pub fn of(p: &MemberProfile) -> Self {
+        let state = p.region.as_ref().map(|region| {
+            if region.contains('-') {
+                region.clone()
+            } else {
+                format!("{}-{region}", p.country)
+            }
+        });
+        let language = p
+            .locale
+            .split(['-', '_'])
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        ProfileFacts {
+            country: p.country.clone(),
+            state,
+            postal_code: p.postal_code.clone(),
+            language,
+            currency: p.currency.clone(),
+            time_zone: p.time_zone.clone(),
+            enrolled_at: p.enrolled_at,
+            program_id: p.program_id.clone(),
+            acquisition_channel: p.acquisition_channel.clone(),
+            payment_method: p.payment_method.clone(),
+            billing_frequency: p.billing_frequency.clone(),
+            borrower_status: p.borrower_status.clone(),
+            vertical: p.vertical.clone(),
+            plan_tier: p.plan_tier.clone(),
+        }
+    }
+}
+
+/// What member-state says.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct StateFacts {
+    pub loyalty_tier: Option<String>,
+    pub loyalty_program: Option<String>,
+    pub first_purchase: Option<Timestamp>,
+    pub as_of: Timestamp,
+}
+
+impl StateFacts {
+    pub fn of(s: &MemberState) -> Self {
+        StateFacts {
+            loyalty_tier: s.tier.as_ref().map(|t| t.tier_id.clone()),
+            loyalty_program: s.tier.as_ref().map(|t| t.program_id.clone()),
+            first_purchase: s.btyd.as_ref().map(|b| b.first_purchase.start()),
+            as_of: s.as_of,
+        }
+    }
+}
+
+/// What the cohort record says.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CohortFacts {
+    pub segment: Segment,
+    pub lifecycle: Lifecycle,
+}
+
+impl CohortFacts {
+    pub fn of(c: &MemberCohort) -> Self {
+        CohortFacts {
+            segment: c.segment,
+            lifecycle: c.lifecycle,
+        }
+    }
+}
+
+/// An offer the member holds: proposed to them and neither expired (grace included),
+/// redeemed nor suppressed. The version is pinned: its terms are kept here, so a newer
+/// catalog version does not change what the member was shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldOffer {
+    pub proposal_id: String,
+    pub offer_id: String,
+    pub version_id: i64,
+    pub vendor: String,
+    pub offer_type: OfferType,
+    pub rule: StackRule,
+    pub stack_group: Option<String>,
+    pub loyalty_program_id: Option<String>,
+    pub referral_program_id: Option<String>,
+    /// Product lines the offer applies to (empty = every line).
+    pub product_lines: Vec<String>,
+    pub percent_off_bp: Option<i32>,
+    /// Amount off one order, member's currency.
+    pub amount_off_minor: i64,
+    /// What the offer is worth to the member (discount on a typical order, member's
+    /// currency): best-of compares it.
+    pub value_to_member_minor: i64,
+    pub experiment_id: Option<String>,
+    pub arm: Option<String>,
+    pub held_since: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    /// Still honoured until then.
+    pub grace_until: Option<Timestamp>,
+    pub extensions: i32,
+    pub suppress_on: Vec<loyalty_contracts::SuppressionTrigger>,
+    /// Proposals this one replaced (best of a stack group).
+    pub replaces: Vec<String>,
+    /// The bandit arm it was chosen as (`<experiment>|<stratum>|<offer id>`), the
+    /// probability the arm had, and the member's features then: what the reward is
+    /// learned against when the outcome arrives.
+    pub arm_key: Option<String>,
+    pub arm_probability: f64,
+    pub context: Vec<f64>,
+    /// The offer exactly as the member was shown it: an extension shows it again, so a
+    /// newer catalog version never changes a held offer.
+    pub shown: Option<Box<loyalty_contracts::ChosenOffer>>,
+}
+
+impl HeldOffer {
+    /// Held at `now`: not past its grace period.
+    pub fn held_at(&self, now: Timestamp) -> bool {
+        self.grace_until
+            .or(self.expires_at)
+            .is_none_or(|end| now <= end)
+    }
+
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.offer_id, self.version_id)
+    }
+}
+
+/// Everything selection knows about one member at one moment.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MemberView {
+    pub member_id: String,
+    pub now: Timestamp,
+    pub profile: Option<ProfileFacts>,
+    pub state: Option<StateFacts>,
+    pub cohort: Option<CohortFacts>,
+    pub ltv: Option<LtvFacts>,
+    /// Population-relative decile of the member's adjusted lifetime margin, 1..=10.
+    pub ltv_decile: Option<i32>,
+    /// Product lines the member has bought (from its orders).
+    pub product_lines: Vec<String>,
+    /// Offers redeemed before (InterventionOutcome Accepted or Converted).
+    pub prior_redemptions: i32,
+    /// Why the member is cancelling, for a cancellation request.
+    pub reason_cluster: Option<ReasonCluster>,
+    pub held: Vec<HeldOffer>,
+}
+
+impl MemberView {
+    /// Days since the member enrolled (profile) or first bought (member-state).
+    pub fn tenure_days(&self) -> Option<i64> {
+        let since = self
+            .profile
+            .as_ref()
+            .map(|p| p.enrolled_at)
+            .or_else(|| self.state.as_ref().and_then(|s| s.first_purchase))?;
+        Some((self.now.0 - since.0).max(0) / MILLIS_PER_DAY)
+    }
+
+    /// The tenure band eligibility lists name: `0-90d`, `91-365d`, `1-2y`, `2y+`.
+    pub fn tenure_cohort(&self) -> Option<&'static str> {
+        Some(match self.tenure_days()? {
+            0..=90 => "0-90d",
+            91..=365 => "91-365d",
+            366..=730 => "1-2y",
+            _ => "2y+",
+        })
+    }
+
+    /// The member's currency: the profile's, else the one ltv values in.
+    pub fn currency(&self) -> Option<&str> {
+        self.profile
+            .as_ref()
+            .map(|p| p.currency.as_str())
+            .or_else(|| self.ltv.as_ref().map(|l| l.currency.as_str()))
+            .filter(|c| !c.is_empty())
+    }
+
+    /// Offers held now.
+    pub fn holding(&self) -> impl Iterator<Item = &HeldOffer> {
+        self.held.iter().filter(|h| h.held_at(self.now))
+    }
+}

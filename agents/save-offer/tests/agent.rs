@@ -1,0 +1,410 @@
+//! save-offer's `handle` on real encoded records: a cancellation request becomes a
+//! proposal with its explanation; an offer under a budget goes through its ledger, which
+//! grants up to the ceiling and then hands the claim to the next candidate; a proposal
+//! seen becomes a held offer, pinned, that stacking and suppression respect; outcomes
+//! teach the bandit; bad records are rejected.
+
+use loyalty_contracts::{
+    Budget, Experiment, InterventionOutcome, InterventionResult, MemberEvent, OfferProposal,
+    OfferType, OrderPlaced, Payload, RejectionStage, StackRule, SuppressionTrigger, Timestamp,
+    catalog, topics,
+};
+use loyalty_runtime::codec::decode;
+use loyalty_runtime::{Agent, HandleError, Harness, Record, Topic};
+use save_offer::agent::CLAIMS;
+use save_offer::agent::state::Entry;
+use save_offer::ledger::LedgerClaim;
+use save_offer::tables::{CATALOG, FX_RATES};
+use save_offer::testkit::*;
+use save_offer::{SaveOffer, Settings};
+
+struct Rig {
+    agent: SaveOffer,
+    harness: Harness<SaveOffer>,
+    offset: i64,
+}
+
+fn rig(offers: Vec<loyalty_contracts::CatalogOffer>) -> Rig {
+    let agent = SaveOffer::new(&Settings::default());
+    let harness = Harness::new(&agent).expect("harness");
+    for o in offers {
+        harness.put_table(&CATALOG, &o.offer_id.clone(), o);
+    }
+    harness.put_table(&FX_RATES, "USD", fx("USD", 1.0));
+    harness.put_table(&FX_RATES, "EUR", fx("EUR", 0.9));
+    Rig {
+        agent,
+        harness,
+        offset: 0,
+    }
+}
+
+impl Rig {
+    /// Handle one record; what it emitted, as (topic, key, payload).
+    fn feed<T: serde::Serialize + apache_avro::AvroSchema + 'static>(
+        &mut self,
+        topic: &Topic<T>,
+        key: &str,
+        value: &T,
+        state: &mut Option<Entry>,
+    ) -> Result<Vec<(String, String, Vec<u8>)>, HandleError> {
+        self.offset += 1;
+        let record = Record::new(topic, key, value)
+            .expect("record")
+            .at(self.offset);
+        self.harness.emitted.clear();
+        let mut ctx = self.harness.context();
+        self.agent.handle(&record.input(), state, &mut ctx)?;
+        Ok(self
+            .harness
+            .emitted
+            .iter()
+            .map(|e| {
+                (
+                    e.topic.to_owned(),
+                    e.key.clone(),
+                    e.payload.clone().unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
+    /// A member with profile, cohort and value in place.
+    fn member(&mut self, id: &str) -> Option<Entry> {
+        let mut state = None;
+        self.feed(&catalog::MEMBER_PROFILES, id, &profile(id), &mut state)
+            .expect("profile");
+        self.feed(&catalog::COHORTS, id, &cohort(id), &mut state)
+            .expect("cohort");
+        self.feed(
+            &catalog::MEMBER_LTV,
+            id,
+            &member_ltv(id, 5_000.0, 30_000, 90_000, 4_000),
+            &mut state,
+        )
+        .expect("ltv");
+        state
+    }
+}
+
+fn proposal_of(emitted: &[(String, String, Vec<u8>)]) -> OfferProposal {
+    let (_, _, bytes) = emitted
+        .iter()
+        .find(|(t, _, _)| t == topics::OFFER_PROPOSALS)
+        .unwrap_or_else(|| {
+            panic!(
+                "no proposal among {:?}",
+                emitted.iter().map(|e| &e.0).collect::<Vec<_>>()
+            )
+        });
+    body(bytes)
+}
+
+/// A value as `handle` emitted it: the wire header, then Avro in the type's own schema.
+fn body<T: apache_avro::AvroSchema + serde::de::DeserializeOwned>(bytes: &[u8]) -> T {
+    decode(&T::get_schema(), &bytes[5..]).expect("decodes with its schema")
+}
+
+fn claim_of(emitted: &[(String, String, Vec<u8>)]) -> (String, LedgerClaim) {
+    let (_, key, bytes) = emitted
+        .iter()
+        .find(|(t, _, _)| t == CLAIMS.name)
+        .expect("a claim");
+    (key.clone(), body(bytes))
+}
+
+#[test]
+fn a_cancellation_request_gets_the_offer_worth_most_with_every_other_explained() {
+    let mut narrow = offer("stripe", "uk-only", OfferType::PercentOff, 20);
+    narrow.eligibility.countries = vec!["GB".into()];
+    let mut rig = rig(vec![
+        offer("stripe", "ten", OfferType::PercentOff, 10),
+        offer("stripe", "thirty", OfferType::PercentOff, 30),
+        narrow,
+    ]);
+    let mut state = rig.member("m1");
+    let event = cancellation("m1", "e1", "too expensive for me", NOW);
+    let out = rig
+        .feed(&catalog::MEMBER_EVENTS, "m1", &event, &mut state)
+        .expect("handled");
+    let p = proposal_of(&out);
+    assert_eq!(p.proposal_id, "cancellation:e1");
+    assert_eq!(
+        p.reason_cluster,
+        Some(loyalty_contracts::ReasonCluster::Price)
+    );
+    let chosen = p.offer.expect("an offer");
+    // 10% costs 5.00 of a 50.00 order, 30% costs 15.00: incremental LTV 40.00 is the same.
+    assert_eq!(chosen.offer_id, "stripe:ten");
+    assert_eq!(chosen.expected_cost.mean_minor, 500);
+    assert_eq!(chosen.expected_incremental_ltv.mean_minor, 4_000);
+    assert_eq!(p.rejected_offers, 2);
+    let why: Vec<(String, RejectionStage, String)> = p
+        .rejections
+        .iter()
+        .map(|r| (r.offer_id.clone(), r.stage, r.dimension.clone()))
+        .collect();
+    assert!(why.contains(&(
+        "stripe:uk-only".into(),
+        RejectionStage::Eligibility,
+        "country".into()
+    )));
+    assert!(why.contains(&(
+        "stripe:thirty".into(),
+        RejectionStage::Outranked,
+        "score".into()
+    )));
+    // The same request delivered twice proposes once.
+    let again = rig
+        .feed(&catalog::MEMBER_EVENTS, "m1", &event, &mut state)
+        .expect("handled");
+    assert!(again.is_empty());
+}
+
+#[test]
+fn a_budget_of_n_grants_n_proposals_then_the_next_candidate() {
+    let mut budgeted = offer("stripe", "budgeted", OfferType::PercentOff, 5);
+    budgeted.caps.budget = Some(Budget {
+        budget_id: "winback".into(),
+        ceiling_minor: None,
+        ceiling_redemptions: Some(2),
+    });
+    let fallback = offer("stripe", "fallback", OfferType::PercentOff, 20);
+    let mut rig = rig(vec![budgeted, fallback]);
+    let mut ledger = None;
+    let mut granted = 0;
+    for i in 0..4 {
+        let member = format!("m{i}");
+        let mut state = rig.member(&member);
+        let out = rig
+            .feed(
+                &catalog::INTERVENTION_OPPORTUNITIES,
+                &member,
+                &opportunity(&member, "o", NOW),
+                &mut state,
+            )
+            .expect("decided");
+        // The budgeted offer ranks first, so the member's task sends a claim to its ledger.
+        let (key, claim) = claim_of(&out);
+        assert_eq!(key, "ledger:winback");
+        assert_eq!(claim.candidates.len(), 2);
+        let settled = rig
+            .feed(&CLAIMS, &key, &claim, &mut ledger)
+            .expect("settled");
+        let p = proposal_of(&settled);
+        assert_eq!(p.member_id, member);
+        match p.offer.as_ref().map(|o| o.offer_id.as_str()) {
+            Some("stripe:budgeted") => granted += 1,
+            Some("stripe:fallback") => {
+                assert!(i >= 2, "the budget had room for member {i}");
+                let refusal = p
+                    .rejections
+                    .iter()
+                    .find(|r| r.stage == RejectionStage::Budget)
+                    .expect("refusal");
+                assert_eq!(
+                    refusal.explanation,
+                    "ledger:winback has given all 2 proposals it allows"
+                );
+            }
+            other => panic!("unexpected offer {other:?}"),
+        }
+        // The same claim again (a replayed batch) is not charged twice.
+        let again = rig
+            .feed(&CLAIMS, &key, &claim, &mut ledger)
+            .expect("settled");
+        assert!(again.is_empty());
+    }
+    assert_eq!(granted, 2);
+}
+
+#[test]
+fn a_held_offer_is_pinned_stacks_and_is_withdrawn_by_its_suppression_trigger() {
+    let mut exclusive = offer("stripe", "exclusive", OfferType::PercentOff, 10);
+    exclusive.stacking.rule = StackRule::Exclusive;
+    exclusive.expiration.suppress_on = vec![SuppressionTrigger::OrderPlaced];
+    let mut rig = rig(vec![exclusive.clone()]);
+    let mut state = rig.member("m1");
+    let out = rig
+        .feed(
+            &catalog::MEMBER_EVENTS,
+            "m1",
+            &cancellation("m1", "e1", "price", NOW),
+            &mut state,
+        )
+        .expect("decided");
+    let first = proposal_of(&out);
+    assert_eq!(first.offer.as_ref().map(|o| o.version_id), Some(1));
+    // The proposal comes back on its topic: the member now holds version 1.
+    rig.feed(&catalog::OFFER_PROPOSALS, "m1", &first, &mut state)
+        .expect("seen");
+    // A second request: the exclusive offer is held, with no extension rule.
+    let out = rig
+        .feed(
+            &catalog::MEMBER_EVENTS,
+            "m1",
+            &cancellation("m1", "e2", "price", NOW + DAY),
+            &mut state,
+        )
+        .expect("decided");
+    let second = proposal_of(&out);
+    assert!(second.offer.is_none());
+    assert_eq!(second.held_offers, vec!["stripe:exclusive@1".to_owned()]);
+    assert_eq!(second.rejections[0].dimension, "extension");
+    // An order suppresses the held offer; the next request may propose it again, now
+    // at the catalog's version 2.
+    let mut v2 = exclusive;
+    v2.version.version_id = 2;
+    rig.harness.put_table(&CATALOG, "stripe:exclusive", v2);
+    let order = MemberEvent {
+        event_id: "o1".into(),
+        member_id: "m1".into(),
+        brand_id: "b".into(),
+        occurred_at: Timestamp(NOW + 2 * DAY),
+        source: "shop".into(),
+        source_member_id: None,
+        payload: Payload::OrderPlaced(OrderPlaced {
+            order_id: "o1".into(),
+            amount_minor: 5_000,
+            currency: "USD".into(),
+            margin_minor: None,
+            items: 1,
+            location_id: None,
+            product_line: Some("espresso".into()),
+        }),
+    };
+    rig.feed(&catalog::MEMBER_EVENTS, "m1", &order, &mut state)
+        .expect("order");
+    let out = rig
+        .feed(
+            &catalog::MEMBER_EVENTS,
+            "m1",
+            &cancellation("m1", "e3", "price", NOW + 3 * DAY),
+            &mut state,
+        )
+        .expect("decided");
+    assert_eq!(proposal_of(&out).offer.map(|o| o.version_id), Some(2));
+}
+
+#[test]
+fn outcomes_teach_the_experiment_and_count_redemptions() {
+    let arm = |id: &str, name: &str| {
+        let mut o = offer("stripe", id, OfferType::PercentOff, 10);
+        o.experiment = Some(Experiment {
+            experiment_id: "x1".into(),
+            variant_id: "v1".into(),
+            arm: name.into(),
+            traffic_allocation_bp: 10_000,
+            stratification: Vec::new(),
+            readout_cadence_hours: 0,
+            policy: loyalty_contracts::BanditPolicy::ThompsonSampling,
+        });
+        o
+    };
+    let mut rig = rig(vec![arm("a", "A"), arm("b", "B")]);
+    let mut state = rig.member("m1");
+    let out = rig
+        .feed(
+            &catalog::MEMBER_EVENTS,
+            "m1",
+            &cancellation("m1", "e1", "price", NOW),
+            &mut state,
+        )
+        .expect("decided");
+    let p = proposal_of(&out);
+    let chosen = p.offer.clone().expect("an arm");
+    assert_eq!(chosen.experiment_id.as_deref(), Some("x1"));
+    let other = p
+        .rejections
+        .iter()
+        .find(|r| r.stage == RejectionStage::Experiment)
+        .expect("the other arm");
+    assert_eq!(other.dimension, "bandit");
+    assert!(
+        other
+            .explanation
+            .contains("experiment x1 (thompson_sampling, stratum all) chose arm")
+    );
+    rig.feed(&catalog::OFFER_PROPOSALS, "m1", &p, &mut state)
+        .expect("seen");
+    let key = format!("x1|all|{}", chosen.offer_id);
+    assert_eq!(rig.harness.summary.arms[&key].pulls, 1);
+    let outcome = MemberEvent {
+        event_id: "out1".into(),
+        member_id: "m1".into(),
+        brand_id: "b".into(),
+        occurred_at: Timestamp(NOW + DAY),
+        source: "esp".into(),
+        source_member_id: None,
+        payload: Payload::InterventionOutcome(InterventionOutcome {
+            intervention_id: p.proposal_id.clone(),
+            intervention_type: "offer".into(),
+            result: InterventionResult::Converted,
+            value_minor: Some(2_500),
+            holdout: None,
+        }),
+    };
+    rig.feed(&catalog::MEMBER_EVENTS, "m1", &outcome, &mut state)
+        .expect("outcome");
+    let stats = &rig.harness.summary.arms[&key];
+    assert_eq!((stats.conversions, stats.reward), (1, 2_500.0));
+    let Some(Entry::Member(m)) = &state else {
+        panic!("member state")
+    };
+    assert_eq!(m.prior_redemptions, 1);
+}
+
+#[test]
+fn bad_records_are_rejected_with_the_reason() {
+    let mut rig = rig(vec![offer("stripe", "ten", OfferType::PercentOff, 10)]);
+    let mut state = rig.member("m1");
+    // A value naming another member than its key.
+    let e = rig
+        .feed(&catalog::MEMBER_PROFILES, "m1", &profile("m2"), &mut state)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("member_id \"m2\" differs from the record key \"m1\""),
+        "{e}"
+    );
+    // A member id in the ledgers' key space.
+    let mut fresh = None;
+    let e = rig
+        .feed(
+            &catalog::MEMBER_PROFILES,
+            "ledger:x",
+            &profile("ledger:x"),
+            &mut fresh,
+        )
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("reserved for save-offer's ledgers"),
+        "{e}"
+    );
+    // A claim whose key is not its candidate's ledger.
+    let mut budgeted = offer("stripe", "b", OfferType::PercentOff, 5);
+    budgeted.caps.budget = Some(Budget {
+        budget_id: "w".into(),
+        ceiling_minor: None,
+        ceiling_redemptions: Some(1),
+    });
+    rig.harness.put_table(&CATALOG, "stripe:b", budgeted);
+    let out = rig
+        .feed(
+            &catalog::INTERVENTION_OPPORTUNITIES,
+            "m1",
+            &opportunity("m1", "o", NOW),
+            &mut state,
+        )
+        .expect("decided");
+    let (_, claim) = claim_of(&out);
+    let e = rig
+        .feed(&CLAIMS, "ledger:other", &claim, &mut None)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("is for ledger:w, not ledger:other"),
+        "{e}"
+    );
+    // An event time far in the future of its log timestamp is refused by the runtime's rule.
+    assert_eq!(SaveOffer::NAME, "save-offer");
+}
