@@ -92,3 +92,65 @@ impl Rates for FxTable {
         self.rates.get(currency).copied()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loyalty_contracts::{Timestamp, catalog};
+    use loyalty_runtime::Record;
+
+    fn rate(currency: &str, base: &str, rate: f64) -> Result<FxRate, Rejection> {
+        let value = FxRate {
+            currency: currency.into(),
+            base: base.into(),
+            rate,
+            as_of: Timestamp(0),
+        };
+        let record = Record::new(&catalog::FX_RATES, currency, &value)
+            .map_err(|e| Rejection::contract(e.to_string()))?;
+        decode_rate(&record.input())
+    }
+
+    #[test]
+    fn a_bad_rate_is_refused_naming_every_problem() {
+        assert!(rate("EUR", "USD", 0.92).is_ok());
+        let e = rate("EURO", "USD", -1.0).unwrap_err().to_string();
+        assert!(
+            e.contains("\"EURO\" is not an ISO 4217 currency")
+                && e.contains("rate -1 is not a positive number"),
+            "{e}"
+        );
+        assert!(
+            rate("USD", "USD", 2.0)
+                .unwrap_err()
+                .to_string()
+                .contains("own rate is 2, not 1")
+        );
+        assert!(rate("GBP", "USD", f64::NAN).is_err());
+    }
+
+    #[test]
+    fn rates_against_another_base_are_not_mixed_in() {
+        let values: Vec<(String, std::sync::Arc<FxRate>)> = [
+            ("EUR", "USD", 0.9),
+            ("GBP", "USD", 0.8),
+            ("JPY", "EUR", 160.0),
+        ]
+        .iter()
+        .map(|(c, b, r)| {
+            let v = FxRate {
+                currency: (*c).into(),
+                base: (*b).into(),
+                rate: *r,
+                as_of: Timestamp(0),
+            };
+            ((*c).to_owned(), std::sync::Arc::new(v))
+        })
+        .collect();
+        let table = FxTable::of(&values);
+        assert_eq!(
+            (table.rate("USD"), table.rate("EUR"), table.rate("JPY")),
+            (Some(1.0), Some(0.9), None)
+        );
+    }
+}

@@ -408,3 +408,122 @@ fn bad_records_are_rejected_with_the_reason() {
     // An event time far in the future of its log timestamp is refused by the runtime's rule.
     assert_eq!(SaveOffer::NAME, "save-offer");
 }
+
+#[test]
+fn a_trigger_before_the_members_value_waits_for_it_or_for_the_join_window() {
+    let mut rig = rig(vec![offer("stripe", "ten", OfferType::PercentOff, 10)]);
+    let mut state = None;
+    rig.feed(&catalog::MEMBER_PROFILES, "m1", &profile("m1"), &mut state)
+        .expect("profile");
+    let out = rig
+        .feed(
+            &catalog::MEMBER_EVENTS,
+            "m1",
+            &cancellation("m1", "e1", "price", NOW),
+            &mut state,
+        )
+        .expect("kept");
+    assert!(out.is_empty(), "decided without the member's value");
+    // The value arrives: the waiting request is decided, as of its own time.
+    let out = rig
+        .feed(
+            &catalog::MEMBER_LTV,
+            "m1",
+            &member_ltv("m1", 5_000.0, 30_000, 90_000, 4_000),
+            &mut state,
+        )
+        .expect("joined");
+    let p = proposal_of(&out);
+    assert_eq!(
+        (p.proposal_id.as_str(), p.decided_at),
+        ("cancellation:e1", Timestamp(NOW))
+    );
+    assert_eq!(p.offer.map(|o| o.offer_id), Some("stripe:ten".into()));
+
+    // Without a value before the wait ends, the timer decides with what is known.
+    let mut other = None;
+    rig.feed(&catalog::MEMBER_PROFILES, "m2", &profile("m2"), &mut other)
+        .expect("profile");
+    rig.feed(
+        &catalog::MEMBER_EVENTS,
+        "m2",
+        &cancellation("m2", "e2", "price", NOW),
+        &mut other,
+    )
+    .expect("kept");
+    rig.harness.emitted.clear();
+    let timer = loyalty_runtime::Timer {
+        name: "join-wait".into(),
+        clock: loyalty_runtime::Clock::WallClock,
+        at: NOW,
+    };
+    let mut ctx = rig.harness.context();
+    rig.agent
+        .on_timer("m2", &timer, &mut other, &mut ctx)
+        .expect("fired");
+    let bytes = rig
+        .harness
+        .emitted
+        .first()
+        .and_then(|e| e.payload.clone())
+        .expect("a proposal");
+    let p: OfferProposal = body(&bytes);
+    assert!(p.offer.is_none());
+    assert_eq!(p.rejections[0].dimension, "member_ltv");
+}
+
+#[test]
+fn readouts_report_each_arm_of_an_experiment_once_per_cadence() {
+    let arm = |id: &str, name: &str| {
+        let mut o = offer("stripe", id, OfferType::PercentOff, 10);
+        o.experiment = Some(Experiment {
+            experiment_id: "x1".into(),
+            variant_id: "v1".into(),
+            arm: name.into(),
+            traffic_allocation_bp: 10_000,
+            stratification: vec!["segment".into()],
+            readout_cadence_hours: 24,
+            policy: loyalty_contracts::BanditPolicy::ThompsonSampling,
+        });
+        o
+    };
+    let mut rig = rig(vec![arm("a", "A"), arm("b", "B")]);
+    // Another partition's members: arm A converts 30 of 100 at 10.00, arm B 5 of 100.
+    let mut other = save_offer::agent::state::OfferSummary::default();
+    for (offer, conversions) in [("stripe:a", 30), ("stripe:b", 5)] {
+        let stats = other
+            .arms
+            .entry(format!("x1|segment=at_risk|{offer}"))
+            .or_default();
+        for i in 0..100 {
+            stats.pull();
+            if i < conversions {
+                stats.learn(1_000.0, 1.0, 10_000.0, &[]);
+            }
+        }
+    }
+    rig.harness.population = loyalty_runtime::Population {
+        partitions: [(3, other)].into_iter().collect(),
+        generation: 7,
+    };
+    let mut ctx = rig.harness.context();
+    rig.agent.publish(&mut ctx).expect("published");
+    let bytes = rig
+        .harness
+        .emitted
+        .first()
+        .and_then(|e| e.payload.clone())
+        .expect("a readout");
+    let r: loyalty_contracts::OfferReadout = body(&bytes);
+    assert_eq!(r.experiment_id, "x1");
+    let a = &r.arms[0];
+    assert_eq!((a.arm.as_str(), a.proposals, a.rewards), ("A", 100, 30));
+    assert!((a.mean_reward_minor - 300.0).abs() < 1e-9);
+    assert!((a.traffic_share - 0.5).abs() < 1e-9);
+    assert!(a.probability_best > 0.99, "{a:?}");
+    // Nothing changed: nothing published again within the cadence.
+    rig.harness.emitted.clear();
+    let mut ctx = rig.harness.context();
+    rig.agent.publish(&mut ctx).expect("published");
+    assert!(rig.harness.emitted.is_empty());
+}

@@ -19,11 +19,13 @@ use crate::registry::SCHEMAS_TOPIC;
 use crate::stack;
 
 /// The agents a run may start; their own topics are named after them.
-const AGENT_NAMES: [&str; 4] = [
+const AGENT_NAMES: [&str; 6] = [
     customer_graph::CustomerGraph::NAME,
     cohort::Cohort::NAME,
     tier_transition::TierTransition::NAME,
     ltv::Ltv::NAME,
+    save_offer::SaveOffer::NAME,
+    save_offer::OfferCatalog::NAME,
 ];
 
 /// What `swarm bench` runs, and where.

@@ -6,6 +6,8 @@ pub mod cdnow;
 pub mod demo;
 pub mod fit;
 pub mod inspect;
+pub mod offer_latency;
+pub mod offers;
 pub mod progress;
 pub mod registry;
 pub mod replay;

@@ -133,6 +133,21 @@ enum Command {
         #[arg(long, value_name = "URL", requires = "bootstrap_servers")]
         schema_registry_url: Option<String>,
     },
+    /// Cancellation request to proposal latency: save-offer and its catalog on a fresh
+    /// embedded stack, requests sent at a fixed rate; prints percentiles as JSON.
+    BenchOffers {
+        /// Cancellation requests per second.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+        rate: u32,
+        /// How long requests are sent for.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+        seconds: u32,
+        /// Members the requests are spread over.
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+        members: u64,
+        #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(i32).range(1..))]
+        partitions: i32,
+    },
     /// Lifetime value: population fits, signing keys, attestation checks.
     Ltv {
         #[command(subcommand)]
@@ -325,6 +340,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 cluster: bootstrap_servers.zip(schema_registry_url),
             })
             .await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Command::BenchOffers {
+            rate,
+            seconds,
+            members,
+            partitions,
+        } => {
+            let report =
+                swarm::offer_latency::bench_offers(&swarm::offer_latency::LatencyOptions {
+                    rate_per_second: rate,
+                    seconds,
+                    members: usize::try_from(members)?,
+                    partitions,
+                })
+                .await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Ltv {

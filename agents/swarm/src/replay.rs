@@ -37,9 +37,11 @@ pub struct ReplaySummary {
     pub events: usize,
     pub profiles: usize,
     pub elapsed_seconds: f64,
+    /// Start of the day of the newest purchase replayed.
+    pub last_event: loyalty_contracts::Timestamp,
 }
 
-pub(crate) async fn encoder(
+pub async fn encoder(
     registry: &RegistryClient,
     topic: &str,
     schema: apache_avro::Schema,
@@ -50,7 +52,7 @@ pub(crate) async fn encoder(
     Ok(Encoder::new(id, codec::leak(schema))?)
 }
 
-pub(crate) fn record<T: Serialize>(
+pub fn record<T: Serialize>(
     encoder: &Encoder,
     topic: &str,
     key: &str,
@@ -180,5 +182,8 @@ pub async fn replay(
         events: total_events,
         profiles: members.len(),
         elapsed_seconds: started.elapsed().as_secs_f64(),
+        last_event: ordered
+            .last()
+            .map_or_else(Default::default, |p| p.day.start()),
     })
 }

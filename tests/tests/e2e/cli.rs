@@ -9,12 +9,14 @@ use std::process::{Command, Output};
 use crate::common::binary;
 
 /// Each binary and how its `--help` begins.
-fn agents() -> [(&'static str, &'static str); 5] {
+fn agents() -> [(&'static str, &'static str); 7] {
     [
         ("customer-graph", "Folds member events"),
         ("cohort", "Population-relative RFM"),
         ("tier-transition", "Forecasts the twelve tier transitions"),
         ("ltv", "Per-member lifetime value"),
+        ("save-offer", "Turns intervention opportunities"),
+        ("save-offer-catalog", "Normalises vendor offers"),
         ("examples/order_totals", "Keeps each member's order count"),
     ]
 }

@@ -2,7 +2,8 @@
 //! 10,000 schema-valid records with hostile values — `i64::MAX` amounts twice on one
 //! member, dates in year 1 and 9999, 1 MB strings, empty, over-long and non-ASCII ids,
 //! every branch of the event union — go into `loyalty.member-events.v1` and
-//! `loyalty.member-profiles.v1` with all four agents running. No agent exits; every
+//! `loyalty.member-profiles.v1` with all five agents running (save-offer reads both
+//! directly). No agent exits; every
 //! rejected record is in customer-graph's DLQ with a reason; every accepted one is in the
 //! member's state, which equals the same records applied in process by the same code.
 //!
@@ -491,6 +492,8 @@ async fn hostile_records_reach_the_dlq_and_no_agent_stops() {
             "ltv",
             AgentProcess::spawn("ltv", &stack, &["--set", &key_setting]),
         ),
+        // Reads the same member events and profiles directly.
+        ("save-offer", AgentProcess::spawn("save-offer", &stack, &[])),
     ];
     for (_, agent) in &agents {
         agent.wait_ready(Duration::from_secs(90)).await;
@@ -525,6 +528,24 @@ async fn hostile_records_reach_the_dlq_and_no_agent_stops() {
             Duration::from_secs(300),
         )
         .await;
+    }
+    wait_caught_up_on(
+        &stack,
+        "save-offer",
+        &[topics::MEMBER_EVENTS, topics::MEMBER_PROFILES],
+        Duration::from_secs(300),
+    )
+    .await;
+    // Whatever save-offer refused reached its DLQ with a reason and its position.
+    for (_, headers) in swarm::inspect::all_records(&stack.bootstrap_servers, "save-offer.dlq")
+        .await
+        .unwrap()
+    {
+        let has = |name: &str| headers.iter().any(|(k, v)| k == name && !v.is_empty());
+        assert!(
+            has("dlq.error.reason") && has("dlq.source.offset"),
+            "{headers:?}"
+        );
     }
 
     for (name, agent) in &mut agents {

@@ -23,6 +23,7 @@ mod ltv_agent;
 mod operations;
 mod rekeying;
 mod rust_client;
+mod save_offer_agent;
 mod scale_out;
 mod tier_forecast_quality;
 mod tier_transition_agent;

@@ -33,6 +33,7 @@ pub fn consumed_topics<A: Agent>(agent: &A) -> Vec<String> {
         .into_iter()
         .map(String::from)
         .chain(rekeys::<A>().then(repartition_topic::<A>))
+        .chain(agent.internal_topics().iter().map(|t| t.topic().to_owned()))
         .collect()
 }
 

@@ -15,7 +15,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
-use super::state::{Entry, LEDGER_PREFIX, MemberEntry};
+use super::state::{Deferred, Entry, LEDGER_PREFIX, MAX_DEFERRED, MemberEntry};
 use super::{CLAIMS, SaveOffer, decile};
 use crate::bandit;
 use crate::ledger::{Candidate, Ledger, LedgerClaim, LedgerTerms};
@@ -28,6 +28,7 @@ pub(super) fn opportunity(
     agent: &SaveOffer,
     member_id: &str,
     o: &InterventionOpportunity,
+    logged: Option<i64>,
     entry: &mut MemberEntry,
     ctx: &mut Context<'_, SaveOffer>,
 ) -> Result<(), HandleError> {
@@ -41,7 +42,7 @@ pub(super) fn opportunity(
         at: o.as_of,
         reason: None,
     };
-    decide(agent, member_id, &trigger, entry, ctx)
+    decide_or_wait(agent, member_id, trigger, logged, entry, ctx)
 }
 
 pub(super) fn cancellation(
@@ -49,6 +50,7 @@ pub(super) fn cancellation(
     member_id: &str,
     event: &MemberEvent,
     request: &CancellationRequested,
+    logged: Option<i64>,
     entry: &mut MemberEntry,
     ctx: &mut Context<'_, SaveOffer>,
 ) -> Result<(), HandleError> {
@@ -62,7 +64,76 @@ pub(super) fn cancellation(
             request.reason_text.as_deref(),
         )),
     };
-    decide(agent, member_id, &trigger, entry, ctx)
+    decide_or_wait(agent, member_id, trigger, logged, entry, ctx)
+}
+
+/// The name of the timer that ends a member's wait for its value.
+pub(super) const JOIN_WAIT: &str = "join-wait";
+
+/// Decide now, or — the member's value has not arrived — keep the trigger until it does
+/// or `join_wait_ms` has passed: a stream–table join that waits for the table side, as a
+/// proposal priced without the member's value could only say that nothing is affordable.
+fn decide_or_wait(
+    agent: &SaveOffer,
+    member_id: &str,
+    trigger: Trigger,
+    logged: Option<i64>,
+    entry: &mut MemberEntry,
+    ctx: &mut Context<'_, SaveOffer>,
+) -> Result<(), HandleError> {
+    let wait = agent.settings.join_wait_ms;
+    if entry.ltv.is_some() || wait == 0 {
+        return decide(agent, member_id, &trigger, entry, ctx);
+    }
+    if entry.deferred.len() >= MAX_DEFERRED {
+        let oldest = entry.deferred.remove(0);
+        decide(agent, member_id, &Trigger::from(oldest), entry, ctx)?;
+    }
+    entry.deferred.push(Deferred {
+        kind: trigger.kind,
+        id: trigger.id,
+        opportunity: match trigger.moment {
+            Moment::Opportunity(kind) => Some(kind),
+            Moment::Cancellation => None,
+        },
+        at: trigger.at,
+        reason: trigger.reason,
+    });
+    if ctx.timer(JOIN_WAIT).is_none() {
+        // From the record's log time, not the clock, so a replay schedules the same.
+        let from = logged.unwrap_or(trigger.at.0);
+        let at = from.saturating_add(i64::try_from(wait).unwrap_or(i64::MAX));
+        ctx.schedule(JOIN_WAIT, loyalty_runtime::Clock::WallClock, at)?;
+    }
+    Ok(())
+}
+
+/// Decide every trigger that was waiting for the member's value, oldest first.
+pub(super) fn decide_deferred(
+    agent: &SaveOffer,
+    member_id: &str,
+    entry: &mut MemberEntry,
+    ctx: &mut Context<'_, SaveOffer>,
+) -> Result<(), HandleError> {
+    ctx.cancel(JOIN_WAIT);
+    for waiting in std::mem::take(&mut entry.deferred) {
+        decide(agent, member_id, &Trigger::from(waiting), entry, ctx)?;
+    }
+    Ok(())
+}
+
+impl From<Deferred> for Trigger {
+    fn from(d: Deferred) -> Self {
+        Trigger {
+            kind: d.kind,
+            id: d.id,
+            moment: d
+                .opportunity
+                .map_or(Moment::Cancellation, Moment::Opportunity),
+            at: d.at,
+            reason: d.reason,
+        }
+    }
 }
 
 struct Trigger {

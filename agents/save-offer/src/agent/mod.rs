@@ -263,12 +263,15 @@ impl Agent for SaveOffer {
                 }
                 entry.ltv_bucket = bucket;
                 entry.ltv = ltv;
+                if entry.ltv.is_some() && !entry.deferred.is_empty() {
+                    decide::decide_deferred(self, input.key, entry, ctx)?;
+                }
             }
             topics::INTERVENTION_OPPORTUNITIES => {
                 let o: InterventionOpportunity =
                     input.decode_keyed("member_id", |o: &InterventionOpportunity| &o.member_id)?;
                 ctx.check_event_time(input, "as_of", o.as_of.0)?;
-                decide::opportunity(self, input.key, &o, entry, ctx)?;
+                decide::opportunity(self, input.key, &o, input.timestamp, entry, ctx)?;
             }
             topics::OFFER_PROPOSALS => {
                 let p: OfferProposal =
@@ -286,7 +289,15 @@ impl Agent for SaveOffer {
                     return Ok(());
                 }
                 if let Payload::CancellationRequested(request) = &event.payload {
-                    decide::cancellation(self, input.key, &event, request, entry, ctx)?;
+                    decide::cancellation(
+                        self,
+                        input.key,
+                        &event,
+                        request,
+                        input.timestamp,
+                        entry,
+                        ctx,
+                    )?;
                 } else {
                     learn::member_event(self, &event, entry, ctx);
                 }
@@ -298,6 +309,23 @@ impl Agent for SaveOffer {
             }
         }
         Ok(())
+    }
+
+    fn on_timer(
+        &self,
+        key: &str,
+        timer: &loyalty_runtime::Timer,
+        state: &mut Option<Entry>,
+        ctx: &mut Context<'_, Self>,
+    ) -> Result<(), HandleError> {
+        if timer.name != decide::JOIN_WAIT {
+            return Ok(());
+        }
+        match state {
+            // The wait is over: decide with what is known; the proposal says what is not.
+            Some(Entry::Member(entry)) => decide::decide_deferred(self, key, entry, ctx),
+            _ => Ok(()),
+        }
     }
 
     fn publish(&self, ctx: &mut Context<'_, Self>) -> Result<(), HandleError> {

@@ -44,7 +44,23 @@ pub struct MemberEntry {
     pub pending: BTreeMap<String, Vec<HeldOffer>>,
     /// Hashes of the newest event and trigger ids, so one delivered twice counts once.
     pub seen: VecDeque<u64>,
+    /// Triggers that arrived before the member's value (member-ltv): decided when it
+    /// arrives, or when `join_wait_ms` has passed.
+    pub deferred: Vec<Deferred>,
 }
+
+/// A trigger waiting for the member's value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deferred {
+    pub kind: loyalty_contracts::ProposalTrigger,
+    pub id: String,
+    pub opportunity: Option<loyalty_contracts::OpportunityKind>,
+    pub at: loyalty_contracts::Timestamp,
+    pub reason: Option<loyalty_contracts::ReasonCluster>,
+}
+
+/// Triggers kept waiting per member at most; an older one is decided at once.
+pub const MAX_DEFERRED: usize = 8;
 
 /// Product lines remembered per member.
 pub const PRODUCT_LINES: usize = 16;

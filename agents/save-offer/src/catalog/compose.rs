@@ -54,6 +54,16 @@ pub fn compose(
         ends_at,
         used: _,
     } = normalised;
+    // An offer that states no amount of its own (a free product, a call) still costs
+    // the operator something, in the shop's currency.
+    if value.currency.is_empty()
+        && let Some(store) = offer
+            .store_currency
+            .as_deref()
+            .filter(|c| money::is_currency(c))
+    {
+        value.currency = store.to_owned();
+    }
     // The vendor's end date is the offer's expiry unless it states one itself.
     if expiration.expires_on.is_none() {
         expiration.expires_on = ends_at.map(|t| t.day());

@@ -11,9 +11,9 @@ use crate::inspect;
 /// The agents' consumer groups and inputs, and every topic they write, for waiting until
 /// the swarm is quiet.
 #[derive(Default)]
-pub(super) struct Watched {
-    pub(super) groups: inspect::Watched,
-    pub(super) topics: Vec<String>,
+pub(crate) struct Watched {
+    pub(crate) groups: inspect::Watched,
+    pub(crate) topics: Vec<String>,
 }
 
 impl Watched {
@@ -34,17 +34,17 @@ impl Watched {
 type AgentTask = tokio::task::JoinHandle<Result<(), RuntimeError>>;
 
 /// The running agents.
-pub(super) struct Swarm {
+pub(crate) struct Swarm {
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, AgentTask)>,
     /// Agents that stopped before they were asked to, with why.
     stopped_tx: mpsc::UnboundedSender<(&'static str, String)>,
     stopped_rx: mpsc::UnboundedReceiver<(&'static str, String)>,
-    pub(super) watched: Watched,
+    pub(crate) watched: Watched,
 }
 
 impl Swarm {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let (stopped_tx, stopped_rx) = mpsc::unbounded_channel();
         Swarm {
             stop: watch::channel(false).0,
@@ -56,7 +56,7 @@ impl Swarm {
     }
 
     /// Start `agent` with `config` on its own task.
-    pub(super) fn spawn<A: Agent>(&mut self, agent: A, config: Config<A::Settings>) {
+    pub(crate) fn spawn<A: Agent>(&mut self, agent: A, config: Config<A::Settings>) {
         self.watched.add(&agent);
         let stop = self.stop.subscribe();
         let report = self.stopped_tx.clone();
@@ -75,7 +75,7 @@ impl Swarm {
     }
 
     /// Resolves when an agent stops before the swarm is stopped: the agent and why.
-    pub(super) async fn failure(&mut self) -> (&'static str, String) {
+    pub(crate) async fn failure(&mut self) -> (&'static str, String) {
         match self.stopped_rx.recv().await {
             Some(failure) => failure,
             // The swarm holds a sender itself, so the channel never closes.
@@ -84,7 +84,7 @@ impl Swarm {
     }
 
     /// Stop every agent, waiting for each to drain; the first failure, if any.
-    pub(super) async fn stop(self) -> anyhow::Result<()> {
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         let mut first = Ok(());
         for (name, task) in self.tasks {
@@ -104,7 +104,7 @@ impl Swarm {
 
 /// A config for a downstream agent on the demo's cluster: its own HTTP port, and how
 /// often it refreshes.
-pub(super) fn downstream_config<S: loyalty_runtime::AgentSettings>(
+pub(crate) fn downstream_config<S: loyalty_runtime::AgentSettings>(
     runtime: &RuntimeSettings,
     refresh_interval_ms: u64,
 ) -> Config<S> {
@@ -118,7 +118,7 @@ pub(super) fn downstream_config<S: loyalty_runtime::AgentSettings>(
 }
 
 /// A name for a file no other run of the demo uses.
-pub(super) fn started_nanos() -> u128 {
+pub(crate) fn started_nanos() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())

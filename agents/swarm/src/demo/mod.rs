@@ -2,9 +2,11 @@
 //! agents and the CDNOW replay — ending in a summary of what came out.
 //!
 //! `mod.rs` runs it; `agents.rs` starts the agents and watches them; `summary.rs`
-//! reads what they wrote once the swarm is quiet.
+//! reads what they wrote once the swarm is quiet, and `offers.rs` what save-offer
+//! proposed.
 
-mod agents;
+pub(crate) mod agents;
+mod offers;
 mod summary;
 
 use std::collections::BTreeMap;
@@ -23,6 +25,7 @@ use crate::inspect;
 use crate::replay;
 use crate::setup::{self, Target};
 use agents::{Swarm, Watched, downstream_config, started_nanos};
+pub use offers::OffersSummary;
 pub use summary::{DemoSummary, Downstream, LtvSummary, decode_latest};
 
 /// How the demo reaches its cluster and what it replays.
@@ -46,7 +49,11 @@ pub struct DemoOptions {
 }
 
 /// Poll an agent's `/readyz` until it answers 200.
-async fn wait_ready(http_listen: &str, limit: Duration) -> anyhow::Result<()> {
+pub(crate) async fn wait_ready(
+    http_listen: &str,
+    agent: &str,
+    limit: Duration,
+) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let url = format!("http://{http_listen}/readyz");
     let deadline = Instant::now() + limit;
@@ -62,10 +69,7 @@ async fn wait_ready(http_listen: &str, limit: Duration) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    anyhow::bail!(
-        "customer-graph was not ready ({url}) within {}s",
-        limit.as_secs()
-    )
+    anyhow::bail!("{agent} was not ready ({url}) within {}s", limit.as_secs())
 }
 
 /// Run the demo: set up the cluster, start the agents, replay CDNOW, wait until the
@@ -87,6 +91,11 @@ pub async fn run_demo(
     setup::setup(&target)
         .await
         .context("creating topics and registering schemas")?;
+    if options.downstream {
+        crate::offers::publish_catalog(&options.bootstrap_servers, &options.registry_url)
+            .await
+            .context("publishing the sample offer catalog")?;
+    }
 
     let mut config: Config<customer_graph::Settings> = Config::default();
     config.runtime.bootstrap_servers = options.bootstrap_servers.clone();
@@ -141,7 +150,12 @@ async fn observe(
     progress.status("customer-graph joining its group and restoring its state");
     // The clock measures processing, not start-up: it starts once customer-graph has
     // joined its group and restored its state, as in a deployment that is already running.
-    wait_ready(&options.http_listen, Duration::from_secs(120)).await?;
+    wait_ready(
+        &options.http_listen,
+        "customer-graph",
+        Duration::from_secs(120),
+    )
+    .await?;
     progress.stage("customer-graph ready; replaying CDNOW");
     progress.status("replaying");
     let started = Instant::now();
@@ -187,11 +201,48 @@ async fn observe(
         &mut |status| progress.status(&quiet_status(status)),
     )
     .await?;
+    let settled = if options.downstream && settled {
+        // Members on the cancel page, the day after the history ends: save-offer answers
+        // each while they are still there.
+        let members: Vec<String> = inspect::latest_values(
+            &options.bootstrap_servers,
+            loyalty_contracts::topics::MEMBER_STATE,
+        )
+        .await?
+        .into_keys()
+        .collect();
+        let requests = crate::offers::request_cancellations(
+            &options.bootstrap_servers,
+            &options.registry_url,
+            &members,
+            CANCELLING_EVERY,
+            replayed.last_event,
+        )
+        .await
+        .context("sending cancellation requests")?;
+        progress.stage(&format!(
+            "{requests} members asked to cancel; waiting for save-offer's proposals"
+        ));
+        inspect::wait_quiet_reporting(
+            &options.bootstrap_servers,
+            &watched.groups,
+            &watched.topics,
+            Duration::from_secs(20),
+            Duration::from_secs(300),
+            &mut |status| progress.status(&quiet_status(status)),
+        )
+        .await?
+    } else {
+        settled
+    };
     progress.finish();
     summary::summarise(options, replayed, end_to_end, settled, public_key).await
 }
 
-/// Start tier-transition, ltv and cohort on the demo's cluster; returns the public half of
+/// Every how many members one asks to cancel after the replay.
+const CANCELLING_EVERY: usize = 10;
+
+/// Start tier-transition, ltv, cohort, save-offer and its catalog on the demo's cluster; returns the public half of
 /// the signing key made for ltv.
 fn start_downstream(swarm: &mut Swarm, runtime: &RuntimeSettings) -> anyhow::Result<String> {
     // tier-transition waits until ltv has published the population fit.
@@ -218,6 +269,11 @@ fn start_downstream(swarm: &mut Swarm, runtime: &RuntimeSettings) -> anyhow::Res
 
     let segmenter = downstream_config::<loyalty_runtime::NoSettings>(runtime, 15_000);
     swarm.spawn(Cohort::default(), segmenter);
+
+    let catalog = downstream_config::<loyalty_runtime::NoSettings>(runtime, 30_000);
+    swarm.spawn(save_offer::OfferCatalog, catalog);
+    let offers = downstream_config::<save_offer::Settings>(runtime, 15_000);
+    swarm.spawn(save_offer::SaveOffer::new(&offers.agent), offers);
     Ok(public_key)
 }
 

@@ -55,6 +55,7 @@ pub struct Downstream {
     /// Whether every cohort record was scored against the same, final boundaries.
     pub cohorts_settled: bool,
     pub ltv: LtvSummary,
+    pub offers: super::offers::OffersSummary,
 }
 
 /// What the ltv agent produced.
@@ -171,6 +172,7 @@ async fn downstream_summary(
         lifecycle,
         cohorts_settled: boundaries.len() <= 1,
         ltv: ltv.1,
+        offers: super::offers::summarise(bootstrap_servers, registry).await?,
     })
 }
 
@@ -260,7 +262,7 @@ impl std::fmt::Display for DemoSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "loyalty-swarm demo: CDNOW replay through customer-graph, cohort, tier-transition and ltv"
+            "loyalty-swarm demo: CDNOW replay through customer-graph, cohort, tier-transition, ltv and save-offer"
         )?;
         if !self.settled {
             writeln!(
@@ -377,7 +379,8 @@ impl std::fmt::Display for Downstream {
             "  attestations  {} verified, {} failed; public key {}",
             l.verified, l.failed, l.public_key
         )?;
-        write!(f, "  dead-lettered {}", l.dead_lettered)
+        writeln!(f, "  dead-lettered {}", l.dead_lettered)?;
+        write!(f, "{}", self.offers)
     }
 }
 

@@ -1,0 +1,236 @@
+//! `swarm bench-offers`: how long a subscriber on the cancel page waits for an offer.
+//! On a fresh embedded stack, save-offer-catalog and save-offer run in this process on
+//! the demo's sample catalog; members with a value wait; cancellation requests are sent
+//! at a fixed rate, and each proposal read back is timed from the moment its request was
+//! handed to the producer to the moment the proposal was received.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use apache_avro::AvroSchema;
+use loyalty_contracts::{
+    MemberCohort, MemberEvent, MemberLtv, MemberProfile, OfferProposal, topics,
+};
+use loyalty_runtime::codec;
+use loyalty_runtime::kafka;
+use loyalty_runtime::registry::RegistryClient;
+use loyalty_runtime::{Config, wire};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use serde::Serialize;
+
+use crate::demo::agents::Swarm;
+use crate::replay::{encoder, record};
+use crate::{offers, setup, stack};
+
+/// What `swarm bench-offers` measures.
+#[derive(Debug, Clone)]
+pub struct LatencyOptions {
+    pub rate_per_second: u32,
+    pub seconds: u32,
+    pub members: usize,
+    pub partitions: i32,
+}
+
+/// Latencies in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyReport {
+    pub requests: usize,
+    pub proposals: usize,
+    pub offered_rate_per_second: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (q * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+pub async fn bench_offers(options: &LatencyOptions) -> anyhow::Result<LatencyReport> {
+    let s = stack::start(&stack::StackOptions {
+        kafka: format!("127.0.0.1:{}", stack::free_port()?).parse()?,
+        registry: format!("127.0.0.1:{}", stack::free_port()?).parse()?,
+        storage: None,
+    })
+    .await?;
+    let report = measure(options, &s.bootstrap_servers, &s.registry_url).await;
+    s.shutdown().await;
+    report
+}
+
+async fn measure(
+    options: &LatencyOptions,
+    bootstrap: &str,
+    registry_url: &str,
+) -> anyhow::Result<LatencyReport> {
+    setup::setup(&setup::Target {
+        bootstrap_servers: bootstrap.into(),
+        registry_url: registry_url.into(),
+        partitions: options.partitions,
+        replication: 1,
+        librdkafka: BTreeMap::new(),
+    })
+    .await?;
+    offers::publish_catalog(bootstrap, registry_url).await?;
+    let registry = RegistryClient::new(registry_url)?;
+    let producer = kafka::producer(bootstrap, &BTreeMap::new())?;
+    let profiles = encoder(
+        &registry,
+        topics::MEMBER_PROFILES,
+        MemberProfile::get_schema(),
+    )
+    .await?;
+    let cohorts = encoder(&registry, topics::COHORTS, MemberCohort::get_schema()).await?;
+    let values = encoder(&registry, topics::MEMBER_LTV, MemberLtv::get_schema()).await?;
+    let members: Vec<String> = (0..options.members)
+        .map(|i| format!("member-{i:06}"))
+        .collect();
+    let mut joined = Vec::new();
+    for m in &members {
+        joined.push(record(
+            &profiles,
+            topics::MEMBER_PROFILES,
+            m,
+            &save_offer::testkit::profile(m),
+            "profile",
+        )?);
+        joined.push(record(
+            &cohorts,
+            topics::COHORTS,
+            m,
+            &save_offer::testkit::cohort(m),
+            "cohort",
+        )?);
+        let ltv = save_offer::testkit::member_ltv(m, 5_000.0, 30_000, 90_000, 4_000);
+        joined.push(record(&values, topics::MEMBER_LTV, m, &ltv, "member ltv")?);
+    }
+    kafka::produce_all(&producer, &joined).await?;
+
+    let runtime = {
+        let mut c: Config<loyalty_runtime::NoSettings> = Config::default();
+        c.runtime.bootstrap_servers = bootstrap.into();
+        c.runtime.schema_registry_url = registry_url.into();
+        c.runtime.partitions = options.partitions;
+        c.runtime
+    };
+    let mut swarm = Swarm::new();
+    let catalog =
+        crate::demo::agents::downstream_config::<loyalty_runtime::NoSettings>(&runtime, 30_000);
+    swarm.spawn(save_offer::OfferCatalog, catalog);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while crate::inspect::record_count(bootstrap, topics::OFFER_CATALOG)? < 16 {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the catalog was not published within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut config =
+        crate::demo::agents::downstream_config::<save_offer::Settings>(&runtime, 30_000);
+    let port = stack::free_port()?;
+    config.runtime.http_listen = format!("127.0.0.1:{port}");
+    swarm.spawn(save_offer::SaveOffer::new(&config.agent), config);
+    crate::demo::wait_ready(
+        &format!("127.0.0.1:{port}"),
+        "save-offer",
+        Duration::from_secs(120),
+    )
+    .await?;
+    // The members' values are in before the clock starts.
+    let group = "loyalty-swarm.save-offer".to_owned();
+    let consumed =
+        loyalty_runtime::runner::consumed_topics(&save_offer::SaveOffer::new(&Default::default()));
+    anyhow::ensure!(
+        crate::inspect::wait_caught_up(bootstrap, &group, &consumed, Duration::from_secs(120))
+            .await?,
+        "save-offer did not read the members' values within 120 s"
+    );
+
+    let consumer: StreamConsumer = kafka::base_config(bootstrap, &BTreeMap::new())
+        .set("group.id", "loyalty-swarm.bench-offers")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "latest")
+        .create()?;
+    consumer.subscribe(&[topics::OFFER_PROPOSALS])?;
+    // Joined (partitions assigned) before the first request goes out.
+    let settle = Instant::now() + Duration::from_secs(30);
+    while consumer.assignment()?.count() == 0 && Instant::now() < settle {
+        let _ = tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await;
+    }
+
+    let events = encoder(&registry, topics::MEMBER_EVENTS, MemberEvent::get_schema()).await?;
+    let total = (options.rate_per_second * options.seconds) as usize;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(options.rate_per_second.max(1)));
+    let sent: std::sync::Arc<std::sync::Mutex<HashMap<String, Instant>>> = Default::default();
+    let sender = {
+        let sent = sent.clone();
+        let members = members.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let mut pending = tokio::task::JoinSet::new();
+            for n in 0..total {
+                let member = &members[n % members.len()];
+                let id = format!("bench-cancel-{n}");
+                let at = save_offer::testkit::NOW + n as i64;
+                let event = save_offer::testkit::cancellation(member, &id, "too expensive", at);
+                let r = record(
+                    &events,
+                    topics::MEMBER_EVENTS,
+                    member,
+                    &event,
+                    "cancellation request",
+                )?;
+                tokio::time::sleep_until((started + interval * n as u32).into()).await;
+                if let Ok(mut s) = sent.lock() {
+                    s.insert(format!("cancellation:{id}"), Instant::now());
+                }
+                // Each request on its own: a subscriber's browser does not wait for others.
+                let producer = producer.clone();
+                pending.spawn(async move { kafka::produce_all(&producer, &[r]).await });
+            }
+            while let Some(sent) = pending.join_next().await {
+                sent??;
+            }
+            anyhow::Ok(started.elapsed())
+        })
+    };
+    let mut latencies = Vec::with_capacity(total);
+    let deadline = Instant::now() + Duration::from_secs(u64::from(options.seconds) + 60);
+    while latencies.len() < total && Instant::now() < deadline {
+        let Ok(message) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await
+        else {
+            continue;
+        };
+        let received = Instant::now();
+        let message = message?;
+        let Some(bytes) = message.payload() else {
+            continue;
+        };
+        let (id, body) = wire::split(bytes).map_err(|r| anyhow::anyhow!("proposal: {r}"))?;
+        let p: OfferProposal = codec::decode(registry.schema(id).await?.as_ref(), body)
+            .map_err(|r| anyhow::anyhow!("proposal: {r}"))?;
+        let sent_at = sent.lock().ok().and_then(|mut s| s.remove(&p.proposal_id));
+        if let Some(at) = sent_at {
+            latencies.push(received.duration_since(at).as_secs_f64() * 1000.0);
+        }
+    }
+    let sending = sender.await.context("sender")??;
+    swarm.stop().await?;
+    latencies.sort_by(f64::total_cmp);
+    Ok(LatencyReport {
+        requests: total,
+        proposals: latencies.len(),
+        offered_rate_per_second: total as f64 / sending.as_secs_f64().max(1e-9),
+        p50_ms: percentile(&latencies, 0.50),
+        p90_ms: percentile(&latencies, 0.90),
+        p99_ms: percentile(&latencies, 0.99),
+        max_ms: latencies.last().copied().unwrap_or(f64::NAN),
+    })
+}
