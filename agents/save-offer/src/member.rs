@@ -83,7 +83,50 @@ pub struct ProfileFacts {
     pub plan_tier: Option<String>,
 }
 
+/// Longest text kept from a member's records (ids, codes, channels): what is longer is
+/// not a real value, and kept in state it would grow the member's entry without bound.
+pub const MAX_TEXT_BYTES: usize = 256;
+
+/// Every field of `fields` over [`MAX_TEXT_BYTES`], named.
+pub fn overlong<'a>(fields: impl IntoIterator<Item = (&'a str, Option<&'a str>)>) -> Vec<String> {
+    fields
+        .into_iter()
+        .filter_map(|(name, value)| {
+            value.filter(|v| v.len() > MAX_TEXT_BYTES).map(|v| {
+                format!(
+                    "{name} is {} bytes long (at most {MAX_TEXT_BYTES})",
+                    v.len()
+                )
+            })
+        })
+        .collect()
+}
+
 impl ProfileFacts {
+    /// Every text field bounded; the problems otherwise.
+    pub fn checked(p: &MemberProfile) -> Result<Self, Vec<String>> {
+        let problems = overlong([
+            ("country", Some(p.country.as_str())),
+            ("region", p.region.as_deref()),
+            ("postal_code", p.postal_code.as_deref()),
+            ("locale", Some(p.locale.as_str())),
+            ("currency", Some(p.currency.as_str())),
+            ("time_zone", Some(p.time_zone.as_str())),
+            ("program_id", Some(p.program_id.as_str())),
+            ("acquisition_channel", p.acquisition_channel.as_deref()),
+            ("payment_method", p.payment_method.as_deref()),
+            ("billing_frequency", p.billing_frequency.as_deref()),
+            ("borrower_status", p.borrower_status.as_deref()),
+            ("vertical", p.vertical.as_deref()),
+            ("plan_tier", p.plan_tier.as_deref()),
+        ]);
+        if problems.is_empty() {
+            Ok(Self::of(p))
+        } else {
+            Err(problems)
+        }
+    }
+
     pub fn of(p: &MemberProfile) -> Self {
         let state = p.region.as_ref().map(|region| {
             if region.contains('-') {

@@ -367,6 +367,11 @@ fn bad_records_are_rejected_with_the_reason() {
             .contains("member_id \"m2\" differs from the record key \"m1\""),
         "{e}"
     );
+    // Text no real profile holds, which kept in state would grow it without bound.
+    let mut huge = profile("m1");
+    huge.region = Some("x".repeat(1_000));
+    let e = rig.feed(&catalog::MEMBER_PROFILES, "m1", &huge, &mut state).unwrap_err();
+    assert!(e.to_string().contains("region is 1000 bytes long (at most 256)"), "{e}");
     // A member id in the ledgers' key space.
     let mut fresh = None;
     let e = rig

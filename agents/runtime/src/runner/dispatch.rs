@@ -9,7 +9,7 @@ use std::time::Instant;
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use tracing::warn;
 
-use super::call::{call, count_panic};
+use super::call::{Call, call, count_panic};
 use super::topics::{dlq_headers, origin_headers};
 use super::writes::out_records;
 use super::{Shared, Store};
@@ -207,6 +207,11 @@ pub(super) async fn handle_message<A: Agent>(
     };
     match (result, rekey) {
         (Ok(()), None) => {
+            if let Some(rejection) =
+                too_big_to_write(&call, key, message.payload().map_or(0, <[u8]>::len))
+            {
+                return rejected(rejection, outputs);
+            }
             let emitted = call.keep(store, key, |entry| {
                 if let Some(p) = entry.positions.get_mut(input_index) {
                     *p = message.offset();
@@ -232,13 +237,16 @@ pub(super) async fn handle_message<A: Agent>(
                     outputs,
                 );
             }
-            if message.payload().map_or(0, <[u8]>::len) > MAX_DLQ_RECORD_BYTES {
-                // The forward (origin headers added) could be too big to produce.
+            let forward = message.payload().map_or(0, <[u8]>::len) + to.len();
+            if forward > MAX_DLQ_RECORD_BYTES {
+                // The forward (new key and origin headers added) could be too big to produce.
                 return rejected(
-                    Rejection::contract(format!(
-                        "a record of {} bytes is too big to re-key (at most {MAX_DLQ_RECORD_BYTES})",
-                        message.payload().map_or(0, <[u8]>::len)
-                    )),
+                    Rejection::new(
+                        RejectionKind::BadKey,
+                        format!(
+                            "re-keying makes a record of {forward} bytes, too big to forward (at most {MAX_DLQ_RECORD_BYTES})"
+                        ),
+                    ),
                     outputs,
                 );
             }
@@ -412,8 +420,39 @@ pub(super) fn dead_letter<A: Agent>(
 }
 
 /// Largest key plus value a DLQ record carries whole, with room for its headers under
-/// librdkafka's default `message.max.bytes` (1,000,000).
+/// librdkafka's default `message.max.bytes` (1,000,000); also the largest output or
+/// changelog entry a record may cause.
 const MAX_DLQ_RECORD_BYTES: usize = 900_000;
+
+/// Inputs above this size have their resulting state measured before it is kept.
+const MEASURE_STATE_ABOVE_BYTES: usize = 64 * 1024;
+
+/// Why what a record caused could not be written: an output over the size librdkafka
+/// produces, or — after a big input — a state entry over it. Found here, the record is
+/// dead-lettered; found when the batch is written, the produce would fail on every replay
+/// and stop the agent each time. Small inputs grow a state by small steps, which each
+/// agent bounds (windows, capped lists), so only a big input's state is measured: the
+/// measurement is an encoding of the whole state.
+fn too_big_to_write<A: Agent>(call: &Call<A>, key: &str, input_bytes: usize) -> Option<Rejection> {
+    for e in &call.emitted {
+        let size = e.key.len() + e.payload.as_ref().map_or(0, Vec::len);
+        if size > MAX_DLQ_RECORD_BYTES {
+            return Some(Rejection::contract(format!(
+                "the record makes an output to {} of {size} bytes (at most {MAX_DLQ_RECORD_BYTES})",
+                e.topic
+            )));
+        }
+    }
+    if input_bytes + key.len() > MEASURE_STATE_ABOVE_BYTES {
+        let size = key.len() + postcard::to_stdvec(&call.state).map_or(0, |v| v.len());
+        if size > MAX_DLQ_RECORD_BYTES {
+            return Some(Rejection::contract(format!(
+                "the record makes the key's state {size} bytes (at most {MAX_DLQ_RECORD_BYTES})"
+            )));
+        }
+    }
+    None
+}
 
 /// Largest rejection reason kept, in bytes.
 const MAX_REASON_BYTES: usize = 1_024;

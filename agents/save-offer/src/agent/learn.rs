@@ -10,6 +10,7 @@ use loyalty_runtime::Context;
 
 use super::SaveOffer;
 use super::state::MemberEntry;
+use crate::member::MAX_TEXT_BYTES;
 
 pub(super) fn proposal_seen(
     p: &OfferProposal,
@@ -58,7 +59,12 @@ pub(super) fn member_event(
     let scale = agent.settings.reward_scale_minor;
     match &event.payload {
         Payload::OrderPlaced(order) => {
-            if let Some(line) = &order.product_line {
+            // An over-long line is no product line of the operator's; it is not kept.
+            if let Some(line) = order
+                .product_line
+                .as_deref()
+                .filter(|l| l.len() <= MAX_TEXT_BYTES)
+            {
                 entry.add_product_line(line);
             }
             suppress(entry, SuppressionTrigger::OrderPlaced);

@@ -220,7 +220,9 @@ impl Agent for SaveOffer {
                 } else {
                     let p: MemberProfile =
                         input.decode_keyed("member_id", |p: &MemberProfile| &p.member_id)?;
-                    Some(ProfileFacts::of(&p))
+                    Some(ProfileFacts::checked(&p).map_err(|problems| {
+                        Rejection::contract(format!("profile: {}", problems.join("; ")))
+                    })?)
                 };
             }
             topics::MEMBER_STATE => {

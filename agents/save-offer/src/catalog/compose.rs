@@ -19,6 +19,10 @@ pub enum ComposeError {
     Invalid(Vec<String>),
 }
 
+/// Largest vendor document accepted: real offer documents are a few kilobytes, and the
+/// catalog keeps the document and the offer made of it in one changelog entry.
+pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+
 /// The offer id a vendor offer is filed under, and the record key it must have.
 pub fn offer_id(vendor: &str, vendor_offer_id: &str) -> String {
     format!("{vendor}:{vendor_offer_id}")
@@ -37,6 +41,12 @@ pub fn compose(
     offer: &VendorOffer,
     policy: Option<&OfferPolicy>,
 ) -> Result<CatalogOffer, ComposeError> {
+    if offer.document_json.len() > MAX_DOCUMENT_BYTES {
+        return Err(ComposeError::Invalid(vec![format!(
+            "the vendor document is {} bytes (at most {MAX_DOCUMENT_BYTES})",
+            offer.document_json.len()
+        )]));
+    }
     let document: Value = serde_json::from_str(&offer.document_json)
         .map_err(|e| NormaliseError::NotJson(e.to_string()))?;
     let normalised = vendors::normalise(&offer.vendor, &document, offer.store_currency.as_deref())?;
