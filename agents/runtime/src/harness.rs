@@ -24,6 +24,8 @@ pub struct Harness<A: Agent> {
     pub summary: A::Summary,
     /// The population `handle` sees.
     pub population: Population<A::Summary>,
+    /// The partition's stream time `handle` and `on_timer` see; -1 (none yet) at first.
+    pub stream_time: i64,
 }
 
 impl<A: Agent> Harness<A> {
@@ -44,6 +46,7 @@ impl<A: Agent> Harness<A> {
             emitted: Vec::new(),
             summary: A::Summary::default(),
             population: Population::default(),
+            stream_time: -1,
         })
     }
 
@@ -63,7 +66,7 @@ impl<A: Agent> Harness<A> {
             rekey: None,
             max_event_time_ahead_ms: crate::config::DEFAULT_MAX_EVENT_TIME_AHEAD_MS,
             timers: Some(Vec::new()),
-            stream_time: -1,
+            stream_time: self.stream_time,
         }
     }
 }

@@ -72,8 +72,11 @@ pub struct Ledger {
     pub per_offer: BTreeMap<String, i64>,
     /// Key `<offer id>|<cohort>`.
     pub per_cohort: BTreeMap<String, i64>,
-    /// Spend per day, kept for the longest burn window seen.
+    /// Spend per day, over the last year.
     pub daily: BTreeMap<i32, i64>,
+    /// The newest decision day seen: "today" for the burn window, so a backlog of old
+    /// triggers is paced against today's spend, not each against its own old day.
+    pub today: i32,
     /// Hashes of the proposals decided here, oldest first, so a claim sent again is not
     /// charged again (hashes keep the entry small: the runtime copies it per claim).
     pub decided: VecDeque<u64>,
@@ -133,11 +136,12 @@ impl Ledger {
                 ),
             );
         }
+        let today = self.today.max(terms.day);
         if let (Some(per_day), Some(window)) =
             (terms.burn_max_minor_per_day, terms.burn_window_days)
         {
-            let since = terms.day - window.max(1) + 1;
-            let burned: i64 = self.daily.range(since..=terms.day).map(|(_, v)| v).sum();
+            let since = today - window.max(1) + 1;
+            let burned: i64 = self.daily.range(since..=today).map(|(_, v)| v).sum();
             let allowed = per_day.saturating_mul(i64::from(window.max(1)));
             if burned.saturating_add(terms.cost_minor) > allowed {
                 return refuse(
@@ -183,12 +187,10 @@ impl Ledger {
         self.spent_minor = self.spent_minor.saturating_add(terms.cost_minor);
         *self.per_offer.entry(terms.offer_id.clone()).or_default() += 1;
         *self.per_cohort.entry(cohort_key).or_default() += 1;
-        *self.daily.entry(terms.day).or_default() += terms.cost_minor;
-        if let Some(window) = terms.burn_window_days {
-            let keep_from = terms.day - window.max(1) + 1;
-            self.daily
-                .retain(|day, _| *day >= keep_from.min(terms.day - 366));
-        }
+        *self.daily.entry(today).or_default() += terms.cost_minor;
+        self.today = today;
+        // A year of days at most, whatever the windows.
+        self.daily.retain(|day, _| *day > today - 366);
         Ok(())
     }
 }
@@ -280,6 +282,10 @@ mod tests {
         ));
         // Two days on, the window has moved past the spend.
         assert!(ledger.charge(&t(20_002)).is_ok());
+        assert!(ledger.charge(&t(20_002)).is_ok());
+        // An old trigger is paced against today's spend, not its own day's.
+        let r = refusal(&mut ledger, &t(19_000));
+        assert_eq!(r.dimension, "burn_rate");
     }
 
     #[test]

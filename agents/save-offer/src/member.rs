@@ -231,9 +231,14 @@ pub struct HeldOffer {
     /// The bandit arm it was chosen as (`<experiment>|<stratum>|<offer id>`), the
     /// probability the arm had, and the member's features then: what the reward is
     /// learned against when the outcome arrives.
-    pub arm_key: Option<String>,
+    pub arm_key: Option<crate::bandit::ArmKey>,
     pub arm_probability: f64,
     pub context: Vec<f64>,
+    /// Its outcome has been learned: a second outcome for the same proposal teaches
+    /// nothing more.
+    pub rewarded: bool,
+    /// Counted among the member's prior redemptions.
+    pub redeemed: bool,
     /// The offer exactly as the member was shown it: an extension shows it again, so a
     /// newer catalog version never changes a held offer.
     pub shown: Option<Box<loyalty_contracts::ChosenOffer>>,

@@ -6,7 +6,8 @@
 //!    cancel flows use, lower-cased, `-` and spaces read as `_`).
 //! 2. Otherwise the free text is lower-cased, split on anything that is not a letter or
 //!    digit, and each word is matched against each cluster's stems (a word matches a
-//!    stem it starts with; "expensive" and "expensively" both match `expens`). Negated
+//!    stem it starts with; "expensive" and "expensively" both match `expens`; a stem
+//!    ending in `$` matches only the whole word, so "late$" is not "later"). Negated
 //!    words ("not expensive") count too: a member who mentions price is talking about price.
 //! 3. The cluster with the most matching words wins; a tie goes to the cluster listed
 //!    first in [`STEMS`] (more specific clusters are listed first). No match: `Other`.
@@ -50,7 +51,7 @@ pub const STEMS: &[(ReasonCluster, &[&str])] = &[
     (
         ReasonCluster::FinancialHardship,
         &[
-            "afford", "unemploy", "laid", "layoff", "job", "bills", "broke", "debt", "income",
+            "afford", "unemploy", "laid", "layoff", "job", "bills", "broke$", "debt", "income",
             "hardship", "tight",
         ],
     ),
@@ -84,7 +85,7 @@ pub const STEMS: &[(ReasonCluster, &[&str])] = &[
     (
         ReasonCluster::ShippingDelivery,
         &[
-            "ship", "deliver", "arriv", "late", "delay", "lost", "courier", "package", "parcel",
+            "ship", "deliver", "arriv", "late$", "delay", "lost", "courier", "package", "parcel",
             "damaged",
         ],
     ),
@@ -93,15 +94,15 @@ pub const STEMS: &[(ReasonCluster, &[&str])] = &[
         &[
             "quality",
             "taste",
-            "broke",
+            "broken",
             "defect",
             "stale",
             "smell",
             "allerg",
             "disappoint",
-            "didn",
             "dislike",
             "worse",
+            "useless",
         ],
     ),
     (
@@ -139,7 +140,9 @@ pub const STEMS: &[(ReasonCluster, &[&str])] = &[
     ),
     (
         ReasonCluster::NotUsingEnough,
-        &["use", "using", "need", "forget", "forgot", "busy", "time"],
+        &[
+            "use$", "used$", "using", "need", "forget", "forgot", "busy", "time",
+        ],
     ),
     (
         ReasonCluster::Price,
@@ -183,6 +186,8 @@ pub fn cluster(reason_code: Option<&str>, reason_text: Option<&str>) -> ReasonCl
             .map(|stem| {
                 if stem.contains(' ') {
                     usize::from(phrase.contains(stem))
+                } else if let Some(word) = stem.strip_suffix('$') {
+                    words.iter().filter(|w| w.as_str() == word).count()
                 } else {
                     words.iter().filter(|w| w.starts_with(stem)).count()
                 }
@@ -229,6 +234,10 @@ mod tests {
             ("Just want a break for now", Temporary),
             ("Support was rude and unresponsive", ServiceExperience),
             ("I don't use it anymore", NotUsingEnough),
+            ("I didn't use it last month", NotUsingEnough),
+            ("The product arrived broken", ShippingDelivery),
+            ("Maybe later, not now", Temporary),
+            ("The app is useless", ProductQuality),
             ("", Other),
             ("asdf qwerty", Other),
         ];

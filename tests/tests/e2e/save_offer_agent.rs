@@ -3,7 +3,8 @@
 //! share a flood of opportunities for members on every partition. The better offer has a
 //! budget of N proposals: it is proposed exactly N times — never more, although two
 //! instances decide at once, and no fewer, since demand exceeds it — and every other
-//! member gets the fallback, with the budget's refusal in the explanation.
+//! member gets the fallback, with the budget's refusal in the explanation. Run on each
+//! broker.
 
 use crate::common;
 
@@ -41,10 +42,10 @@ fn coupon(id: &str, percent: u32) -> VendorOffer {
     }
 }
 
-#[serial_test::serial]
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_instances_never_overspend_a_budget_and_use_all_of_it() {
-    let stack = common::start_stack().await;
+common::on_each_broker!(two_instances_never_overspend_a_budget_and_use_all_of_it);
+
+async fn two_instances_never_overspend_a_budget_and_use_all_of_it(broker: common::Broker) {
+    let stack = common::start_stack_on(broker).await;
     let registry = RegistryClient::new(&stack.registry_url).unwrap();
     let producer = kafka::producer(&stack.bootstrap_servers, &BTreeMap::new()).unwrap();
 

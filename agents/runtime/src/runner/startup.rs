@@ -71,7 +71,7 @@ pub(super) async fn start<A: Agent>(
         kafka::producer(&rt.bootstrap_servers, &rt.librdkafka)?
     };
     let existing = startup
-        .retry("check_co_partitioning", &metrics, || async {
+        .retry("input_partitions", &metrics, || async {
             input_partitions(rt, &agent.inputs())
         })
         .await?;

@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 
 use loyalty_contracts::{
-    CancellationRequested, ChosenOffer, InterventionOpportunity, MemberEvent, OfferProposal,
-    OfferRejection, ProposalTrigger, ReasonCluster, RejectionStage, RejectionTally, Timestamp,
-    catalog,
+    BanditPolicy, CancellationRequested, ChosenOffer, InterventionOpportunity, MemberEvent,
+    OfferProposal, OfferRejection, ProposalTrigger, ReasonCluster, RejectionStage, RejectionTally,
+    Timestamp, catalog,
 };
 use loyalty_runtime::{Context, HandleError, Input, Rejection};
 use rand::SeedableRng;
@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::state::{Deferred, Entry, LEDGER_PREFIX, MAX_DEFERRED, MemberEntry};
 use super::{CLAIMS, SaveOffer, decile};
-use crate::bandit;
+use crate::bandit::{self, ArmKey};
 use crate::ledger::{Candidate, Ledger, LedgerClaim, LedgerTerms};
 use crate::member::{HeldOffer, MemberView};
 use crate::money;
@@ -182,8 +182,12 @@ fn stratum(view: &MemberView, attributes: &[String]) -> String {
         .join(",")
 }
 
-pub(super) fn arm_key(experiment: &str, stratum: &str, offer_id: &str) -> String {
-    format!("{experiment}|{stratum}|{offer_id}")
+pub(super) fn arm_key(experiment: &str, stratum: &str, offer_id: &str) -> ArmKey {
+    ArmKey {
+        experiment: experiment.to_owned(),
+        stratum: stratum.to_owned(),
+        offer_id: offer_id.to_owned(),
+    }
 }
 
 fn decide(
@@ -193,6 +197,7 @@ fn decide(
     entry: &mut MemberEntry,
     ctx: &mut Context<'_, SaveOffer>,
 ) -> Result<(), HandleError> {
+    entry.prune(trigger.at);
     let merged = agent.merged(ctx.population());
     let snapshot = agent.snapshot(ctx);
     let mut held = entry.held.clone();
@@ -229,6 +234,7 @@ fn decide(
     let (ranked, arms) = experiments(
         agent,
         ranked,
+        &snapshot.offers,
         &view,
         &features,
         &merged.arms,
@@ -240,19 +246,28 @@ fn decide(
             m.rejected(r.stage);
         }
     }
-    let candidates: Vec<(Candidate, HeldOffer)> = ranked
-        .iter()
-        .map(|e| {
-            candidate(
-                e,
-                &view,
-                &proposal_id,
-                &arms,
-                &features,
-                snapshot.fx.as_ref(),
-            )
-        })
-        .collect::<Result<_, _>>()?;
+    // The claim carries the candidates a ledger may pass it along: those up to the first
+    // without a shared limit (routing never goes past it), at most MAX_LEDGERED with one.
+    let mut candidates: Vec<(Candidate, HeldOffer)> = Vec::new();
+    for e in &ranked {
+        match candidate(
+            e,
+            &view,
+            &proposal_id,
+            &arms,
+            &features,
+            snapshot.fx.as_ref(),
+        ) {
+            Ok(c) => {
+                let last = c.0.terms.is_none();
+                candidates.push(c);
+                if last || candidates.len() >= MAX_LEDGERED {
+                    break;
+                }
+            }
+            Err(rejection) => rejections.push(rejection),
+        }
+    }
     let proposal = OfferProposal {
         proposal_id: proposal_id.clone(),
         member_id: member_id.to_owned(),
@@ -265,12 +280,37 @@ fn decide(
         reason_cluster: trigger.reason,
         decided_at: trigger.at,
         offer: None,
-        rejections,
+        rejections: Vec::new(),
         rejected_offers: 0,
         rejection_tally: Vec::new(),
         stacking_explanation: String::new(),
         held_offers: view.holding().map(HeldOffer::label).collect(),
     };
+    let mut proposal = proposal;
+    let max = agent.settings.max_listed_rejections;
+    for r in rejections {
+        rule_out(&mut proposal, r, max);
+    }
+    // Eligible offers ranked below every candidate carried.
+    let carried: std::collections::BTreeSet<&str> = candidates
+        .iter()
+        .map(|(c, _)| c.offer.offer_id.as_str())
+        .collect();
+    for e in ranked
+        .iter()
+        .filter(|e| !carried.contains(e.offer.offer_id.as_str()))
+    {
+        rule_out(
+            &mut proposal,
+            outranked(
+                &e.offer.offer_id,
+                e.offer.version.version_id,
+                e.score(),
+                &e.pricing.currency,
+            ),
+            max,
+        );
+    }
     if !candidates.is_empty() {
         entry.pending.insert(
             proposal_id.clone(),
@@ -289,15 +329,17 @@ fn decide(
 /// with the policy that chose); arms past their traffic allocation are ruled out first.
 /// Returns the ranking without the arms not chosen, and per chosen offer its arm key and
 /// the probability the policy gave it.
+#[allow(clippy::too_many_arguments)]
 fn experiments(
     agent: &SaveOffer,
     ranked: Vec<Eligible>,
+    catalog: &[std::sync::Arc<loyalty_contracts::CatalogOffer>],
     view: &MemberView,
     features: &[f64],
-    population: &BTreeMap<String, bandit::ArmStats>,
+    population: &BTreeMap<ArmKey, bandit::ArmStats>,
     rng: &mut ChaCha8Rng,
     rejections: &mut Vec<OfferRejection>,
-) -> (Vec<Eligible>, BTreeMap<String, (String, f64)>) {
+) -> (Vec<Eligible>, BTreeMap<String, (ArmKey, f64)>) {
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, e) in ranked.iter().enumerate() {
         if let Some(x) = &e.offer.experiment {
@@ -319,7 +361,18 @@ fn experiments(
                 .cloned()
                 .unwrap_or_default()
         };
-        let total: u64 = members.iter().map(|&i| stats(i).pulls).sum();
+        // Shares are of the whole experiment in this stratum, every arm counted, also
+        // those this member is not eligible for.
+        let total: u64 = catalog
+            .iter()
+            .filter(|o| {
+                o.experiment
+                    .as_ref()
+                    .is_some_and(|x| x.experiment_id == experiment)
+            })
+            .filter_map(|o| population.get(&arm_key(&experiment, &stratum, &o.offer_id)))
+            .map(|s| s.pulls)
+            .sum();
         let mut open = Vec::new();
         for &i in &members {
             let e = &ranked[i];
@@ -401,10 +454,10 @@ fn candidate(
     e: &Eligible,
     view: &MemberView,
     proposal_id: &str,
-    arms: &BTreeMap<String, (String, f64)>,
+    arms: &BTreeMap<String, (ArmKey, f64)>,
     features: &[f64],
     fx: &impl money::Rates,
-) -> Result<(Candidate, HeldOffer), HandleError> {
+) -> Result<(Candidate, HeldOffer), OfferRejection> {
     let o = &e.offer;
     let arm = arms.get(&o.offer_id);
     let extended = e
@@ -434,21 +487,29 @@ fn candidate(
             compliance: o.compliance.clone(),
         },
     };
-    let terms = match ledger_of(e) {
+    // An extension of an offer the member holds was charged when first proposed.
+    let ledger = if extended.is_some() {
+        None
+    } else {
+        ledger_of(e)
+    };
+    let terms = match ledger {
         None => None,
         Some(ledger) => {
-            let cost = money::convert(
-                e.pricing.cost.mean_minor,
-                &e.pricing.currency,
-                &o.value.currency,
-                fx,
-            )
-            .map_err(|err| {
-                Rejection::contract(format!(
-                    "cannot charge {} in its budget's currency: {err}",
-                    o.offer_id
-                ))
-            })?;
+            let cost = match e.pricing.cost.mean_minor {
+                0 => 0,
+                cost => money::convert(cost, &e.pricing.currency, &o.value.currency, fx).map_err(
+                    |err| {
+                        select::reject(
+                            o,
+                            RejectionStage::Budget,
+                            "budget_currency",
+                            o.value.currency.clone(),
+                            format!("cannot charge the offer's budget in its currency: {err}"),
+                        )
+                    },
+                )?,
+            };
             Some(LedgerTerms {
                 ledger,
                 offer_id: o.offer_id.clone(),
@@ -480,12 +541,9 @@ fn candidate(
         percent_off_bp: o.value.percent_off_bp,
         amount_off_minor: e.pricing.discount_per_order_minor
             - o.value.percent_off_bp.map_or(0, |bp| {
-                (i128::from(e.pricing.order_value_minor) * i128::from(bp) / 10_000) as i64
+                select::basis_points(e.pricing.order_value_minor, bp)
             }),
-        value_to_member_minor: e
-            .pricing
-            .discount_per_order_minor
-            .max(e.pricing.fixed_cost_minor),
+        value_to_member_minor: e.pricing.value_to_member(),
         experiment_id: o.experiment.as_ref().map(|x| x.experiment_id.clone()),
         arm: o.experiment.as_ref().map(|x| x.arm.clone()),
         held_since: view.now,
@@ -496,11 +554,15 @@ fn candidate(
         replaces: e.replaces.clone(),
         arm_key: arm.map(|(k, _)| k.clone()),
         arm_probability: arm.map_or(1.0, |(_, p)| *p),
-        context: if arm.is_some() {
-            features.to_vec()
-        } else {
-            Vec::new()
+        // Only the linear policies learn from the member's features.
+        context: match o.experiment.as_ref().map(|x| x.policy) {
+            Some(BanditPolicy::LinUcb | BanditPolicy::LinThompson) if arm.is_some() => {
+                features.to_vec()
+            }
+            _ => Vec::new(),
         },
+        rewarded: false,
+        redeemed: false,
         shown: Some(Box::new(offer.clone())),
     };
     Ok((
@@ -511,6 +573,45 @@ fn candidate(
         },
         held,
     ))
+}
+
+/// Candidates with a shared limit a claim carries at most: each refusal passes the whole
+/// claim on, so the list is kept short.
+const MAX_LEDGERED: usize = 8;
+
+/// Count a rejection in the proposal's tally, and list it while there is room: the claim
+/// and the proposal stay small however large the catalog.
+fn rule_out(proposal: &mut OfferProposal, r: OfferRejection, max: usize) {
+    proposal.rejected_offers += 1;
+    match proposal
+        .rejection_tally
+        .iter_mut()
+        .find(|t| t.stage == r.stage && t.dimension == r.dimension)
+    {
+        Some(t) => t.offers += 1,
+        None => proposal.rejection_tally.push(RejectionTally {
+            stage: r.stage,
+            dimension: r.dimension.clone(),
+            offers: 1,
+        }),
+    }
+    if proposal.rejections.len() < max {
+        proposal.rejections.push(r);
+    }
+}
+
+/// An eligible offer that another, worth more, beat.
+fn outranked(offer_id: &str, version_id: i64, score: i64, currency: &str) -> OfferRejection {
+    OfferRejection {
+        offer_id: offer_id.to_owned(),
+        version_id,
+        stage: RejectionStage::Outranked,
+        dimension: "score".into(),
+        value: score.to_string(),
+        explanation: format!(
+            "eligible, but worth less: incremental LTV minus cost is {score} {currency}"
+        ),
+    }
 }
 
 /// Send the claim on: to the ledger of the candidate at `next`, or — for a candidate
@@ -549,45 +650,23 @@ fn finish(
     } = claim;
     let from = usize::try_from(next).unwrap_or(0);
     let winner = chosen.and_then(|i| candidates.get(i)).cloned();
+    let max = agent.settings.max_listed_rejections;
     for (i, c) in candidates.iter().enumerate().skip(from) {
         if Some(i) == chosen {
             continue;
         }
-        proposal.rejections.push(OfferRejection {
-            offer_id: c.offer.offer_id.clone(),
-            version_id: c.offer.version_id,
-            stage: RejectionStage::Outranked,
-            dimension: "score".into(),
-            value: (c.offer.expected_incremental_ltv.mean_minor - c.offer.expected_cost.mean_minor)
-                .to_string(),
-            explanation: format!(
-                "eligible, but worth less: incremental LTV {} minus cost {} {}",
-                c.offer.expected_incremental_ltv.mean_minor,
-                c.offer.expected_cost.mean_minor,
-                c.offer.currency
-            ),
-        });
+        let o = &c.offer;
+        let score = o.expected_incremental_ltv.mean_minor - o.expected_cost.mean_minor;
+        rule_out(
+            &mut proposal,
+            outranked(&o.offer_id, o.version_id, score, &o.currency),
+            max,
+        );
     }
     proposal.stacking_explanation = match &winner {
         Some(c) => c.stacking_explanation.clone(),
         None => "no offer proposed".into(),
     };
-    let mut tally: BTreeMap<(RejectionStage, String), i64> = BTreeMap::new();
-    for r in &proposal.rejections {
-        *tally.entry((r.stage, r.dimension.clone())).or_default() += 1;
-    }
-    proposal.rejected_offers = proposal.rejections.len() as i64;
-    proposal.rejection_tally = tally
-        .into_iter()
-        .map(|((stage, dimension), offers)| RejectionTally {
-            stage,
-            dimension,
-            offers,
-        })
-        .collect();
-    proposal
-        .rejections
-        .truncate(agent.settings.max_listed_rejections);
     if let Some(m) = agent.metrics() {
         m.proposed(
             proposal.trigger,
@@ -655,7 +734,11 @@ pub(super) fn settle_claim(
             if let Some(m) = agent.metrics() {
                 m.ledger("refused");
             }
-            claim.proposal.rejections.push(refusal);
+            rule_out(
+                &mut claim.proposal,
+                refusal,
+                agent.settings.max_listed_rejections,
+            );
             claim.next += 1;
             route(agent, claim, ctx)
         }

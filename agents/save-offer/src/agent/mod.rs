@@ -40,7 +40,7 @@ pub const CLAIMS: Topic<LedgerClaim> =
 #[derive(Debug, Default)]
 struct Merged {
     generation: u64,
-    arms: BTreeMap<String, ArmStats>,
+    arms: BTreeMap<crate::bandit::ArmKey, ArmStats>,
     lifetime_margin: Cdf,
 }
 
@@ -87,7 +87,7 @@ impl SaveOffer {
         {
             return Arc::clone(m);
         }
-        let mut arms: BTreeMap<String, ArmStats> = BTreeMap::new();
+        let mut arms: BTreeMap<crate::bandit::ArmKey, ArmStats> = BTreeMap::new();
         let mut margins = Histogram::default();
         for part in population.partitions.values() {
             for (key, stats) in &part.arms {
@@ -161,11 +161,7 @@ impl Agent for SaveOffer {
     }
 
     fn tables(&self) -> Vec<TableSpec> {
-        vec![
-            CATALOG.spec(),
-            FX_RATES.spec(),
-            loyalty_contracts::tables::PROGRAMS.spec(),
-        ]
+        vec![CATALOG.spec(), FX_RATES.spec()]
     }
 
     fn outputs(&self) -> Vec<OutputSpec> {
@@ -255,18 +251,21 @@ impl Agent for SaveOffer {
                 let bucket = ltv.as_ref().map(|l| {
                     cohort::sketch::log_bucket(l.adjusted_lifetime_margin_minor.max(0) as f64)
                 });
+                let before = entry.ltv_bucket;
+                entry.ltv_bucket = bucket;
+                entry.ltv = ltv;
+                if entry.ltv.is_some() && !entry.deferred.is_empty() {
+                    decide::decide_deferred(self, input.key, entry, ctx)?;
+                }
+                // Last, once nothing can reject the record: the runtime undoes state,
+                // not the summary.
                 if let Some(summary) = ctx.summary() {
-                    if let Some(old) = entry.ltv_bucket {
+                    if let Some(old) = before {
                         summary.lifetime_margin.remove(old);
                     }
                     if let Some(new) = bucket {
                         summary.lifetime_margin.add(new);
                     }
-                }
-                entry.ltv_bucket = bucket;
-                entry.ltv = ltv;
-                if entry.ltv.is_some() && !entry.deferred.is_empty() {
-                    decide::decide_deferred(self, input.key, entry, ctx)?;
                 }
             }
             topics::INTERVENTION_OPPORTUNITIES => {
@@ -322,6 +321,15 @@ impl Agent for SaveOffer {
     ) -> Result<(), HandleError> {
         if timer.name != decide::JOIN_WAIT {
             return Ok(());
+        }
+        // Catching up (a replay, a backlog), the wall clock is long past the wait while
+        // the member's value may be a few records on: wait in stream time then.
+        if ctx.stream_time() < timer.at {
+            return ctx.schedule(
+                decide::JOIN_WAIT,
+                loyalty_runtime::Clock::StreamTime,
+                timer.at,
+            );
         }
         match state {
             // The wait is over: decide with what is known; the proposal says what is not.

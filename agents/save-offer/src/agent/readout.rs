@@ -46,14 +46,12 @@ pub(super) fn publish(
     for (experiment, (policy, cadence_hours, arms)) in experiments {
         // Every stratum of an arm together.
         let mut stats: BTreeMap<String, ArmStats> = BTreeMap::new();
-        let prefix = format!("{experiment}|");
-        for (key, s) in merged.arms.range(prefix.clone()..) {
-            if !key.starts_with(&prefix) {
-                break;
-            }
-            if let Some(offer_id) = key.rsplit('|').next() {
-                stats.entry(offer_id.to_owned()).or_default().merge(s);
-            }
+        for (key, s) in merged
+            .arms
+            .iter()
+            .filter(|(k, _)| k.experiment == experiment)
+        {
+            stats.entry(key.offer_id.clone()).or_default().merge(s);
         }
         let fingerprint = loyalty_contracts::fnv1a(&format!("{stats:?}"));
         let due = match agent.readouts.lock() {
@@ -87,6 +85,8 @@ fn readout(
     let empty = ArmStats::default();
     let of = |offer: &str| stats.get(offer).unwrap_or(&empty);
     let total: u64 = arms.keys().map(|o| of(o).pulls).sum();
+    // Before any conversion every draw ties at zero: no arm is more likely best.
+    let learned = arms.keys().any(|o| of(o).conversions > 0);
     let mut wins: BTreeMap<&str, usize> = BTreeMap::new();
     let mut rng = ChaCha8Rng::seed_from_u64(loyalty_contracts::fnv1a(experiment));
     for _ in 0..DRAWS {
@@ -131,8 +131,11 @@ fn readout(
                     } else {
                         s.pulls as f64 / total as f64
                     },
-                    probability_best: wins.get(offer.as_str()).copied().unwrap_or(0) as f64
-                        / DRAWS as f64,
+                    probability_best: if learned {
+                        wins.get(offer.as_str()).copied().unwrap_or(0) as f64 / DRAWS as f64
+                    } else {
+                        1.0 / arms.len().max(1) as f64
+                    },
                 }
             })
             .collect(),

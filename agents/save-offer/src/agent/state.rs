@@ -11,7 +11,7 @@ use cohort::sketch::Histogram;
 use loyalty_runtime::PartitionSummary;
 use serde::{Deserialize, Serialize};
 
-use crate::bandit::ArmStats;
+use crate::bandit::{ArmKey, ArmStats};
 use crate::ledger::Ledger;
 use crate::member::{CohortFacts, HeldOffer, LtvFacts, ProfileFacts, StateFacts};
 
@@ -47,7 +47,18 @@ pub struct MemberEntry {
     /// Triggers that arrived before the member's value (member-ltv): decided when it
     /// arrives, or when `join_wait_ms` has passed.
     pub deferred: Vec<Deferred>,
+    /// Experiment offers no longer held (expired, suppressed) whose outcome may still
+    /// come: a conversion is often the very order that suppressed its offer.
+    pub withdrawn: Vec<HeldOffer>,
 }
+
+/// Offers one member holds at most; the oldest goes first.
+pub const MAX_HELD: usize = 32;
+/// Withdrawn experiment offers kept for their outcome, and for how long.
+pub const MAX_WITHDRAWN: usize = 8;
+const WITHDRAWN_FOR_MS: i64 = 30 * loyalty_contracts::MILLIS_PER_DAY;
+/// A proposal pending a ledger for longer than this was lost (its claim dead-lettered).
+const PENDING_FOR_MS: i64 = 7 * loyalty_contracts::MILLIS_PER_DAY;
 
 /// A trigger waiting for the member's value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,6 +90,41 @@ impl MemberEntry {
         true
     }
 
+    /// Drop what no longer counts at `now`: held offers past their grace period (an
+    /// experiment offer waits among the withdrawn for its outcome), withdrawn ones past
+    /// their wait, proposals pending too long; and keep each list within its cap. Keeps
+    /// a member's entry bounded however long it lives.
+    pub fn prune(&mut self, now: loyalty_contracts::Timestamp) {
+        let (still, ended): (Vec<HeldOffer>, Vec<HeldOffer>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|h| h.held_at(now));
+        self.held = still;
+        for h in ended {
+            self.withdraw(h);
+        }
+        while self.held.len() > MAX_HELD {
+            let oldest = self.held.remove(0);
+            self.withdraw(oldest);
+        }
+        self.withdrawn
+            .retain(|h| now.0.saturating_sub(h.held_since.0) <= WITHDRAWN_FOR_MS);
+        self.pending.retain(|_, candidates| {
+            candidates
+                .first()
+                .is_some_and(|c| now.0.saturating_sub(c.held_since.0) <= PENDING_FOR_MS)
+        });
+    }
+
+    /// Keep an experiment offer whose outcome has not been learned.
+    pub fn withdraw(&mut self, offer: HeldOffer) {
+        if offer.arm_key.is_some() && !offer.rewarded {
+            self.withdrawn.push(offer);
+            if self.withdrawn.len() > MAX_WITHDRAWN {
+                self.withdrawn.remove(0);
+            }
+        }
+    }
+
     pub fn add_product_line(&mut self, line: &str) {
         self.product_lines.retain(|l| l != line);
         self.product_lines.push(line.to_owned());
@@ -91,8 +137,8 @@ impl MemberEntry {
 /// A partition's share of the population.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct OfferSummary {
-    /// Bandit statistics per `<experiment>|<stratum>|<offer id>`.
-    pub arms: BTreeMap<String, ArmStats>,
+    /// Bandit statistics per arm and stratum.
+    pub arms: BTreeMap<ArmKey, ArmStats>,
     /// Lifetime margins of the partition's members (log buckets), for LTV deciles.
     pub lifetime_margin: Histogram,
 }

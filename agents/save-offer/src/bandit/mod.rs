@@ -21,6 +21,14 @@ use rand::Rng;
 use rand_distr::{Beta, Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
+/// One arm as the population learns it: an offer of an experiment, in one stratum.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ArmKey {
+    pub experiment: String,
+    pub stratum: String,
+    pub offer_id: String,
+}
+
 /// Additive statistics of one arm.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ArmStats {
@@ -37,13 +45,27 @@ pub struct ArmStats {
 }
 
 impl ArmStats {
-    /// Count a decision (the pull) — rewards come later, with the outcome.
-    pub fn pull(&mut self) {
+    /// Count a decision (the pull), with the member's features for the linear policies:
+    /// every pull enters Σxxᵀ, rewarded or not, or the estimate would only ever see the
+    /// members who answered. The reward comes later, with the outcome.
+    pub fn pull(&mut self, context: &[f64]) {
         self.pulls += 1;
+        if !context.is_empty() {
+            let d = context.len();
+            if self.xx.len() != d * d {
+                self.xx = vec![0.0; d * d];
+                self.rx = vec![0.0; d];
+            }
+            for i in 0..d {
+                for j in 0..d {
+                    self.xx[i * d + j] += context[i] * context[j];
+                }
+            }
+        }
     }
 
     /// Learn an outcome: `reward` in minor units, `probability` the chance the arm had
-    /// when chosen (EXP3), `context` the member's features (linear policies).
+    /// when chosen (EXP3), `context` the member's features at the pull (linear policies).
     pub fn learn(&mut self, reward: f64, probability: f64, scale: f64, context: &[f64]) {
         if reward > 0.0 {
             self.conversions += 1;
@@ -52,17 +74,9 @@ impl ArmStats {
         if probability > 0.0 {
             self.weighted += (reward / scale).clamp(0.0, 1.0) / probability;
         }
-        if !context.is_empty() {
-            let d = context.len();
-            if self.xx.len() != d * d {
-                self.xx = vec![0.0; d * d];
-                self.rx = vec![0.0; d];
-            }
-            for i in 0..d {
-                self.rx[i] += reward * context[i];
-                for j in 0..d {
-                    self.xx[i * d + j] += context[i] * context[j];
-                }
+        if !context.is_empty() && self.rx.len() == context.len() {
+            for (rx, x) in self.rx.iter_mut().zip(context) {
+                *rx += reward * x;
             }
         }
     }
@@ -228,7 +242,7 @@ pub fn exp3_probabilities(arms: &[ArmStats], tuning: &Tuning) -> Vec<f64> {
 fn argmax(scores: impl Iterator<Item = f64>) -> Choice {
     let mut best = (0, f64::NEG_INFINITY);
     for (arm, score) in scores.enumerate() {
-        // Ties go to the lower arm, so the order of arms (sorted by id) decides them.
+        // Ties go to the first arm, so a tie is decided by the order the caller gives.
         if score > best.1 {
             best = (arm, score);
         }

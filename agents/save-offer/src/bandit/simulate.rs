@@ -137,13 +137,9 @@ pub fn run(
         }
         for (choice, reward, x) in learned {
             let stats = &mut arms[choice.arm];
-            stats.pull();
-            stats.learn(
-                reward,
-                choice.probability,
-                tuning.reward_scale,
-                if linear { &x } else { &[] },
-            );
+            let context: &[f64] = if linear { &x } else { &[] };
+            stats.pull(context);
+            stats.learn(reward, choice.probability, tuning.reward_scale, context);
         }
     }
     Run {

@@ -9,6 +9,18 @@ use sha2::{Digest, Sha256};
 
 use super::vendors::{self, NormaliseError, Normalised};
 use crate::money;
+use crate::select::MAX_CYCLES;
+
+/// The member attributes an experiment may stratify by.
+pub const STRATA: [&str; 7] = [
+    "country",
+    "state",
+    "plan_tier",
+    "segment",
+    "tier",
+    "reason_cluster",
+    "ltv_decile",
+];
 
 /// Why a vendor offer (with its policy) did not make a catalog entry.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -274,6 +286,70 @@ pub fn problems(offer: &CatalogOffer) -> Vec<String> {
     }
     if offer.title.trim().is_empty() {
         problems.push("title is empty".into());
+    }
+    let x = &offer.expiration;
+    for (what, days) in [
+        ("rolling_window_days", x.rolling_window_days),
+        ("grace_days", x.grace_days),
+        ("extension days", x.extension.as_ref().map(|e| e.days)),
+        (
+            "max_extensions",
+            x.extension.as_ref().map(|e| e.max_extensions),
+        ),
+    ] {
+        if let Some(days) = days.filter(|d| *d < 0) {
+            problems.push(format!("{what} is negative ({days})"));
+        }
+    }
+    for (what, cycles) in [
+        ("duration_cycles", v.duration_cycles),
+        ("pause_cycles", v.pause_cycles),
+    ] {
+        if let Some(n) = cycles.filter(|n| !(1..=MAX_CYCLES).contains(n)) {
+            problems.push(format!("{what} is {n}, outside 1..={MAX_CYCLES}"));
+        }
+    }
+    if let Some(cap) = offer.stacking.per_subscriber_cap.filter(|c| *c < 1) {
+        problems.push(format!(
+            "per_subscriber_cap is {cap}: no member could hold the offer"
+        ));
+    }
+    for l in &offer.localisations {
+        if let Some(bp) = l.tax_rate_bp.filter(|bp| !(0..=10_000).contains(bp)) {
+            problems.push(format!(
+                "localisation {}-{}: tax_rate_bp is outside 0..=10000 ({bp})",
+                l.language, l.country
+            ));
+        }
+    }
+    if let Some(b) = &caps.budget
+        && (b.budget_id.trim().is_empty() || b.budget_id.starts_with("offer:"))
+    {
+        // `offer:<id>` names an offer's own ledger.
+        problems.push(format!(
+            "budget id {:?} is empty or starts with \"offer:\"",
+            b.budget_id
+        ));
+    }
+    let has_ledger = caps.budget.is_some()
+        || caps.burn_rate.is_some()
+        || x.redemption_cap.is_some()
+        || x.cohort_cap.is_some();
+    if has_ledger && !money::is_currency(&v.currency) {
+        problems.push(format!(
+            "the offer has a budget or shared cap but no currency to charge it in ({:?})",
+            v.currency
+        ));
+    }
+    if let Some(e) = &offer.experiment {
+        for attribute in &e.stratification {
+            if !STRATA.contains(&attribute.as_str()) {
+                problems.push(format!(
+                    "experiment {} stratifies by {attribute:?}, which is not one of {STRATA:?}",
+                    e.experiment_id
+                ));
+            }
+        }
     }
     problems
 }

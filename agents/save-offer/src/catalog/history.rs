@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use super::compose::{self, ComposeError, sha256_hex};
 
+/// Versions kept in the entry; every version was published with its audit snapshot, so
+/// older ones are in the topic's history (and the operator's audit store), not needed
+/// here to decide the next.
+const KEPT_VERSIONS: usize = 64;
+
 /// What the catalog keeps per offer id.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct CatalogEntry {
@@ -196,13 +201,20 @@ impl CatalogEntry {
 
     fn publish(&mut self, offer: &CatalogOffer) {
         self.versions.push(offer.version.clone());
+        if self.versions.len() > KEPT_VERSIONS {
+            self.versions.remove(0);
+        }
         self.current = Some(offer.clone());
     }
 }
 
-/// The offer's content as canonical JSON, version left out: equal content, same offer.
+/// The offer's canonical content as JSON: what a new version is made of. The version
+/// is left out, and so is what the vendor's document says that no canonical part holds
+/// (a coupon's redemption counter moves with every sync; the offer does not).
 fn content(offer: &CatalogOffer) -> String {
     let mut offer = offer.clone();
+    offer.vendor_fields_json = String::new();
+    offer.vendor_document_sha256 = String::new();
     offer.version = OfferVersion {
         version_id: 0,
         superseded_by: None,

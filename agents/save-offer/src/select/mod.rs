@@ -1,5 +1,5 @@
 //! Selection: every offer in the catalog is put through the same stages, in order —
-//! version, eligibility (with classification), expiration, localisation, cost caps,
+//! version, eligibility (with classification), expiration, cost caps, localisation,
 //! stacking — and the first stage that fails names the rule and the value that failed
 //! it. What passes is priced (expected incremental LTV and expected cost, each with an
 //! interval) and ranked by incremental LTV minus cost. Budgets and global caps are
@@ -23,7 +23,7 @@ use loyalty_contracts::{
 };
 
 pub use expiration::end_of_day;
-pub use pricing::Pricing;
+pub use pricing::{MAX_CYCLES, Pricing, basis_points};
 
 use crate::member::MemberView;
 use crate::money::Rates;
@@ -114,7 +114,7 @@ pub fn evaluate(
         )
     })?;
     let pricing = pricing::price(offer, member, currency, rates)?;
-    pricing::check_caps(offer, member, &pricing)?;
+    pricing::check_caps(offer, &pricing)?;
     let content = localise::content(offer, member, &pricing, rates)?;
     let stack = stacking::check(offer, member, &pricing)?;
     Ok(Eligible {

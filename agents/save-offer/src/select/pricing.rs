@@ -29,6 +29,24 @@ pub struct Pricing {
     pub incremental: MoneyInterval,
     /// The offer's fixed cost, converted.
     pub fixed_cost_minor: i64,
+    /// The member's 12-month margin (ltv's), and the offer's per-order fulfilment cost
+    /// and per-cart discount cap, all converted: the caps compare like with like.
+    pub margin_12m_minor: i64,
+    pub fulfilment_cost_minor: i64,
+    pub per_cart_cap_minor: Option<i64>,
+}
+
+impl Pricing {
+    /// What the offer is worth to the member on a typical order: its discount, or for an
+    /// offer that is not one, what it costs the operator to give.
+    pub fn value_to_member(&self) -> i64 {
+        self.discount_per_order_minor.max(self.fixed_cost_minor)
+    }
+}
+
+/// `amount` × `bp` / 10,000, without overflow.
+pub fn basis_points(amount: i64, bp: i32) -> i64 {
+    (i128::from(amount) * i128::from(bp) / 10_000) as i64
 }
 
 fn fx_rejection(offer: &CatalogOffer, e: money::MoneyError) -> OfferRejection {
@@ -41,19 +59,29 @@ fn fx_rejection(offer: &CatalogOffer, e: money::MoneyError) -> OfferRejection {
     )
 }
 
-/// The `q`-quantile of Binomial(n, p), by summing the distribution (n is a handful of
-/// billing cycles).
+/// Most billing cycles an offer may run for (ten years of months); the catalog refuses
+/// more, and pricing never sums a longer distribution.
+pub const MAX_CYCLES: i32 = 120;
+
+/// The `q`-quantile of Binomial(n, p), by summing the distribution in log space (the
+/// first terms underflow for p near 1; exponentiating each late is exact enough).
 fn binomial_quantile(n: i32, p: f64, q: f64) -> i32 {
+    let n = n.clamp(0, MAX_CYCLES);
+    if p <= 0.0 {
+        return 0;
+    }
+    if p >= 1.0 {
+        return n;
+    }
+    let (log_p, log_q) = (p.ln(), (1.0 - p).ln());
+    let mut log_term = f64::from(n) * log_q;
     let mut cumulative = 0.0;
-    let mut term = (1.0 - p).powi(n);
     for k in 0..=n {
-        cumulative += term;
+        cumulative += log_term.exp();
         if cumulative >= q - 1e-12 {
             return k;
         }
-        if k < n {
-            term *= f64::from(n - k) / f64::from(k + 1) * p / (1.0 - p).max(f64::MIN_POSITIVE);
-        }
+        log_term += (f64::from(n - k) / f64::from(k + 1)).ln() + log_p - log_q;
     }
     n
 }
@@ -98,7 +126,7 @@ pub(super) fn price(
     }
     let mut discount = 0i64;
     if let Some(bp) = v.percent_off_bp {
-        discount = (order_value as i128 * i128::from(bp) / 10_000) as i64;
+        discount = basis_points(order_value, bp);
     }
     if let Some(amount) = v.amount_off_minor {
         discount = discount.saturating_add(convert(amount)?.min(order_value));
@@ -111,7 +139,7 @@ pub(super) fn price(
     } else {
         0
     };
-    let cycles = v.duration_cycles.unwrap_or(1).max(1);
+    let cycles = v.duration_cycles.unwrap_or(1).clamp(1, MAX_CYCLES);
     let p_alive = ltv.p_alive.unwrap_or(1.0).clamp(0.0, 1.0);
     // A pause forgoes the margin of the orders it skips: that is its cost.
     let paused = match offer.offer_type {
@@ -140,7 +168,19 @@ pub(super) fn price(
         }
         None => interval(0, 0, 0),
     };
+    let margin_12m = money::convert(ltv.margin_12m_minor, &ltv.currency, currency, rates)
+        .map_err(|e| fx_rejection(offer, e))?;
+    let fulfilment = offer
+        .caps
+        .fulfilment_cost_minor
+        .map(convert)
+        .transpose()?
+        .unwrap_or(0);
+    let per_cart_cap = offer.stacking.per_cart_cap_minor.map(convert).transpose()?;
     Ok(Pricing {
+        margin_12m_minor: margin_12m,
+        fulfilment_cost_minor: fulfilment,
+        per_cart_cap_minor: per_cart_cap,
         currency: currency.to_owned(),
         order_value_minor: order_value,
         discount_per_order_minor: discount,
@@ -152,11 +192,7 @@ pub(super) fn price(
 }
 
 /// The six caps decided per member (the budget and burn rate are the ledger's).
-pub(super) fn check_caps(
-    offer: &CatalogOffer,
-    member: &MemberView,
-    pricing: &Pricing,
-) -> Result<(), OfferRejection> {
+pub(super) fn check_caps(offer: &CatalogOffer, pricing: &Pricing) -> Result<(), OfferRejection> {
     let caps = &offer.caps;
     let cur = &pricing.currency;
     let cost = pricing.cost.mean_minor;
@@ -180,9 +216,9 @@ pub(super) fn check_caps(
             ),
         );
     }
-    let margin_12m = member.ltv.as_ref().map_or(0, |l| l.margin_12m_minor);
+    let margin_12m = pricing.margin_12m_minor;
     if let Some(bp) = caps.margin_bound_bp {
-        let bound = (i128::from(margin_12m.max(0)) * i128::from(bp) / 10_000) as i64;
+        let bound = basis_points(margin_12m.max(0), bp);
         if cost > bound {
             return cap_reject(
                 "margin_bound",
@@ -196,7 +232,7 @@ pub(super) fn check_caps(
     // Margins of the member's typical order after the discount.
     let revenue = (pricing.order_value_minor - pricing.discount_per_order_minor) as f64;
     let cogs = pricing.order_value_minor as f64 * f64::from(caps.cogs_share_bp.unwrap_or(0)) / 1e4;
-    let fulfilment = caps.fulfilment_cost_minor.unwrap_or(0) as f64;
+    let fulfilment = pricing.fulfilment_cost_minor as f64;
     let fees = revenue * f64::from(caps.payment_fee_bp.unwrap_or(0)) / 1e4;
     let per_order_fixed = pricing.fixed_cost_minor as f64 / f64::from(pricing.cycles);
     let share = |profit: f64| {
@@ -262,6 +298,15 @@ pub(super) fn check_caps(
 #[cfg(test)]
 mod tests {
     use super::binomial_quantile;
+
+    #[test]
+    fn binomial_quantiles_hold_where_the_first_terms_underflow() {
+        // (1 - 0.999)^120 = 1e-360 underflows; the quantiles are still right.
+        assert_eq!(binomial_quantile(120, 0.999, 0.1), 119);
+        assert_eq!(binomial_quantile(120, 0.99, 0.1), 117);
+        // A duration beyond the cap is summed as the cap.
+        assert_eq!(binomial_quantile(i32::MAX, 0.5, 0.5), 60);
+    }
 
     #[test]
     fn binomial_quantiles_bracket_the_mean() {

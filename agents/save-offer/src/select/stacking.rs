@@ -174,14 +174,14 @@ pub(super) fn check(
             ));
         }
     }
-    if let Some(cap) = s.per_cart_cap_minor {
+    if let Some(cap) = pricing.per_cart_cap_minor {
         let order = pricing.order_value_minor;
         let held_off: i64 = staying
             .iter()
             .map(|h| {
                 h.amount_off_minor.saturating_add(
                     h.percent_off_bp
-                        .map_or(0, |bp| (i128::from(order) * i128::from(bp) / 10_000) as i64),
+                        .map_or(0, |bp| super::pricing::basis_points(order, bp)),
                 )
             })
             .sum();

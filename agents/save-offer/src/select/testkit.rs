@@ -158,6 +158,8 @@ pub fn held(id: &str, vendor: &str) -> HeldOffer {
         arm_key: None,
         arm_probability: 1.0,
         context: Vec::new(),
+        rewarded: false,
+        redeemed: false,
         shown: None,
     }
 }

@@ -271,6 +271,7 @@ impl<'a> Reader<'a> {
             None => Ok(None),
             Some(value) => {
                 let percent = number(value)
+                    .filter(|n| n.is_finite())
                     .ok_or_else(|| self.malformed(format!("{path} is not a number: {value}")))?
                     .abs();
                 if percent > 100.0 {
