@@ -517,7 +517,10 @@ fn readouts_report_each_arm_of_an_experiment_once_per_cadence() {
     };
     let mut rig = rig(vec![arm("a", "A"), arm("b", "B")]);
     // Another partition's members: arm A converts 30 of 100 at 10.00, arm B 5 of 100.
-    let mut other = save_offer::agent::state::OfferSummary::default();
+    let mut other = save_offer::agent::state::OfferSummary {
+        newest_ms: NOW,
+        ..Default::default()
+    };
     for (offer, conversions) in [("stripe:a", 30), ("stripe:b", 5)] {
         let stats = other
             .arms

@@ -171,6 +171,19 @@ fn editions_become_versions_with_a_changelog_and_the_policy_is_joined() {
 }
 
 #[test]
+fn a_policy_at_the_vendor_offers_own_instant_makes_the_next_version() {
+    // Both sent at once by a connector: whichever is read first, the catalog ends with
+    // both joined.
+    let mut rig = Rig::new();
+    written(rig.vendor(&stripe(15, T0)).expect("v1"));
+    let v2 = written(rig.policy(&policy(false, T0)).expect("v2"));
+    assert_eq!(
+        (v2.version.version_id, v2.eligibility.countries.len()),
+        (2, 1)
+    );
+}
+
+#[test]
 fn an_edit_that_would_overlap_the_current_version_is_refused() {
     let mut rig = Rig::new();
     written(rig.vendor(&stripe(15, T0 + 10_000)).expect("v1"));

@@ -18,6 +18,9 @@ pub(super) fn proposal_seen(
     ctx: &mut Context<'_, SaveOffer>,
 ) {
     entry.prune(p.decided_at);
+    if let Some(summary) = ctx.summary() {
+        summary.newest_ms = summary.newest_ms.max(p.decided_at.0);
+    }
     let Some(candidates) = entry.pending.remove(&p.proposal_id) else {
         // Seen before (a replay), or decided before this state existed: nothing to add.
         return;

@@ -42,6 +42,8 @@ struct Merged {
     generation: u64,
     arms: BTreeMap<crate::bandit::ArmKey, ArmStats>,
     lifetime_margin: Cdf,
+    /// The newest proposal's event time in any partition.
+    newest_ms: i64,
 }
 
 /// The catalog and FX table as of one tables generation.
@@ -89,7 +91,9 @@ impl SaveOffer {
         }
         let mut arms: BTreeMap<crate::bandit::ArmKey, ArmStats> = BTreeMap::new();
         let mut margins = Histogram::default();
+        let mut newest_ms = 0;
         for part in population.partitions.values() {
+            newest_ms = newest_ms.max(part.newest_ms);
             for (key, stats) in &part.arms {
                 arms.entry(key.clone()).or_default().merge(stats);
             }
@@ -99,6 +103,7 @@ impl SaveOffer {
             generation: population.generation,
             arms,
             lifetime_margin: Cdf::of(&margins),
+            newest_ms,
         });
         if let Ok(mut cached) = self.merged.lock() {
             *cached = Some(Arc::clone(&merged));

@@ -29,7 +29,12 @@ pub(super) fn publish(
 ) -> Result<(), HandleError> {
     let merged = agent.merged(ctx.population());
     let snapshot = agent.snapshot(ctx);
-    let now = ctx.stream_time().max(0);
+    // Population time: the newest proposal seen anywhere (publish has no record of its
+    // own); before the first proposal there is nothing to read out.
+    let now = merged.newest_ms;
+    if now <= 0 {
+        return Ok(());
+    }
     // experiment → (policy, cadence, arm label per offer id)
     let mut experiments: BTreeMap<String, (BanditPolicy, i32, BTreeMap<String, String>)> =
         BTreeMap::new();

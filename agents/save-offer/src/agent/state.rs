@@ -141,6 +141,8 @@ pub struct OfferSummary {
     pub arms: BTreeMap<ArmKey, ArmStats>,
     /// Lifetime margins of the partition's members (log buckets), for LTV deciles.
     pub lifetime_margin: Histogram,
+    /// Event time of the newest proposal seen: the population's "now" for readouts.
+    pub newest_ms: i64,
 }
 
 /// Shared between instances: bandits and deciles are population-wide.

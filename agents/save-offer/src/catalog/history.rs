@@ -2,7 +2,7 @@
 //! policy that changes the canonical content is a new version; a version under legal
 //! hold can be neither superseded nor deleted; an edit that would start before the
 //! current version (received out of order) would make two versions overlap and is
-//! refused. Members keep the version they were shown (save-offer pins it in their
+//! refused (one at the same instant replaces it). Members keep the version they were shown (save-offer pins it in their
 //! state), so the catalog only ever publishes the current one.
 
 use loyalty_contracts::{CatalogOffer, OfferPolicy, OfferVersion, Timestamp, VendorOffer};
@@ -152,7 +152,9 @@ impl CatalogEntry {
             });
         }
         let effective_from = offer.version.effective_from.max(at);
-        if effective_from <= current.version.effective_from {
+        // From the same instant the edit replaces the current version outright (it never
+        // took effect on its own); only an edit dated before it would overlap.
+        if effective_from < current.version.effective_from {
             return Err(EditError::Overlap {
                 offer_id: current.offer_id.clone(),
                 version,
