@@ -147,6 +147,13 @@ enum Command {
         members: u64,
         #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(i32).range(1..))]
         partitions: i32,
+        /// save-offer's batch_max_wait_ms: how long a batch may wait to fill.
+        #[arg(long, default_value_t = 50)]
+        batch_max_wait_ms: u64,
+        /// librdkafka's fetch.wait.max.ms for save-offer and the proposal reader
+        /// [default: librdkafka's, 500].
+        #[arg(long)]
+        fetch_wait_max_ms: Option<u64>,
     },
     /// Lifetime value: population fits, signing keys, attestation checks.
     Ltv {
@@ -347,6 +354,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             seconds,
             members,
             partitions,
+            batch_max_wait_ms,
+            fetch_wait_max_ms,
         } => {
             let report =
                 swarm::offer_latency::bench_offers(&swarm::offer_latency::LatencyOptions {
@@ -354,6 +363,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     seconds,
                     members: usize::try_from(members)?,
                     partitions,
+                    batch_max_wait_ms,
+                    fetch_wait_max_ms,
                 })
                 .await?;
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -31,6 +31,10 @@ pub struct LatencyOptions {
     pub seconds: u32,
     pub members: usize,
     pub partitions: i32,
+    /// save-offer's `batch_max_wait_ms` (how long a batch may wait to fill).
+    pub batch_max_wait_ms: u64,
+    /// librdkafka's `fetch.wait.max.ms` for save-offer and the proposal reader.
+    pub fetch_wait_max_ms: Option<u64>,
 }
 
 /// Latencies in milliseconds.
@@ -136,6 +140,13 @@ async fn measure(
         crate::demo::agents::downstream_config::<save_offer::Settings>(&runtime, 30_000);
     let port = stack::free_port()?;
     config.runtime.http_listen = format!("127.0.0.1:{port}");
+    config.runtime.batch_max_wait_ms = options.batch_max_wait_ms;
+    if let Some(wait) = options.fetch_wait_max_ms {
+        config
+            .runtime
+            .librdkafka
+            .insert("fetch.wait.max.ms".into(), wait.to_string());
+    }
     swarm.spawn(save_offer::SaveOffer::new(&config.agent), config);
     crate::demo::wait_ready(
         &format!("127.0.0.1:{port}"),
@@ -157,6 +168,10 @@ async fn measure(
         .set("group.id", "loyalty-swarm.bench-offers")
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "latest")
+        .set(
+            "fetch.wait.max.ms",
+            options.fetch_wait_max_ms.unwrap_or(500).to_string(),
+        )
         .create()?;
     consumer.subscribe(&[topics::OFFER_PROPOSALS])?;
     // Joined (partitions assigned) before the first request goes out.
