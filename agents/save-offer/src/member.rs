@@ -275,6 +275,8 @@ pub struct MemberView {
     /// Why the member is cancelling, for a cancellation request.
     pub reason_cluster: Option<ReasonCluster>,
     pub held: Vec<HeldOffer>,
+    /// Whether rejections are explained in words (see `select::rank`).
+    pub explain: bool,
 }
 
 impl MemberView {

@@ -214,12 +214,14 @@ fn decide(
         prior_redemptions: entry.prior_redemptions,
         reason_cluster: trigger.reason,
         held,
+        explain: true,
     };
     let (ranked, mut rejections) = select::rank(
         &snapshot.offers,
         &view,
         trigger.moment,
         snapshot.fx.as_ref(),
+        agent.settings.max_listed_rejections,
     );
     let proposal_id = format!(
         "{}:{}",
@@ -300,6 +302,12 @@ fn decide(
         .iter()
         .filter(|e| !carried.contains(e.offer.offer_id.as_str()))
     {
+        if proposal.rejections.len() >= max {
+            // Counted, not listed: no explanation to write.
+            let r = select::unexplained(&e.offer, RejectionStage::Outranked, "score");
+            rule_out(&mut proposal, r, max);
+            continue;
+        }
         rule_out(
             &mut proposal,
             outranked(

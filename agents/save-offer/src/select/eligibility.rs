@@ -10,6 +10,7 @@ use crate::member::MemberView;
 
 /// One dimension's verdict: the member's value (or `None`) against the allowed values.
 fn allow(
+    explain: bool,
     offer: &CatalogOffer,
     dimension: &str,
     allowed: &[String],
@@ -20,6 +21,11 @@ fn allow(
     }
     match value {
         Some(v) if allowed.iter().any(|a| a.eq_ignore_ascii_case(v)) => Ok(()),
+        _ if !explain => Err(super::unexplained(
+            offer,
+            RejectionStage::Eligibility,
+            dimension,
+        )),
         Some(v) => Err(reject(
             offer,
             RejectionStage::Eligibility,
@@ -49,26 +55,38 @@ pub(super) fn check(
     let e = &offer.eligibility;
     let profile = member.profile.as_ref();
     let p = |f: fn(&crate::member::ProfileFacts) -> Option<&str>| profile.and_then(f);
-    let decile = member.ltv_decile.map(|d| d.to_string());
+    // Member values are turned into text only for a list that is set: most offers set
+    // few dimensions, and a decision looks at every offer in the catalog.
+    let decile = || member.ltv_decile.map(|d| d.to_string());
+    let cluster = || member.reason_cluster.map(|c| format!("{c:?}"));
     allow(
+        member.explain,
         offer,
         "ltv_decile",
         &e.ltv_deciles.iter().map(i32::to_string).collect::<Vec<_>>(),
-        decile.as_deref(),
+        if e.ltv_deciles.is_empty() {
+            None
+        } else {
+            decile()
+        }
+        .as_deref(),
     )?;
     allow(
+        member.explain,
         offer,
         "tenure_cohort",
         &e.tenure_cohorts,
         member.tenure_cohort(),
     )?;
     allow(
+        member.explain,
         offer,
         "acquisition_channel",
         &e.acquisition_channels,
         p(|p| p.acquisition_channel.as_deref()),
     )?;
     allow(
+        member.explain,
         offer,
         "vertical",
         &e.verticals,
@@ -100,13 +118,14 @@ pub(super) fn check(
         }
     }
     allow(
+        member.explain,
         offer,
         "plan_tier",
         &e.plan_tiers,
         p(|p| p.plan_tier.as_deref()),
     )?;
     let state = p(|p| p.state.as_deref());
-    allow(offer, "state", &e.states, state)?;
+    allow(member.explain, offer, "state", &e.states, state)?;
     if let Some(state) = state
         && e.excluded_states
             .iter()
@@ -121,6 +140,7 @@ pub(super) fn check(
         ));
     }
     allow(
+        member.explain,
         offer,
         "country",
         &e.countries,
@@ -130,14 +150,22 @@ pub(super) fn check(
         .state
         .as_ref()
         .and_then(|s| s.loyalty_tier.as_deref());
-    allow(offer, "loyalty_tier", &e.loyalty_tiers, tier)?;
     allow(
+        member.explain,
+        offer,
+        "loyalty_tier",
+        &e.loyalty_tiers,
+        tier,
+    )?;
+    allow(
+        member.explain,
         offer,
         "payment_method",
         &e.payment_methods,
         p(|p| p.payment_method.as_deref()),
     )?;
     allow(
+        member.explain,
         offer,
         "billing_frequency",
         &e.billing_frequencies,
@@ -162,14 +190,20 @@ pub(super) fn check(
             ));
         }
     }
-    let cluster = member.reason_cluster.map(|c| format!("{c:?}"));
     allow(
+        member.explain,
         offer,
         "reason_cluster",
         &labels(&e.reason_clusters),
-        cluster.as_deref(),
+        if e.reason_clusters.is_empty() {
+            None
+        } else {
+            cluster()
+        }
+        .as_deref(),
     )?;
     allow(
+        member.explain,
         offer,
         "borrower_status",
         &e.borrower_statuses,
@@ -199,27 +233,41 @@ fn classification(
     moment: Moment,
 ) -> Result<(), OfferRejection> {
     let c = &offer.classification;
-    let stage = format!("{:?}", moment.stage());
-    allow(
-        offer,
-        "classification.retention_stage",
-        &labels(&c.retention_stages),
-        Some(&stage),
-    )?;
+    let explain = member.explain;
+    if !c.retention_stages.is_empty() {
+        let stage = format!("{:?}", moment.stage());
+        let allowed = labels(&c.retention_stages);
+        allow(
+            explain,
+            offer,
+            "classification.retention_stage",
+            &allowed,
+            Some(&stage),
+        )?;
+    }
     let segment = member.cohort.map(|c| c.segment.label());
-    allow(offer, "classification.cohort", &c.cohorts, segment)?;
-    let cluster = member.reason_cluster.map(|c| format!("{c:?}"));
-    allow(
-        offer,
-        "classification.reason_cluster",
-        &labels(&c.reason_clusters),
-        cluster.as_deref(),
-    )?;
-    let decile = member.ltv_decile.map(|d| d.to_string());
-    allow(
-        offer,
-        "classification.ltv_decile",
-        &c.ltv_deciles.iter().map(i32::to_string).collect::<Vec<_>>(),
-        decile.as_deref(),
-    )
+    allow(explain, offer, "classification.cohort", &c.cohorts, segment)?;
+    if !c.reason_clusters.is_empty() {
+        let cluster = member.reason_cluster.map(|c| format!("{c:?}"));
+        let allowed = labels(&c.reason_clusters);
+        allow(
+            explain,
+            offer,
+            "classification.reason_cluster",
+            &allowed,
+            cluster.as_deref(),
+        )?;
+    }
+    if !c.ltv_deciles.is_empty() {
+        let decile = member.ltv_decile.map(|d| d.to_string());
+        let allowed: Vec<String> = c.ltv_deciles.iter().map(i32::to_string).collect();
+        allow(
+            explain,
+            offer,
+            "classification.ltv_decile",
+            &allowed,
+            decile.as_deref(),
+        )?;
+    }
+    Ok(())
 }

@@ -94,6 +94,20 @@ pub(crate) fn reject(
     }
 }
 
+/// A rejection counted but not explained: past the proposal's listing limit only the
+/// stage and rule are kept, since formatting ten thousand explanations nobody reads was
+/// most of a decision's time.
+pub fn unexplained(offer: &CatalogOffer, stage: RejectionStage, dimension: &str) -> OfferRejection {
+    OfferRejection {
+        offer_id: offer.offer_id.clone(),
+        version_id: offer.version.version_id,
+        stage,
+        dimension: dimension.to_owned(),
+        value: String::new(),
+        explanation: String::new(),
+    }
+}
+
 /// Put one offer through every stage.
 pub fn evaluate(
     offer: &Arc<CatalogOffer>,
@@ -158,16 +172,28 @@ fn version_in_effect(offer: &CatalogOffer, now: Timestamp) -> Result<(), OfferRe
 
 /// Every offer evaluated: the eligible ones best first (ties by offer id, so the order
 /// never depends on the catalog's iteration order), and every rejection.
+/// The first `explain_first` rejections (in offer-id order) carry their explanation;
+/// later ones only their stage and rule.
 pub fn rank<'a>(
     offers: impl IntoIterator<Item = &'a Arc<CatalogOffer>>,
     member: &MemberView,
     moment: Moment,
     rates: &impl Rates,
+    explain_first: usize,
 ) -> (Vec<Eligible>, Vec<OfferRejection>) {
     let mut eligible = Vec::new();
     let mut rejected = Vec::new();
+    let mut quiet: Option<MemberView> = None;
     for offer in offers {
-        match evaluate(offer, member, moment, rates) {
+        let view = if rejected.len() < explain_first {
+            member
+        } else {
+            quiet.get_or_insert_with(|| MemberView {
+                explain: false,
+                ..member.clone()
+            })
+        };
+        match evaluate(offer, view, moment, rates) {
             Ok(e) => eligible.push(e),
             Err(r) => rejected.push(r),
         }

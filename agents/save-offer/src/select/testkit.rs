@@ -128,6 +128,7 @@ pub fn member() -> MemberView {
         prior_redemptions: 1,
         reason_cluster: None,
         held: Vec::new(),
+        explain: true,
     }
 }
 

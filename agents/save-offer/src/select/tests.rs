@@ -608,7 +608,7 @@ fn ranking_prefers_the_larger_margin_and_breaks_ties_by_id() {
     });
     burn.eligibility.countries = vec!["FR".into()];
     let catalog = [small, big, costly, twin, burn].map(std::sync::Arc::new);
-    let (eligible, rejected) = rank(&catalog, &m, Moment::Cancellation, &fx());
+    let (eligible, rejected) = rank(&catalog, &m, Moment::Cancellation, &fx(), usize::MAX);
     let order: Vec<&str> = eligible.iter().map(|e| e.offer.offer_id.as_str()).collect();
     assert_eq!(order, ["stripe:0", "stripe:b", "stripe:c", "stripe:a"]);
     assert_eq!(rejected.len(), 1);
