@@ -74,6 +74,9 @@ pub struct Ledger {
     pub per_cohort: BTreeMap<String, i64>,
     /// Spend per day, over the last year.
     pub daily: BTreeMap<i32, i64>,
+    /// The currency the ledger counts money in: the first charge's. Offers sharing a
+    /// budget in another currency are refused rather than added up across currencies.
+    pub currency: Option<String>,
     /// The newest decision day seen: "today" for the burn window, so a backlog of old
     /// triggers is paced against today's spend, not each against its own old day.
     pub today: i32,
@@ -112,6 +115,18 @@ impl Ledger {
             })
         };
         let cur = &terms.currency;
+        if let Some(counted) = self.currency.as_ref().filter(|c| *c != cur)
+            && (terms.ceiling_minor.is_some() || terms.burn_max_minor_per_day.is_some())
+        {
+            return refuse(
+                "budget_currency",
+                cur.clone(),
+                format!(
+                    "{} counts money in {counted}; an offer charging it in {cur} cannot be added to it",
+                    terms.ledger
+                ),
+            );
+        }
         if let Some(ceiling) = terms.ceiling_redemptions
             && self.proposals >= ceiling
         {
@@ -184,6 +199,7 @@ impl Ledger {
             );
         }
         self.proposals += 1;
+        self.currency.get_or_insert_with(|| cur.clone());
         self.spent_minor = self.spent_minor.saturating_add(terms.cost_minor);
         *self.per_offer.entry(terms.offer_id.clone()).or_default() += 1;
         *self.per_cohort.entry(cohort_key).or_default() += 1;
@@ -313,6 +329,23 @@ mod tests {
             "stripe:a has been proposed 1 times to cohort at_risk, its cap"
         );
         assert!(ledger.charge(&cohort("champions")).is_ok());
+    }
+
+    #[test]
+    fn a_money_budget_is_not_added_up_across_currencies() {
+        let mut ledger = Ledger::default();
+        let usd = LedgerTerms {
+            ceiling_minor: Some(1_000),
+            ..terms(100)
+        };
+        assert!(ledger.charge(&usd).is_ok());
+        let eur = LedgerTerms {
+            currency: "EUR".into(),
+            ..usd.clone()
+        };
+        let r = refusal(&mut ledger, &eur);
+        assert_eq!(r.dimension, "budget_currency");
+        assert!(r.explanation.contains("counts money in USD"), "{r:?}");
     }
 
     #[test]

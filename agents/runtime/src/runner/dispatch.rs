@@ -207,9 +207,9 @@ pub(super) async fn handle_message<A: Agent>(
     };
     match (result, rekey) {
         (Ok(()), None) => {
-            if let Some(rejection) =
-                too_big_to_write(&call, key, message.payload().map_or(0, <[u8]>::len))
-            {
+            let measure_state =
+                message.payload().map_or(0, <[u8]>::len) + key.len() > MEASURE_STATE_ABOVE_BYTES;
+            if let Some(rejection) = too_big_to_write(&call, key, measure_state) {
                 return rejected(rejection, outputs);
             }
             let emitted = call.keep(store, key, |entry| {
@@ -432,8 +432,13 @@ const MEASURE_STATE_ABOVE_BYTES: usize = 64 * 1024;
 /// dead-lettered; found when the batch is written, the produce would fail on every replay
 /// and stop the agent each time. Small inputs grow a state by small steps, which each
 /// agent bounds (windows, capped lists), so only a big input's state is measured: the
-/// measurement is an encoding of the whole state.
-fn too_big_to_write<A: Agent>(call: &Call<A>, key: &str, input_bytes: usize) -> Option<Rejection> {
+/// measurement is an encoding of the whole state (a timer's firing is always measured:
+/// it has no input to size).
+pub(super) fn too_big_to_write<A: Agent>(
+    call: &Call<A>,
+    key: &str,
+    measure_state: bool,
+) -> Option<Rejection> {
     for e in &call.emitted {
         let size = e.key.len() + e.payload.as_ref().map_or(0, Vec::len);
         if size > MAX_DLQ_RECORD_BYTES {
@@ -443,7 +448,7 @@ fn too_big_to_write<A: Agent>(call: &Call<A>, key: &str, input_bytes: usize) -> 
             )));
         }
     }
-    if input_bytes + key.len() > MEASURE_STATE_ABOVE_BYTES {
+    if measure_state {
         let size = key.len() + postcard::to_stdvec(&call.state).map_or(0, |v| v.len());
         if size > MAX_DLQ_RECORD_BYTES {
             return Some(Rejection::contract(format!(

@@ -42,7 +42,13 @@ pub(super) fn fire_due<A: Agent>(
         let mut call = call(shared, store, &key, population, |agent, state, ctx| {
             agent.on_timer(&key, &timer, state, ctx)
         });
-        match std::mem::replace(&mut call.result, Ok(())) {
+        let mut result = std::mem::replace(&mut call.result, Ok(()));
+        if result.is_ok()
+            && let Some(rejection) = super::dispatch::too_big_to_write(&call, &key, true)
+        {
+            result = Err(HandleError::Rejected(rejection));
+        }
+        match result {
             Ok(()) => {
                 outputs.extend(out_records(call.keep(store, &key, |_| {}), &[]));
                 shared.metrics.emit(Event::TimerFired {
