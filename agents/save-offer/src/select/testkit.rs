@@ -5,9 +5,7 @@
 use std::collections::BTreeMap;
 
 use loyalty_contracts::{
-    CatalogOffer, Classification, ComplianceAttributes, CostCaps, Eligibility, Expiration,
-    Lifecycle, OfferContent, OfferRejection, OfferType, OfferValue, OfferVersion, Segment,
-    StackRule, Stacking, Timestamp,
+    CatalogOffer, Lifecycle, OfferRejection, OfferType, Segment, StackRule, Timestamp,
 };
 
 use crate::member::{
@@ -15,9 +13,7 @@ use crate::member::{
 };
 use crate::money::Rates;
 
-pub const DAY: i64 = 86_400_000;
-/// 2025-06-15T12:00:00Z.
-pub const NOW: i64 = 1_749_988_800_000;
+pub use crate::testkit::{DAY, NOW};
 
 pub struct Fx(pub Vec<(&'static str, f64)>);
 
@@ -38,40 +34,7 @@ pub fn fx() -> Fx {
 
 /// 15% off, USD, from vendor "stripe", in effect since a year before NOW.
 pub fn offer(id: &str) -> CatalogOffer {
-    CatalogOffer {
-        offer_id: format!("stripe:{id}"),
-        vendor: "stripe".into(),
-        vendor_offer_id: id.into(),
-        brand_id: None,
-        portfolio: None,
-        title: format!("Offer {id}"),
-        offer_type: OfferType::PercentOff,
-        value: OfferValue {
-            percent_off_bp: Some(1500),
-            currency: "USD".into(),
-            ..OfferValue::default()
-        },
-        classification: Classification::default(),
-        content: OfferContent::default(),
-        eligibility: Eligibility::default(),
-        caps: CostCaps::default(),
-        stacking: Stacking::default(),
-        expiration: Expiration::default(),
-        localisations: Vec::new(),
-        compliance: ComplianceAttributes::default(),
-        experiment: None,
-        version: OfferVersion {
-            version_id: 1,
-            superseded_by: None,
-            effective_from: Timestamp(NOW - 365 * DAY),
-            effective_to: None,
-            changelog: vec!["first version".into()],
-            legal_hold: false,
-            audit_snapshot_sha256: String::new(),
-        },
-        vendor_fields_json: "{}".into(),
-        vendor_document_sha256: String::new(),
-    }
+    crate::testkit::offer("stripe", id, OfferType::PercentOff, 15)
 }
 
 /// A US member in California, two years in, typical order 50.00 USD, 12-month margin
