@@ -136,9 +136,14 @@ impl Cdf {
     }
 }
 
+/// The `groups`-quantile a position falls in, 1 (bottom) to `groups` (top).
+pub fn quantile_group(position: f64, groups: i32) -> i32 {
+    1 + ((position * f64::from(groups)).floor() as i32).clamp(0, groups - 1)
+}
+
 /// A quintile score from a position: 1 (bottom fifth) to 5 (top fifth).
 pub fn quintile(position: f64) -> i32 {
-    1 + ((position * 5.0).floor() as i32).clamp(0, 4)
+    quantile_group(position, 5)
 }
 
 #[cfg(test)]

@@ -21,6 +21,16 @@ pub enum ProposalTrigger {
     Cancellation,
 }
 
+impl ProposalTrigger {
+    /// Label for proposal ids, metrics and reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            ProposalTrigger::Opportunity => "opportunity",
+            ProposalTrigger::Cancellation => "cancellation",
+        }
+    }
+}
+
 /// A mean with an interval (minor units).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
 pub struct MoneyInterval {

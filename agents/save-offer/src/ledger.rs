@@ -16,11 +16,13 @@
 //! replayed (at a new offset): the ledger remembers the proposals it decided and
 //! ignores a claim it has seen.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use apache_avro::AvroSchema;
 use loyalty_contracts::{ChosenOffer, OfferProposal, OfferRejection, RejectionStage};
 use serde::{Deserialize, Serialize};
+
+use crate::recent::RecentIds;
 
 /// The limits of one candidate's ledger, and what it would be charged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
@@ -80,9 +82,8 @@ pub struct Ledger {
     /// The newest decision day seen: "today" for the burn window, so a backlog of old
     /// triggers is paced against today's spend, not each against its own old day.
     pub today: i32,
-    /// Hashes of the proposals decided here, oldest first, so a claim sent again is not
-    /// charged again (hashes keep the entry small: the runtime copies it per claim).
-    pub decided: VecDeque<u64>,
+    /// Claims decided here, so a claim sent again is not charged again.
+    pub decided: RecentIds,
 }
 
 /// Why a ledger refused a candidate.
@@ -90,16 +91,11 @@ pub type Refusal = OfferRejection;
 
 impl Ledger {
     pub fn has_decided(&self, proposal_id: &str) -> bool {
-        let hash = loyalty_contracts::fnv1a(proposal_id);
-        self.decided.contains(&hash)
+        self.decided.contains(proposal_id)
     }
 
     pub fn remember(&mut self, proposal_id: &str, keep: usize) {
-        self.decided
-            .push_back(loyalty_contracts::fnv1a(proposal_id));
-        while self.decided.len() > keep {
-            self.decided.pop_front();
-        }
+        self.decided.insert(proposal_id, keep);
     }
 
     /// Charge the ledger for `terms`, or say which limit refuses it.

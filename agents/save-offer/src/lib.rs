@@ -9,6 +9,7 @@ pub mod member;
 pub mod metrics;
 pub mod money;
 pub mod reasons;
+pub mod recent;
 pub mod select;
 pub mod settings;
 pub mod tables;

@@ -164,7 +164,6 @@ impl ProfileFacts {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct StateFacts {
     pub loyalty_tier: Option<String>,
-    pub loyalty_program: Option<String>,
     pub first_purchase: Option<Timestamp>,
     pub as_of: Timestamp,
 }
@@ -173,7 +172,6 @@ impl StateFacts {
     pub fn of(s: &MemberState) -> Self {
         StateFacts {
             loyalty_tier: s.tier.as_ref().map(|t| t.tier_id.clone()),
-            loyalty_program: s.tier.as_ref().map(|t| t.program_id.clone()),
             first_purchase: s.btyd.as_ref().map(|b| b.first_purchase.start()),
             as_of: s.as_of,
         }
@@ -218,8 +216,6 @@ pub struct HeldOffer {
     /// What the offer is worth to the member (discount on a typical order, member's
     /// currency): best-of compares it.
     pub value_to_member_minor: i64,
-    pub experiment_id: Option<String>,
-    pub arm: Option<String>,
     pub held_since: Timestamp,
     pub expires_at: Option<Timestamp>,
     /// Still honoured until then.

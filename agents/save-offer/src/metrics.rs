@@ -42,10 +42,7 @@ impl SaveOfferMetrics {
     }
 
     pub fn proposed(&self, trigger: ProposalTrigger, offer: Option<OfferType>) {
-        let trigger = match trigger {
-            ProposalTrigger::Opportunity => "opportunity",
-            ProposalTrigger::Cancellation => "cancellation",
-        };
+        let trigger = trigger.label();
         self.proposals
             .with_label_values(&[trigger, offer.map_or("none", OfferType::label)])
             .inc();

@@ -223,20 +223,13 @@ fn decide(
         snapshot.fx.as_ref(),
         agent.settings.max_listed_rejections,
     );
-    let proposal_id = format!(
-        "{}:{}",
-        match trigger.kind {
-            ProposalTrigger::Opportunity => "opportunity",
-            ProposalTrigger::Cancellation => "cancellation",
-        },
-        trigger.id
-    );
+    let proposal_id = format!("{}:{}", trigger.kind.label(), trigger.id);
     let mut rng = ChaCha8Rng::from_seed(Sha256::digest(proposal_id.as_bytes()).into());
     let features = context(&view, trigger.moment);
     let (ranked, arms) = experiments(
         agent,
         ranked,
-        &snapshot.offers,
+        &snapshot.arms,
         &view,
         &features,
         &merged.arms,
@@ -341,7 +334,7 @@ fn decide(
 fn experiments(
     agent: &SaveOffer,
     ranked: Vec<Eligible>,
-    catalog: &[std::sync::Arc<loyalty_contracts::CatalogOffer>],
+    catalog: &BTreeMap<String, Vec<String>>,
     view: &MemberView,
     features: &[f64],
     population: &BTreeMap<ArmKey, bandit::ArmStats>,
@@ -370,15 +363,12 @@ fn experiments(
                 .unwrap_or_default()
         };
         // Shares are of the whole experiment in this stratum, every arm counted, also
-        // those this member is not eligible for.
+        // those this member is not eligible for (`catalog`: experiment -> its arms).
         let total: u64 = catalog
-            .iter()
-            .filter(|o| {
-                o.experiment
-                    .as_ref()
-                    .is_some_and(|x| x.experiment_id == experiment)
-            })
-            .filter_map(|o| population.get(&arm_key(&experiment, &stratum, &o.offer_id)))
+            .get(&experiment)
+            .into_iter()
+            .flatten()
+            .filter_map(|offer_id| population.get(&arm_key(&experiment, &stratum, offer_id)))
             .map(|s| s.pulls)
             .sum();
         let mut open = Vec::new();
@@ -552,8 +542,6 @@ fn candidate(
                 select::basis_points(e.pricing.order_value_minor, bp)
             }),
         value_to_member_minor: e.pricing.value_to_member(),
-        experiment_id: o.experiment.as_ref().map(|x| x.experiment_id.clone()),
-        arm: o.experiment.as_ref().map(|x| x.arm.clone()),
         held_since: view.now,
         expires_at: e.expires_at,
         grace_until: e.grace_until,

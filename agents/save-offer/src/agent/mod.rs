@@ -51,6 +51,8 @@ struct Snapshot {
     generation: u64,
     offers: Vec<Arc<CatalogOffer>>,
     fx: Arc<FxTable>,
+    /// Every experiment's arms (offer ids), so a decision need not scan the catalog.
+    arms: BTreeMap<String, Vec<String>>,
 }
 
 /// The agent.
@@ -118,14 +120,23 @@ impl SaveOffer {
         {
             return Arc::clone(s);
         }
-        let offers = ctx
+        let offers: Vec<Arc<CatalogOffer>> = ctx
             .table_values(&CATALOG)
             .into_iter()
             .map(|(_, o)| o)
             .collect();
         let fx = Arc::new(FxTable::of(&ctx.table_values(&FX_RATES)));
+        let mut arms: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for o in &offers {
+            if let Some(x) = &o.experiment {
+                arms.entry(x.experiment_id.clone())
+                    .or_default()
+                    .push(o.offer_id.clone());
+            }
+        }
         let snapshot = Arc::new(Snapshot {
             generation,
+            arms,
             offers,
             fx,
         });
@@ -142,7 +153,7 @@ impl SaveOffer {
 
 /// The population-relative decile (1..=10) of a lifetime margin.
 fn decile(cdf: &Cdf, bucket: i32) -> i32 {
-    1 + ((cdf.position(bucket) * 10.0).floor() as i32).clamp(0, 9)
+    cohort::sketch::quantile_group(cdf.position(bucket), 10)
 }
 
 impl Agent for SaveOffer {

@@ -9,7 +9,6 @@ use loyalty_contracts::{ArmReadout, BanditPolicy, OfferReadout, Timestamp, catal
 use loyalty_runtime::{Context, HandleError};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Beta, Distribution};
 
 use super::SaveOffer;
 use crate::bandit::ArmStats;
@@ -99,19 +98,8 @@ fn readout(
             .keys()
             .map(|o| {
                 let s = of(o);
-                let beta = Beta::new(
-                    1.0 + s.conversions as f64,
-                    1.0 + s.pulls.saturating_sub(s.conversions) as f64,
-                );
-                let margin = if s.conversions > 0 {
-                    s.reward / s.conversions as f64
-                } else {
-                    0.0
-                };
-                (
-                    o.as_str(),
-                    beta.map_or(0.0, |b| b.sample(&mut rng)) * margin,
-                )
+                // An arm that has not converted cannot be best yet: no prior margin.
+                (o.as_str(), s.thompson_draw(0.0, &mut rng))
             })
             .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.cmp(a.0)));
         if let Some((o, _)) = best {

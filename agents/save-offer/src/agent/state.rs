@@ -5,7 +5,7 @@
 //! summary holds what is population-wide: every bandit arm's statistics and the sketch
 //! of lifetime margins the LTV deciles are read from, both merged by addition.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use cohort::sketch::Histogram;
 use loyalty_runtime::PartitionSummary;
@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::bandit::{ArmKey, ArmStats};
 use crate::ledger::Ledger;
 use crate::member::{CohortFacts, HeldOffer, LtvFacts, ProfileFacts, StateFacts};
+use crate::recent::RecentIds;
 
 /// The prefix of ledger keys; no member-keyed record may use it.
 pub const LEDGER_PREFIX: &str = "ledger:";
@@ -42,8 +43,8 @@ pub struct MemberEntry {
     /// still be deciding): each with every candidate it may end as. Stacking treats the
     /// first candidate as held meanwhile.
     pub pending: BTreeMap<String, Vec<HeldOffer>>,
-    /// Hashes of the newest event and trigger ids, so one delivered twice counts once.
-    pub seen: VecDeque<u64>,
+    /// The newest event and trigger ids, so one delivered twice counts once.
+    pub seen: RecentIds,
     /// Triggers that arrived before the member's value (member-ltv): decided when it
     /// arrives, or when `join_wait_ms` has passed.
     pub deferred: Vec<Deferred>,
@@ -79,15 +80,7 @@ pub const PRODUCT_LINES: usize = 16;
 impl MemberEntry {
     /// Remember `id`; false if it was seen already.
     pub fn first_sight(&mut self, id: &str, keep: usize) -> bool {
-        let hash = loyalty_contracts::fnv1a(id);
-        if self.seen.contains(&hash) {
-            return false;
-        }
-        self.seen.push_back(hash);
-        while self.seen.len() > keep {
-            self.seen.pop_front();
-        }
-        true
+        self.seen.insert(id, keep)
     }
 
     /// Drop what no longer counts at `now`: held offers past their grace period (an

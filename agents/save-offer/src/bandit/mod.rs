@@ -96,6 +96,23 @@ impl ArmStats {
         }
     }
 
+    /// One Thompson draw of the reward per pull: a conversion rate from the Beta
+    /// posterior times the margin per conversion (the arm's own mean once it has
+    /// converted, else `prior_margin`).
+    pub fn thompson_draw(&self, prior_margin: f64, rng: &mut impl Rng) -> f64 {
+        let beta = Beta::new(
+            1.0 + self.conversions as f64,
+            1.0 + self.pulls.saturating_sub(self.conversions) as f64,
+        );
+        let rate = beta.map_or(0.5, |b| b.sample(rng));
+        let margin = if self.conversions > 0 {
+            self.reward / self.conversions as f64
+        } else {
+            prior_margin
+        };
+        rate * margin
+    }
+
     pub fn mean_reward(&self) -> f64 {
         if self.pulls == 0 {
             0.0
@@ -156,21 +173,11 @@ pub fn choose(
         };
     }
     match policy {
-        BanditPolicy::ThompsonSampling => argmax(arms.iter().map(|a| {
-            let beta = Beta::new(
-                1.0 + a.conversions as f64,
-                1.0 + (a.pulls.saturating_sub(a.conversions)) as f64,
-            );
-            let rate = beta.map_or(0.5, |b| b.sample(rng));
-            // Margin per conversion: the arm's own mean once it has converted, else
-            // the reward scale, so an unproven arm is judged optimistically.
-            let margin = if a.conversions > 0 {
-                a.reward / a.conversions as f64
-            } else {
-                tuning.reward_scale
-            };
-            rate * margin
-        })),
+        // An unproven arm is judged at the reward scale: optimistically.
+        BanditPolicy::ThompsonSampling => argmax(
+            arms.iter()
+                .map(|a| a.thompson_draw(tuning.reward_scale, rng)),
+        ),
         BanditPolicy::Ucb1 => {
             if let Some(untried) = arms.iter().position(|a| a.pulls == 0) {
                 return Choice {

@@ -66,7 +66,6 @@ pub fn member() -> MemberView {
         }),
         state: Some(StateFacts {
             loyalty_tier: Some("gold".into()),
-            loyalty_program: Some("p".into()),
             first_purchase: Some(Timestamp(NOW - 800 * DAY)),
             as_of: Timestamp(NOW),
         }),
@@ -111,8 +110,6 @@ pub fn held(id: &str, vendor: &str) -> HeldOffer {
         percent_off_bp: Some(1000),
         amount_off_minor: 0,
         value_to_member_minor: 500,
-        experiment_id: None,
-        arm: None,
         held_since: Timestamp(NOW - DAY),
         expires_at: Some(Timestamp(NOW + 10 * DAY)),
         grace_until: None,

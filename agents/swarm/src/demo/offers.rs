@@ -65,7 +65,7 @@ pub(super) async fn summarise(
             continue;
         }
         summary.proposals += 1;
-        let trigger = format!("{:?}", p.trigger).to_lowercase();
+        let trigger = p.trigger.label().to_owned();
         let counts = summary.by_trigger.entry(trigger).or_default();
         counts.0 += 1;
         if let Some(offer) = &p.offer {
