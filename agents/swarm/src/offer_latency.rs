@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use apache_avro::AvroSchema;
-use loyalty_contracts::{
-    MemberCohort, MemberEvent, MemberLtv, MemberProfile, OfferProposal, topics,
-};
+use loyalty_contracts::{MemberEvent, OfferProposal, topics};
 use loyalty_runtime::codec;
 use loyalty_runtime::kafka;
 use loyalty_runtime::registry::RegistryClient;
@@ -85,37 +83,10 @@ async fn measure(
     offers::publish_catalog(bootstrap, registry_url).await?;
     let registry = RegistryClient::new(registry_url)?;
     let producer = kafka::producer(bootstrap, &BTreeMap::new())?;
-    let profiles = encoder(
-        &registry,
-        topics::MEMBER_PROFILES,
-        MemberProfile::get_schema(),
-    )
-    .await?;
-    let cohorts = encoder(&registry, topics::COHORTS, MemberCohort::get_schema()).await?;
-    let values = encoder(&registry, topics::MEMBER_LTV, MemberLtv::get_schema()).await?;
     let members: Vec<String> = (0..options.members)
         .map(|i| format!("member-{i:06}"))
         .collect();
-    let mut joined = Vec::new();
-    for m in &members {
-        joined.push(record(
-            &profiles,
-            topics::MEMBER_PROFILES,
-            m,
-            &save_offer::testkit::profile(m),
-            "profile",
-        )?);
-        joined.push(record(
-            &cohorts,
-            topics::COHORTS,
-            m,
-            &save_offer::testkit::cohort(m),
-            "cohort",
-        )?);
-        let ltv = save_offer::testkit::member_ltv(m, 5_000.0, 30_000, 90_000, 4_000);
-        joined.push(record(&values, topics::MEMBER_LTV, m, &ltv, "member ltv")?);
-    }
-    kafka::produce_all(&producer, &joined).await?;
+    offers::publish_members(bootstrap, registry_url, &members).await?;
 
     let runtime = {
         let mut c: Config<loyalty_runtime::NoSettings> = Config::default();

@@ -9,7 +9,8 @@ use anyhow::Context as _;
 use apache_avro::AvroSchema;
 use loyalty_contracts::{
     Classification, ComplianceAttributes, CostCaps, Date, Eligibility, Expiration, FxRate,
-    MemberEvent, OfferContent, OfferPolicy, Stacking, Timestamp, VendorOffer, topics,
+    MemberCohort, MemberEvent, MemberLtv, MemberProfile, OfferContent, OfferPolicy, Stacking,
+    Timestamp, VendorOffer, topics,
 };
 use loyalty_runtime::kafka;
 use loyalty_runtime::registry::RegistryClient;
@@ -127,6 +128,49 @@ pub async fn publish_catalog(bootstrap_servers: &str, registry_url: &str) -> any
     }
     kafka::produce_all(&producer, &records).await?;
     Ok(catalog.len())
+}
+
+/// Publish what save-offer joins for each of `members`: the test kit's profile (US,
+/// USD), cohort (at risk) and value (typical order 50.00, incremental margin 40.00 for
+/// every intervention type). For benchmarks and tests that need members without a
+/// CDNOW replay.
+pub async fn publish_members(
+    bootstrap_servers: &str,
+    registry_url: &str,
+    members: &[String],
+) -> anyhow::Result<()> {
+    use save_offer::testkit;
+    let registry = RegistryClient::new(registry_url)?;
+    let producer = kafka::producer(bootstrap_servers, &BTreeMap::new())?;
+    let profiles = encoder(
+        &registry,
+        topics::MEMBER_PROFILES,
+        MemberProfile::get_schema(),
+    )
+    .await?;
+    let cohorts = encoder(&registry, topics::COHORTS, MemberCohort::get_schema()).await?;
+    let values = encoder(&registry, topics::MEMBER_LTV, MemberLtv::get_schema()).await?;
+    let mut joined = Vec::with_capacity(members.len() * 3);
+    for m in members {
+        joined.push(record(
+            &profiles,
+            topics::MEMBER_PROFILES,
+            m,
+            &testkit::profile(m),
+            "profile",
+        )?);
+        joined.push(record(
+            &cohorts,
+            topics::COHORTS,
+            m,
+            &testkit::cohort(m),
+            "cohort",
+        )?);
+        let ltv = testkit::member_ltv(m, 5_000.0, 30_000, 90_000, 4_000);
+        joined.push(record(&values, topics::MEMBER_LTV, m, &ltv, "member ltv")?);
+    }
+    kafka::produce_all(&producer, &joined).await?;
+    Ok(())
 }
 
 /// Why the demo's cancelling members say they leave, as they would type it.

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use apache_avro::AvroSchema;
 use loyalty_contracts::{
-    Budget, CatalogOffer, CostCaps, FxRate, InterventionOpportunity, MemberCohort, MemberLtv,
-    MemberProfile, OfferPolicy, OfferProposal, RejectionStage, Timestamp, VendorOffer, topics,
+    Budget, CatalogOffer, CostCaps, FxRate, InterventionOpportunity, OfferPolicy, OfferProposal,
+    RejectionStage, Timestamp, VendorOffer, topics,
 };
 use loyalty_runtime::codec::decode;
 use loyalty_runtime::kafka::{self, OutRecord};
@@ -120,36 +120,10 @@ async fn two_instances_never_overspend_a_budget_and_use_all_of_it(broker: common
     }
 
     // Members on every partition, with what save-offer joins.
-    let profiles = swarm::replay::encoder(
-        &registry,
-        topics::MEMBER_PROFILES,
-        MemberProfile::get_schema(),
-    )
-    .await
-    .unwrap();
-    let cohorts = swarm::replay::encoder(&registry, topics::COHORTS, MemberCohort::get_schema())
-        .await
-        .unwrap();
-    let values = swarm::replay::encoder(&registry, topics::MEMBER_LTV, MemberLtv::get_schema())
-        .await
-        .unwrap();
     let members: Vec<String> = (0..MEMBERS).map(|i| format!("member-{i:04}")).collect();
-    let mut joined = Vec::new();
-    for m in &members {
-        joined.push(record(
-            topics::MEMBER_PROFILES,
-            m,
-            profiles.encode(&testkit::profile(m)).unwrap(),
-        ));
-        joined.push(record(
-            topics::COHORTS,
-            m,
-            cohorts.encode(&testkit::cohort(m)).unwrap(),
-        ));
-        let ltv = testkit::member_ltv(m, 5_000.0, 30_000, 90_000, 4_000);
-        joined.push(record(topics::MEMBER_LTV, m, values.encode(&ltv).unwrap()));
-    }
-    kafka::produce_all(&producer, &joined).await.unwrap();
+    swarm::offers::publish_members(&stack.bootstrap_servers, &stack.registry_url, &members)
+        .await
+        .unwrap();
 
     let first =
         common::AgentProcess::spawn("save-offer", &stack, &["--set", "batch_max_records=25"]);
