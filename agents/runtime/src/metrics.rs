@@ -140,6 +140,11 @@ pub mod defs {
     );
     pub const BATCH_SECONDS: MetricDef =
         MetricDef::histogram("batch_seconds", &[], "wall time of a batch, poll to commit");
+    pub const WRITE_SECONDS: MetricDef = MetricDef::histogram(
+        "write_seconds",
+        &["step"],
+        "wall time of each step of a batch's writes, retries included: `outputs` (outputs and DLQ records acknowledged), `changelog` (changed state acknowledged), `commit` (input offsets), `transaction` (all three under exactly_once)",
+    );
     pub const LAG: MetricDef = MetricDef::gauge(
         "consumer_lag",
         &["topic", "partition"],
@@ -205,6 +210,7 @@ pub mod defs {
         PANICS,
         BATCHES,
         BATCH_SECONDS,
+        WRITE_SECONDS,
         LAG,
         STATE_KEYS,
         STATE_BYTES,
@@ -268,6 +274,9 @@ pub enum Event<'a> {
     Panicked { during: &'a str },
     /// A batch was produced, written through and committed.
     BatchCommitted { records: u64, elapsed: Duration },
+    /// One step of a batch's writes (`outputs`, `changelog`, `commit`, `transaction`)
+    /// finished.
+    WriteStep { step: &'a str, elapsed: Duration },
     /// Consumer lag of an assigned partition after a batch.
     ConsumerLag {
         topic: &'a str,
@@ -315,6 +324,7 @@ pub struct Metrics {
     panics: IntCounterVec,
     batches: IntCounter,
     batch_seconds: Histogram,
+    write_seconds: HistogramVec,
     lag: IntGaugeVec,
     state_keys: IntGaugeVec,
     state_bytes: IntGaugeVec,
@@ -362,6 +372,7 @@ impl Metrics {
             panics: register::counter(r, &PANICS)?,
             batches: register::plain_counter(r, &BATCHES)?,
             batch_seconds: register::plain_histogram(r, &BATCH_SECONDS, milli.clone())?,
+            write_seconds: register::histogram(r, &WRITE_SECONDS, milli.clone())?,
             lag: register::int_gauge(r, &LAG)?,
             state_keys: register::int_gauge(r, &STATE_KEYS)?,
             state_bytes: register::int_gauge(r, &STATE_BYTES)?,
@@ -419,6 +430,10 @@ impl Metrics {
                 self.batches.inc();
                 self.batch_seconds.observe(elapsed.as_secs_f64());
             }
+            Event::WriteStep { step, elapsed } => self
+                .write_seconds
+                .with_label_values(&[step])
+                .observe(elapsed.as_secs_f64()),
             Event::ConsumerLag {
                 topic,
                 partition,

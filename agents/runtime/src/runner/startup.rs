@@ -68,7 +68,10 @@ pub(super) async fn start<A: Agent>(
     let producer = if transactional {
         transactional_producer::<A>(rt, &startup, &metrics).await?
     } else {
-        kafka::producer(&rt.bootstrap_servers, &rt.librdkafka)?
+        kafka::producer(
+            &rt.bootstrap_servers,
+            &kafka::awaited_batch_settings(&rt.librdkafka),
+        )?
     };
     let existing = startup
         .retry("input_partitions", &metrics, || async {

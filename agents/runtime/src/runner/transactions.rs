@@ -36,8 +36,11 @@ pub(super) async fn transactional_producer<A: Agent>(
         Some(id) => id.clone(),
         None => default_transactional_id(&group_id::<A>(rt), &rt.http_listen),
     };
-    let producer =
-        kafka::transactional_producer(&rt.bootstrap_servers, &rt.librdkafka, &transactional_id)?;
+    let producer = kafka::transactional_producer(
+        &rt.bootstrap_servers,
+        &kafka::awaited_batch_settings(&rt.librdkafka),
+        &transactional_id,
+    )?;
     backoff.retry("init_transactions", metrics, || async {
         kafka::blocking(|| producer.init_transactions(TRANSACTION_TIMEOUT)).map_err(|e| {
             let error = RuntimeError::from(e);

@@ -4,6 +4,7 @@
 //! record per batch (Kafka Streams' record cache).
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
 
 use rdkafka::consumer::StreamConsumer;
 
@@ -98,7 +99,10 @@ pub(super) async fn write<A: Agent>(
     writes: Writes,
 ) -> Result<(), RuntimeError> {
     if shared.transactional {
-        return write_transaction(shared, consumer, &writes).await;
+        let started = Instant::now();
+        write_transaction(shared, consumer, &writes).await?;
+        step_done(&shared.metrics, "transaction", started);
+        return Ok(());
     }
     let Writes {
         outputs,
@@ -107,6 +111,7 @@ pub(super) async fn write<A: Agent>(
         stream_times,
     } = writes;
     if !outputs.is_empty() {
+        let started = Instant::now();
         shared
             .backoff
             .retry("produce_outputs", &shared.metrics, || {
@@ -114,8 +119,10 @@ pub(super) async fn write<A: Agent>(
             })
             .await?;
         count_produced(&shared.metrics, &outputs);
+        step_done(&shared.metrics, "outputs", started);
     }
     if !changes.is_empty() {
+        let started = Instant::now();
         shared
             .backoff
             .retry("produce_changelog", &shared.metrics, || {
@@ -123,14 +130,24 @@ pub(super) async fn write<A: Agent>(
             })
             .await?;
         count_produced(&shared.metrics, &changes);
+        step_done(&shared.metrics, "changelog", started);
     }
-    if !commits.is_empty()
-        && commit(shared, consumer, &commits, &stream_times).await?
-        && let Some(purge) = &shared.purge
-    {
-        purge.committed(&commits);
+    if !commits.is_empty() {
+        let started = Instant::now();
+        let committed = commit(shared, consumer, &commits, &stream_times).await?;
+        step_done(&shared.metrics, "commit", started);
+        if committed && let Some(purge) = &shared.purge {
+            purge.committed(&commits);
+        }
     }
     Ok(())
+}
+
+fn step_done(metrics: &Metrics, step: &str, started: Instant) {
+    metrics.emit(Event::WriteStep {
+        step,
+        elapsed: started.elapsed(),
+    });
 }
 
 /// What `handle`, `refresh` or `publish` emitted, as records to produce.
