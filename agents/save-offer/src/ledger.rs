@@ -15,6 +15,12 @@
 //! A claim is written with the member's batch and may be written again if that batch is
 //! replayed (at a new offset): the ledger remembers the proposals it decided and
 //! ignores a claim it has seen.
+//!
+//! Each ledger's [`LedgerStanding`] — what it has given, which only grows — is published
+//! in its partition's summary. A task routing a claim skips a candidate whose published
+//! standing already refuses it (a used-up budget stays used up), so once budgets run out
+//! claims stop travelling through ledgers that can only say no. The ledger stays the
+//! authority: a standing that does not refuse proves nothing, and the claim is sent.
 
 use std::collections::BTreeMap;
 
@@ -66,19 +72,29 @@ pub struct LedgerClaim {
     pub next: i32,
 }
 
-/// What one ledger has committed.
+/// What one ledger has given: counts that only grow, and the currency it counts money
+/// in, fixed by the first charge. Published in the partition summary, so a member's task
+/// can see a limit already used up without sending a claim: a limit that refuses a claim
+/// against a published standing refuses it against the ledger now too, since the ledger
+/// has only given more since. The burn rate is not among them: its window moves on.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct Ledger {
+pub struct LedgerStanding {
     pub spent_minor: i64,
     pub proposals: i64,
     pub per_offer: BTreeMap<String, i64>,
     /// Key `<offer id>|<cohort>`.
     pub per_cohort: BTreeMap<String, i64>,
+    /// Offers sharing a budget in another currency are refused rather than added up
+    /// across currencies.
+    pub currency: Option<String>,
+}
+
+/// What one ledger has committed.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Ledger {
+    pub standing: LedgerStanding,
     /// Spend per day, over the last year.
     pub daily: BTreeMap<i32, i64>,
-    /// The currency the ledger counts money in: the first charge's. Offers sharing a
-    /// budget in another currency are refused rather than added up across currencies.
-    pub currency: Option<String>,
     /// The newest decision day seen: "today" for the burn window, so a backlog of old
     /// triggers is paced against today's spend, not each against its own old day.
     pub today: i32,
@@ -88,6 +104,111 @@ pub struct Ledger {
 
 /// Why a ledger refused a candidate.
 pub type Refusal = OfferRejection;
+
+fn refuse(terms: &LedgerTerms, dimension: &str, value: String, explanation: String) -> Refusal {
+    OfferRejection {
+        offer_id: terms.offer_id.clone(),
+        version_id: terms.version_id,
+        stage: RejectionStage::Budget,
+        dimension: dimension.to_owned(),
+        value,
+        explanation,
+    }
+}
+
+fn cohort_key(terms: &LedgerTerms) -> String {
+    format!(
+        "{}|{}",
+        terms.offer_id,
+        terms.cohort.as_deref().unwrap_or("unknown")
+    )
+}
+
+impl LedgerStanding {
+    /// The limit that only tightens (currency, ceilings, redemption and cohort caps) and
+    /// refuses `terms`, if one does.
+    pub fn refusal(&self, terms: &LedgerTerms) -> Option<Refusal> {
+        let cur = &terms.currency;
+        if let Some(counted) = self.currency.as_ref().filter(|c| *c != cur)
+            && (terms.ceiling_minor.is_some() || terms.burn_max_minor_per_day.is_some())
+        {
+            return Some(refuse(
+                terms,
+                "budget_currency",
+                cur.clone(),
+                format!(
+                    "{} counts money in {counted}; an offer charging it in {cur} cannot be added to it",
+                    terms.ledger
+                ),
+            ));
+        }
+        if let Some(ceiling) = terms.ceiling_redemptions
+            && self.proposals >= ceiling
+        {
+            return Some(refuse(
+                terms,
+                "budget_ceiling",
+                self.proposals.to_string(),
+                format!(
+                    "{} has given all {ceiling} proposals it allows",
+                    terms.ledger
+                ),
+            ));
+        }
+        if let Some(ceiling) = terms.ceiling_minor
+            && self.spent_minor.saturating_add(terms.cost_minor) > ceiling
+        {
+            return Some(refuse(
+                terms,
+                "budget_ceiling",
+                self.spent_minor.to_string(),
+                format!(
+                    "{} has committed {} of {ceiling} {cur}; this offer's expected cost of {} {cur} would exceed it",
+                    terms.ledger, self.spent_minor, terms.cost_minor
+                ),
+            ));
+        }
+        let used = self.per_offer.get(&terms.offer_id).copied().unwrap_or(0);
+        if let Some(cap) = terms.redemption_cap
+            && used >= cap
+        {
+            return Some(refuse(
+                terms,
+                "redemption_cap",
+                used.to_string(),
+                format!("{} has been proposed {used} times, its cap", terms.offer_id),
+            ));
+        }
+        let in_cohort = self
+            .per_cohort
+            .get(&cohort_key(terms))
+            .copied()
+            .unwrap_or(0);
+        if let Some(cap) = terms.cohort_cap
+            && in_cohort >= cap
+        {
+            return Some(refuse(
+                terms,
+                "cohort_cap",
+                in_cohort.to_string(),
+                format!(
+                    "{} has been proposed {in_cohort} times to cohort {}, its cap",
+                    terms.offer_id,
+                    terms.cohort.as_deref().unwrap_or("unknown")
+                ),
+            ));
+        }
+        None
+    }
+
+    fn record(&mut self, terms: &LedgerTerms) {
+        self.proposals += 1;
+        self.currency.get_or_insert_with(|| terms.currency.clone());
+        self.spent_minor = self.spent_minor.saturating_add(terms.cost_minor);
+        *self.per_offer.entry(terms.offer_id.clone()).or_default() += 1;
+        *self.per_cohort.entry(cohort_key(terms)).or_default() += 1;
+    }
+}
 
 impl Ledger {
     pub fn has_decided(&self, proposal_id: &str) -> bool {
@@ -100,53 +221,10 @@ impl Ledger {
 
     /// Charge the ledger for `terms`, or say which limit refuses it.
     pub fn charge(&mut self, terms: &LedgerTerms) -> Result<(), Refusal> {
-        let refuse = |dimension: &str, value: String, explanation: String| {
-            Err(OfferRejection {
-                offer_id: terms.offer_id.clone(),
-                version_id: terms.version_id,
-                stage: RejectionStage::Budget,
-                dimension: dimension.to_owned(),
-                value,
-                explanation,
-            })
-        };
+        if let Some(refusal) = self.standing.refusal(terms) {
+            return Err(refusal);
+        }
         let cur = &terms.currency;
-        if let Some(counted) = self.currency.as_ref().filter(|c| *c != cur)
-            && (terms.ceiling_minor.is_some() || terms.burn_max_minor_per_day.is_some())
-        {
-            return refuse(
-                "budget_currency",
-                cur.clone(),
-                format!(
-                    "{} counts money in {counted}; an offer charging it in {cur} cannot be added to it",
-                    terms.ledger
-                ),
-            );
-        }
-        if let Some(ceiling) = terms.ceiling_redemptions
-            && self.proposals >= ceiling
-        {
-            return refuse(
-                "budget_ceiling",
-                self.proposals.to_string(),
-                format!(
-                    "{} has given all {ceiling} proposals it allows",
-                    terms.ledger
-                ),
-            );
-        }
-        if let Some(ceiling) = terms.ceiling_minor
-            && self.spent_minor.saturating_add(terms.cost_minor) > ceiling
-        {
-            return refuse(
-                "budget_ceiling",
-                self.spent_minor.to_string(),
-                format!(
-                    "{} has committed {} of {ceiling} {cur}; this offer's expected cost of {} {cur} would exceed it",
-                    terms.ledger, self.spent_minor, terms.cost_minor
-                ),
-            );
-        }
         let today = self.today.max(terms.day);
         if let (Some(per_day), Some(window)) =
             (terms.burn_max_minor_per_day, terms.burn_window_days)
@@ -155,50 +233,18 @@ impl Ledger {
             let burned: i64 = self.daily.range(since..=today).map(|(_, v)| v).sum();
             let allowed = per_day.saturating_mul(i64::from(window.max(1)));
             if burned.saturating_add(terms.cost_minor) > allowed {
-                return refuse(
+                return Err(refuse(
+                    terms,
                     "burn_rate",
                     burned.to_string(),
                     format!(
                         "{} spent {burned} {cur} in the last {window} days; another {} {cur} would pass the pace of {per_day} {cur} a day",
                         terms.ledger, terms.cost_minor
                     ),
-                );
+                ));
             }
         }
-        let used = self.per_offer.get(&terms.offer_id).copied().unwrap_or(0);
-        if let Some(cap) = terms.redemption_cap
-            && used >= cap
-        {
-            return refuse(
-                "redemption_cap",
-                used.to_string(),
-                format!("{} has been proposed {used} times, its cap", terms.offer_id),
-            );
-        }
-        let cohort_key = format!(
-            "{}|{}",
-            terms.offer_id,
-            terms.cohort.as_deref().unwrap_or("unknown")
-        );
-        let in_cohort = self.per_cohort.get(&cohort_key).copied().unwrap_or(0);
-        if let Some(cap) = terms.cohort_cap
-            && in_cohort >= cap
-        {
-            return refuse(
-                "cohort_cap",
-                in_cohort.to_string(),
-                format!(
-                    "{} has been proposed {in_cohort} times to cohort {}, its cap",
-                    terms.offer_id,
-                    terms.cohort.as_deref().unwrap_or("unknown")
-                ),
-            );
-        }
-        self.proposals += 1;
-        self.currency.get_or_insert_with(|| cur.clone());
-        self.spent_minor = self.spent_minor.saturating_add(terms.cost_minor);
-        *self.per_offer.entry(terms.offer_id.clone()).or_default() += 1;
-        *self.per_cohort.entry(cohort_key).or_default() += 1;
+        self.standing.record(terms);
         *self.daily.entry(today).or_default() += terms.cost_minor;
         self.today = today;
         // A year of days at most, whatever the windows.
@@ -342,6 +388,31 @@ mod tests {
         let r = refusal(&mut ledger, &eur);
         assert_eq!(r.dimension, "budget_currency");
         assert!(r.explanation.contains("counts money in USD"), "{r:?}");
+    }
+
+    #[test]
+    fn a_published_standing_refuses_what_the_ledger_would_and_never_the_burn_rate() {
+        let mut ledger = Ledger::default();
+        let capped = LedgerTerms {
+            ceiling_redemptions: Some(1),
+            ..terms(100)
+        };
+        assert!(ledger.standing.refusal(&capped).is_none());
+        assert!(ledger.charge(&capped).is_ok());
+        let published = ledger.standing.clone();
+        let r = published.refusal(&capped).expect("used up");
+        assert_eq!(r, refusal(&mut ledger, &capped));
+        // The burn window moves on, so only the ledger itself decides the burn rate.
+        let mut ledger = Ledger::default();
+        let paced = |day| LedgerTerms {
+            burn_max_minor_per_day: Some(100),
+            burn_window_days: Some(1),
+            day,
+            ..terms(100)
+        };
+        assert!(ledger.charge(&paced(20_000)).is_ok());
+        assert_eq!(refusal(&mut ledger, &paced(20_000)).dimension, "burn_rate");
+        assert!(ledger.standing.refusal(&paced(20_000)).is_none());
     }
 
     #[test]

@@ -219,6 +219,124 @@ fn a_budget_of_n_grants_n_proposals_then_the_next_candidate() {
 }
 
 #[test]
+fn a_ledger_decides_every_candidate_it_holds_without_sending_the_claim_to_itself() {
+    // Two offers on one budget of one proposal, and a fallback without a budget.
+    let budget = Budget {
+        budget_id: "winback".into(),
+        ceiling_minor: None,
+        ceiling_redemptions: Some(1),
+    };
+    let mut first = offer("stripe", "first", OfferType::PercentOff, 5);
+    first.caps.budget = Some(budget.clone());
+    let mut second = offer("stripe", "second", OfferType::PercentOff, 10);
+    second.caps.budget = Some(budget);
+    let fallback = offer("stripe", "fallback", OfferType::PercentOff, 20);
+    let mut rig = rig(vec![first, second, fallback]);
+    let mut ledger = None;
+    let mut offered = Vec::new();
+    for member in ["m0", "m1"] {
+        let mut state = rig.member(member);
+        let out = rig
+            .feed(
+                &catalog::INTERVENTION_OPPORTUNITIES,
+                member,
+                &opportunity(member, "o", NOW),
+                &mut state,
+            )
+            .expect("decided");
+        let (key, claim) = claim_of(&out);
+        assert_eq!(claim.candidates.len(), 3);
+        let settled = rig
+            .feed(&CLAIMS, &key, &claim, &mut ledger)
+            .expect("settled");
+        assert!(
+            settled.iter().all(|(t, _, _)| t != CLAIMS.name),
+            "the ledger sent a claim to itself"
+        );
+        let p = proposal_of(&settled);
+        offered.push(p.offer.map(|o| o.offer_id));
+        if member == "m1" {
+            let refused: Vec<&str> = p
+                .rejections
+                .iter()
+                .filter(|r| r.stage == RejectionStage::Budget)
+                .map(|r| r.offer_id.as_str())
+                .collect();
+            assert_eq!(refused, ["stripe:first", "stripe:second"]);
+        }
+    }
+    assert_eq!(
+        offered,
+        [Some("stripe:first".into()), Some("stripe:fallback".into())]
+    );
+}
+
+#[test]
+fn a_budget_its_ledger_published_as_used_up_is_ruled_out_without_a_claim() {
+    let mut budgeted = offer("stripe", "budgeted", OfferType::PercentOff, 5);
+    budgeted.caps.budget = Some(Budget {
+        budget_id: "winback".into(),
+        ceiling_minor: None,
+        ceiling_redemptions: Some(1),
+    });
+    let fallback = offer("stripe", "fallback", OfferType::PercentOff, 20);
+    let mut rig = rig(vec![budgeted, fallback]);
+    let mut ledger = None;
+    let mut state = rig.member("m0");
+    let out = rig
+        .feed(
+            &catalog::INTERVENTION_OPPORTUNITIES,
+            "m0",
+            &opportunity("m0", "o", NOW),
+            &mut state,
+        )
+        .expect("decided");
+    let (key, claim) = claim_of(&out);
+    rig.feed(&CLAIMS, &key, &claim, &mut ledger)
+        .expect("granted");
+    // Before the ledger's standing is published, the next member's task still asks it.
+    let mut state = rig.member("m1");
+    let out = rig
+        .feed(
+            &catalog::INTERVENTION_OPPORTUNITIES,
+            "m1",
+            &opportunity("m1", "o", NOW),
+            &mut state,
+        )
+        .expect("decided");
+    assert_eq!(claim_of(&out).0, "ledger:winback");
+    // Once it is (the ledger's partition summary, as every instance follows it), the
+    // used-up budget is ruled out where the member is, and the proposal written at once.
+    let published = rig.harness.summary.clone();
+    rig.harness.population.partitions.insert(7, published);
+    rig.harness.population.generation += 1;
+    let mut state = rig.member("m2");
+    let out = rig
+        .feed(
+            &catalog::INTERVENTION_OPPORTUNITIES,
+            "m2",
+            &opportunity("m2", "o", NOW),
+            &mut state,
+        )
+        .expect("decided");
+    assert!(out.iter().all(|(t, _, _)| t != CLAIMS.name));
+    let p = proposal_of(&out);
+    assert_eq!(
+        p.offer.map(|o| o.offer_id).as_deref(),
+        Some("stripe:fallback")
+    );
+    let refusal = p
+        .rejections
+        .iter()
+        .find(|r| r.stage == RejectionStage::Budget)
+        .expect("refusal");
+    assert_eq!(
+        refusal.explanation,
+        "ledger:winback has given all 1 proposals it allows (as the ledger last published)"
+    );
+}
+
+#[test]
 fn a_held_offer_is_pinned_stacks_and_is_withdrawn_by_its_suppression_trigger() {
     let mut exclusive = offer("stripe", "exclusive", OfferType::PercentOff, 10);
     exclusive.stacking.rule = StackRule::Exclusive;

@@ -147,8 +147,9 @@ enum Command {
         members: u64,
         #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(i32).range(1..))]
         partitions: i32,
-        /// save-offer's batch_max_wait_ms: how long a batch may wait to fill.
-        #[arg(long, default_value_t = 50)]
+        /// save-offer's batch_max_wait_ms: how long a batch may wait to fill (5, as in
+        /// deploy/save-offer.toml; the runtime's default is 50).
+        #[arg(long, default_value_t = 5)]
         batch_max_wait_ms: u64,
         /// librdkafka's fetch.wait.max.ms for save-offer and the proposal reader
         /// [default: librdkafka's, 500].

@@ -45,6 +45,11 @@ pub struct LatencyReport {
     pub p90_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// Where save-offer's time went, from its own metrics: mean records per batch, and
+    /// the mean of `batch_seconds` and of each `write_seconds` step, in milliseconds.
+    pub records_per_batch: f64,
+    pub batch_mean_ms: f64,
+    pub write_mean_ms: BTreeMap<String, f64>,
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -138,7 +143,9 @@ async fn measure(
     let consumer: StreamConsumer = kafka::base_config(bootstrap, &BTreeMap::new())
         .set("group.id", "loyalty-swarm.bench-offers")
         .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "latest")
+        // The topic is new: reading it from the start cannot miss a proposal answered
+        // before this reader's first fetch position is known.
+        .set("auto.offset.reset", "earliest")
         .set(
             "fetch.wait.max.ms",
             options.fetch_wait_max_ms.unwrap_or(500).to_string(),
@@ -208,6 +215,11 @@ async fn measure(
         }
     }
     let sending = sender.await.context("sender")??;
+    let exposition = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await?
+        .text()
+        .await?;
+    let series = AgentSeries::parse(&exposition);
     swarm.stop().await?;
     latencies.sort_by(f64::total_cmp);
     Ok(LatencyReport {
@@ -218,5 +230,54 @@ async fn measure(
         p90_ms: percentile(&latencies, 0.90),
         p99_ms: percentile(&latencies, 0.99),
         max_ms: latencies.last().copied().unwrap_or(f64::NAN),
+        records_per_batch: series.ratio("records_consumed_total", "batches_committed_total"),
+        batch_mean_ms: series.mean_ms("batch_seconds", None),
+        write_mean_ms: ["outputs", "changelog", "commit", "transaction"]
+            .into_iter()
+            .map(|step| (step.to_owned(), series.mean_ms("write_seconds", Some(step))))
+            .filter(|(_, mean)| mean.is_finite())
+            .collect(),
     })
+}
+
+/// An agent's Prometheus exposition, summed per metric name and `step` label.
+struct AgentSeries(HashMap<(String, Option<String>), f64>);
+
+impl AgentSeries {
+    fn parse(exposition: &str) -> Self {
+        let mut sums = HashMap::new();
+        for line in exposition.lines().filter(|l| !l.starts_with('#')) {
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+            let step = labels
+                .split(',')
+                .find_map(|l| l.strip_prefix("step=\""))
+                .map(|v| v.trim_end_matches(['}', '"']).to_owned());
+            let name = name.trim_start_matches("loyalty_swarm_").to_owned();
+            *sums.entry((name, step)).or_insert(0.0) += value;
+        }
+        AgentSeries(sums)
+    }
+
+    fn get(&self, name: &str, step: Option<&str>) -> f64 {
+        self.0
+            .get(&(name.to_owned(), step.map(str::to_owned)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    }
+
+    fn ratio(&self, numerator: &str, denominator: &str) -> f64 {
+        self.get(numerator, None) / self.get(denominator, None)
+    }
+
+    /// A histogram's mean, in milliseconds.
+    fn mean_ms(&self, histogram: &str, step: Option<&str>) -> f64 {
+        1000.0 * self.get(&format!("{histogram}_sum"), step)
+            / self.get(&format!("{histogram}_count"), step)
+    }
 }

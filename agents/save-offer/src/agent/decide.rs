@@ -323,7 +323,7 @@ fn decide(
         candidates: candidates.into_iter().map(|(c, _)| c).collect(),
         next: 0,
     };
-    route(agent, claim, ctx)
+    route(agent, claim, None, ctx)
 }
 
 /// Among each experiment's eligible arms the bandit keeps one (the others are ruled out
@@ -611,24 +611,68 @@ fn outranked(offer_id: &str, version_id: i64, score: i64, currency: &str) -> Off
 }
 
 /// Send the claim on: to the ledger of the candidate at `next`, or — for a candidate
-/// without shared limits, or none left — out as the proposal.
+/// without shared limits, or none left — out as the proposal. `here` is the ledger this
+/// task holds, when it is a ledger's task: its candidates are charged at once rather than
+/// sent round the topic to itself. A candidate whose ledger's published standing already
+/// refuses it is ruled out without a trip to that ledger.
 fn route(
     agent: &SaveOffer,
-    claim: LedgerClaim,
+    mut claim: LedgerClaim,
+    mut here: Option<(&str, &mut Ledger)>,
     ctx: &mut Context<'_, SaveOffer>,
 ) -> Result<(), HandleError> {
-    let next = usize::try_from(claim.next).unwrap_or(usize::MAX);
-    match claim
-        .candidates
-        .get(next)
-        .map(|c| c.terms.as_ref().map(|t| t.ledger.clone()))
-    {
-        Some(Some(ledger)) => {
-            let at = claim.proposal.decided_at.0;
-            ctx.emit(&CLAIMS, &ledger, &claim, at)
-        }
-        Some(None) => finish(agent, claim, Some(next), ctx),
-        None => finish(agent, claim, None, ctx),
+    let merged = agent.merged(ctx.population());
+    let max = agent.settings.max_listed_rejections;
+    loop {
+        let next = usize::try_from(claim.next).unwrap_or(usize::MAX);
+        let Some(candidate) = claim.candidates.get(next) else {
+            return finish(agent, claim, None, ctx);
+        };
+        let Some(terms) = candidate.terms.clone() else {
+            return finish(agent, claim, Some(next), ctx);
+        };
+        let refusal = match here.as_mut() {
+            Some((key, ledger)) if *key == terms.ledger => match ledger.charge(&terms) {
+                Ok(()) => {
+                    if let Some(m) = agent.metrics() {
+                        m.ledger("granted");
+                    }
+                    if let Some(summary) = ctx.summary() {
+                        summary
+                            .ledgers
+                            .insert(terms.ledger.clone(), ledger.standing.clone());
+                    }
+                    return finish(agent, claim, Some(next), ctx);
+                }
+                Err(refusal) => {
+                    if let Some(m) = agent.metrics() {
+                        m.ledger("refused");
+                    }
+                    refusal
+                }
+            },
+            _ => match merged
+                .ledgers
+                .get(&terms.ledger)
+                .and_then(|standing| standing.refusal(&terms))
+            {
+                Some(mut refusal) => {
+                    if let Some(m) = agent.metrics() {
+                        m.ledger("refused_as_published");
+                    }
+                    refusal
+                        .explanation
+                        .push_str(" (as the ledger last published)");
+                    refusal
+                }
+                None => {
+                    let at = claim.proposal.decided_at.0;
+                    return ctx.emit(&CLAIMS, &terms.ledger, &claim, at);
+                }
+            },
+        };
+        rule_out(&mut claim.proposal, refusal, max);
+        claim.next += 1;
     }
 }
 
@@ -687,7 +731,7 @@ pub(super) fn settle_claim(
             Rejection::contract(format!("a claim keyed {:?}, not by a ledger", input.key)).into(),
         );
     }
-    let mut claim: LedgerClaim = input.decode()?;
+    let claim: LedgerClaim = input.decode()?;
     let ledger = match state.get_or_insert_with(|| Entry::Ledger(Ledger::default())) {
         Entry::Ledger(l) => l,
         Entry::Member(_) => {
@@ -719,24 +763,6 @@ pub(super) fn settle_claim(
         ))
         .into());
     }
-    match ledger.charge(&terms) {
-        Ok(()) => {
-            if let Some(m) = agent.metrics() {
-                m.ledger("granted");
-            }
-            finish(agent, claim, Some(next), ctx)
-        }
-        Err(refusal) => {
-            if let Some(m) = agent.metrics() {
-                m.ledger("refused");
-            }
-            rule_out(
-                &mut claim.proposal,
-                refusal,
-                agent.settings.max_listed_rejections,
-            );
-            claim.next += 1;
-            route(agent, claim, ctx)
-        }
-    }
+    let key = input.key.to_owned();
+    route(agent, claim, Some((&key, ledger)), ctx)
 }

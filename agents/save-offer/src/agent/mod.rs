@@ -44,6 +44,8 @@ struct Merged {
     lifetime_margin: Cdf,
     /// The newest proposal's event time in any partition.
     newest_ms: i64,
+    /// Every ledger's standing as its task last published it.
+    ledgers: BTreeMap<String, crate::ledger::LedgerStanding>,
 }
 
 /// The catalog and FX table as of one tables generation.
@@ -94,8 +96,11 @@ impl SaveOffer {
         let mut arms: BTreeMap<crate::bandit::ArmKey, ArmStats> = BTreeMap::new();
         let mut margins = Histogram::default();
         let mut newest_ms = 0;
+        let mut ledgers = BTreeMap::new();
         for part in population.partitions.values() {
             newest_ms = newest_ms.max(part.newest_ms);
+            // A ledger lives in one partition: its key's.
+            ledgers.extend(part.ledgers.iter().map(|(k, v)| (k.clone(), v.clone())));
             for (key, stats) in &part.arms {
                 arms.entry(key.clone()).or_default().merge(stats);
             }
@@ -106,6 +111,7 @@ impl SaveOffer {
             arms,
             lifetime_margin: Cdf::of(&margins),
             newest_ms,
+            ledgers,
         });
         if let Ok(mut cached) = self.merged.lock() {
             *cached = Some(Arc::clone(&merged));

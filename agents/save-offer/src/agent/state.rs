@@ -3,7 +3,8 @@
 //! Two kinds of key share the store: members (the joined facts, held offers, pending
 //! proposals) and ledgers (`ledger:…`, the budgets and caps one task owns). The partition
 //! summary holds what is population-wide: every bandit arm's statistics and the sketch
-//! of lifetime margins the LTV deciles are read from, both merged by addition.
+//! of lifetime margins the LTV deciles are read from, both merged by addition, and the
+//! standing of the partition's ledgers.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +13,7 @@ use loyalty_runtime::PartitionSummary;
 use serde::{Deserialize, Serialize};
 
 use crate::bandit::{ArmKey, ArmStats};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, LedgerStanding};
 use crate::member::{CohortFacts, HeldOffer, LtvFacts, ProfileFacts, StateFacts};
 use crate::recent::RecentIds;
 
@@ -136,6 +137,8 @@ pub struct OfferSummary {
     pub lifetime_margin: Histogram,
     /// Event time of the newest proposal seen: the population's "now" for readouts.
     pub newest_ms: i64,
+    /// What each ledger of the partition has given, so claims skip used-up ledgers.
+    pub ledgers: BTreeMap<String, LedgerStanding>,
 }
 
 /// Shared between instances: bandits and deciles are population-wide.
