@@ -56,7 +56,9 @@ pub use proposals::{
     ArmReadout, ChosenOffer, LocalisedContent, MoneyInterval, OfferProposal, OfferReadout,
     OfferRejection, ProposalTrigger, RejectionStage, RejectionTally,
 };
-pub use state::{BtydSummary, MemberState, PointsLedger, QualifyingDay, Rfm, TierProgress};
+pub use state::{
+    BtydSummary, MemberAttributes, MemberState, PointsLedger, QualifyingDay, Rfm, TierProgress,
+};
 pub use time::{Date, MILLIS_PER_DAY, Timestamp};
 
 use apache_avro::{AvroSchema, Schema};

@@ -137,4 +137,42 @@ pub struct MemberState {
     pub identity_links: Vec<String>,
     /// Brands the member has bought from or engaged with.
     pub brands: Vec<String>,
+    /// How the member buys and pays, as their newest profile states it; null until a
+    /// profile states any of it (v3).
+    pub attributes: Option<MemberAttributes>,
+}
+
+/// What a member's profile says about how they were acquired, buy and pay: the
+/// eligibility facts offers are targeted on, carried on the member's snapshot so every
+/// consumer of member-state has them.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.loyaltyswarm")]
+pub struct MemberAttributes {
+    /// paid_search, social, referral, retail, partner, ...
+    pub acquisition_channel: Option<String>,
+    /// card, paypal, bank_debit, invoice, ...
+    pub payment_method: Option<String>,
+    /// weekly, monthly, quarterly, annual.
+    pub billing_frequency: Option<String>,
+    /// none, current, past_due (where the operator lends).
+    pub borrower_status: Option<String>,
+    /// The operator's vertical: grocery, beauty, pet, ...
+    pub vertical: Option<String>,
+    /// Subscription plan tier (basic, plus, premium), not the loyalty tier.
+    pub plan_tier: Option<String>,
+}
+
+impl MemberAttributes {
+    /// The attributes a profile states, or `None` if it states none.
+    pub fn of(profile: &crate::MemberProfile) -> Option<Self> {
+        let attributes = MemberAttributes {
+            acquisition_channel: profile.acquisition_channel.clone(),
+            payment_method: profile.payment_method.clone(),
+            billing_frequency: profile.billing_frequency.clone(),
+            borrower_status: profile.borrower_status.clone(),
+            vertical: profile.vertical.clone(),
+            plan_tier: profile.plan_tier.clone(),
+        };
+        (attributes != MemberAttributes::default()).then_some(attributes)
+    }
 }

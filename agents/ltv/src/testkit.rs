@@ -90,6 +90,7 @@ pub fn member(id: &str, x: i32, gap: i32, idle: i32, value: i64, tier: &str) -> 
         subscription_status: None,
         identity_links: Vec::new(),
         brands: Vec::new(),
+        attributes: None,
     }
 }
 

@@ -70,6 +70,7 @@ fn member(x: i32, gap: i32, value: i64, tier: (&str, i32)) -> MemberState {
         subscription_status: None,
         identity_links: Vec::new(),
         brands: Vec::new(),
+        attributes: None,
     }
 }
 

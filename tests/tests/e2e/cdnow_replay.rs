@@ -62,6 +62,28 @@ async fn every_cdnow_customer_gets_a_member_state_matching_the_raw_file(broker: 
             (btyd.mean_repeat_value_minor - mean).abs() < 1e-6,
             "{customer}: mean repeat value"
         );
+        // The profile's acquisition, payment and billing facts ride on the snapshot.
+        let profile = swarm::cdnow::profile(customer, btyd.first_purchase);
+        let attributes = state
+            .attributes
+            .unwrap_or_else(|| panic!("{customer} has no profile attributes"));
+        assert_eq!(
+            (
+                attributes.acquisition_channel,
+                attributes.payment_method,
+                attributes.billing_frequency,
+                attributes.borrower_status,
+                attributes.plan_tier
+            ),
+            (
+                profile.acquisition_channel,
+                profile.payment_method,
+                profile.billing_frequency,
+                profile.borrower_status,
+                profile.plan_tier
+            ),
+            "{customer}: attributes"
+        );
     }
     // Store-card holders' events were keyed by the card; each was re-keyed to its member
     // exactly once (the states above already prove none was lost or counted twice) and

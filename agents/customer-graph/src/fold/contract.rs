@@ -55,7 +55,21 @@ fn bounded(what: &str, id: &str) -> Result<(), Rejection> {
 /// Contract checks of a profile that need no state.
 pub fn validate_profile(profile: &MemberProfile) -> Result<(), Rejection> {
     bounded("member_id", &profile.member_id)?;
-    bounded("program_id", &profile.program_id)
+    bounded("program_id", &profile.program_id)?;
+    // Carried onto every member-state snapshot, so held to the same bound.
+    for (field, value) in [
+        ("acquisition_channel", &profile.acquisition_channel),
+        ("payment_method", &profile.payment_method),
+        ("billing_frequency", &profile.billing_frequency),
+        ("borrower_status", &profile.borrower_status),
+        ("vertical", &profile.vertical),
+        ("plan_tier", &profile.plan_tier),
+    ] {
+        if let Some(value) = value {
+            bounded(field, value)?;
+        }
+    }
+    Ok(())
 }
 
 /// Contract checks that need no state.

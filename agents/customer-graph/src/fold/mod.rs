@@ -2,9 +2,9 @@
 //! event kind changes it.
 
 use loyalty_contracts::{
-    BtydSummary, Date, MILLIS_PER_DAY, MemberEvent, MemberProfile, MemberState, Payload,
-    PointsLedger, Program, QualifyingDay, QualifyingMetric, Rfm, SubscriptionStatus, TierChanged,
-    TierHold, TierProgress, TierWindow, Timestamp,
+    BtydSummary, Date, MILLIS_PER_DAY, MemberAttributes, MemberEvent, MemberProfile, MemberState,
+    Payload, PointsLedger, Program, QualifyingDay, QualifyingMetric, Rfm, SubscriptionStatus,
+    TierChanged, TierHold, TierProgress, TierWindow, Timestamp,
 };
 use loyalty_runtime::Rejection;
 use serde::{Deserialize, Serialize};
@@ -65,6 +65,8 @@ pub struct MemberFold {
     pub subscription: Option<SubscriptionStatus>,
     pub identity_links: Vec<String>,
     pub brands: Vec<String>,
+    /// From the newest profile.
+    pub attributes: Option<MemberAttributes>,
 }
 
 fn day_of(ms: i64) -> i32 {
@@ -215,6 +217,9 @@ impl MemberFold {
 
     pub fn apply_profile(&mut self, profile: &MemberProfile) {
         self.program_id = Some(profile.program_id.clone());
+        // The newest profile is the member's whole profile (the topic is compacted): a
+        // field it no longer states is no longer known.
+        self.attributes = MemberAttributes::of(profile);
         if self.as_of == 0 {
             self.as_of = profile.updated_at.0;
         }
@@ -399,6 +404,7 @@ impl MemberFold {
             subscription_status: self.subscription,
             identity_links: self.identity_links.clone(),
             brands: self.brands.clone(),
+            attributes: self.attributes.clone(),
         }
     }
 

@@ -311,3 +311,99 @@ fn old_days_retire_without_changing_the_summary() {
     assert_eq!((b.x, b.t_x_days), (29, 29 * 40));
     assert_eq!(b.mean_repeat_value_minor, 1000.0);
 }
+
+#[test]
+fn the_profiles_attributes_ride_on_the_snapshot_and_the_newest_profile_wins() {
+    let mut profile = MemberProfile {
+        member_id: "m".into(),
+        program_id: "p".into(),
+        enrolled_at: at(1997, 1, 1),
+        birth_date: None,
+        country: "US".into(),
+        region: Some("NY".into()),
+        postal_code: None,
+        time_zone: "America/New_York".into(),
+        locale: "en-US".into(),
+        currency: "USD".into(),
+        objects_to_profiling: false,
+        updated_at: at(1997, 1, 1),
+        acquisition_channel: Some("referral".into()),
+        payment_method: Some("paypal".into()),
+        billing_frequency: Some("monthly".into()),
+        borrower_status: Some("none".into()),
+        vertical: Some("coffee".into()),
+        plan_tier: Some("plus".into()),
+    };
+    let mut f = MemberFold::default();
+    f.apply_profile(&profile);
+    let attributes = f.snapshot("m", Some(&program())).attributes.unwrap();
+    assert_eq!(
+        (
+            attributes.acquisition_channel.as_deref(),
+            attributes.payment_method.as_deref(),
+            attributes.billing_frequency.as_deref(),
+            attributes.borrower_status.as_deref(),
+            attributes.vertical.as_deref(),
+            attributes.plan_tier.as_deref(),
+        ),
+        (
+            Some("referral"),
+            Some("paypal"),
+            Some("monthly"),
+            Some("none"),
+            Some("coffee"),
+            Some("plus")
+        )
+    );
+    // A newer profile that changes the payment method and no longer states a plan.
+    profile.payment_method = Some("card".into());
+    profile.plan_tier = None;
+    f.apply_profile(&profile);
+    let attributes = f.snapshot("m", None).attributes.unwrap();
+    assert_eq!(attributes.payment_method.as_deref(), Some("card"));
+    assert_eq!(attributes.plan_tier, None);
+    // A v1 profile states none of it.
+    for field in [
+        &mut profile.acquisition_channel,
+        &mut profile.payment_method,
+        &mut profile.billing_frequency,
+        &mut profile.borrower_status,
+        &mut profile.vertical,
+    ] {
+        *field = None;
+    }
+    f.apply_profile(&profile);
+    assert_eq!(f.snapshot("m", None).attributes, None);
+}
+
+#[test]
+fn profile_attributes_longer_than_an_id_are_refused() {
+    let profile = MemberProfile {
+        member_id: "m".into(),
+        program_id: "p".into(),
+        enrolled_at: at(1997, 1, 1),
+        birth_date: None,
+        country: "US".into(),
+        region: None,
+        postal_code: None,
+        time_zone: "UTC".into(),
+        locale: "en-US".into(),
+        currency: "USD".into(),
+        objects_to_profiling: false,
+        updated_at: at(1997, 1, 1),
+        acquisition_channel: None,
+        payment_method: None,
+        billing_frequency: None,
+        borrower_status: Some("x".repeat(10_000)),
+        vertical: None,
+        plan_tier: None,
+    };
+    let refused = super::contract::validate_profile(&profile).unwrap_err();
+    assert!(
+        refused
+            .reason
+            .starts_with("borrower_status is 10000 bytes long"),
+        "{}",
+        refused.reason
+    );
+}
