@@ -4,7 +4,9 @@
 //! budget of N proposals: it is proposed exactly N times — never more, although two
 //! instances decide at once, and no fewer, since demand exceeds it — and every other
 //! member gets the fallback, with the budget's refusal in the explanation. Run on each
-//! broker.
+//! broker. Under `exactly_once`, one instance is killed with SIGKILL mid-flood and
+//! restarted under its transactional id: the budget is still given exactly N times, and
+//! a read_committed reader sees every proposal once.
 
 use crate::common;
 
@@ -43,8 +45,20 @@ fn coupon(id: &str, percent: u32) -> VendorOffer {
 }
 
 common::on_each_broker!(two_instances_never_overspend_a_budget_and_use_all_of_it);
+common::on_each_broker!(under_exactly_once_a_killed_instance_neither_overspends_nor_duplicates);
 
 async fn two_instances_never_overspend_a_budget_and_use_all_of_it(broker: common::Broker) {
+    flood_against_a_budget(broker, false).await;
+}
+
+async fn under_exactly_once_a_killed_instance_neither_overspends_nor_duplicates(
+    broker: common::Broker,
+) {
+    flood_against_a_budget(broker, true).await;
+}
+
+/// The flood; with `exactly_once`, under transactions and with one instance killed.
+async fn flood_against_a_budget(broker: common::Broker, exactly_once: bool) {
     let stack = common::start_stack_on(broker).await;
     let registry = RegistryClient::new(&stack.registry_url).unwrap();
     let producer = kafka::producer(&stack.bootstrap_servers, &BTreeMap::new()).unwrap();
@@ -125,10 +139,25 @@ async fn two_instances_never_overspend_a_budget_and_use_all_of_it(broker: common
         .await
         .unwrap();
 
-    let first =
-        common::AgentProcess::spawn("save-offer", &stack, &["--set", "batch_max_records=25"]);
-    let second =
-        common::AgentProcess::spawn("save-offer", &stack, &["--set", "batch_max_records=25"]);
+    let args = |instance: usize| -> Vec<String> {
+        let mut args = vec!["--set".to_owned(), "batch_max_records=25".to_owned()];
+        if exactly_once {
+            args.extend([
+                "--set".to_owned(),
+                "processing_guarantee=exactly_once".to_owned(),
+                "--set".to_owned(),
+                format!("transactional_id=save-offer-test-{instance}"),
+            ]);
+        }
+        args
+    };
+    let spawn = |instance: usize| {
+        let args = args(instance);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        common::AgentProcess::spawn("save-offer", &stack, &args)
+    };
+    let mut first = spawn(0);
+    let second = spawn(1);
     first.wait_ready(Duration::from_secs(60)).await;
     second.wait_ready(Duration::from_secs(60)).await;
 
@@ -152,23 +181,33 @@ async fn two_instances_never_overspend_a_budget_and_use_all_of_it(broker: common
         })
         .collect();
     kafka::produce_all(&producer, &flood).await.unwrap();
+    if exactly_once {
+        // Mid-flood: the killed instance's open transaction (claims, proposals, ledger
+        // charges) is aborted when its successor starts under the same transactional id.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        first.kill9();
+        first = spawn(0);
+        first.wait_ready(Duration::from_secs(60)).await;
+    }
 
     // Every opportunity answered once: claims settled, proposals seen back.
     let deadline = Instant::now() + Duration::from_secs(180);
     let proposals = loop {
         common::wait_caught_up(&stack, "save-offer", Duration::from_secs(180)).await;
         let mut proposals: BTreeMap<String, OfferProposal> = BTreeMap::new();
-        for (value, _) in
-            swarm::inspect::all_records(&stack.bootstrap_servers, topics::OFFER_PROPOSALS)
+        for record in
+            swarm::inspect::positioned_records(&stack.bootstrap_servers, topics::OFFER_PROPOSALS)
                 .await
                 .unwrap()
         {
-            let bytes = value.expect("a proposal");
+            let bytes = record.value.expect("a proposal");
             let (id, body) = wire::split(&bytes).unwrap();
             let p: OfferProposal =
                 decode(registry.schema(id).await.unwrap().as_ref(), body).unwrap();
-            // A replayed batch may write a proposal again: the same bytes, one decision.
             if let Some(earlier) = proposals.get(&p.proposal_id) {
+                // Under transactions a replayed batch's writes were aborted; otherwise a
+                // replay may write a proposal again: the same bytes, one decision.
+                assert!(!exactly_once, "{} committed twice", p.proposal_id);
                 assert_eq!(earlier, &p, "a proposal written twice differs");
             }
             proposals.insert(p.proposal_id.clone(), p);
@@ -245,4 +284,37 @@ async fn two_instances_never_overspend_a_budget_and_use_all_of_it(broker: common
     assert_eq!(dead, 0);
     drop((first, second, catalog));
     stack.shutdown().await;
+}
+
+/// `swarm bench-offers` end to end at a small rate: every request answered, percentiles
+/// in order, and save-offer's own write steps read from its metrics.
+#[serial_test::serial]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bench_offers_answers_every_request_and_reports_where_the_time_went() {
+    let report = swarm::offer_latency::bench_offers(&swarm::offer_latency::LatencyOptions {
+        rate_per_second: 40,
+        seconds: 3,
+        members: 50,
+        partitions: 4,
+        batch_max_wait_ms: 5,
+        fetch_wait_max_ms: None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(report.requests, 120);
+    assert_eq!(report.proposals, report.requests, "{report:?}");
+    assert!(
+        0.0 < report.p50_ms
+            && report.p50_ms <= report.p90_ms
+            && report.p90_ms <= report.p99_ms
+            && report.p99_ms <= report.max_ms,
+        "{report:?}"
+    );
+    assert!(report.records_per_batch >= 1.0, "{report:?}");
+    for step in ["outputs", "changelog", "commit"] {
+        assert!(
+            report.write_mean_ms.get(step).is_some_and(|ms| *ms > 0.0),
+            "no {step} step in {report:?}"
+        );
+    }
 }
