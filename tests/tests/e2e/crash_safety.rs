@@ -23,8 +23,9 @@ async fn sigkill_mid_replay_changes_nothing(broker: Broker) {
     // replay forwards them again).
     let args = [
         "--set",
-        // Small batches: processing outlasts five kills and restores.
-        "batch_max_records=20",
+        // Small batches: processing outlasts five kills and restores (20 was enough
+        // until agents' producers stopped lingering 5 ms per awaited write).
+        "batch_max_records=5",
         "--set",
         "agent.dedupe_window=1",
     ];
