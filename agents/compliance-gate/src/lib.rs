@@ -1,0 +1,17 @@
+//! compliance-gate: nothing leaves the swarm for a member except through here. Every
+//! proposal is checked against the operator's Cedar policies (`policies/`) for each
+//! channel the member could be reached on, and approved, denied, deferred (quiet hours,
+//! frequency caps) or sent for review, naming every deciding policy and the statute it
+//! implements.
+//!
+//! This crate holds the decision itself — policies, jurisdiction tables, recipient-local
+//! time — as pure functions, tested per policy family (`tests/policies.rs`). The agent
+//! around it (topics, deferred sends as timers, triggers, the audit chain) builds on it.
+
+pub mod clock;
+pub mod facts;
+pub mod jurisdiction;
+pub mod policy;
+
+pub use facts::{ConsentBasis, Consents, Facts, GateChannel, Message, Moment, Recipient};
+pub use policy::{Deciding, Effect, GatePolicies, Outcome, PolicyErrors, Verdict};
