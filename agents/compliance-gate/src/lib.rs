@@ -5,9 +5,11 @@
 //! implements.
 //!
 //! This crate holds the decision itself — policies, jurisdiction tables, recipient-local
-//! time — as pure functions, tested per policy family (`tests/policies.rs`). The agent
-//! around it (topics, deferred sends as timers, triggers, the audit chain) builds on it.
+//! time — as pure functions, tested per policy family (`tests/policies.rs`), and the
+//! audit log's hash chain with its signed checkpoints and verifier (`audit`). The agent
+//! around them (topics, deferred sends as timers, triggers) builds on these.
 
+pub mod audit;
 pub mod clock;
 pub mod facts;
 pub mod jurisdiction;

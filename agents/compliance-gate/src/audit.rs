@@ -1,0 +1,373 @@
+//! The audit log's tamper evidence: per partition, a hash chain over every decision
+//! (each link commits to the one before it), sealed now and then by a checkpoint signed
+//! with Ed25519 that commits to the chain's head and length. A regulator holding the
+//! public key can walk the log and find the first altered, missing, reordered or forged
+//! record; nobody can rewrite history without the signing key, since a rewritten chain
+//! no longer ends at the head a checkpoint signed.
+//!
+//! What a link hashes is its own canonical encoding (domain tag, partition, sequence,
+//! previous hash, kind, body), not the bytes of whatever topic carries it, so the chain
+//! survives a change of record schema. Ed25519 signatures are deterministic (RFC 8032),
+//! so a replayed checkpoint is the same bytes and a replay never forks the chain.
+
+use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use sha2::{Digest, Sha256};
+
+/// A SHA-256 digest.
+pub type Hash = [u8; 32];
+
+/// The previous hash of a partition's first link.
+pub const GENESIS: Hash = [0; 32];
+
+const DOMAIN: &[u8] = b"loyalty-swarm audit-log v1";
+
+/// What a link records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// A decision, in its canonical bytes (the gate's encoding of the audited record).
+    Decision(Vec<u8>),
+    Checkpoint(Checkpoint),
+}
+
+/// A signed statement that the partition's chain had `count` decisions ending at
+/// `head` (the hash of the link at `head_sequence`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub head_sequence: u64,
+    pub head: Hash,
+    pub count: u64,
+    pub signature: [u8; 64],
+}
+
+/// One link of a partition's chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub partition: i32,
+    /// 0, 1, 2, … per partition, checkpoints included.
+    pub sequence: u64,
+    pub previous: Hash,
+    pub body: Body,
+    /// SHA-256 of the link's canonical encoding.
+    pub hash: Hash,
+}
+
+/// The canonical hash of a link's content.
+pub fn link_hash(partition: i32, sequence: u64, previous: &Hash, body: &Body) -> Hash {
+    let mut digest = Sha256::new();
+    digest.update(DOMAIN);
+    digest.update(partition.to_be_bytes());
+    digest.update(sequence.to_be_bytes());
+    digest.update(previous);
+    match body {
+        Body::Decision(bytes) => {
+            digest.update([0]);
+            digest.update((bytes.len() as u64).to_be_bytes());
+            digest.update(bytes);
+        }
+        Body::Checkpoint(c) => {
+            digest.update([1]);
+            digest.update(c.head_sequence.to_be_bytes());
+            digest.update(c.head);
+            digest.update(c.count.to_be_bytes());
+            digest.update(c.signature);
+        }
+    }
+    digest.finalize().into()
+}
+
+/// What a checkpoint's signature covers.
+fn sealed(partition: i32, head_sequence: u64, head: &Hash, count: u64) -> Vec<u8> {
+    let mut bytes = DOMAIN.to_vec();
+    bytes.extend(b" checkpoint");
+    bytes.extend(partition.to_be_bytes());
+    bytes.extend(head_sequence.to_be_bytes());
+    bytes.extend(head);
+    bytes.extend(count.to_be_bytes());
+    bytes
+}
+
+/// A partition's chain as its writer keeps it (in the gate's state, so a restart or a
+/// new owner continues it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub partition: i32,
+    pub next_sequence: u64,
+    pub head: Hash,
+    /// Decisions so far.
+    pub count: u64,
+}
+
+impl Chain {
+    pub fn new(partition: i32) -> Self {
+        Chain {
+            partition,
+            next_sequence: 0,
+            head: GENESIS,
+            count: 0,
+        }
+    }
+
+    fn append(&mut self, body: Body) -> Link {
+        let sequence = self.next_sequence;
+        let hash = link_hash(self.partition, sequence, &self.head, &body);
+        let link = Link {
+            partition: self.partition,
+            sequence,
+            previous: self.head,
+            body,
+            hash,
+        };
+        self.next_sequence += 1;
+        self.head = hash;
+        link
+    }
+
+    /// Append a decision.
+    pub fn decision(&mut self, canonical: Vec<u8>) -> Link {
+        self.count += 1;
+        self.append(Body::Decision(canonical))
+    }
+
+    /// Seal the chain as it stands.
+    pub fn checkpoint(&mut self, key: &SigningKey) -> Link {
+        let head_sequence = self.next_sequence.saturating_sub(1);
+        let signature = key
+            .sign(&sealed(
+                self.partition,
+                head_sequence,
+                &self.head,
+                self.count,
+            ))
+            .to_bytes();
+        let checkpoint = Checkpoint {
+            head_sequence,
+            head: self.head,
+            count: self.count,
+            signature,
+        };
+        self.append(Body::Checkpoint(checkpoint))
+    }
+}
+
+/// Why a partition's log does not verify, at the first link that shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Break {
+    /// The link's content does not hash to its stored hash: altered in place.
+    Altered,
+    /// Sequences jump: links were deleted before this one.
+    Missing { expected: u64 },
+    /// The sequence is out of order: links were moved or duplicated.
+    Reordered { expected: u64 },
+    /// The link does not commit to the one before it (inserted, or its neighbour
+    /// replaced).
+    BrokenLink,
+    /// A checkpoint's signature does not verify under the key.
+    ForgedCheckpoint,
+    /// A validly signed checkpoint names another head or count than the chain before
+    /// it has: the chain was rewritten since it was sealed.
+    Rewritten,
+    /// A link filed under another partition.
+    WrongPartition { found: i32 },
+}
+
+/// Where the log broke: the link's index in the partition as read, and its sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenAt {
+    pub index: usize,
+    pub sequence: u64,
+    pub reason: Break,
+}
+
+/// A partition that verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub decisions: u64,
+    pub checkpoints: u64,
+    /// Decisions after the last checkpoint: chained, not yet sealed.
+    pub unsealed: u64,
+}
+
+/// Walk one partition's links in log order.
+pub fn verify(partition: i32, links: &[Link], key: &VerifyingKey) -> Result<Verified, BrokenAt> {
+    let mut head = GENESIS;
+    let mut decisions = 0u64;
+    let mut checkpoints = 0u64;
+    let mut sealed_decisions = 0u64;
+    for (index, link) in links.iter().enumerate() {
+        let expected = index as u64;
+        let broken = |reason| BrokenAt {
+            index,
+            sequence: link.sequence,
+            reason,
+        };
+        if link.partition != partition {
+            return Err(broken(Break::WrongPartition {
+                found: link.partition,
+            }));
+        }
+        if link.sequence > expected {
+            // The expected link later on means it was moved; nowhere, deleted.
+            let moved = links[index + 1..].iter().any(|l| l.sequence == expected);
+            return Err(broken(if moved {
+                Break::Reordered { expected }
+            } else {
+                Break::Missing { expected }
+            }));
+        }
+        if link.sequence < expected {
+            return Err(broken(Break::Reordered { expected }));
+        }
+        if link_hash(partition, link.sequence, &link.previous, &link.body) != link.hash {
+            return Err(broken(Break::Altered));
+        }
+        if link.previous != head {
+            return Err(broken(Break::BrokenLink));
+        }
+        match &link.body {
+            Body::Decision(_) => decisions += 1,
+            Body::Checkpoint(c) => {
+                let signature = Signature::from_bytes(&c.signature);
+                let message = sealed(partition, c.head_sequence, &c.head, c.count);
+                if key.verify(&message, &signature).is_err() {
+                    return Err(broken(Break::ForgedCheckpoint));
+                }
+                if c.head != head || c.count != decisions || c.head_sequence + 1 != link.sequence {
+                    return Err(broken(Break::Rewritten));
+                }
+                checkpoints += 1;
+                sealed_decisions = decisions;
+            }
+        }
+        head = link.hash;
+    }
+    Ok(Verified {
+        decisions,
+        checkpoints,
+        unsealed: decisions - sealed_decisions,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(&[7; 32])
+    }
+
+    /// Ten decisions, a checkpoint after the fifth and after the tenth, two unsealed.
+    fn log() -> Vec<Link> {
+        let key = key();
+        let mut chain = Chain::new(3);
+        let mut links = Vec::new();
+        for i in 0..12u8 {
+            links.push(chain.decision(vec![b'd', i]));
+            if i == 4 || i == 9 {
+                links.push(chain.checkpoint(&key));
+            }
+        }
+        links
+    }
+
+    fn check(links: &[Link]) -> Result<Verified, BrokenAt> {
+        verify(3, links, &key().verifying_key())
+    }
+
+    #[test]
+    fn an_intact_log_verifies() {
+        assert_eq!(
+            check(&log()),
+            Ok(Verified {
+                decisions: 12,
+                checkpoints: 2,
+                unsealed: 2
+            })
+        );
+        // Deterministic: the same decisions chain and sign to the same bytes.
+        assert_eq!(log(), log());
+    }
+
+    #[test]
+    fn an_altered_record_is_caught_where_it_is() {
+        let mut links = log();
+        links[7].body = Body::Decision(b"approved instead".to_vec());
+        let broken = check(&links).unwrap_err();
+        assert_eq!((broken.index, broken.reason), (7, Break::Altered));
+    }
+
+    #[test]
+    fn a_deleted_record_is_caught_at_the_gap() {
+        let mut links = log();
+        links.remove(4);
+        let broken = check(&links).unwrap_err();
+        assert_eq!(
+            (broken.index, broken.reason),
+            (4, Break::Missing { expected: 4 })
+        );
+    }
+
+    #[test]
+    fn reordered_records_are_caught_where_the_order_breaks() {
+        let mut links = log();
+        links.swap(2, 3);
+        let broken = check(&links).unwrap_err();
+        assert_eq!((broken.index, broken.sequence), (2, 3));
+        assert_eq!(broken.reason, Break::Reordered { expected: 2 });
+        let mut links = log();
+        links.insert(6, links[3].clone());
+        let broken = check(&links).unwrap_err();
+        assert_eq!(
+            (broken.index, broken.reason),
+            (6, Break::Reordered { expected: 6 })
+        );
+    }
+
+    #[test]
+    fn a_forged_record_is_caught_at_it_or_at_the_checkpoint_that_sealed_the_original() {
+        // Forged in place with a hash that fits its own content: it no longer links on.
+        let mut links = log();
+        let forged = Body::Decision(b"forged".to_vec());
+        links[2].hash = link_hash(3, 2, &links[2].previous, &forged);
+        links[2].body = forged;
+        let broken = check(&links).unwrap_err();
+        assert_eq!((broken.index, broken.reason), (3, Break::BrokenLink));
+        // Forged, and every later link re-chained to hide it: the first checkpoint
+        // after it signed another head.
+        let mut links = log();
+        links[2].body = Body::Decision(b"forged".to_vec());
+        let mut head = links[1].hash;
+        for link in links.iter_mut().skip(2) {
+            link.previous = head;
+            link.hash = link_hash(3, link.sequence, &link.previous, &link.body);
+            head = link.hash;
+        }
+        let broken = check(&links).unwrap_err();
+        assert_eq!((broken.index, broken.reason), (5, Break::Rewritten));
+    }
+
+    #[test]
+    fn a_checkpoint_signed_with_another_key_is_forged() {
+        let mut links = log();
+        let impostor = SigningKey::from_bytes(&[9; 32]);
+        let Body::Checkpoint(c) = &links[5].body else {
+            panic!("the sixth link is a checkpoint");
+        };
+        let mut c = c.clone();
+        c.signature = impostor
+            .sign(&sealed(3, c.head_sequence, &c.head, c.count))
+            .to_bytes();
+        let body = Body::Checkpoint(c);
+        links[5].hash = link_hash(3, 5, &links[5].previous, &body);
+        links[5].body = body;
+        let broken = check(&links).unwrap_err();
+        assert_eq!((broken.index, broken.reason), (5, Break::ForgedCheckpoint));
+    }
+
+    #[test]
+    fn a_link_of_another_partition_is_caught() {
+        let mut links = log();
+        links[1].partition = 4;
+        let broken = check(&links).unwrap_err();
+        assert_eq!(broken.reason, Break::WrongPartition { found: 4 });
+    }
+}
