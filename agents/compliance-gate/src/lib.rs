@@ -11,6 +11,7 @@
 
 pub mod audit;
 pub mod clock;
+pub mod esp;
 pub mod facts;
 pub mod jurisdiction;
 pub mod policy;

@@ -25,6 +25,7 @@ mod programs;
 mod proposals;
 mod state;
 mod time;
+mod triggers;
 
 pub use cohorts::{CohortStats, Lifecycle, MemberCohort, Segment};
 pub use consents::{Channel, ChannelConsent, ConsentStatus, MemberConsents};
@@ -60,6 +61,7 @@ pub use state::{
     BtydSummary, MemberAttributes, MemberState, PointsLedger, QualifyingDay, Rfm, TierProgress,
 };
 pub use time::{Date, MILLIS_PER_DAY, Timestamp};
+pub use triggers::Trigger;
 
 use apache_avro::{AvroSchema, Schema};
 
@@ -95,6 +97,9 @@ pub mod topics {
     pub const FX_RATES: &str = "loyalty.fx-rates.v1";
     pub const OFFER_PROPOSALS: &str = "loyalty.offer-proposals.v1";
     pub const OFFER_READOUTS: &str = "loyalty.offer-readouts.v1";
+    pub const TRIGGERS_EMAIL: &str = "loyalty.triggers.email.v1";
+    pub const TRIGGERS_SMS: &str = "loyalty.triggers.sms.v1";
+    pub const TRIGGERS_PUSH: &str = "loyalty.triggers.push.v1";
 }
 
 pub use loyalty_runtime::Cleanup;
@@ -133,6 +138,9 @@ pub mod catalog {
     pub const OFFER_PROPOSALS: Topic<OfferProposal> =
         Topic::stream(topics::OFFER_PROPOSALS).member_keyed();
     pub const OFFER_READOUTS: Topic<OfferReadout> = Topic::stream(topics::OFFER_READOUTS);
+    pub const TRIGGERS_EMAIL: Topic<Trigger> = Topic::stream(topics::TRIGGERS_EMAIL).member_keyed();
+    pub const TRIGGERS_SMS: Topic<Trigger> = Topic::stream(topics::TRIGGERS_SMS).member_keyed();
+    pub const TRIGGERS_PUSH: Topic<Trigger> = Topic::stream(topics::TRIGGERS_PUSH).member_keyed();
 }
 
 /// Reference tables every agent that needs them reads the same way.
@@ -195,6 +203,9 @@ pub fn contracts() -> Vec<TopicContract> {
         TopicContract::of(&FX_RATES),
         TopicContract::of(&OFFER_PROPOSALS),
         TopicContract::of(&OFFER_READOUTS),
+        TopicContract::of(&TRIGGERS_EMAIL),
+        TopicContract::of(&TRIGGERS_SMS),
+        TopicContract::of(&TRIGGERS_PUSH),
     ]
 }
 

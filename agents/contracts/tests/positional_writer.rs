@@ -137,10 +137,11 @@ fn every_contract_type_encodes_to_apache_avros_bytes() {
     writes_apache_avros_bytes::<FxRate>();
     writes_apache_avros_bytes::<OfferProposal>();
     writes_apache_avros_bytes::<OfferReadout>();
+    writes_apache_avros_bytes::<Trigger>();
 }
 
 #[test]
 fn every_contract_type_is_covered() {
     // A new topic contract must be added to the list above.
-    assert_eq!(contracts().len(), 18);
+    assert_eq!(contracts().len(), 21);
 }
