@@ -6,11 +6,11 @@ use std::hint::black_box;
 
 use chrono::NaiveDate;
 use compliance_gate::{
-    ConsentBasis, Consents, Facts, GateChannel, GatePolicies, Message, Moment, Recipient,
+    Channel, ConsentBasis, Consents, Facts, GatePolicies, Message, Moment, Recipient,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-fn facts(channel: GateChannel, region: &str) -> Facts {
+fn facts(channel: Channel, region: &str) -> Facts {
     let day = NaiveDate::from_ymd_opt(2026, 6, 1).expect("date");
     Facts {
         recipient: Recipient {
@@ -58,8 +58,8 @@ fn decide(c: &mut Criterion) {
     let mut group = c.benchmark_group("decide");
     group.throughput(Throughput::Elements(1));
     for (name, f) in [
-        ("email_approved", facts(GateChannel::Email, "NY")),
-        ("sms_deferred_in_florida", facts(GateChannel::Sms, "FL")),
+        ("email_approved", facts(Channel::Email, "NY")),
+        ("sms_deferred_in_florida", facts(Channel::Sms, "FL")),
     ] {
         group.bench_function(name, |b| {
             b.iter(|| black_box(policies.decide(black_box(&f))))

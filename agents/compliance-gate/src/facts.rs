@@ -3,6 +3,7 @@
 //! counters; the policy tests build them by hand. Nothing here knows Cedar.
 
 use chrono::{NaiveDate, NaiveDateTime};
+use loyalty_contracts::Channel;
 
 /// The basis a member gave (or refused) a channel on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -25,36 +26,6 @@ impl ConsentBasis {
             ConsentBasis::SoftOptIn => "soft_opt_in",
             ConsentBasis::OptedOut => "opted_out",
             ConsentBasis::Unknown => "unknown",
-        }
-    }
-}
-
-/// Channels a trigger can go out on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum GateChannel {
-    Email,
-    Sms,
-    Push,
-    InApp,
-    DirectMail,
-}
-
-impl GateChannel {
-    pub const ALL: [GateChannel; 5] = [
-        GateChannel::Email,
-        GateChannel::Sms,
-        GateChannel::Push,
-        GateChannel::InApp,
-        GateChannel::DirectMail,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            GateChannel::Email => "email",
-            GateChannel::Sms => "sms",
-            GateChannel::Push => "push",
-            GateChannel::InApp => "in_app",
-            GateChannel::DirectMail => "direct_mail",
         }
     }
 }
@@ -85,7 +56,7 @@ pub struct Recipient {
 /// What the message is and says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
-    pub channel: GateChannel,
+    pub channel: Channel,
     /// The offer type's label (`percent_off`, `downgrade_tier`, ...).
     pub offer_type: String,
     /// `alcohol`, `tobacco`, `cannabis`, `prop65`, `pharmacy`, `financial_product`.

@@ -139,7 +139,7 @@ pub struct StoredValueRule {
     /// `None`: no expiry allowed.
     pub min_validity_months: Option<i64>,
     /// Years of dormancy after which unredeemed value is reported as unclaimed property;
-    /// `None`: exempt. Carried into the decision for the operator's breakage accounting.
+    /// `None`: exempt. Cited with the row, for the operator's breakage accounting.
     pub escheat_dormancy_years: Option<i64>,
     pub statute: &'static str,
     pub verified: bool,

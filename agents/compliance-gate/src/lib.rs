@@ -16,5 +16,6 @@ pub mod facts;
 pub mod jurisdiction;
 pub mod policy;
 
-pub use facts::{ConsentBasis, Consents, Facts, GateChannel, Message, Moment, Recipient};
+pub use facts::{ConsentBasis, Consents, Facts, Message, Moment, Recipient};
+pub use loyalty_contracts::Channel;
 pub use policy::{Deciding, Effect, GatePolicies, Outcome, PolicyErrors, Verdict};

@@ -5,7 +5,7 @@
 
 use chrono::{NaiveDate, NaiveDateTime};
 use compliance_gate::{
-    ConsentBasis, Consents, Effect, Facts, GateChannel, GatePolicies, Message, Moment, Outcome,
+    Channel, ConsentBasis, Consents, Effect, Facts, GatePolicies, Message, Moment, Outcome,
     Recipient, Verdict, clock, facts::StoredValueTerms,
 };
 
@@ -40,7 +40,7 @@ fn facts() -> Facts {
             },
         },
         message: Message {
-            channel: GateChannel::Email,
+            channel: Channel::Email,
             offer_type: "percent_off".into(),
             categories: Vec::new(),
             advertised_minor: 1_000,
@@ -142,8 +142,8 @@ fn channel_consent() {
         consent(&mut f.recipient.consents);
         p.decide(&f)
     };
+    use Channel::*;
     use ConsentBasis::*;
-    use GateChannel::*;
     let cases: Vec<(&str, Verdict, Outcome, &[&str])> = vec![
         (
             "sms with express written consent",
@@ -283,7 +283,7 @@ fn quiet_hours_defer_at_21_00_local_across_daylight_saving() {
             .unwrap()
             .timestamp_millis();
         let mut f = facts();
-        f.message.channel = GateChannel::Sms;
+        f.message.channel = Channel::Sms;
         f.recipient.region = region.into();
         f.moment.local = clock::local(ms, ny).unwrap();
         p.decide(&f)
@@ -449,7 +449,7 @@ fn sweepstakes_registration_thresholds_and_mailed_disclosures() {
     assert_eq!(entry("RI", 500, false).outcome, Outcome::Approved);
     assert_eq!(entry("TX", 50_000, false).outcome, Outcome::Approved);
     let mut f = facts();
-    f.message.channel = GateChannel::DirectMail;
+    f.message.channel = Channel::DirectMail;
     f.message.sweepstakes_prize_usd_minor = Some(100 * 100);
     f.message.discloses_terms = false;
     assert_decision(

@@ -17,6 +17,20 @@ pub enum Channel {
     DirectMail,
 }
 
+impl Channel {
+    /// The channel's name in policies, logs and idempotency keys: stable, unlike `Debug`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Push => "push",
+            Channel::Voice => "voice",
+            Channel::InApp => "in_app",
+            Channel::DirectMail => "direct_mail",
+        }
+    }
+}
+
 /// Consent states; unknown is treated as no consent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, AvroSchema)]
 pub enum ConsentStatus {

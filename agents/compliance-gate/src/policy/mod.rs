@@ -1,6 +1,7 @@
 //! The gate's rules as Cedar policies (`policies/*.cedar` against `policies/
 //! gate.cedarschema`): loaded and strictly validated at start-up, every problem listed at
-//! once; versioned by the SHA-256 of the whole set, which every decision carries.
+//! once; versioned by the SHA-256 of the whole set ([`GatePolicies::hash`]), which the
+//! gate writes into every decision it records.
 //!
 //! Cedar answers allow or deny. The gate needs four outcomes, so each policy carries an
 //! `@effect`: `permit` (the basis a send relied on), `deny`, `defer` (not now: quiet
@@ -76,15 +77,6 @@ impl Effect {
             "deny" => Effect::Deny,
             _ => return None,
         })
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Effect::Permit => "permit",
-            Effect::Defer => "defer",
-            Effect::Review => "review",
-            Effect::Deny => "deny",
-        }
     }
 }
 
@@ -294,10 +286,7 @@ impl GatePolicies {
                 let id = id.to_string();
                 let meta = self.meta.get(&id)?;
                 Some(Deciding {
-                    table_rule: meta
-                        .table
-                        .as_deref()
-                        .and_then(|t| built.table_rules.get(t).cloned()),
+                    table_rule: meta.table.as_deref().and_then(|t| built.rows.cite(t)),
                     policy_id: id,
                     statute: meta.statute.clone(),
                     effect: meta.effect,

@@ -3,7 +3,6 @@
 //! compare computed here (age, local minute, whole months of validity), all checked
 //! against the schema.
 
-use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use cedar_policy::{Context, Entities, EntityUid, Request, Schema};
@@ -11,13 +10,57 @@ use chrono::Timelike;
 use serde_json::json;
 
 use crate::facts::{Facts, age_on, whole_months};
-use crate::jurisdiction::{self, EmailRegime};
+use crate::jurisdiction::{self, EmailRegime, StoredValueRule};
 
-/// A request ready to authorise, and the table rows it read (table name → the row's law).
+/// A request ready to authorise, and the jurisdiction rows it read.
 pub(super) struct Built {
     pub request: Request,
     pub entities: Entities,
-    pub table_rules: BTreeMap<String, String>,
+    pub rows: Rows,
+}
+
+/// The member's rows of the jurisdiction tables, kept to cite the law of the row a
+/// `@table` policy read; cited only for the policies that decided.
+pub(super) struct Rows {
+    consent_age_law: &'static str,
+    quiet_hours: &'static str,
+    stored_value: StoredValueRule,
+    sweepstakes: &'static str,
+    auto_renewal: Option<&'static str>,
+    cannabis_legal: bool,
+    place: String,
+}
+
+impl Rows {
+    /// The law of the row `table` read, as the decision cites it.
+    pub fn cite(&self, table: &str) -> Option<String> {
+        let law = match table {
+            "digital_consent_age" => self.consent_age_law,
+            "quiet_hours" => self.quiet_hours,
+            "sweepstakes" => self.sweepstakes,
+            "auto_renewal" => self.auto_renewal?,
+            "stored_value" => {
+                let statute = self.stored_value.statute;
+                // The escheat period, for the operator's unclaimed-property reporting.
+                return Some(match self.stored_value.escheat_dormancy_years {
+                    Some(years) => {
+                        format!("{statute}; unredeemed value escheats after {years} years")
+                    }
+                    None => statute.to_owned(),
+                });
+            }
+            "cannabis" => {
+                let legal = if self.cannabis_legal {
+                    "legal"
+                } else {
+                    "not legal"
+                };
+                return Some(format!("adult-use cannabis {legal} in {}", self.place));
+            }
+            _ => return None,
+        };
+        (!law.is_empty()).then(|| law.to_owned())
+    }
 }
 
 pub(super) fn build(schema: &Schema, facts: &Facts) -> Result<Built, String> {
@@ -29,12 +72,13 @@ pub(super) fn build(schema: &Schema, facts: &Facts) -> Result<Built, String> {
     let today = moment.local.date();
     let channel = m.channel.label();
     let window = jurisdiction::sending_window(channel, &r.country, &r.region);
-    let (consent_age, _) = jurisdiction::digital_consent_age(&r.country);
+    let (consent_age, consent_age_law) = jurisdiction::digital_consent_age(&r.country);
     let regime = jurisdiction::email_regime(&r.country);
     let stored = jurisdiction::stored_value_rule(&r.country, &r.region);
     let (sweepstakes_above, sweepstakes_law) =
         jurisdiction::sweepstakes_registration_above(&r.country, &r.region);
     let auto_renewal = jurisdiction::auto_renewal_law(&r.country, &r.region);
+    let cannabis_legal = jurisdiction::cannabis_legal(&r.country, &r.region);
 
     let mut member = json!({
         "country": r.country,
@@ -101,7 +145,7 @@ pub(super) fn build(schema: &Schema, facts: &Facts) -> Result<Built, String> {
         "state_min_validity_months": stored.min_validity_months.unwrap_or(0),
         "state_allows_expiry": stored.min_validity_months.is_some(),
         "sweepstakes_registration_above_usd_minor": sweepstakes_above,
-        "cannabis_legal": jurisdiction::cannabis_legal(&r.country, &r.region),
+        "cannabis_legal": cannabis_legal,
         "state_auto_renewal_law": auto_renewal.is_some(),
     });
     let action = uid(r#"Gate::Action::"send""#)?;
@@ -116,32 +160,18 @@ pub(super) fn build(schema: &Schema, facts: &Facts) -> Result<Built, String> {
     )
     .map_err(|e| e.to_string())?;
 
-    let mut table_rules = BTreeMap::new();
-    table_rules.insert("quiet_hours".to_owned(), window.rule.to_owned());
-    table_rules.insert("stored_value".to_owned(), stored.statute.to_owned());
-    if !sweepstakes_law.is_empty() {
-        table_rules.insert("sweepstakes".to_owned(), sweepstakes_law.to_owned());
-    }
-    if let Some(law) = auto_renewal {
-        table_rules.insert("auto_renewal".to_owned(), law.to_owned());
-    }
-    table_rules.insert(
-        "cannabis".to_owned(),
-        format!(
-            "adult-use cannabis {} in {}-{}",
-            if jurisdiction::cannabis_legal(&r.country, &r.region) {
-                "legal"
-            } else {
-                "not legal"
-            },
-            r.country,
-            r.region
-        ),
-    );
     Ok(Built {
         request,
         entities,
-        table_rules,
+        rows: Rows {
+            consent_age_law,
+            quiet_hours: window.rule,
+            stored_value: stored,
+            sweepstakes: sweepstakes_law,
+            auto_renewal,
+            cannabis_legal,
+            place: format!("{}-{}", r.country, r.region),
+        },
     })
 }
 
