@@ -85,6 +85,19 @@ impl Rig {
         .expect("ltv");
         state
     }
+
+    /// A fresh member (profile, cohort and value in place) and an opportunity for them:
+    /// what the member's task emitted.
+    fn member_with_opportunity(&mut self, id: &str) -> Vec<(String, String, Vec<u8>)> {
+        let mut state = self.member(id);
+        self.feed(
+            &catalog::INTERVENTION_OPPORTUNITIES,
+            id,
+            &opportunity(id, "o", NOW),
+            &mut state,
+        )
+        .expect("decided")
+    }
 }
 
 fn proposal_of(emitted: &[(String, String, Vec<u8>)]) -> OfferProposal {
@@ -175,15 +188,7 @@ fn a_budget_of_n_grants_n_proposals_then_the_next_candidate() {
     let mut granted = 0;
     for i in 0..4 {
         let member = format!("m{i}");
-        let mut state = rig.member(&member);
-        let out = rig
-            .feed(
-                &catalog::INTERVENTION_OPPORTUNITIES,
-                &member,
-                &opportunity(&member, "o", NOW),
-                &mut state,
-            )
-            .expect("decided");
+        let out = rig.member_with_opportunity(&member);
         // The budgeted offer ranks first, so the member's task sends a claim to its ledger.
         let (key, claim) = claim_of(&out);
         assert_eq!(key, "ledger:winback");
@@ -235,15 +240,7 @@ fn a_ledger_decides_every_candidate_it_holds_without_sending_the_claim_to_itself
     let mut ledger = None;
     let mut offered = Vec::new();
     for member in ["m0", "m1"] {
-        let mut state = rig.member(member);
-        let out = rig
-            .feed(
-                &catalog::INTERVENTION_OPPORTUNITIES,
-                member,
-                &opportunity(member, "o", NOW),
-                &mut state,
-            )
-            .expect("decided");
+        let out = rig.member_with_opportunity(member);
         let (key, claim) = claim_of(&out);
         assert_eq!(claim.candidates.len(), 3);
         let settled = rig
@@ -282,43 +279,19 @@ fn a_budget_its_ledger_published_as_used_up_is_ruled_out_without_a_claim() {
     let fallback = offer("stripe", "fallback", OfferType::PercentOff, 20);
     let mut rig = rig(vec![budgeted, fallback]);
     let mut ledger = None;
-    let mut state = rig.member("m0");
-    let out = rig
-        .feed(
-            &catalog::INTERVENTION_OPPORTUNITIES,
-            "m0",
-            &opportunity("m0", "o", NOW),
-            &mut state,
-        )
-        .expect("decided");
+    let out = rig.member_with_opportunity("m0");
     let (key, claim) = claim_of(&out);
     rig.feed(&CLAIMS, &key, &claim, &mut ledger)
         .expect("granted");
     // Before the ledger's standing is published, the next member's task still asks it.
-    let mut state = rig.member("m1");
-    let out = rig
-        .feed(
-            &catalog::INTERVENTION_OPPORTUNITIES,
-            "m1",
-            &opportunity("m1", "o", NOW),
-            &mut state,
-        )
-        .expect("decided");
+    let out = rig.member_with_opportunity("m1");
     assert_eq!(claim_of(&out).0, "ledger:winback");
     // Once it is (the ledger's partition summary, as every instance follows it), the
     // used-up budget is ruled out where the member is, and the proposal written at once.
     let published = rig.harness.summary.clone();
     rig.harness.population.partitions.insert(7, published);
     rig.harness.population.generation += 1;
-    let mut state = rig.member("m2");
-    let out = rig
-        .feed(
-            &catalog::INTERVENTION_OPPORTUNITIES,
-            "m2",
-            &opportunity("m2", "o", NOW),
-            &mut state,
-        )
-        .expect("decided");
+    let out = rig.member_with_opportunity("m2");
     assert!(out.iter().all(|(t, _, _)| t != CLAIMS.name));
     let p = proposal_of(&out);
     assert_eq!(
