@@ -275,6 +275,88 @@ async fn memory_engine_transactions_commit_abort_and_fence() {
     stack.shutdown().await;
 }
 
+/// A transaction's offsets are committed when it commits, even while another
+/// transaction on the same partitions is open (patch 13): the engine used to leave it
+/// prepared until the other one ended, so a consumer assigned the input meanwhile
+/// started before them and handled it again. The committed records still wait behind
+/// the open transaction's first offset, as Kafka's last stable offset makes them.
+#[serial_test::serial]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_engine_commits_offsets_while_another_transaction_is_open() {
+    use rdkafka::producer::Producer;
+    const TXN_TOPIC: &str = "embedded-broker.overlapping";
+    const INPUT: &str = "embedded-broker.overlapping-input";
+    const GROUP: &str = "embedded-broker-overlapping";
+    let stack = start_stack().await;
+    create_topics(&stack, &[(TXN_TOPIC, 1), (INPUT, 1)]).await;
+    let timeout = Duration::from_secs(30);
+    let transactional = |id: &str| -> FutureProducer {
+        let producer: FutureProducer = config(&stack).set("transactional.id", id).create().unwrap();
+        producer.init_transactions(timeout).unwrap();
+        producer
+    };
+    let send = |producer: &FutureProducer, payload: &str| send_one(producer, TXN_TOPIC, payload);
+    let consumer_group: BaseConsumer = config(&stack)
+        .set("group.id", GROUP)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer_group.subscribe(&[INPUT]).unwrap();
+    let group = loop {
+        let _ = consumer_group.poll(Duration::from_millis(100));
+        if let Some(metadata) = consumer_group.group_metadata() {
+            break metadata;
+        }
+    };
+    let committed_input = || {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(INPUT, 0);
+        consumer_group
+            .committed_offsets(tpl, timeout)
+            .unwrap()
+            .find_partition(INPUT, 0)
+            .unwrap()
+            .offset()
+    };
+
+    let open = transactional("embedded-broker-open");
+    open.begin_transaction().unwrap();
+    send(&open, "first, committed last").await.unwrap().unwrap();
+
+    let other = transactional("embedded-broker-other");
+    for n in 0..2 {
+        other.begin_transaction().unwrap();
+        send(&other, &format!("other {n}")).await.unwrap().unwrap();
+        let mut offsets = TopicPartitionList::new();
+        offsets
+            .add_partition_offset(INPUT, 0, Offset::Offset(5 + n))
+            .unwrap();
+        other
+            .send_offsets_to_transaction(&offsets, &group, timeout)
+            .unwrap();
+        other.commit_transaction(timeout).unwrap();
+        assert_eq!(
+            committed_input(),
+            Offset::Offset(5 + n),
+            "a committed transaction's offsets are committed with it, open neighbour or not"
+        );
+    }
+
+    open.commit_transaction(timeout).unwrap();
+    let reader: rdkafka::consumer::StreamConsumer = config(&stack)
+        .set("group.id", "embedded-broker-overlapping-reader")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    assert_eq!(
+        committed_payloads(&reader, TXN_TOPIC).await,
+        ["first, committed last", "other 0", "other 1"],
+        "every committed record once, in offset order"
+    );
+    drop((reader, consumer_group, open, other));
+    stack.shutdown().await;
+}
+
 /// A transaction whose producer stops (patch 10) is aborted once it times out, as Kafka
 /// does: read_committed readers move past it, and the producer is fenced.
 #[serial_test::serial]

@@ -1027,6 +1027,51 @@ impl Storage for DynoStore {
                     .to_owned()
             })?;
 
+            // loyalty-swarm patch: a transaction's first batch on a partition holds the
+            // last stable offset back *before* it is given an offset. 0.6.0 recorded the
+            // transaction's range only after the watermark had moved past the batch, so
+            // a read_committed fetch in between could return a batch of a transaction
+            // still open (and later aborted). The start recorded here is the high
+            // watermark now, at or before wherever the batch lands.
+            if let Some(transaction_id) = transaction_id
+                && BatchAttribute::try_from(deflated.attributes)
+                    .is_ok_and(|attributes| attributes.transaction)
+            {
+                let high = watermark
+                    .with(&self.object_store, |watermark| {
+                        Ok(watermark.high.unwrap_or_default())
+                    })
+                    .await?;
+
+                self.meta
+                    .with_mut(&self.object_store, |meta| {
+                        if let Some(txn_detail) = meta
+                            .transactions
+                            .get_mut(transaction_id)
+                            .and_then(|transaction| {
+                                transaction.epochs.get_mut(&deflated.producer_epoch)
+                            })
+                        {
+                            let range = txn_detail
+                                .produces
+                                .entry(topition.topic.clone())
+                                .or_default()
+                                .entry(topition.partition)
+                                .or_default();
+
+                            if range.is_none() {
+                                *range = Some(TxnProduceOffset {
+                                    offset_start: high,
+                                    offset_end: high - 1,
+                                });
+                            }
+                        }
+
+                        Ok(())
+                    })
+                    .await?;
+            }
+
             let offset = watermark
                 .with_mut(&self.object_store, |watermark| {
                     debug!(?watermark);
@@ -2782,7 +2827,17 @@ impl Storage for DynoStore {
                     BTreeMap<Topic, BTreeMap<Partition, TxnCommitOffset>>,
                 > = BTreeMap::new();
 
-                if overlaps.iter().all(|txn_id| txn_id.state.is_prepared()) {
+                // loyalty-swarm patch: the ending transaction is finished at once, its
+                // offsets committed now, as Kafka's coordinator does. 0.6.0 left it
+                // prepared while any transaction overlapping its partitions was still
+                // open: its offsets stayed uncommitted, so a consumer assigned its
+                // partitions meanwhile started before them and handled committed input
+                // a second time; and the producer's next AddPartitionsToTxn turned the
+                // prepared transaction back into an open one, merging it into the next.
+                // Records after an open transaction's first offset stay invisible to
+                // read_committed anyway: the last stable offset holds them back.
+                overlaps.retain(|txn_id| txn_id.state.is_prepared());
+                {
                     let txn_ids = {
                         overlaps.push(TxnId {
                             transaction: transaction_id.into(),
