@@ -37,6 +37,13 @@ pub enum ConsentStatus {
     OptedIn,
     OptedOut,
     Unknown,
+    // Signed, written agreement naming the sender and the channel: what TCPA asks of
+    // marketing texts (47 CFR 64.1200(f)(9)). v2.
+    ExpressWritten,
+    // Contact details collected at a sale, with an opt-out offered then and in every
+    // message: enough for email where the jurisdiction allows soft opt-in (ePrivacy
+    // Art. 13(2), PECR reg. 22(3)). v2.
+    SoftOptIn,
 }
 
 /// Consent for one channel.

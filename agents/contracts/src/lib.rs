@@ -11,6 +11,7 @@
 //! field that a later producer may omit is an `Option` (a `["null", T]` union defaulting
 //! to null) so later versions stay compatible.
 
+mod audit;
 mod cohorts;
 mod consents;
 mod erasure;
@@ -27,6 +28,10 @@ mod state;
 mod time;
 mod triggers;
 
+pub use audit::{
+    AuditCheckpoint, AuditRecord, AuditedDecision, ComplianceReview, DecidingPolicy, GateOutcome,
+    Reliance,
+};
 pub use cohorts::{CohortStats, Lifecycle, MemberCohort, Segment};
 pub use consents::{Channel, ChannelConsent, ConsentStatus, MemberConsents};
 pub use erasure::ErasureRequest;
@@ -100,6 +105,8 @@ pub mod topics {
     pub const TRIGGERS_EMAIL: &str = "loyalty.triggers.email.v1";
     pub const TRIGGERS_SMS: &str = "loyalty.triggers.sms.v1";
     pub const TRIGGERS_PUSH: &str = "loyalty.triggers.push.v1";
+    pub const AUDIT_LOG: &str = "loyalty.audit-log.v1";
+    pub const COMPLIANCE_REVIEWS: &str = "loyalty.compliance-reviews.v1";
 }
 
 pub use loyalty_runtime::Cleanup;
@@ -141,6 +148,10 @@ pub mod catalog {
     pub const TRIGGERS_EMAIL: Topic<Trigger> = Topic::stream(topics::TRIGGERS_EMAIL).member_keyed();
     pub const TRIGGERS_SMS: Topic<Trigger> = Topic::stream(topics::TRIGGERS_SMS).member_keyed();
     pub const TRIGGERS_PUSH: Topic<Trigger> = Topic::stream(topics::TRIGGERS_PUSH).member_keyed();
+    /// Keyed by pseudonym, never the member id.
+    pub const AUDIT_LOG: Topic<AuditRecord> = Topic::stream(topics::AUDIT_LOG);
+    pub const COMPLIANCE_REVIEWS: Topic<ComplianceReview> =
+        Topic::stream(topics::COMPLIANCE_REVIEWS).member_keyed();
 }
 
 /// Reference tables every agent that needs them reads the same way.
@@ -206,6 +217,8 @@ pub fn contracts() -> Vec<TopicContract> {
         TopicContract::of(&TRIGGERS_EMAIL),
         TopicContract::of(&TRIGGERS_SMS),
         TopicContract::of(&TRIGGERS_PUSH),
+        TopicContract::of(&AUDIT_LOG),
+        TopicContract::of(&COMPLIANCE_REVIEWS),
     ]
 }
 

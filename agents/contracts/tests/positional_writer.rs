@@ -138,10 +138,12 @@ fn every_contract_type_encodes_to_apache_avros_bytes() {
     writes_apache_avros_bytes::<OfferProposal>();
     writes_apache_avros_bytes::<OfferReadout>();
     writes_apache_avros_bytes::<Trigger>();
+    writes_apache_avros_bytes::<AuditRecord>();
+    writes_apache_avros_bytes::<ComplianceReview>();
 }
 
 #[test]
 fn every_contract_type_is_covered() {
     // A new topic contract must be added to the list above.
-    assert_eq!(contracts().len(), 21);
+    assert_eq!(contracts().len(), 23);
 }

@@ -11,7 +11,6 @@ use btyd::params::Published;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use loyalty_contracts::MemberLtv;
 use loyalty_runtime::codec::{Encoder, decode, leak};
-use sha2::{Digest, Sha256};
 
 /// Environment variable holding the signing key (64 hex digits: the Ed25519 seed). Not
 /// under the `LOYALTY_` prefix, which the configuration layer reads as settings.
@@ -25,61 +24,12 @@ pub enum AttestError {
     Encode(String),
 }
 
-pub fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use loyalty_runtime::signing::{from_hex, key_id, parse_verifying_key, sha256_hex, to_hex};
 
-pub fn from_hex(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim();
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    to_hex(&Sha256::digest(bytes))
-}
-
-fn key_bytes(text: &str, what: &str) -> Result<[u8; 32], AttestError> {
-    from_hex(text)
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or_else(|| AttestError::Key(format!("{what} is not 64 hex digits")))
-}
-
-/// The signing key from `file` if set, else from [`SIGNING_KEY_ENV`]. The key itself never
-/// appears in an error.
+/// ltv's signing key from `file` if set, else from [`SIGNING_KEY_ENV`].
 pub fn load_signing_key(file: Option<&Path>) -> Result<SigningKey, AttestError> {
-    let (text, what) = match file {
-        Some(path) => (
-            std::fs::read_to_string(path)
-                .map_err(|e| AttestError::Key(format!("cannot read {}: {e}", path.display())))?,
-            path.display().to_string(),
-        ),
-        None => (
-            std::env::var(SIGNING_KEY_ENV).map_err(|_| {
-                AttestError::Key(format!(
-                    "no signing_key_file configured and {SIGNING_KEY_ENV} is not set"
-                ))
-            })?,
-            SIGNING_KEY_ENV.to_owned(),
-        ),
-    };
-    Ok(SigningKey::from_bytes(&key_bytes(&text, &what)?))
-}
-
-/// A public key from its 64 hex digits.
-pub fn parse_verifying_key(text: &str) -> Result<VerifyingKey, AttestError> {
-    VerifyingKey::from_bytes(&key_bytes(text, "public key")?)
-        .map_err(|e| AttestError::Key(format!("not an Ed25519 public key: {e}")))
-}
-
-/// SHA-256 of the public key: names the key without being it.
-pub fn key_id(key: &VerifyingKey) -> String {
-    sha256_hex(key.as_bytes())
+    loyalty_runtime::signing::load_signing_key(file, SIGNING_KEY_ENV)
+        .map_err(|e| AttestError::Key(e.0))
 }
 
 /// SHA-256 of the model's parameters in a canonical text form (shortest round-trip

@@ -27,6 +27,7 @@ mod purge;
 pub mod registry;
 pub mod retry;
 pub mod runner;
+pub mod signing;
 pub mod store;
 pub mod telemetry;
 mod topic;
