@@ -88,7 +88,7 @@ fn sealed(partition: i32, head_sequence: u64, head: &Hash, count: u64) -> Vec<u8
 
 /// A partition's chain as its writer keeps it (in the gate's state, so a restart or a
 /// new owner continues it).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Chain {
     pub partition: i32,
     pub next_sequence: u64,

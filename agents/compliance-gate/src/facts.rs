@@ -4,9 +4,10 @@
 
 use chrono::{NaiveDate, NaiveDateTime};
 use loyalty_contracts::Channel;
+use serde::{Deserialize, Serialize};
 
 /// The basis a member gave (or refused) a channel on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum ConsentBasis {
     /// Signed, written agreement naming the sender and the channel (TCPA for texts).
     ExpressWritten,
@@ -31,7 +32,7 @@ impl ConsentBasis {
 }
 
 /// The member's consent per channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Consents {
     pub email: ConsentBasis,
     pub sms: ConsentBasis,

@@ -24,6 +24,8 @@ pub struct Emitted {
     /// `None` is a tombstone.
     pub payload: Option<Vec<u8>>,
     pub timestamp: Option<i64>,
+    /// Set by [`Context::emit_here`]: the task's own partition, whatever the key.
+    pub partition: Option<i32>,
 }
 
 /// What agent `A`'s code can see and do besides its own state.
@@ -42,6 +44,8 @@ pub struct Context<'a, A: Agent> {
     pub(crate) timers: Option<Vec<Timer>>,
     /// The partition's stream time when the call was made; -1 when unknown.
     pub(crate) stream_time: i64,
+    /// The partition of the key being handled; `None` in `publish`.
+    pub(crate) partition: Option<i32>,
 }
 
 impl<'a, A: Agent> Context<'a, A> {
@@ -102,6 +106,39 @@ impl<'a, A: Agent> Context<'a, A> {
         value: &T,
         timestamp: i64,
     ) -> Result<(), HandleError> {
+        self.emit_to(topic, key, value, timestamp, None)
+    }
+
+    /// Emit `value` to this task's own partition of `topic` (the partition of the key
+    /// being handled, which must exist in `topic`), under a `key` that is not the
+    /// member's: a log kept in the task's order whose keys must not name the member,
+    /// such as compliance-gate's audit chain keyed by pseudonym. Not in `publish`.
+    pub fn emit_here<T: Serialize>(
+        &mut self,
+        topic: &Topic<T>,
+        key: &str,
+        value: &T,
+        timestamp: i64,
+    ) -> Result<(), HandleError> {
+        let partition = self.partition.ok_or_else(|| {
+            HandleError::Fatal("emit_here needs a key's partition; publish has none".into())
+        })?;
+        self.emit_to(topic, key, value, timestamp, Some(partition))
+    }
+
+    /// The partition of the key being handled; `None` in `publish`.
+    pub fn partition(&self) -> Option<i32> {
+        self.partition
+    }
+
+    fn emit_to<T: Serialize>(
+        &mut self,
+        topic: &Topic<T>,
+        key: &str,
+        value: &T,
+        timestamp: i64,
+        partition: Option<i32>,
+    ) -> Result<(), HandleError> {
         let encoder = self.encoders.get(topic.name).ok_or_else(|| {
             HandleError::Fatal(format!(
                 "{} is not among the agent's declared outputs",
@@ -119,6 +156,7 @@ impl<'a, A: Agent> Context<'a, A> {
             key: key.to_owned(),
             payload: Some(payload),
             timestamp: Some(timestamp),
+            partition,
         });
         Ok(())
     }
@@ -130,6 +168,7 @@ impl<'a, A: Agent> Context<'a, A> {
             key: key.to_owned(),
             payload: None,
             timestamp: None,
+            partition: None,
         });
     }
 

@@ -26,6 +26,8 @@ pub struct Harness<A: Agent> {
     pub population: Population<A::Summary>,
     /// The partition's stream time `handle` and `on_timer` see; -1 (none yet) at first.
     pub stream_time: i64,
+    /// The partition `handle` runs in (0 unless set).
+    pub partition: i32,
 }
 
 impl<A: Agent> Harness<A> {
@@ -47,6 +49,7 @@ impl<A: Agent> Harness<A> {
             summary: A::Summary::default(),
             population: Population::default(),
             stream_time: -1,
+            partition: 0,
         })
     }
 
@@ -67,6 +70,7 @@ impl<A: Agent> Harness<A> {
             max_event_time_ahead_ms: crate::config::DEFAULT_MAX_EVENT_TIME_AHEAD_MS,
             timers: Some(Vec::new()),
             stream_time: self.stream_time,
+            partition: Some(self.partition),
         }
     }
 }

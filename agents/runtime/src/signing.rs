@@ -76,7 +76,10 @@ mod tests {
 
     #[test]
     fn hex_round_trips_and_refuses_odd_or_foreign_digits() {
-        assert_eq!(from_hex(&to_hex(&[0, 1, 254, 255])), Some(vec![0, 1, 254, 255]));
+        assert_eq!(
+            from_hex(&to_hex(&[0, 1, 254, 255])),
+            Some(vec![0, 1, 254, 255])
+        );
         assert_eq!(from_hex("abc"), None);
         assert_eq!(from_hex("zz"), None);
         assert!(key_bytes(&"ab".repeat(31), "k").is_err());

@@ -170,6 +170,8 @@ pub const SUMMARY_KEY: &str = "";
 /// The state of one partition index, and its summary (see `Agent::Summary`).
 #[derive(Debug)]
 pub struct PartitionStore<S, M = ()> {
+    /// The partition index this store holds (0 unless [`PartitionStore::in_partition`]).
+    partition: i32,
     inputs: usize,
     entries: HashMap<String, Entry<S>>,
     /// Encoded size per key, for the state-bytes metric and the memory budget.
@@ -190,6 +192,7 @@ impl<S: Serialize + DeserializeOwned, M: Serialize + DeserializeOwned + Default>
 {
     pub fn new(inputs: usize) -> Self {
         PartitionStore {
+            partition: 0,
             inputs,
             entries: HashMap::new(),
             sizes: HashMap::new(),
@@ -200,6 +203,16 @@ impl<S: Serialize + DeserializeOwned, M: Serialize + DeserializeOwned + Default>
             timers: BTreeSet::new(),
             stream_time: -1,
         }
+    }
+
+    /// The store of partition `partition`.
+    pub fn in_partition(mut self, partition: i32) -> Self {
+        self.partition = partition;
+        self
+    }
+
+    pub fn partition(&self) -> i32 {
+        self.partition
     }
 
     /// The partition's stream time, moved on by a record's timestamp.

@@ -34,6 +34,7 @@ pub(super) fn call<A: Agent>(
     agent_code: impl FnOnce(&A, &mut Option<A::State>, &mut Context<'_, A>) -> Result<(), HandleError>,
 ) -> Call<A> {
     let stream_time = store.stream_time();
+    let partition = store.partition();
     let (mut state, timers_before) = match store.get(key) {
         Some(entry) => (entry.state.clone(), entry.timers.clone()),
         None => (None, Vec::new()),
@@ -48,6 +49,7 @@ pub(super) fn call<A: Agent>(
     let mut ctx = context(shared, &mut emitted, summary, population);
     ctx.timers = Some(timers_before.clone());
     ctx.stream_time = stream_time;
+    ctx.partition = Some(partition);
     let result = caught(|| agent_code(&shared.agent, &mut state, &mut ctx));
     let (rekey, timers) = (ctx.rekey, ctx.timers);
     Call {

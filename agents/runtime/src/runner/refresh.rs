@@ -113,6 +113,7 @@ pub(super) fn context<'a, A: Agent>(
         max_event_time_ahead_ms: shared.config.runtime.max_event_time_ahead_ms,
         timers: None,
         stream_time: -1,
+        partition: None,
     }
 }
 

@@ -40,7 +40,7 @@ pub(super) async fn restore_partition<A: Agent>(
     let mut delays = shared.backoff.delays();
     // A failed read starts over from an empty store: half a changelog is not a state.
     let (store, read) = loop {
-        let mut store = PartitionStore::new(shared.inputs.len());
+        let mut store = PartitionStore::new(shared.inputs.len()).in_partition(partition);
         let mut pending = 0u64;
         let result =
             kafka::read_to_end(&restorer, topic, partition, |key, payload, offset, last| {

@@ -157,7 +157,7 @@ pub(super) fn out_records(
 ) -> impl Iterator<Item = OutRecord> {
     emitted.into_iter().map(move |e| OutRecord {
         topic: e.topic.to_owned(),
-        partition: None,
+        partition: e.partition,
         key: e.key,
         payload: e.payload,
         timestamp: e.timestamp,

@@ -1,0 +1,242 @@
+//! The compliance-gate agent: joins each member's proposals with their consents and
+//! profile, decides every send against the policies, and writes what the decision lets
+//! out (a trigger, a review), its deferrals (timers in the member's state) and its audit
+//! record (`docs/architecture.md#compliance-gate`).
+//!
+//! Files: `state` (what is kept per member and per partition), `decide` (one send
+//! decided, acted on and chained).
+
+mod decide;
+pub mod state;
+
+use std::sync::OnceLock;
+
+use ed25519_dalek::SigningKey;
+use loyalty_contracts::{
+    Channel, MemberConsents, MemberProfile, OfferProposal, catalog, tables, topics,
+};
+use loyalty_runtime::store::Timer;
+use loyalty_runtime::{
+    Agent, Context, HandleError, Input, KeepsKeys, OutputSpec, Rejection, TableSpec,
+};
+
+use crate::audit_record::{self, Canonical};
+use crate::metrics::GateMetrics;
+use crate::policy::GatePolicies;
+use crate::settings::Settings;
+use state::{ConsentFacts, GateSummary, Member, ProfileFacts};
+
+pub use decide::{RELEASE_STREAM, RELEASE_WALL};
+
+/// The checkpoint key and its name in the records it signs.
+#[derive(Debug)]
+pub struct Signer {
+    pub key: SigningKey,
+    pub key_id: String,
+}
+
+/// The agent. What start-up validated (policies, keys) is kept as loaded; a setting that
+/// failed to load fails every decision fatally, though `Settings::problems` stops
+/// start-up first.
+pub struct ComplianceGate {
+    settings: Settings,
+    channels: Vec<Channel>,
+    policies: Result<GatePolicies, String>,
+    signer: Result<Signer, String>,
+    pseudonym_key: Result<[u8; 32], String>,
+    canonical: Result<Canonical, String>,
+    metrics: OnceLock<GateMetrics>,
+}
+
+impl std::fmt::Debug for ComplianceGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComplianceGate")
+            .field("settings", &self.settings)
+            .field(
+                "policy_set",
+                &self.policies.as_ref().map(GatePolicies::hash),
+            )
+            .finish()
+    }
+}
+
+impl ComplianceGate {
+    pub fn new(settings: &Settings) -> Self {
+        let channels = settings
+            .channel_order
+            .iter()
+            .filter_map(|c| match c.as_str() {
+                "email" => Some(Channel::Email),
+                "sms" => Some(Channel::Sms),
+                "push" => Some(Channel::Push),
+                _ => None,
+            })
+            .collect();
+        ComplianceGate {
+            settings: settings.clone(),
+            channels,
+            policies: settings.policies().map_err(|e| e.join("; ")),
+            signer: settings.signing_key().map(|key| Signer {
+                key_id: loyalty_runtime::signing::key_id(&key.verifying_key()),
+                key,
+            }),
+            pseudonym_key: settings.pseudonym_key(),
+            canonical: Canonical::new().map_err(|e| e.to_string()),
+            metrics: OnceLock::new(),
+        }
+    }
+
+    fn policies(&self) -> Result<&GatePolicies, HandleError> {
+        self.policies
+            .as_ref()
+            .map_err(|e| HandleError::Fatal(e.clone()))
+    }
+
+    fn signer(&self) -> Result<&Signer, HandleError> {
+        self.signer
+            .as_ref()
+            .map_err(|e| HandleError::Fatal(e.clone()))
+    }
+
+    fn canonical(&self) -> Result<&Canonical, HandleError> {
+        self.canonical
+            .as_ref()
+            .map_err(|e| HandleError::Fatal(e.clone()))
+    }
+
+    fn metrics(&self) -> Option<&GateMetrics> {
+        self.metrics.get()
+    }
+
+    /// The member's pseudonym secret, derived where the gate first sees them.
+    fn ensure_secret(
+        &self,
+        member: &mut Member,
+        key: &str,
+        input: &Input<'_>,
+    ) -> Result<(), HandleError> {
+        if member.secret.is_none() {
+            let pseudonym_key = self
+                .pseudonym_key
+                .as_ref()
+                .map_err(|e| HandleError::Fatal(e.clone()))?;
+            let first_seen = format!("{}/{}/{}", input.topic, input.partition, input.offset);
+            member.secret = Some(audit_record::member_secret(pseudonym_key, key, &first_seen));
+        }
+        Ok(())
+    }
+}
+
+impl Agent for ComplianceGate {
+    type State = Member;
+    type Settings = Settings;
+    type Summary = GateSummary;
+    type Rekeying = KeepsKeys;
+    const NAME: &'static str = "compliance-gate";
+    const STORE: &'static str = "members";
+
+    fn inputs(&self) -> Vec<&'static str> {
+        vec![
+            topics::MEMBER_CONSENTS,
+            topics::MEMBER_PROFILES,
+            topics::OFFER_PROPOSALS,
+        ]
+    }
+
+    fn tables(&self) -> Vec<TableSpec> {
+        vec![tables::PROGRAMS.spec()]
+    }
+
+    fn outputs(&self) -> Vec<OutputSpec> {
+        vec![
+            catalog::TRIGGERS_EMAIL.output(),
+            catalog::TRIGGERS_SMS.output(),
+            catalog::TRIGGERS_PUSH.output(),
+            catalog::COMPLIANCE_REVIEWS.output(),
+            catalog::AUDIT_LOG.output(),
+        ]
+    }
+
+    fn register_metrics(
+        &self,
+        metrics: &loyalty_runtime::metrics::Metrics,
+    ) -> Result<(), loyalty_runtime::prometheus::Error> {
+        let registered = GateMetrics::register(metrics)?;
+        let _ = self.metrics.set(registered);
+        Ok(())
+    }
+
+    fn handle(
+        &self,
+        input: &Input<'_>,
+        state: &mut Option<Member>,
+        ctx: &mut Context<'_, Self>,
+    ) -> Result<(), HandleError> {
+        let member = state.get_or_insert_with(Member::default);
+        match input.topic {
+            topics::MEMBER_PROFILES => {
+                member.profile = if input.is_tombstone() {
+                    None
+                } else {
+                    let p: MemberProfile =
+                        input.decode_keyed("member_id", |p: &MemberProfile| &p.member_id)?;
+                    if ctx.table(&tables::PROGRAMS, &p.program_id).is_none()
+                        && !ctx.table_values(&tables::PROGRAMS).is_empty()
+                    {
+                        return Err(Rejection::contract(format!(
+                            "profile: program {:?} is not in {}",
+                            p.program_id,
+                            topics::PROGRAMS
+                        ))
+                        .into());
+                    }
+                    Some(ProfileFacts::checked(&p).map_err(|problems| {
+                        Rejection::contract(format!("profile: {}", problems.join("; ")))
+                    })?)
+                };
+            }
+            topics::MEMBER_CONSENTS => {
+                member.consents = if input.is_tombstone() {
+                    None
+                } else {
+                    let c: MemberConsents =
+                        input.decode_keyed("member_id", |c: &MemberConsents| &c.member_id)?;
+                    Some(ConsentFacts::of(&c))
+                };
+            }
+            topics::OFFER_PROPOSALS => {
+                let p: OfferProposal =
+                    input.decode_keyed("member_id", |p: &OfferProposal| &p.member_id)?;
+                ctx.check_event_time(input, "decided_at", p.decided_at.0)?;
+                self.ensure_secret(member, input.key, input)?;
+                decide::proposal(self, input.key, p, member, ctx)?;
+            }
+            other => {
+                return Err(HandleError::Fatal(format!(
+                    "not an input of compliance-gate: {other}"
+                )));
+            }
+        }
+        self.ensure_secret(member, input.key, input)
+    }
+
+    fn on_timer(
+        &self,
+        key: &str,
+        timer: &Timer,
+        state: &mut Option<Member>,
+        ctx: &mut Context<'_, Self>,
+    ) -> Result<(), HandleError> {
+        let Some(member) = state.as_mut() else {
+            return Ok(());
+        };
+        let proposal_id = timer
+            .name
+            .strip_prefix(RELEASE_STREAM)
+            .or_else(|| timer.name.strip_prefix(RELEASE_WALL));
+        match proposal_id {
+            Some(id) => decide::release(self, key, id, member, ctx),
+            None => Ok(()),
+        }
+    }
+}

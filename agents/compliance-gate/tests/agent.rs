@@ -1,0 +1,552 @@
+//! compliance-gate's `handle` and `on_timer` on real encoded records: a proposal
+//! approved becomes a trigger on the first consented channel, one at 23:00 recipient
+//! time is deferred to 08:00 and decided again then (denied if consent went meanwhile),
+//! a plan change goes to review with its explanation, a member without a profile is
+//! denied, a proposal delivered twice is decided once, and every decision is a link of
+//! a chain that verifies under the checkpoint key.
+
+use chrono::{NaiveDate, TimeZone};
+use compliance_gate::ComplianceGate;
+use compliance_gate::agent::state::Member;
+use compliance_gate::agent::{RELEASE_STREAM, RELEASE_WALL};
+use compliance_gate::audit::{self, Link};
+use compliance_gate::audit_record::{Canonical, link};
+use compliance_gate::settings::Settings;
+use ed25519_dalek::SigningKey;
+use loyalty_contracts::*;
+use loyalty_runtime::codec::decode;
+use loyalty_runtime::{Agent, Clock, Harness, Record, Timer, Topic};
+
+const SEED: [u8; 32] = [5; 32];
+
+fn key_file(name: &str, bytes: &[u8; 32]) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("gate-test-{}-{name}", std::process::id()));
+    std::fs::write(&path, loyalty_runtime::signing::to_hex(bytes)).unwrap();
+    path
+}
+
+fn settings() -> Settings {
+    Settings {
+        signing_key_file: Some(key_file("signing", &SEED)),
+        pseudonym_key_file: Some(key_file("pseudonym", &[9; 32])),
+        checkpoint_every: 2,
+        ..Settings::default()
+    }
+}
+
+/// Unix ms of a wall-clock time in New York.
+fn new_york(y: i32, m: u32, d: u32, h: u32, min: u32) -> i64 {
+    chrono_tz::America::New_York
+        .from_local_datetime(
+            &NaiveDate::from_ymd_opt(y, m, d)
+                .unwrap()
+                .and_hms_opt(h, min, 0)
+                .unwrap(),
+        )
+        .single()
+        .unwrap()
+        .timestamp_millis()
+}
+
+fn profile(member: &str) -> MemberProfile {
+    MemberProfile {
+        member_id: member.into(),
+        program_id: "p".into(),
+        enrolled_at: Timestamp(0),
+        birth_date: Date::from_ymd(1980, 5, 1),
+        country: "US".into(),
+        region: Some("US-NY".into()),
+        postal_code: None,
+        time_zone: "America/New_York".into(),
+        locale: "en-US".into(),
+        currency: "USD".into(),
+        objects_to_profiling: false,
+        updated_at: Timestamp(0),
+        acquisition_channel: None,
+        payment_method: None,
+        billing_frequency: None,
+        borrower_status: None,
+        vertical: None,
+        plan_tier: None,
+    }
+}
+
+fn consents(member: &str, given: &[(Channel, ConsentStatus)]) -> MemberConsents {
+    MemberConsents {
+        member_id: member.into(),
+        channels: given
+            .iter()
+            .map(|&(channel, status)| ChannelConsent {
+                channel,
+                status,
+                changed_at: Timestamp(0),
+                source: "checkout".into(),
+                proof_ref: Some("form-1".into()),
+            })
+            .collect(),
+        parental_consent_verified: false,
+        updated_at: Timestamp(0),
+    }
+}
+
+fn proposal(member: &str, id: &str, offer_type: OfferType, at: i64) -> OfferProposal {
+    let money = |mean| MoneyInterval {
+        mean_minor: mean,
+        low_minor: mean / 2,
+        high_minor: mean * 2,
+        level: 0.8,
+    };
+    OfferProposal {
+        proposal_id: id.into(),
+        member_id: member.into(),
+        trigger: ProposalTrigger::Opportunity,
+        trigger_id: format!("opportunity-{id}"),
+        opportunity_kind: None,
+        reason_cluster: None,
+        decided_at: Timestamp(at),
+        offer: Some(ChosenOffer {
+            offer_id: "stripe:SAVE20".into(),
+            version_id: 3,
+            vendor: "stripe".into(),
+            offer_type,
+            experiment_id: None,
+            arm: None,
+            policy: None,
+            expected_incremental_ltv: money(4_000),
+            expected_cost: money(500),
+            currency: "USD".into(),
+            budget_id: None,
+            expires_at: None,
+            content: LocalisedContent {
+                country: "US".into(),
+                language: "en".into(),
+                currency: "USD".into(),
+                title: "20% off your next box".into(),
+                body: "Stay with us".into(),
+                value_minor: 600,
+                disclosure: Some("Renews monthly at the regular price.".into()),
+                cancellation_rule: Some("Cancel online any time.".into()),
+                tax_inclusive: false,
+                tax_rate_bp: None,
+                return_policy: None,
+                template_id: Some("winback".into()),
+                asset_url: None,
+                code: Some("SAVE20".into()),
+            },
+            compliance: ComplianceAttributes::default(),
+        }),
+        rejections: vec![],
+        rejected_offers: 0,
+        rejection_tally: vec![],
+        stacking_explanation: String::new(),
+        held_offers: vec![],
+    }
+}
+
+struct Rig {
+    agent: ComplianceGate,
+    harness: Harness<ComplianceGate>,
+    offset: i64,
+    /// Every audit record written, in order.
+    audit: Vec<AuditRecord>,
+}
+
+fn rig() -> Rig {
+    let agent = ComplianceGate::new(&settings());
+    let harness = Harness::new(&agent).expect("harness");
+    Rig {
+        agent,
+        harness,
+        offset: 0,
+        audit: Vec::new(),
+    }
+}
+
+/// What one call emitted, by topic.
+#[derive(Debug, Default)]
+struct Out {
+    triggers: Vec<(String, Trigger)>,
+    reviews: Vec<ComplianceReview>,
+    /// The timers the call left scheduled, by name.
+    timers: Vec<Timer>,
+}
+
+impl Rig {
+    fn feed<T: serde::Serialize + apache_avro::AvroSchema + 'static>(
+        &mut self,
+        topic: &Topic<T>,
+        key: &str,
+        value: &T,
+        state: &mut Option<Member>,
+    ) -> Out {
+        self.offset += 1;
+        let record = Record::new(topic, key, value)
+            .expect("record")
+            .at(self.offset);
+        self.harness.emitted.clear();
+        let mut ctx = self.harness.context();
+        self.agent
+            .handle(&record.input(), state, &mut ctx)
+            .expect("handled");
+        let timers = [RELEASE_WALL, RELEASE_STREAM]
+            .iter()
+            .filter_map(|prefix| {
+                let id = format!("{prefix}{}", key_of(value));
+                ctx.timer(&id).cloned()
+            })
+            .collect();
+        drop(ctx);
+        self.collect(timers)
+    }
+
+    fn fire(&mut self, key: &str, timer: &Timer, state: &mut Option<Member>) -> Out {
+        self.harness.emitted.clear();
+        let mut ctx = self.harness.context();
+        self.agent
+            .on_timer(key, timer, state, &mut ctx)
+            .expect("fired");
+        drop(ctx);
+        self.collect(Vec::new())
+    }
+
+    fn collect(&mut self, timers: Vec<Timer>) -> Out {
+        let mut out = Out {
+            timers,
+            ..Out::default()
+        };
+        for e in &self.harness.emitted {
+            let bytes = e.payload.as_deref().expect("a value");
+            match e.topic {
+                topics::AUDIT_LOG => {
+                    assert_eq!(
+                        e.partition,
+                        Some(0),
+                        "the chain stays in the task's partition"
+                    );
+                    self.audit.push(body(bytes));
+                }
+                topics::COMPLIANCE_REVIEWS => out.reviews.push(body(bytes)),
+                t => out.triggers.push((t.to_owned(), body(bytes))),
+            }
+        }
+        out
+    }
+
+    fn decisions(&self) -> Vec<&AuditedDecision> {
+        self.audit
+            .iter()
+            .filter_map(|r| r.decision.as_ref())
+            .collect()
+    }
+}
+
+/// The proposal id of a proposal, for its timer names.
+fn key_of<T: 'static>(value: &T) -> String {
+    (value as &dyn std::any::Any)
+        .downcast_ref::<OfferProposal>()
+        .map(|p| p.proposal_id.clone())
+        .unwrap_or_default()
+}
+
+fn body<T: serde::de::DeserializeOwned + apache_avro::AvroSchema>(bytes: &[u8]) -> T {
+    let (_, avro) = loyalty_runtime::wire::split(bytes).expect("framed");
+    decode(&T::get_schema(), avro).expect("decodes")
+}
+
+fn member_with(rig: &mut Rig, id: &str, given: &[(Channel, ConsentStatus)]) -> Option<Member> {
+    let mut state = None;
+    rig.feed(&catalog::MEMBER_PROFILES, id, &profile(id), &mut state);
+    rig.feed(
+        &catalog::MEMBER_CONSENTS,
+        id,
+        &consents(id, given),
+        &mut state,
+    );
+    state
+}
+
+#[test]
+fn an_approved_proposal_becomes_one_trigger_on_the_first_consented_channel() {
+    let mut rig = rig();
+    let mut state = member_with(
+        &mut rig,
+        "m1",
+        &[
+            (Channel::Email, ConsentStatus::OptedOut),
+            (Channel::Sms, ConsentStatus::ExpressWritten),
+        ],
+    );
+    let at = new_york(2026, 6, 10, 14, 0);
+    let out = rig.feed(
+        &catalog::OFFER_PROPOSALS,
+        "m1",
+        &proposal("m1", "p1", OfferType::PercentOff, at),
+        &mut state,
+    );
+    assert_eq!(out.triggers.len(), 1, "{out:?}");
+    let (topic, trigger) = &out.triggers[0];
+    assert_eq!(topic, topics::TRIGGERS_SMS, "email is opted out, so SMS");
+    assert_eq!(
+        trigger.idempotency_key,
+        compliance_gate::esp::idempotency_key("p1", Channel::Sms)
+    );
+    assert_eq!(trigger.send_after, Timestamp(at));
+    assert_eq!(trigger.decision_id, "p1:sms:0");
+    let decision = rig.decisions()[0].clone();
+    assert_eq!(decision.outcome, GateOutcome::Approved);
+    assert!(
+        decision
+            .deciding
+            .iter()
+            .any(|d| d.policy_id == "sms-express-written-consent"),
+        "{:?}",
+        decision.deciding
+    );
+    assert!(!decision.member_pseudonym.contains("m1"));
+
+    // Delivered again (a replayed proposal): decided once.
+    let again = rig.feed(
+        &catalog::OFFER_PROPOSALS,
+        "m1",
+        &proposal("m1", "p1", OfferType::PercentOff, at),
+        &mut state,
+    );
+    assert!(again.triggers.is_empty());
+    assert_eq!(rig.decisions().len(), 1);
+}
+
+#[test]
+fn a_proposal_at_23_00_is_sent_at_08_00_recipient_time_and_rechecked_then() {
+    let mut rig = rig();
+    let sms_only = [
+        (Channel::Email, ConsentStatus::OptedOut),
+        (Channel::Push, ConsentStatus::OptedOut),
+        (Channel::Sms, ConsentStatus::ExpressWritten),
+    ];
+    let mut state = member_with(&mut rig, "m1", &sms_only);
+    // The night daylight saving ends in New York: 23:00 EDT, then 08:00 EST.
+    let at = new_york(2026, 10, 31, 23, 0);
+    let out = rig.feed(
+        &catalog::OFFER_PROPOSALS,
+        "m1",
+        &proposal("m1", "p1", OfferType::PercentOff, at),
+        &mut state,
+    );
+    assert!(out.triggers.is_empty(), "deferred, not sent: {out:?}");
+    let release = new_york(2026, 11, 1, 8, 0);
+    assert_eq!(
+        release - at,
+        10 * 3_600_000,
+        "nine wall hours plus the hour DST gives back"
+    );
+    let clocks: Vec<(Clock, i64)> = out.timers.iter().map(|t| (t.clock, t.at)).collect();
+    assert_eq!(
+        clocks,
+        [(Clock::WallClock, release), (Clock::StreamTime, release)]
+    );
+    let deferral = rig.decisions()[0].clone();
+    assert_eq!(deferral.outcome, GateOutcome::Deferred);
+    assert_eq!(deferral.release_at, Some(Timestamp(release)));
+    assert!(
+        deferral
+            .deciding
+            .iter()
+            .any(|d| d.policy_id == "tcpa-quiet-hours")
+    );
+
+    // Released: sent for 08:00.
+    let out = rig.fire("m1", &out.timers[1].clone(), &mut state);
+    assert_eq!(out.triggers.len(), 1, "{out:?}");
+    assert_eq!(out.triggers[0].1.send_after, Timestamp(release));
+    assert_eq!(out.triggers[0].1.decision_id, "p1:sms:1");
+    // The other clock's timer finds nothing left to release.
+    let late = rig.fire(
+        "m1",
+        &Timer {
+            name: format!("{RELEASE_WALL}p1"),
+            clock: Clock::WallClock,
+            at: release,
+        },
+        &mut state,
+    );
+    assert!(late.triggers.is_empty());
+    assert_eq!(rig.decisions().len(), 2);
+
+    // Deferred again, and consent withdrawn before the release: denied then.
+    let out = rig.feed(
+        &catalog::OFFER_PROPOSALS,
+        "m1",
+        &proposal(
+            "m1",
+            "p2",
+            OfferType::PercentOff,
+            new_york(2026, 11, 1, 22, 30),
+        ),
+        &mut state,
+    );
+    let timer = out.timers[0].clone();
+    rig.feed(
+        &catalog::MEMBER_CONSENTS,
+        "m1",
+        &consents(
+            "m1",
+            &[
+                (Channel::Email, ConsentStatus::OptedOut),
+                (Channel::Push, ConsentStatus::OptedOut),
+                (Channel::Sms, ConsentStatus::OptedOut),
+            ],
+        ),
+        &mut state,
+    );
+    let out = rig.fire("m1", &timer, &mut state);
+    assert!(out.triggers.is_empty());
+    let last = rig.decisions().last().copied().cloned().unwrap();
+    assert_eq!(last.outcome, GateOutcome::Denied, "{last:?}");
+    assert_eq!(last.decision_id, "p2:email:1");
+}
+
+#[test]
+fn a_plan_change_goes_to_review_with_what_the_member_is_owed() {
+    let mut rig = rig();
+    let mut state = None;
+    let berlin = MemberProfile {
+        country: "DE".into(),
+        region: None,
+        time_zone: "Europe/Berlin".into(),
+        ..profile("m1")
+    };
+    rig.feed(&catalog::MEMBER_PROFILES, "m1", &berlin, &mut state);
+    rig.feed(
+        &catalog::MEMBER_CONSENTS,
+        "m1",
+        &consents("m1", &[(Channel::Email, ConsentStatus::OptedIn)]),
+        &mut state,
+    );
+    let out = rig.feed(
+        &catalog::OFFER_PROPOSALS,
+        "m1",
+        &proposal(
+            "m1",
+            "p1",
+            OfferType::DowngradeTier,
+            new_york(2026, 6, 10, 14, 0),
+        ),
+        &mut state,
+    );
+    assert!(out.triggers.is_empty());
+    assert_eq!(out.reviews.len(), 1, "{out:?}");
+    let review = &out.reviews[0];
+    assert!(
+        review.explanation.contains("Art. 22"),
+        "{}",
+        review.explanation
+    );
+    assert!(
+        review.explanation.contains("contest"),
+        "{}",
+        review.explanation
+    );
+    assert_eq!(rig.decisions()[0].outcome, GateOutcome::NeedsReview);
+}
+
+#[test]
+fn without_a_profile_a_send_is_denied_and_says_why() {
+    let mut rig = rig();
+    let mut state = None;
+    rig.feed(
+        &catalog::MEMBER_CONSENTS,
+        "m1",
+        &consents("m1", &[(Channel::Email, ConsentStatus::OptedIn)]),
+        &mut state,
+    );
+    let out = rig.feed(
+        &catalog::OFFER_PROPOSALS,
+        "m1",
+        &proposal(
+            "m1",
+            "p1",
+            OfferType::PercentOff,
+            new_york(2026, 6, 10, 14, 0),
+        ),
+        &mut state,
+    );
+    assert!(out.triggers.is_empty());
+    let d = rig.decisions()[0].clone();
+    assert_eq!(d.outcome, GateOutcome::Denied);
+    assert!(d.errors[0].contains("no member profile"), "{:?}", d.errors);
+}
+
+#[test]
+fn every_decision_is_a_link_of_a_chain_that_verifies() {
+    let mut rig = rig();
+    let mut states: Vec<Option<Member>> = (0..3)
+        .map(|i| {
+            member_with(
+                &mut rig,
+                &format!("m{i}"),
+                &[(Channel::Email, ConsentStatus::OptedIn)],
+            )
+        })
+        .collect();
+    for (i, state) in states.iter_mut().enumerate() {
+        let m = format!("m{i}");
+        rig.feed(
+            &catalog::OFFER_PROPOSALS,
+            &m,
+            &proposal(
+                &m,
+                &format!("p{i}"),
+                OfferType::PercentOff,
+                new_york(2026, 6, 10, 14, 0),
+            ),
+            state,
+        );
+    }
+    let canonical = Canonical::new().unwrap();
+    let links: Vec<Link> = rig
+        .audit
+        .iter()
+        .map(|r| link(r, &canonical).unwrap())
+        .collect();
+    // Three decisions and a checkpoint after the second (checkpoint_every = 2).
+    assert_eq!(links.len(), 4);
+    let key = SigningKey::from_bytes(&SEED).verifying_key();
+    let verified = audit::verify(0, &links, &key).expect("intact");
+    assert_eq!(
+        (verified.decisions, verified.checkpoints, verified.unsealed),
+        (3, 1, 1)
+    );
+    // Pseudonyms differ per member.
+    let pseudonyms: std::collections::BTreeSet<&str> = rig
+        .decisions()
+        .iter()
+        .map(|d| d.member_pseudonym.as_str())
+        .collect();
+    assert_eq!(pseudonyms.len(), 3);
+}
+
+#[test]
+fn settings_that_cannot_be_used_are_all_listed() {
+    use loyalty_runtime::AgentSettings;
+    let problems = Settings {
+        signing_key_file: Some("/nonexistent/key".into()),
+        pseudonym_key_file: Some("/nonexistent/pseudonym".into()),
+        checkpoint_every: 0,
+        channel_order: vec!["fax".into()],
+        policies_dir: Some("/nonexistent/policies".into()),
+        ..Settings::default()
+    }
+    .problems();
+    for expected in [
+        "agent.policies",
+        "agent.signing_key_file",
+        "agent.pseudonym_key_file",
+        "agent.checkpoint_every",
+        "\"fax\"",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.contains(expected)),
+            "{expected} missing from {problems:#?}"
+        );
+    }
+}
