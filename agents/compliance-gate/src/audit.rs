@@ -168,6 +168,8 @@ pub enum Break {
     Rewritten,
     /// A link filed under another partition.
     WrongPartition { found: i32 },
+    /// A sequence already read, with other content: a second history.
+    Forked,
 }
 
 /// Where the log broke: the link's index in the partition as read, and its sequence.
@@ -185,16 +187,29 @@ pub struct Verified {
     pub checkpoints: u64,
     /// Decisions after the last checkpoint: chained, not yet sealed.
     pub unsealed: u64,
+    /// Links written again, identical, by a replay (`effectively_once` after a crash).
+    pub replayed: u64,
 }
 
 /// Walk one partition's links in log order.
+///
+/// A replay under `effectively_once` writes the links of the batches it handles again,
+/// byte for byte, from where the committed state left off: a run of links each equal to
+/// the one already read at its sequence, continuing in order until the chain goes on.
+/// Such a run is skipped and counted; a link that repeats a sequence with other content,
+/// or a repeat that does not continue in order, is reported.
 pub fn verify(partition: i32, links: &[Link], key: &VerifyingKey) -> Result<Verified, BrokenAt> {
     let mut head = GENESIS;
+    // Every link's hash by sequence, to recognise a replayed one.
+    let mut hashes: Vec<Hash> = Vec::new();
     let mut decisions = 0u64;
     let mut checkpoints = 0u64;
     let mut sealed_decisions = 0u64;
+    let mut replayed = 0u64;
+    // Inside a replay run: the sequence the run must continue with.
+    let mut replaying: Option<u64> = None;
     for (index, link) in links.iter().enumerate() {
-        let expected = index as u64;
+        let expected = hashes.len() as u64;
         let broken = |reason| BrokenAt {
             index,
             sequence: link.sequence,
@@ -205,6 +220,34 @@ pub fn verify(partition: i32, links: &[Link], key: &VerifyingKey) -> Result<Veri
                 found: link.partition,
             }));
         }
+        if link_hash(partition, link.sequence, &link.previous, &link.body) != link.hash {
+            return Err(broken(Break::Altered));
+        }
+        if let Some(next) = replaying
+            && next < expected
+        {
+            if link.sequence != next {
+                return Err(broken(Break::Reordered { expected: next }));
+            }
+            if hashes.get(next as usize) != Some(&link.hash) {
+                return Err(broken(Break::Forked));
+            }
+            replayed += 1;
+            replaying = Some(next + 1);
+            continue;
+        }
+        replaying = None;
+        if link.sequence < expected {
+            // The start of a replay run, if it repeats the link at its sequence.
+            return match hashes.get(link.sequence as usize) {
+                Some(h) if *h == link.hash => {
+                    replayed += 1;
+                    replaying = Some(link.sequence + 1);
+                    continue;
+                }
+                _ => Err(broken(Break::Forked)),
+            };
+        }
         if link.sequence > expected {
             // The expected link later on means it was moved; nowhere, deleted.
             let moved = links[index + 1..].iter().any(|l| l.sequence == expected);
@@ -213,12 +256,6 @@ pub fn verify(partition: i32, links: &[Link], key: &VerifyingKey) -> Result<Veri
             } else {
                 Break::Missing { expected }
             }));
-        }
-        if link.sequence < expected {
-            return Err(broken(Break::Reordered { expected }));
-        }
-        if link_hash(partition, link.sequence, &link.previous, &link.body) != link.hash {
-            return Err(broken(Break::Altered));
         }
         if link.previous != head {
             return Err(broken(Break::BrokenLink));
@@ -239,11 +276,13 @@ pub fn verify(partition: i32, links: &[Link], key: &VerifyingKey) -> Result<Veri
             }
         }
         head = link.hash;
+        hashes.push(link.hash);
     }
     Ok(Verified {
         decisions,
         checkpoints,
         unsealed: decisions - sealed_decisions,
+        replayed,
     })
 }
 
@@ -280,7 +319,8 @@ mod tests {
             Ok(Verified {
                 decisions: 12,
                 checkpoints: 2,
-                unsealed: 2
+                unsealed: 2,
+                replayed: 0,
             })
         );
         // Deterministic: the same decisions chain and sign to the same bytes.
@@ -313,13 +353,40 @@ mod tests {
         let broken = check(&links).unwrap_err();
         assert_eq!((broken.index, broken.sequence), (2, 3));
         assert_eq!(broken.reason, Break::Reordered { expected: 2 });
+        // A copy of one link that does not continue as a replay would.
         let mut links = log();
         links.insert(6, links[3].clone());
         let broken = check(&links).unwrap_err();
         assert_eq!(
             (broken.index, broken.reason),
-            (6, Break::Reordered { expected: 6 })
+            (7, Break::Reordered { expected: 4 })
         );
+    }
+
+    #[test]
+    fn a_replay_writing_the_same_links_again_verifies() {
+        // effectively_once after a crash: the links from sequence 5 on written again.
+        let original = log();
+        let mut links = original[..9].to_vec();
+        links.extend(original[5..].iter().cloned());
+        let verified = check(&links).expect("a replay is not a break");
+        assert_eq!((verified.decisions, verified.replayed), (12, 4));
+    }
+
+    #[test]
+    fn a_second_history_at_a_sequence_already_read_is_a_fork() {
+        let original = log();
+        let mut other = Chain::new(3);
+        let mut second = Vec::new();
+        for i in 0..6u8 {
+            let body = if i == 4 { vec![b'x'] } else { vec![b'd', i] };
+            second.push(other.decision(body));
+        }
+        let mut links = original[..8].to_vec();
+        // Links 0-3 agree; the other history's link 4 differs.
+        links.extend(second[..5].iter().cloned());
+        let broken = check(&links).unwrap_err();
+        assert_eq!((broken.index, broken.reason), (12, Break::Forked));
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod jurisdiction;
 pub mod metrics;
 pub mod policy;
 pub mod settings;
+pub mod testkit;
 
 pub use agent::ComplianceGate;
 pub use facts::{ConsentBasis, Consents, Facts, Message, Moment, Recipient};

@@ -46,6 +46,11 @@ pub struct Settings {
     pub push_cap: FrequencyCap,
     /// Proposal ids remembered per member, so a proposal delivered twice is decided once.
     pub remembered_proposals: usize,
+    /// A deferred send is released when stream time reaches its release time (the same
+    /// record on every replay) and, with this on, when the wall clock does (so a
+    /// partition no record reaches still sends at 08:00). Off for a replay of history,
+    /// whose release times have all passed on the wall clock.
+    pub release_on_wall_clock: bool,
 }
 
 impl Default for Settings {
@@ -69,6 +74,7 @@ impl Default for Settings {
                 window_hours: 24,
             },
             remembered_proposals: 64,
+            release_on_wall_clock: true,
         }
     }
 }

@@ -148,8 +148,8 @@ pub mod catalog {
     pub const TRIGGERS_EMAIL: Topic<Trigger> = Topic::stream(topics::TRIGGERS_EMAIL).member_keyed();
     pub const TRIGGERS_SMS: Topic<Trigger> = Topic::stream(topics::TRIGGERS_SMS).member_keyed();
     pub const TRIGGERS_PUSH: Topic<Trigger> = Topic::stream(topics::TRIGGERS_PUSH).member_keyed();
-    /// Keyed by pseudonym, never the member id.
-    pub const AUDIT_LOG: Topic<AuditRecord> = Topic::stream(topics::AUDIT_LOG);
+    /// Keyed by pseudonym, never the member id; each gate task writes its partition.
+    pub const AUDIT_LOG: Topic<AuditRecord> = Topic::stream(topics::AUDIT_LOG).task_partitioned();
     pub const COMPLIANCE_REVIEWS: Topic<ComplianceReview> =
         Topic::stream(topics::COMPLIANCE_REVIEWS).member_keyed();
 }
@@ -172,7 +172,8 @@ pub mod tables {
 pub struct TopicContract {
     pub topic: &'static str,
     pub cleanup: Cleanup,
-    pub member_keyed: bool,
+    /// Has the member-keyed topics' partition count (see `Topic::co_partitioned`).
+    pub co_partitioned: bool,
     pub schema: fn() -> Schema,
 }
 
@@ -181,7 +182,7 @@ impl TopicContract {
         TopicContract {
             topic: topic.name,
             cleanup: topic.cleanup,
-            member_keyed: topic.member_keyed,
+            co_partitioned: topic.co_partitioned,
             schema: T::get_schema,
         }
     }

@@ -25,8 +25,10 @@ pub enum Cleanup {
 pub struct Topic<T> {
     pub name: &'static str,
     pub cleanup: Cleanup,
-    /// Keyed by member id, and so co-partitioned with every other member-keyed topic.
-    pub member_keyed: bool,
+    /// Has the member-keyed topics' partition count: keyed by member id (and so
+    /// co-partitioned with every other member-keyed topic), or written to the partition
+    /// of the member's task under another key ([`Topic::task_partitioned`]).
+    pub co_partitioned: bool,
     value: PhantomData<fn() -> T>,
 }
 
@@ -45,7 +47,7 @@ impl<T> Topic<T> {
         Topic {
             name,
             cleanup: Cleanup::Delete,
-            member_keyed: false,
+            co_partitioned: false,
             value: PhantomData,
         }
     }
@@ -61,9 +63,16 @@ impl<T> Topic<T> {
     /// The same topic, keyed by member id.
     pub const fn member_keyed(self) -> Self {
         Topic {
-            member_keyed: true,
+            co_partitioned: true,
             ..self
         }
+    }
+
+    /// The same topic, partitioned like the member-keyed ones but keyed otherwise: each
+    /// task writes its own partition with [`crate::Context::emit_here`] (compliance-gate's
+    /// audit chain, keyed by pseudonym).
+    pub const fn task_partitioned(self) -> Self {
+        self.member_keyed()
     }
 
     pub fn is_compacted(&self) -> bool {

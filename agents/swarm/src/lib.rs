@@ -1,6 +1,7 @@
 //! The operator's CLI as a library: the embedded stack, topic and schema setup, the CDNOW
 //! replay, the demo and the inspection helpers the tests share.
 
+pub mod audit;
 pub mod bench;
 pub mod cdnow;
 pub mod demo;

@@ -161,6 +161,11 @@ enum Command {
         #[command(subcommand)]
         command: LtvCommand,
     },
+    /// compliance-gate's audit log: verify its chains and checkpoints, make its keys.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Write every contract schema as schemas/<subject>.avsc.
     ExportSchemas {
         #[arg(default_value = "schemas")]
@@ -201,6 +206,35 @@ enum LtvCommand {
         json: bool,
     },
     /// Create an Ed25519 signing key for the ltv agent's attestations; prints the public key.
+    Keygen {
+        /// File to write the key to (64 hex digits, owner-readable only); must not exist.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Walk the audit log partition by partition: prove every hash chain intact and
+    /// every checkpoint signed by the gate's key, or name the first altered, missing,
+    /// reordered, forged or forked record of each partition. Exit status: 0 intact,
+    /// 3 broken, 1 the log could not be read.
+    Verify {
+        #[arg(default_value = "loyalty.audit-log.v1")]
+        topic: String,
+        /// The gate's checkpoint public key: 64 hex digits, or a file holding them.
+        #[arg(long, value_name = "HEX|FILE")]
+        public_key: String,
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap_servers: String,
+        #[arg(long, default_value = "http://127.0.0.1:8081")]
+        schema_registry_url: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a key for compliance-gate (its checkpoint signing key, or its pseudonym
+    /// key); prints the public key of a signing key.
     Keygen {
         /// File to write the key to (64 hex digits, owner-readable only); must not exist.
         #[arg(long, value_name = "FILE")]
@@ -417,6 +451,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let public = verify::keygen(&out)?;
             println!("{public}");
         }
+        Command::Audit {
+            command:
+                AuditCommand::Verify {
+                    topic,
+                    public_key,
+                    bootstrap_servers,
+                    schema_registry_url,
+                    json,
+                },
+        } => {
+            let key = verify::public_key(&public_key)?;
+            let report =
+                swarm::audit::verify_topic(&bootstrap_servers, &schema_registry_url, &topic, &key)
+                    .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            if !report.intact() {
+                let broken = report
+                    .partitions
+                    .iter()
+                    .filter(|p| p.broken.is_some())
+                    .count();
+                return Err(swarm::audit::ChainBroken(broken).into());
+            }
+        }
+        Command::Audit {
+            command: AuditCommand::Keygen { out },
+        } => {
+            let public = verify::keygen(&out)?;
+            println!("{public}");
+        }
         Command::ExportSchemas { dir } => {
             std::fs::create_dir_all(&dir)?;
             for contract in loyalty_contracts::contracts() {
@@ -463,7 +531,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("swarm: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<swarm::audit::ChainBroken>().is_some() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

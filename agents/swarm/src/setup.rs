@@ -23,10 +23,15 @@ pub fn topic_specs(target: &Target) -> Vec<TopicSpec> {
         .into_iter()
         .map(|c| TopicSpec {
             name: c.topic.to_owned(),
-            partitions: if c.member_keyed { target.partitions } else { 1 },
+            partitions: if c.co_partitioned {
+                target.partitions
+            } else {
+                1
+            },
             replication: target.replication,
             compacted: c.cleanup == Cleanup::Compact,
-            retention_ms: None,
+            // The audit trail is kept for good (a regulator may ask years later).
+            retention_ms: (c.topic == loyalty_contracts::topics::AUDIT_LOG).then_some(-1),
         })
         .collect()
 }

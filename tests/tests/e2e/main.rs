@@ -11,6 +11,7 @@ mod broker_outage;
 mod cdnow_replay;
 mod cli;
 mod cohort_instances;
+mod compliance_gate;
 mod crash_safety;
 mod dead_letters;
 mod deploy;

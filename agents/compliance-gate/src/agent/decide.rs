@@ -167,7 +167,9 @@ fn decide(
                 },
             );
             let id = &proposal.proposal_id;
-            ctx.schedule(&format!("{RELEASE_WALL}{id}"), Clock::WallClock, release_at)?;
+            if gate.settings.release_on_wall_clock {
+                ctx.schedule(&format!("{RELEASE_WALL}{id}"), Clock::WallClock, release_at)?;
+            }
             ctx.schedule(
                 &format!("{RELEASE_STREAM}{id}"),
                 Clock::StreamTime,
