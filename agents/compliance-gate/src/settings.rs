@@ -51,6 +51,10 @@ pub struct Settings {
     /// partition no record reaches still sends at 08:00). Off for a replay of history,
     /// whose release times have all passed on the wall clock.
     pub release_on_wall_clock: bool,
+    /// How long a proposal for a member whose profile or consents have not arrived yet
+    /// waits for them, in wall-clock milliseconds after its record was logged; then it
+    /// is decided on what is known (without a profile: denied). 0 decides at once.
+    pub join_wait_ms: u64,
 }
 
 impl Default for Settings {
@@ -75,6 +79,7 @@ impl Default for Settings {
             },
             remembered_proposals: 64,
             release_on_wall_clock: true,
+            join_wait_ms: 60_000,
         }
     }
 }

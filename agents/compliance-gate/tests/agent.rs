@@ -7,7 +7,7 @@
 
 use compliance_gate::ComplianceGate;
 use compliance_gate::agent::state::Member;
-use compliance_gate::agent::{RELEASE_STREAM, RELEASE_WALL};
+use compliance_gate::agent::{JOIN_WAIT, RELEASE_STREAM, RELEASE_WALL};
 use compliance_gate::audit::{self, Link};
 use compliance_gate::audit_record::{Canonical, link};
 use compliance_gate::settings::Settings;
@@ -20,7 +20,10 @@ use loyalty_runtime::{Agent, Clock, Harness, Record, Timer, Topic};
 const SEED: [u8; 32] = [5; 32];
 
 fn key_file(name: &str, bytes: &[u8; 32]) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("gate-test-{}-{name}", std::process::id()));
+    // One file per rig: tests run in parallel, and a file being rewritten reads empty.
+    static RIGS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let rig = RIGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("gate-test-{}-{rig}-{name}", std::process::id()));
     std::fs::write(&path, loyalty_runtime::signing::to_hex(bytes)).unwrap();
     path
 }
@@ -79,7 +82,7 @@ impl Rig {
         self.agent
             .handle(&record.input(), state, &mut ctx)
             .expect("handled");
-        let timers = [RELEASE_WALL, RELEASE_STREAM]
+        let timers = [RELEASE_WALL, RELEASE_STREAM, JOIN_WAIT]
             .iter()
             .filter_map(|prefix| {
                 let id = format!("{prefix}{}", key_of(value));
@@ -341,28 +344,48 @@ fn a_plan_change_goes_to_review_with_what_the_member_is_owed() {
 }
 
 #[test]
-fn without_a_profile_a_send_is_denied_and_says_why() {
+fn a_proposal_before_the_profile_waits_for_it_and_is_denied_if_it_never_comes() {
     let mut rig = rig();
+    let at = new_york(2026, 6, 10, 14, 0);
+    // Before the member's profile and consents: it waits.
     let mut state = None;
-    rig.feed(
+    let out = rig.feed(
+        &catalog::OFFER_PROPOSALS,
+        "m1",
+        &proposal("m1", "p1", OfferType::PercentOff, at),
+        &mut state,
+    );
+    assert!(out.triggers.is_empty() && rig.decisions().is_empty());
+    assert_eq!(out.timers[0].name, format!("{JOIN_WAIT}p1"));
+    assert_eq!(out.timers[0].clock, Clock::WallClock);
+    rig.feed(&catalog::MEMBER_PROFILES, "m1", &profile("m1"), &mut state);
+    assert!(rig.decisions().is_empty(), "consents are not known yet");
+    let out = rig.feed(
         &catalog::MEMBER_CONSENTS,
         "m1",
         &consents("m1", &[(Channel::Email, ConsentStatus::OptedIn)]),
         &mut state,
     );
+    assert_eq!(out.triggers.len(), 1, "decided once both arrived: {out:?}");
+    assert_eq!(out.triggers[0].1.decided_at, Timestamp(at));
+
+    // Another member whose profile never comes: decided when the wait is over, denied.
+    let mut state = None;
     let out = rig.feed(
         &catalog::OFFER_PROPOSALS,
-        "m1",
-        &proposal(
-            "m1",
-            "p1",
-            OfferType::PercentOff,
-            new_york(2026, 6, 10, 14, 0),
-        ),
+        "m2",
+        &proposal("m2", "p2", OfferType::PercentOff, at),
         &mut state,
     );
+    // The wall clock is past the wait while stream time is not (catching up): it goes
+    // on waiting, in stream time.
+    let wait = out.timers[0].clone();
+    rig.fire("m2", &wait, &mut state);
+    assert_eq!(rig.decisions().len(), 1, "still waiting");
+    rig.harness.stream_time = wait.at;
+    let out = rig.fire("m2", &wait, &mut state);
     assert!(out.triggers.is_empty());
-    let d = rig.decisions()[0].clone();
+    let d = rig.decisions().last().copied().cloned().unwrap();
     assert_eq!(d.outcome, GateOutcome::Denied);
     assert!(d.errors[0].contains("no member profile"), "{:?}", d.errors);
 }

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use crate::common::binary;
 
 /// Each binary and how its `--help` begins.
-fn agents() -> [(&'static str, &'static str); 7] {
+fn agents() -> [(&'static str, &'static str); 8] {
     [
         ("customer-graph", "Folds member events"),
         ("cohort", "Population-relative RFM"),
@@ -17,15 +17,19 @@ fn agents() -> [(&'static str, &'static str); 7] {
         ("ltv", "Per-member lifetime value"),
         ("save-offer", "Turns intervention opportunities"),
         ("save-offer-catalog", "Normalises vendor offers"),
+        ("compliance-gate", "Checks every proposal"),
         ("examples/order_totals", "Keeps each member's order count"),
     ]
 }
 
-/// Run `name` with `args`; ltv's signing key comes from its environment variable.
+/// Run `name` with `args`; ltv's and compliance-gate's keys come from their environment
+/// variables.
 fn run(name: &str, args: &[&str]) -> Output {
     Command::new(binary(name))
         .args(args)
         .env("LTV_SIGNING_KEY", "ab".repeat(32))
+        .env("GATE_SIGNING_KEY", "cd".repeat(32))
+        .env("GATE_PSEUDONYM_KEY", "ef".repeat(32))
         .output()
         .unwrap()
 }

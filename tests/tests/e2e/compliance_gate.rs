@@ -425,3 +425,153 @@ async fn swarm_audit_verify_catches_each_kind_of_tampering_at_its_offset() {
     }
     stack.shutdown().await;
 }
+
+common::on_each_broker!(a_gate_killed_mid_stream_loses_no_trigger_under_exactly_once);
+common::on_each_broker!(a_gate_killed_mid_stream_loses_no_trigger_under_effectively_once);
+
+async fn a_gate_killed_mid_stream_loses_no_trigger_under_exactly_once(broker: common::Broker) {
+    killed_mid_stream(broker, true).await;
+}
+
+async fn a_gate_killed_mid_stream_loses_no_trigger_under_effectively_once(broker: common::Broker) {
+    killed_mid_stream(broker, false).await;
+}
+
+/// Proposals for many members in the afternoon, all approved by email; the gate is
+/// killed with SIGKILL once the first triggers are out and started again. Every member
+/// gets their trigger. Under `exactly_once` a read_committed reader sees each
+/// idempotency key once; under `effectively_once` a replayed batch may write a trigger
+/// again, byte for byte the same, so the ESP deduplicates it on its key. Either way the
+/// audit chain verifies (a replay's links are the same links).
+async fn killed_mid_stream(broker: common::Broker, exactly_once: bool) {
+    const FLOOD: usize = 600;
+    let stack = common::start_stack_on(broker).await;
+    let registry = RegistryClient::new(&stack.registry_url).unwrap();
+    let producer = kafka::producer(&stack.bootstrap_servers, &Default::default()).unwrap();
+    let signing = key_file("crash-signing", &SIGNING_SEED);
+    let pseudonym = key_file("crash-pseudonym", &[14; 32]);
+    let afternoon = testkit::new_york(2026, 11, 27, 14, 0);
+    let members: Vec<String> = (0..FLOOD).map(|i| format!("member-{i:04}")).collect();
+    let email = [(Channel::Email, ConsentStatus::OptedIn)];
+    let profiles: Vec<(String, MemberProfile)> = members
+        .iter()
+        .map(|m| (m.clone(), testkit::profile(m)))
+        .collect();
+    let consents: Vec<(String, MemberConsents)> = members
+        .iter()
+        .map(|m| (m.clone(), testkit::consents(m, &email)))
+        .collect();
+    let proposals: Vec<(String, OfferProposal)> = members
+        .iter()
+        .map(|m| {
+            let id = format!("{m}:afternoon");
+            (
+                m.clone(),
+                testkit::proposal(m, &id, OfferType::PercentOff, afternoon),
+            )
+        })
+        .collect();
+    let mut all = records(
+        &registry,
+        topics::MEMBER_PROFILES,
+        &profiles,
+        afternoon - 60_000,
+    )
+    .await;
+    all.extend(
+        records(
+            &registry,
+            topics::MEMBER_CONSENTS,
+            &consents,
+            afternoon - 60_000,
+        )
+        .await,
+    );
+    all.extend(records(&registry, topics::OFFER_PROPOSALS, &proposals, afternoon).await);
+    kafka::produce_all(&producer, &all).await.unwrap();
+
+    let mut settings = vec![
+        format!("agent.signing_key_file={}", signing.display()),
+        format!("agent.pseudonym_key_file={}", pseudonym.display()),
+        "agent.checkpoint_every=50".to_owned(),
+        "batch_max_records=10".to_owned(),
+    ];
+    if exactly_once {
+        settings.push("processing_guarantee=exactly_once".to_owned());
+        settings.push("transactional_id=compliance-gate-crash-test".to_owned());
+    }
+    let spawn = || {
+        let args: Vec<&str> = settings
+            .iter()
+            .flat_map(|s| ["--set", s.as_str()])
+            .collect();
+        common::AgentProcess::spawn("compliance-gate", &stack, &args)
+    };
+    let mut gate = spawn();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let sent =
+            swarm::inspect::positioned_records(&stack.bootstrap_servers, topics::TRIGGERS_EMAIL)
+                .await
+                .unwrap()
+                .len();
+        if sent > 0 {
+            assert!(sent < FLOOD, "the gate finished before it could be killed");
+            break;
+        }
+        if Instant::now() >= deadline {
+            let dead: Vec<String> =
+                swarm::inspect::all_records(&stack.bootstrap_servers, "compliance-gate.dlq")
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .take(3)
+                    .map(|(_, headers)| format!("{headers:?}"))
+                    .collect();
+            panic!(
+                "no trigger; {} audit decisions; dead letters {dead:?}; log:\n{}",
+                decisions(&stack).await.len(),
+                gate.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gate.kill9();
+    let mut gate = spawn();
+
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let written = loop {
+        let written =
+            swarm::inspect::positioned_records(&stack.bootstrap_servers, topics::TRIGGERS_EMAIL)
+                .await
+                .unwrap();
+        let keys: BTreeSet<Vec<u8>> = written.iter().filter_map(|r| r.value.clone()).collect();
+        if keys.len() >= FLOOD {
+            break written;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {FLOOD} triggers; log:\n{}",
+            keys.len(),
+            gate.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    gate.terminate(Duration::from_secs(30));
+    let mut by_key: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+    for r in &written {
+        let bytes = r.value.clone().expect("a trigger");
+        let (id, body) = wire::split(&bytes).unwrap();
+        let t: Trigger = decode(registry.schema(id).await.unwrap().as_ref(), body).unwrap();
+        if let Some(earlier) = by_key.insert(t.idempotency_key.clone(), bytes.clone()) {
+            assert!(!exactly_once, "{} committed twice", t.idempotency_key);
+            assert_eq!(earlier, bytes, "a trigger written twice differs");
+        }
+    }
+    assert_eq!(by_key.len(), FLOOD, "every member's trigger, none lost");
+    let (status, report) = swarm_audit_verify(&stack, topics::AUDIT_LOG);
+    assert_eq!(status, 0, "{report}");
+    let _ = std::fs::remove_file(signing);
+    let _ = std::fs::remove_file(pseudonym);
+    stack.shutdown().await;
+}

@@ -34,6 +34,7 @@ fn agent_metrics() -> Vec<(&'static str, &'static [MetricDef])> {
         ("tier-transition", tier_transition::metrics::ALL),
         ("ltv", ltv::metrics::ALL),
         ("save-offer", save_offer::metrics::ALL),
+        ("compliance-gate", compliance_gate::metrics::ALL),
     ]
 }
 
@@ -75,6 +76,7 @@ fn every_defined_metric_is_registered_as_defined() {
     tier_transition::metrics::TierMetrics::register(&metrics).unwrap();
     ltv::metrics::LtvMetrics::register(&metrics).unwrap();
     save_offer::metrics::SaveOfferMetrics::register(&metrics).unwrap();
+    compliance_gate::metrics::GateMetrics::register(&metrics).unwrap();
     let defined = defs::ALL
         .iter()
         .chain(agent_metrics().into_iter().flat_map(|(_, d)| d.iter()));

@@ -26,6 +26,8 @@ use crate::{clock, esp, jurisdiction};
 /// clock releases on a partition no record reaches.
 pub const RELEASE_WALL: &str = "release:";
 pub const RELEASE_STREAM: &str = "release-stream:";
+/// Timer name of a proposal waiting for the member's profile and consents.
+pub const JOIN_WAIT: &str = "join-wait:";
 
 /// What one attempt at a send decided, and on which channel.
 struct Choice {
@@ -34,11 +36,14 @@ struct Choice {
     release_at: Option<i64>,
 }
 
-/// A proposal arrived: decide its send, once per proposal id.
+/// A proposal arrived (its record logged at `logged_ms`): decide its send, once per
+/// proposal id — at once if the member's profile and consents are known, else once they
+/// are or the join wait is over.
 pub(super) fn proposal(
     gate: &ComplianceGate,
     key: &str,
     proposal: OfferProposal,
+    logged_ms: i64,
     member: &mut Member,
     ctx: &mut Context<'_, ComplianceGate>,
 ) -> Result<(), HandleError> {
@@ -49,6 +54,64 @@ pub(super) fn proposal(
     while member.decided.len() > gate.settings.remembered_proposals {
         member.decided.pop_front();
     }
+    let joined = member.profile.is_some() && member.consents.is_some();
+    if !joined && gate.settings.join_wait_ms > 0 && proposal.offer.is_some() {
+        let wait = i64::try_from(gate.settings.join_wait_ms).unwrap_or(i64::MAX);
+        ctx.schedule(
+            &format!("{JOIN_WAIT}{}", proposal.proposal_id),
+            Clock::WallClock,
+            logged_ms.saturating_add(wait),
+        )?;
+        member
+            .awaiting
+            .insert(proposal.proposal_id.clone(), proposal);
+        return Ok(());
+    }
+    decide_new(gate, key, &proposal, member, ctx)
+}
+
+/// The member's profile or consents arrived: decide the proposals that waited for both.
+pub(super) fn joined(
+    gate: &ComplianceGate,
+    key: &str,
+    member: &mut Member,
+    ctx: &mut Context<'_, ComplianceGate>,
+) -> Result<(), HandleError> {
+    if member.profile.is_none() || member.consents.is_none() {
+        return Ok(());
+    }
+    let mut waiting: Vec<OfferProposal> =
+        std::mem::take(&mut member.awaiting).into_values().collect();
+    waiting.sort_by(|a, b| (a.decided_at.0, &a.proposal_id).cmp(&(b.decided_at.0, &b.proposal_id)));
+    for proposal in waiting {
+        ctx.cancel(&format!("{JOIN_WAIT}{}", proposal.proposal_id));
+        decide_new(gate, key, &proposal, member, ctx)?;
+    }
+    Ok(())
+}
+
+/// A proposal waited for the member's profile and consents long enough: decide it on
+/// what is known.
+pub(super) fn join_expired(
+    gate: &ComplianceGate,
+    key: &str,
+    proposal_id: &str,
+    member: &mut Member,
+    ctx: &mut Context<'_, ComplianceGate>,
+) -> Result<(), HandleError> {
+    match member.awaiting.remove(proposal_id) {
+        Some(proposal) => decide_new(gate, key, &proposal, member, ctx),
+        None => Ok(()),
+    }
+}
+
+fn decide_new(
+    gate: &ComplianceGate,
+    key: &str,
+    proposal: &OfferProposal,
+    member: &mut Member,
+    ctx: &mut Context<'_, ComplianceGate>,
+) -> Result<(), HandleError> {
     let Some(offer) = proposal.offer.clone() else {
         // Nothing was eligible: nothing to send, nothing to decide.
         if let Some(m) = gate.metrics() {
@@ -57,7 +120,7 @@ pub(super) fn proposal(
         return Ok(());
     };
     let at = proposal.decided_at.0;
-    decide(gate, key, &proposal, &offer, 0, at, member, ctx)
+    decide(gate, key, proposal, &offer, 0, at, member, ctx)
 }
 
 /// A deferred send's release time came (on either clock): decide it again, as of then.

@@ -15,7 +15,7 @@ use ed25519_dalek::SigningKey;
 use loyalty_contracts::{
     Channel, MemberConsents, MemberProfile, OfferProposal, catalog, tables, topics,
 };
-use loyalty_runtime::store::Timer;
+use loyalty_runtime::store::{Clock, Timer};
 use loyalty_runtime::{
     Agent, Context, HandleError, Input, KeepsKeys, OutputSpec, Rejection, TableSpec,
 };
@@ -26,7 +26,7 @@ use crate::policy::GatePolicies;
 use crate::settings::Settings;
 use state::{ConsentFacts, GateSummary, Member, ProfileFacts};
 
-pub use decide::{RELEASE_STREAM, RELEASE_WALL};
+pub use decide::{JOIN_WAIT, RELEASE_STREAM, RELEASE_WALL};
 
 /// The checkpoint key and its name in the records it signs.
 #[derive(Debug)]
@@ -194,6 +194,8 @@ impl Agent for ComplianceGate {
                         Rejection::contract(format!("profile: {}", problems.join("; ")))
                     })?)
                 };
+                self.ensure_secret(member, input.key, input)?;
+                decide::joined(self, input.key, member, ctx)?;
             }
             topics::MEMBER_CONSENTS => {
                 member.consents = if input.is_tombstone() {
@@ -203,13 +205,16 @@ impl Agent for ComplianceGate {
                         input.decode_keyed("member_id", |c: &MemberConsents| &c.member_id)?;
                     Some(ConsentFacts::of(&c))
                 };
+                self.ensure_secret(member, input.key, input)?;
+                decide::joined(self, input.key, member, ctx)?;
             }
             topics::OFFER_PROPOSALS => {
                 let p: OfferProposal =
                     input.decode_keyed("member_id", |p: &OfferProposal| &p.member_id)?;
                 ctx.check_event_time(input, "decided_at", p.decided_at.0)?;
                 self.ensure_secret(member, input.key, input)?;
-                decide::proposal(self, input.key, p, member, ctx)?;
+                let logged = input.timestamp.unwrap_or(p.decided_at.0);
+                decide::proposal(self, input.key, p, logged, member, ctx)?;
             }
             other => {
                 return Err(HandleError::Fatal(format!(
@@ -230,6 +235,14 @@ impl Agent for ComplianceGate {
         let Some(member) = state.as_mut() else {
             return Ok(());
         };
+        if let Some(id) = timer.name.strip_prefix(JOIN_WAIT) {
+            // Catching up (a replay, a backlog), the wall clock is long past the wait
+            // while the member's profile may be a few records on: wait in stream time.
+            if timer.clock == Clock::WallClock && ctx.stream_time() < timer.at {
+                return ctx.schedule(&timer.name, Clock::StreamTime, timer.at);
+            }
+            return decide::join_expired(self, key, id, member, ctx);
+        }
         let proposal_id = timer
             .name
             .strip_prefix(RELEASE_STREAM)

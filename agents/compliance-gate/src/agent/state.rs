@@ -25,8 +25,10 @@ pub struct Member {
     pub sends: BTreeMap<String, Vec<i64>>,
     /// Deferred sends by proposal id.
     pub deferred: BTreeMap<String, Deferred>,
-    /// Proposal ids already decided, oldest first.
+    /// Proposal ids already decided (or waiting), oldest first.
     pub decided: VecDeque<String>,
+    /// Proposals waiting for the member's profile and consents, by proposal id.
+    pub awaiting: BTreeMap<String, OfferProposal>,
 }
 
 /// The profile facts the policies read.

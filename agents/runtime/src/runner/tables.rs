@@ -81,9 +81,23 @@ pub(super) async fn follow_tables<A: Agent>(
     }
     loop {
         // Runs until aborted when processing ends; it only returns on failure.
-        let Some(message) =
-            consumed(&shared.backoff, &shared.metrics, consumer.recv().await).await?
-        else {
+        let received = match tokio::time::timeout(IDLE, consumer.recv()).await {
+            Ok(received) => received,
+            Err(_) => {
+                // Nothing new. A partition written in transactions ends with a commit
+                // or abort marker that is never delivered, so its last offset never
+                // arrives: it is loaded once the position has passed it.
+                if loaded.is_some() {
+                    passed_markers(&consumer, &mut remaining)?;
+                    if remaining.is_empty() && missing.is_empty() {
+                        info!(tables = specs.len(), "reference tables loaded");
+                        loaded.take().map(|tx| tx.send(()));
+                    }
+                }
+                continue;
+            }
+        };
+        let Some(message) = consumed(&shared.backoff, &shared.metrics, received).await? else {
             continue;
         };
         let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
@@ -110,6 +124,23 @@ pub(super) async fn follow_tables<A: Agent>(
             loaded.take().map(|tx| tx.send(()));
         }
     }
+}
+
+/// How long the loader waits for a record before checking its positions.
+const IDLE: Duration = Duration::from_millis(200);
+
+/// Forget the partitions whose position is past their last offset at start-up.
+fn passed_markers(
+    consumer: &StreamConsumer,
+    remaining: &mut BTreeMap<(String, i32), i64>,
+) -> Result<(), RuntimeError> {
+    let position = consumer.position()?;
+    remaining.retain(|(topic, partition), last| {
+        !position
+            .find_partition(topic, *partition)
+            .is_some_and(|p| matches!(p.offset(), Offset::Offset(next) if next > *last))
+    });
+    Ok(())
 }
 
 /// One record of the summaries topic: another (or an earlier) instance's partition
