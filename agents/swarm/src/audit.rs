@@ -123,11 +123,10 @@ fn reason(b: &Break) -> String {
 
 pub async fn verify_topic(
     bootstrap_servers: &str,
-    registry_url: &str,
+    registry: &RegistryClient,
     topic: &str,
     key: &ed25519_dalek::VerifyingKey,
 ) -> anyhow::Result<AuditReport> {
-    let registry = RegistryClient::new(registry_url)?;
     let canonical = Canonical::new()?;
     let mut by_partition: BTreeMap<i32, Vec<inspect::Positioned>> = BTreeMap::new();
     for record in inspect::positioned_records(bootstrap_servers, topic).await? {
@@ -141,7 +140,7 @@ pub async fn verify_topic(
         let mut links: Vec<Link> = Vec::with_capacity(records.len());
         let mut unreadable = None;
         for record in &records {
-            match read(&registry, &canonical, record).await {
+            match read(registry, &canonical, record).await {
                 Ok(link) => links.push(link),
                 Err(reason) => {
                     unreadable = Some(Broken {

@@ -462,9 +462,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
         } => {
             let key = verify::public_key(&public_key)?;
+            let registry = loyalty_runtime::registry::RegistryClient::new(&schema_registry_url)?;
             let report =
-                swarm::audit::verify_topic(&bootstrap_servers, &schema_registry_url, &topic, &key)
-                    .await?;
+                swarm::audit::verify_topic(&bootstrap_servers, &registry, &topic, &key).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

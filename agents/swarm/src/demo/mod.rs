@@ -2,10 +2,11 @@
 //! agents and the CDNOW replay — ending in a summary of what came out.
 //!
 //! `mod.rs` runs it; `agents.rs` starts the agents and watches them; `summary.rs`
-//! reads what they wrote once the swarm is quiet, and `offers.rs` what save-offer
-//! proposed.
+//! reads what they wrote once the swarm is quiet, `offers.rs` what save-offer proposed
+//! and `gate.rs` what compliance-gate decided.
 
 pub(crate) mod agents;
+mod gate;
 mod offers;
 mod summary;
 
@@ -25,8 +26,17 @@ use crate::inspect;
 use crate::replay;
 use crate::setup::{self, Target};
 use agents::{Swarm, Watched, downstream_config, started_nanos};
+pub use gate::GateReport;
 pub use offers::OffersSummary;
 pub use summary::{DemoSummary, Downstream, LtvSummary, decode_latest};
+
+/// The public halves of the keys made for this run: ltv's attestations and
+/// compliance-gate's audit checkpoints are verified with them.
+#[derive(Debug, Clone)]
+pub struct PublicKeys {
+    pub ltv: String,
+    pub gate: String,
+}
 
 /// How the demo reaches its cluster and what it replays.
 #[derive(Debug, Clone)]
@@ -107,7 +117,7 @@ pub async fn run_demo(
     let runtime = config.runtime.clone();
     let mut swarm = Swarm::new();
     swarm.spawn(CustomerGraph::new(&config.agent), config);
-    let public_key = if options.downstream {
+    let keys = if options.downstream {
         Some(start_downstream(&mut swarm, &runtime)?)
     } else {
         None
@@ -115,7 +125,7 @@ pub async fn run_demo(
     let watched = std::mem::take(&mut swarm.watched);
 
     let observed = tokio::select! {
-        summary = observe(options, &watched, public_key.as_deref()) => summary,
+        summary = observe(options, &watched, keys.as_ref()) => summary,
         (agent, why) = swarm.failure() => Err(anyhow::anyhow!("{agent} stopped: {why}")),
     };
     let summary = match observed {
@@ -144,7 +154,7 @@ pub async fn run_demo(
 async fn observe(
     options: &DemoOptions,
     watched: &Watched,
-    public_key: Option<&str>,
+    keys: Option<&PublicKeys>,
 ) -> anyhow::Result<DemoSummary> {
     let mut progress = crate::progress::Progress::new(options.progress);
     progress.status("customer-graph joining its group and restoring its state");
@@ -236,34 +246,41 @@ async fn observe(
         settled
     };
     progress.finish();
-    summary::summarise(options, replayed, end_to_end, settled, public_key).await
+    summary::summarise(options, replayed, end_to_end, settled, keys).await
 }
 
 /// Every how many members one asks to cancel after the replay.
 const CANCELLING_EVERY: usize = 10;
 
-/// Start tier-transition, ltv, cohort, save-offer and its catalog on the demo's cluster; returns the public half of
-/// the signing key made for ltv.
-fn start_downstream(swarm: &mut Swarm, runtime: &RuntimeSettings) -> anyhow::Result<String> {
+/// A new key in a file only this run uses; its public half if it signs. The agent reads
+/// it when built, after which the file is removed.
+fn new_key_file(name: &str) -> anyhow::Result<(PathBuf, String)> {
+    let file = std::env::temp_dir().join(format!(
+        "loyalty-swarm-{name}-{}-{}.key",
+        std::process::id(),
+        started_nanos()
+    ));
+    let public = crate::verify::keygen(&file)?;
+    Ok((file, public))
+}
+
+/// Start tier-transition, ltv, cohort, save-offer and its catalog, and compliance-gate
+/// on the demo's cluster; returns the public halves of the keys made for ltv and the
+/// gate.
+fn start_downstream(swarm: &mut Swarm, runtime: &RuntimeSettings) -> anyhow::Result<PublicKeys> {
     // tier-transition waits until ltv has published the population fit.
     let forecaster = downstream_config::<tier_transition::Settings>(runtime, 10_000);
     swarm.spawn(TierTransition::new(&forecaster.agent), forecaster);
 
     // ltv fits the population per segment and publishes it; its attestations are signed
     // with a key made for this run (the public half is printed, to verify with).
-    let key_file = std::env::temp_dir().join(format!(
-        "loyalty-swarm-ltv-{}-{}.key",
-        std::process::id(),
-        started_nanos()
-    ));
-    let public_key = crate::verify::keygen(&key_file)?;
     let mut valuer = downstream_config::<ltv::Settings>(runtime, 30_000);
-    valuer.agent.signing_key_file = Some(key_file.clone());
     valuer.agent.attestor = "swarm-demo/ltv".into();
     // The replay covers 18 months in about a minute: refit often enough to follow it.
     valuer.agent.refit_min_interval_ms = 20_000;
+    let (key_file, ltv_key) = new_key_file("ltv")?;
+    valuer.agent.signing_key_file = Some(key_file.clone());
     let valuer_agent = Ltv::new(&valuer.agent);
-    // The agent holds the key now; the file is not needed any more.
     let _ = std::fs::remove_file(&key_file);
     swarm.spawn(valuer_agent, valuer);
 
@@ -274,7 +291,22 @@ fn start_downstream(swarm: &mut Swarm, runtime: &RuntimeSettings) -> anyhow::Res
     swarm.spawn(save_offer::OfferCatalog, catalog);
     let offers = downstream_config::<save_offer::Settings>(runtime, 15_000);
     swarm.spawn(save_offer::SaveOffer::new(&offers.agent), offers);
-    Ok(public_key)
+
+    // compliance-gate decides every proposal; its audit checkpoints are signed with a
+    // key made for this run, its pseudonyms derived under another.
+    let mut gate = downstream_config::<compliance_gate::settings::Settings>(runtime, 15_000);
+    let (signing, gate_key) = new_key_file("gate-signing")?;
+    let (pseudonym, _) = new_key_file("gate-pseudonym")?;
+    gate.agent.signing_key_file = Some(signing.clone());
+    gate.agent.pseudonym_key_file = Some(pseudonym.clone());
+    let gate_agent = compliance_gate::ComplianceGate::new(&gate.agent);
+    let _ = std::fs::remove_file(&signing);
+    let _ = std::fs::remove_file(&pseudonym);
+    swarm.spawn(gate_agent, gate);
+    Ok(PublicKeys {
+        ltv: ltv_key,
+        gate: gate_key,
+    })
 }
 
 /// One line on what the swarm is still doing: each agent's lag, or how long it has been

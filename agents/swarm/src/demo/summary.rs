@@ -56,6 +56,7 @@ pub struct Downstream {
     pub cohorts_settled: bool,
     pub ltv: LtvSummary,
     pub offers: super::offers::OffersSummary,
+    pub gate: super::gate::GateReport,
 }
 
 /// What the ltv agent produced.
@@ -121,7 +122,7 @@ async fn decode_values<'a, T: serde::de::DeserializeOwned>(
 async fn downstream_summary(
     bootstrap_servers: &str,
     registry: &RegistryClient,
-    public_key: &str,
+    keys: &super::PublicKeys,
 ) -> anyhow::Result<Downstream> {
     let forecasts = forecast_counts(
         decode_latest::<TierForecasts>(bootstrap_servers, registry, topics::TIER_FORECASTS)
@@ -158,7 +159,7 @@ async fn downstream_summary(
             .or_insert(0) += 1;
     }
 
-    let ltv = ltv_summary(bootstrap_servers, registry, public_key).await?;
+    let ltv = ltv_summary(bootstrap_servers, registry, &keys.ltv).await?;
 
     Ok(Downstream {
         model_version: ltv.0,
@@ -173,6 +174,7 @@ async fn downstream_summary(
         cohorts_settled: boundaries.len() <= 1,
         ltv: ltv.1,
         offers: super::offers::summarise(bootstrap_servers, registry).await?,
+        gate: super::gate::summarise(bootstrap_servers, registry, &keys.gate).await?,
     })
 }
 
@@ -262,7 +264,7 @@ impl std::fmt::Display for DemoSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "loyalty-swarm demo: CDNOW replay through customer-graph, cohort, tier-transition, ltv and save-offer"
+            "loyalty-swarm demo: CDNOW replay through customer-graph, cohort, tier-transition, ltv, save-offer and compliance-gate"
         )?;
         if !self.settled {
             writeln!(
@@ -380,7 +382,8 @@ impl std::fmt::Display for Downstream {
             l.verified, l.failed, l.public_key
         )?;
         writeln!(f, "  dead-lettered {}", l.dead_lettered)?;
-        write!(f, "{}", self.offers)
+        writeln!(f, "{}", self.offers)?;
+        write!(f, "{}", self.gate)
     }
 }
 
@@ -390,7 +393,7 @@ pub(super) async fn summarise(
     replayed: ReplaySummary,
     end_to_end: f64,
     settled: bool,
-    public_key: Option<&str>,
+    keys: Option<&super::PublicKeys>,
 ) -> anyhow::Result<DemoSummary> {
     let registry = RegistryClient::new(&options.registry_url)?;
     let states: BTreeMap<String, MemberState> =
@@ -409,8 +412,8 @@ pub(super) async fn summarise(
             .map_or("none".to_owned(), |t| t.tier_id.clone());
         *tiers.entry(tier).or_insert(0) += 1;
     }
-    let downstream = match public_key {
-        Some(key) => Some(downstream_summary(&options.bootstrap_servers, &registry, key).await?),
+    let downstream = match keys {
+        Some(keys) => Some(downstream_summary(&options.bootstrap_servers, &registry, keys).await?),
         None => None,
     };
 
