@@ -6,6 +6,7 @@ pub mod bench;
 pub mod cdnow;
 pub mod demo;
 pub mod fit;
+pub mod gate_latency;
 pub mod inspect;
 pub mod offer_latency;
 pub mod offers;

@@ -133,6 +133,27 @@ enum Command {
         #[arg(long, value_name = "URL", requires = "bootstrap_servers")]
         schema_registry_url: Option<String>,
     },
+    /// Proposal to trigger latency: compliance-gate on a fresh embedded stack, proposals
+    /// sent at a fixed rate (every one approved by email); prints percentiles as JSON.
+    BenchGate {
+        /// Proposals per second.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+        rate: u32,
+        /// How long proposals are sent for.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+        seconds: u32,
+        /// Members the proposals are spread over.
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+        members: u64,
+        #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(i32).range(1..))]
+        partitions: i32,
+        /// The gate's batch_max_wait_ms.
+        #[arg(long, default_value_t = 5)]
+        batch_max_wait_ms: u64,
+        /// Run the gate under effectively_once instead of exactly_once (as deployed).
+        #[arg(long)]
+        effectively_once: bool,
+    },
     /// Cancellation request to proposal latency: save-offer and its catalog on a fresh
     /// embedded stack, requests sent at a fixed rate; prints percentiles as JSON.
     BenchOffers {
@@ -382,6 +403,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 cluster: bootstrap_servers.zip(schema_registry_url),
             })
             .await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Command::BenchGate {
+            rate,
+            seconds,
+            members,
+            partitions,
+            batch_max_wait_ms,
+            effectively_once,
+        } => {
+            let report =
+                swarm::gate_latency::bench_gate(&swarm::gate_latency::GateLatencyOptions {
+                    rate_per_second: rate,
+                    seconds,
+                    members: usize::try_from(members)?,
+                    partitions,
+                    batch_max_wait_ms,
+                    exactly_once: !effectively_once,
+                })
+                .await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::BenchOffers {

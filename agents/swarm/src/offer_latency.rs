@@ -52,7 +52,7 @@ pub struct LatencyReport {
     pub write_mean_ms: BTreeMap<String, f64>,
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -241,10 +241,10 @@ async fn measure(
 }
 
 /// An agent's Prometheus exposition, summed per metric name and `step` label.
-struct AgentSeries(HashMap<(String, Option<String>), f64>);
+pub(crate) struct AgentSeries(HashMap<(String, Option<String>), f64>);
 
 impl AgentSeries {
-    fn parse(exposition: &str) -> Self {
+    pub(crate) fn parse(exposition: &str) -> Self {
         let mut sums = HashMap::new();
         for line in exposition.lines().filter(|l| !l.starts_with('#')) {
             let Some((series, value)) = line.rsplit_once(' ') else {
@@ -271,12 +271,12 @@ impl AgentSeries {
             .unwrap_or(f64::NAN)
     }
 
-    fn ratio(&self, numerator: &str, denominator: &str) -> f64 {
+    pub(crate) fn ratio(&self, numerator: &str, denominator: &str) -> f64 {
         self.get(numerator, None) / self.get(denominator, None)
     }
 
     /// A histogram's mean, in milliseconds.
-    fn mean_ms(&self, histogram: &str, step: Option<&str>) -> f64 {
+    pub(crate) fn mean_ms(&self, histogram: &str, step: Option<&str>) -> f64 {
         1000.0 * self.get(&format!("{histogram}_sum"), step)
             / self.get(&format!("{histogram}_count"), step)
     }

@@ -575,3 +575,36 @@ async fn killed_mid_stream(broker: common::Broker, exactly_once: bool) {
     let _ = std::fs::remove_file(pseudonym);
     stack.shutdown().await;
 }
+
+/// `swarm bench-gate` end to end at a small rate: every proposal becomes a trigger,
+/// percentiles in order, and the gate's transaction step read from its metrics.
+#[serial_test::serial]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bench_gate_times_every_proposal_to_its_trigger() {
+    let report = swarm::gate_latency::bench_gate(&swarm::gate_latency::GateLatencyOptions {
+        rate_per_second: 40,
+        seconds: 3,
+        members: 50,
+        partitions: 4,
+        batch_max_wait_ms: 5,
+        exactly_once: true,
+    })
+    .await
+    .unwrap();
+    assert_eq!(report.proposals, 120);
+    assert_eq!(report.triggers, report.proposals, "{report:?}");
+    assert!(
+        0.0 < report.p50_ms
+            && report.p50_ms <= report.p90_ms
+            && report.p90_ms <= report.p99_ms
+            && report.p99_ms <= report.max_ms,
+        "{report:?}"
+    );
+    assert!(
+        report
+            .write_mean_ms
+            .get("transaction")
+            .is_some_and(|ms| *ms > 0.0),
+        "no transaction step in {report:?}"
+    );
+}

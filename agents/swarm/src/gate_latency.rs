@@ -1,0 +1,278 @@
+//! `swarm bench-gate`: how long a proposal takes to become a trigger. On a fresh
+//! embedded stack, compliance-gate runs in this process; members with a profile and
+//! email consent wait; proposals are sent at a fixed rate, and each trigger read back is
+//! timed from the moment its proposal was handed to the producer to the moment the
+//! trigger was received. Frequency caps are lifted so that every proposal is approved
+//! and timed; the policies are the shipped set.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use apache_avro::AvroSchema;
+use compliance_gate::settings::FrequencyCap;
+use compliance_gate::testkit;
+use loyalty_contracts::{
+    Channel, ConsentStatus, MemberConsents, MemberProfile, OfferProposal, OfferType, Trigger,
+    topics,
+};
+use loyalty_runtime::registry::RegistryClient;
+use loyalty_runtime::{Config, codec, kafka, wire};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use serde::Serialize;
+
+use crate::demo::agents::Swarm;
+use crate::offer_latency::{AgentSeries, percentile};
+use crate::replay::{encoder, record};
+use crate::{setup, stack};
+
+/// What `swarm bench-gate` measures.
+#[derive(Debug, Clone)]
+pub struct GateLatencyOptions {
+    pub rate_per_second: u32,
+    pub seconds: u32,
+    pub members: usize,
+    pub partitions: i32,
+    /// The gate's `batch_max_wait_ms`.
+    pub batch_max_wait_ms: u64,
+    /// The gate's `processing_guarantee` is `exactly_once`, as deployed.
+    pub exactly_once: bool,
+}
+
+/// Latencies in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateLatencyReport {
+    pub proposals: usize,
+    pub triggers: usize,
+    pub offered_rate_per_second: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// From the gate's own metrics: mean records per batch, and the mean batch and
+    /// write-step times in milliseconds.
+    pub records_per_batch: f64,
+    pub batch_mean_ms: f64,
+    pub write_mean_ms: BTreeMap<String, f64>,
+}
+
+pub async fn bench_gate(options: &GateLatencyOptions) -> anyhow::Result<GateLatencyReport> {
+    let s = stack::start(&stack::StackOptions {
+        kafka: format!("127.0.0.1:{}", stack::free_port()?).parse()?,
+        registry: format!("127.0.0.1:{}", stack::free_port()?).parse()?,
+        storage: None,
+    })
+    .await?;
+    let report = measure(options, &s.bootstrap_servers, &s.registry_url).await;
+    s.shutdown().await;
+    report
+}
+
+async fn measure(
+    options: &GateLatencyOptions,
+    bootstrap: &str,
+    registry_url: &str,
+) -> anyhow::Result<GateLatencyReport> {
+    setup::setup(&setup::Target {
+        bootstrap_servers: bootstrap.into(),
+        registry_url: registry_url.into(),
+        partitions: options.partitions,
+        replication: 1,
+        librdkafka: BTreeMap::new(),
+    })
+    .await?;
+    let registry = RegistryClient::new(registry_url)?;
+    let producer = kafka::producer(bootstrap, &BTreeMap::new())?;
+    let members: Vec<String> = (0..options.members)
+        .map(|i| format!("member-{i:06}"))
+        .collect();
+    let profiles = encoder(
+        &registry,
+        topics::MEMBER_PROFILES,
+        MemberProfile::get_schema(),
+    )
+    .await?;
+    let consents = encoder(
+        &registry,
+        topics::MEMBER_CONSENTS,
+        MemberConsents::get_schema(),
+    )
+    .await?;
+    let mut joined = Vec::with_capacity(2 * members.len());
+    for m in &members {
+        joined.push(record(
+            &profiles,
+            topics::MEMBER_PROFILES,
+            m,
+            &testkit::profile(m),
+            "profile",
+        )?);
+        let email = testkit::consents(m, &[(Channel::Email, ConsentStatus::OptedIn)]);
+        joined.push(record(
+            &consents,
+            topics::MEMBER_CONSENTS,
+            m,
+            &email,
+            "consents",
+        )?);
+    }
+    kafka::produce_all(&producer, &joined).await?;
+
+    // Keys for this run only, read when the gate is built.
+    let dir = std::env::temp_dir();
+    let (signing, pseudonym) = (
+        dir.join(format!("bench-gate-{}-signing.key", std::process::id())),
+        dir.join(format!("bench-gate-{}-pseudonym.key", std::process::id())),
+    );
+    for file in [&signing, &pseudonym] {
+        let _ = std::fs::remove_file(file);
+        crate::verify::keygen(file)?;
+    }
+    let runtime = {
+        let mut c: Config<loyalty_runtime::NoSettings> = Config::default();
+        c.runtime.bootstrap_servers = bootstrap.into();
+        c.runtime.schema_registry_url = registry_url.into();
+        c.runtime.partitions = options.partitions;
+        if options.exactly_once {
+            c.runtime.processing_guarantee =
+                loyalty_runtime::config::ProcessingGuarantee::ExactlyOnce;
+        }
+        c.runtime
+    };
+    let mut config = crate::demo::agents::downstream_config::<compliance_gate::settings::Settings>(
+        &runtime, 30_000,
+    );
+    let port = stack::free_port()?;
+    config.runtime.http_listen = format!("127.0.0.1:{port}");
+    config.runtime.batch_max_wait_ms = options.batch_max_wait_ms;
+    config.agent.signing_key_file = Some(signing.clone());
+    config.agent.pseudonym_key_file = Some(pseudonym.clone());
+    config.agent.email_cap = FrequencyCap {
+        max: i64::MAX,
+        window_hours: 1,
+    };
+    let gate = compliance_gate::ComplianceGate::new(&config.agent);
+    let _ = std::fs::remove_file(&signing);
+    let _ = std::fs::remove_file(&pseudonym);
+    let mut swarm = Swarm::new();
+    swarm.spawn(gate, config);
+    crate::demo::wait_ready(
+        &format!("127.0.0.1:{port}"),
+        "compliance-gate",
+        Duration::from_secs(120),
+    )
+    .await?;
+    // The members' profiles and consents are in before the clock starts.
+    let consumed = loyalty_runtime::runner::consumed_topics(&compliance_gate::ComplianceGate::new(
+        &Default::default(),
+    ));
+    anyhow::ensure!(
+        crate::inspect::wait_caught_up(
+            bootstrap,
+            "loyalty-swarm.compliance-gate",
+            &consumed,
+            Duration::from_secs(120)
+        )
+        .await?,
+        "compliance-gate did not read the members' profiles within 120 s"
+    );
+
+    let consumer: StreamConsumer = kafka::base_config(bootstrap, &BTreeMap::new())
+        .set("group.id", "loyalty-swarm.bench-gate")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    consumer.subscribe(&[topics::TRIGGERS_EMAIL])?;
+    let settle = Instant::now() + Duration::from_secs(30);
+    while consumer.assignment()?.count() == 0 && Instant::now() < settle {
+        let _ = tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await;
+    }
+
+    let encode = encoder(
+        &registry,
+        topics::OFFER_PROPOSALS,
+        OfferProposal::get_schema(),
+    )
+    .await?;
+    let total = (options.rate_per_second * options.seconds) as usize;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(options.rate_per_second.max(1)));
+    // A New York afternoon: inside every channel's window.
+    let afternoon = testkit::new_york(2026, 6, 10, 14, 0);
+    let sent: std::sync::Arc<std::sync::Mutex<HashMap<String, Instant>>> = Default::default();
+    let sender = {
+        let sent = sent.clone();
+        let members = members.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let mut pending = tokio::task::JoinSet::new();
+            for n in 0..total {
+                let member = &members[n % members.len()];
+                let id = format!("bench-proposal-{n}");
+                let proposal =
+                    testkit::proposal(member, &id, OfferType::PercentOff, afternoon + n as i64);
+                let r = record(
+                    &encode,
+                    topics::OFFER_PROPOSALS,
+                    member,
+                    &proposal,
+                    "proposal",
+                )?;
+                tokio::time::sleep_until((started + interval * n as u32).into()).await;
+                if let Ok(mut s) = sent.lock() {
+                    s.insert(id, Instant::now());
+                }
+                let producer = producer.clone();
+                pending.spawn(async move { kafka::produce_all(&producer, &[r]).await });
+            }
+            while let Some(sent) = pending.join_next().await {
+                sent??;
+            }
+            anyhow::Ok(started.elapsed())
+        })
+    };
+    let mut latencies = Vec::with_capacity(total);
+    let deadline = Instant::now() + Duration::from_secs(u64::from(options.seconds) + 60);
+    while latencies.len() < total && Instant::now() < deadline {
+        let Ok(message) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await
+        else {
+            continue;
+        };
+        let received = Instant::now();
+        let message = message?;
+        let Some(bytes) = message.payload() else {
+            continue;
+        };
+        let (id, body) = wire::split(bytes).map_err(|r| anyhow::anyhow!("trigger: {r}"))?;
+        let t: Trigger = codec::decode(registry.schema(id).await?.as_ref(), body)
+            .map_err(|r| anyhow::anyhow!("trigger: {r}"))?;
+        let sent_at = sent.lock().ok().and_then(|mut s| s.remove(&t.proposal_id));
+        if let Some(at) = sent_at {
+            latencies.push(received.duration_since(at).as_secs_f64() * 1000.0);
+        }
+    }
+    let sending = sender.await.context("sender")??;
+    let exposition = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await?
+        .text()
+        .await?;
+    let series = AgentSeries::parse(&exposition);
+    swarm.stop().await?;
+    latencies.sort_by(f64::total_cmp);
+    Ok(GateLatencyReport {
+        proposals: total,
+        triggers: latencies.len(),
+        offered_rate_per_second: total as f64 / sending.as_secs_f64().max(1e-9),
+        p50_ms: percentile(&latencies, 0.50),
+        p90_ms: percentile(&latencies, 0.90),
+        p99_ms: percentile(&latencies, 0.99),
+        max_ms: latencies.last().copied().unwrap_or(f64::NAN),
+        records_per_batch: series.ratio("records_consumed_total", "batches_committed_total"),
+        batch_mean_ms: series.mean_ms("batch_seconds", None),
+        write_mean_ms: ["outputs", "changelog", "commit", "transaction"]
+            .into_iter()
+            .map(|step| (step.to_owned(), series.mean_ms("write_seconds", Some(step))))
+            .filter(|(_, mean)| mean.is_finite())
+            .collect(),
+    })
+}
