@@ -5,10 +5,9 @@
 //! trigger was received. Frequency caps are lifted so that every proposal is approved
 //! and timed; the policies are the shipped set.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use apache_avro::AvroSchema;
 use compliance_gate::settings::FrequencyCap;
 use compliance_gate::testkit;
@@ -17,13 +16,12 @@ use loyalty_contracts::{
     topics,
 };
 use loyalty_runtime::registry::RegistryClient;
-use loyalty_runtime::{Config, codec, kafka, wire};
+use loyalty_runtime::{Config, codec, kafka};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
 use serde::Serialize;
 
 use crate::demo::agents::Swarm;
-use crate::offer_latency::{AgentSeries, percentile};
+use crate::offer_latency::{Timings, round_trips};
 use crate::replay::{encoder, record};
 use crate::{setup, stack};
 
@@ -45,16 +43,8 @@ pub struct GateLatencyOptions {
 pub struct GateLatencyReport {
     pub proposals: usize,
     pub triggers: usize,
-    pub offered_rate_per_second: f64,
-    pub p50_ms: f64,
-    pub p90_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
-    /// From the gate's own metrics: mean records per batch, and the mean batch and
-    /// write-step times in milliseconds.
-    pub records_per_batch: f64,
-    pub batch_mean_ms: f64,
-    pub write_mean_ms: BTreeMap<String, f64>,
+    #[serde(flatten)]
+    pub timings: Timings,
 }
 
 pub async fn bench_gate(options: &GateLatencyOptions) -> anyhow::Result<GateLatencyReport> {
@@ -196,83 +186,40 @@ async fn measure(
     )
     .await?;
     let total = (options.rate_per_second * options.seconds) as usize;
-    let interval = Duration::from_secs_f64(1.0 / f64::from(options.rate_per_second.max(1)));
     // A New York afternoon: inside every channel's window.
     let afternoon = testkit::new_york(2026, 6, 10, 14, 0);
-    let sent: std::sync::Arc<std::sync::Mutex<HashMap<String, Instant>>> = Default::default();
-    let sender = {
-        let sent = sent.clone();
-        let members = members.clone();
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let mut pending = tokio::task::JoinSet::new();
-            for n in 0..total {
-                let member = &members[n % members.len()];
-                let id = format!("bench-proposal-{n}");
-                let proposal =
-                    testkit::proposal(member, &id, OfferType::PercentOff, afternoon + n as i64);
-                let r = record(
-                    &encode,
-                    topics::OFFER_PROPOSALS,
-                    member,
-                    &proposal,
-                    "proposal",
-                )?;
-                tokio::time::sleep_until((started + interval * n as u32).into()).await;
-                if let Ok(mut s) = sent.lock() {
-                    s.insert(id, Instant::now());
-                }
-                let producer = producer.clone();
-                pending.spawn(async move { kafka::produce_all(&producer, &[r]).await });
-            }
-            while let Some(sent) = pending.join_next().await {
-                sent??;
-            }
-            anyhow::Ok(started.elapsed())
-        })
-    };
-    let mut latencies = Vec::with_capacity(total);
-    let deadline = Instant::now() + Duration::from_secs(u64::from(options.seconds) + 60);
-    while latencies.len() < total && Instant::now() < deadline {
-        let Ok(message) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await
-        else {
-            continue;
-        };
-        let received = Instant::now();
-        let message = message?;
-        let Some(bytes) = message.payload() else {
-            continue;
-        };
-        let (id, body) = wire::split(bytes).map_err(|r| anyhow::anyhow!("trigger: {r}"))?;
-        let t: Trigger = codec::decode(registry.schema(id).await?.as_ref(), body)
-            .map_err(|r| anyhow::anyhow!("trigger: {r}"))?;
-        let sent_at = sent.lock().ok().and_then(|mut s| s.remove(&t.proposal_id));
-        if let Some(at) = sent_at {
-            latencies.push(received.duration_since(at).as_secs_f64() * 1000.0);
-        }
+    let mut requests = Vec::with_capacity(total);
+    for n in 0..total {
+        let member = &members[n % members.len()];
+        let id = format!("bench-proposal-{n}");
+        let proposal = testkit::proposal(member, &id, OfferType::PercentOff, afternoon + n as i64);
+        let r = record(
+            &encode,
+            topics::OFFER_PROPOSALS,
+            member,
+            &proposal,
+            "proposal",
+        )?;
+        requests.push((id, r));
     }
-    let sending = sender.await.context("sender")??;
-    let exposition = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await?
-        .text()
-        .await?;
-    let series = AgentSeries::parse(&exposition);
+    let (timings, answered) = round_trips(
+        producer,
+        requests,
+        options.rate_per_second,
+        &consumer,
+        &registry,
+        |schema, body| {
+            let t: Trigger =
+                codec::decode(schema, body).map_err(|r| anyhow::anyhow!("trigger: {r}"))?;
+            Ok(t.proposal_id)
+        },
+        &format!("http://127.0.0.1:{port}/metrics"),
+    )
+    .await?;
     swarm.stop().await?;
-    latencies.sort_by(f64::total_cmp);
     Ok(GateLatencyReport {
         proposals: total,
-        triggers: latencies.len(),
-        offered_rate_per_second: total as f64 / sending.as_secs_f64().max(1e-9),
-        p50_ms: percentile(&latencies, 0.50),
-        p90_ms: percentile(&latencies, 0.90),
-        p99_ms: percentile(&latencies, 0.99),
-        max_ms: latencies.last().copied().unwrap_or(f64::NAN),
-        records_per_batch: series.ratio("records_consumed_total", "batches_committed_total"),
-        batch_mean_ms: series.mean_ms("batch_seconds", None),
-        write_mean_ms: ["outputs", "changelog", "commit", "transaction"]
-            .into_iter()
-            .map(|step| (step.to_owned(), series.mean_ms("write_seconds", Some(step))))
-            .filter(|(_, mean)| mean.is_finite())
-            .collect(),
+        triggers: answered,
+        timings,
     })
 }

@@ -40,16 +40,118 @@ pub struct LatencyOptions {
 pub struct LatencyReport {
     pub requests: usize,
     pub proposals: usize,
+    #[serde(flatten)]
+    pub timings: Timings,
+}
+
+/// What a latency benchmark measured, in milliseconds, and where the agent's time went,
+/// from its own metrics: mean records per batch, and the mean of `batch_seconds` and of
+/// each `write_seconds` step.
+#[derive(Debug, Clone, Serialize)]
+pub struct Timings {
     pub offered_rate_per_second: f64,
     pub p50_ms: f64,
     pub p90_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
-    /// Where save-offer's time went, from its own metrics: mean records per batch, and
-    /// the mean of `batch_seconds` and of each `write_seconds` step, in milliseconds.
     pub records_per_batch: f64,
     pub batch_mean_ms: f64,
     pub write_mean_ms: BTreeMap<String, f64>,
+}
+
+impl Timings {
+    /// Whether the percentiles are positive and in order (p50 ≤ p90 ≤ p99 ≤ max).
+    pub fn ordered(&self) -> bool {
+        0.0 < self.p50_ms
+            && self.p50_ms <= self.p90_ms
+            && self.p90_ms <= self.p99_ms
+            && self.p99_ms <= self.max_ms
+    }
+
+    /// From the round trips' latencies (sorted) and the agent's `/metrics` text.
+    fn of(latencies: &[f64], sent: usize, sending: Duration, exposition: &str) -> Self {
+        let series = AgentSeries::parse(exposition);
+        Timings {
+            offered_rate_per_second: sent as f64 / sending.as_secs_f64().max(1e-9),
+            p50_ms: percentile(latencies, 0.50),
+            p90_ms: percentile(latencies, 0.90),
+            p99_ms: percentile(latencies, 0.99),
+            max_ms: latencies.last().copied().unwrap_or(f64::NAN),
+            records_per_batch: series.ratio("records_consumed_total", "batches_committed_total"),
+            batch_mean_ms: series.mean_ms("batch_seconds", None),
+            write_mean_ms: ["outputs", "changelog", "commit", "transaction"]
+                .into_iter()
+                .map(|step| (step.to_owned(), series.mean_ms("write_seconds", Some(step))))
+                .filter(|(_, mean)| mean.is_finite())
+                .collect(),
+        }
+    }
+}
+
+/// Send `requests` (id, record) at `rate_per_second`, each produced on its own (a
+/// subscriber's browser does not wait for others), and time each answer read from
+/// `consumer` from the moment its request was handed to the producer to the moment the
+/// answer arrived; `request_of` names the request an answer (Avro body under its writer
+/// schema) belongs to. Then read the agent's `/metrics` at `metrics_url`. Gives up on
+/// answers `seconds + 60` s after the first request.
+pub(crate) async fn round_trips(
+    producer: rdkafka::producer::FutureProducer,
+    requests: Vec<(String, kafka::OutRecord)>,
+    rate_per_second: u32,
+    consumer: &StreamConsumer,
+    registry: &RegistryClient,
+    request_of: impl Fn(&apache_avro::Schema, &[u8]) -> anyhow::Result<String>,
+    metrics_url: &str,
+) -> anyhow::Result<(Timings, usize)> {
+    let total = requests.len();
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate_per_second.max(1)));
+    let seconds = total as u64 / u64::from(rate_per_second.max(1));
+    let sent: std::sync::Arc<std::sync::Mutex<HashMap<String, Instant>>> = Default::default();
+    let sender = {
+        let sent = sent.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let mut pending = tokio::task::JoinSet::new();
+            for (n, (id, r)) in requests.into_iter().enumerate() {
+                tokio::time::sleep_until((started + interval * n as u32).into()).await;
+                if let Ok(mut s) = sent.lock() {
+                    s.insert(id, Instant::now());
+                }
+                let producer = producer.clone();
+                pending.spawn(async move { kafka::produce_all(&producer, &[r]).await });
+            }
+            while let Some(sent) = pending.join_next().await {
+                sent??;
+            }
+            anyhow::Ok(started.elapsed())
+        })
+    };
+    let mut latencies = Vec::with_capacity(total);
+    let deadline = Instant::now() + Duration::from_secs(seconds + 60);
+    while latencies.len() < total && Instant::now() < deadline {
+        let Ok(message) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await
+        else {
+            continue;
+        };
+        let received = Instant::now();
+        let message = message?;
+        let Some(bytes) = message.payload() else {
+            continue;
+        };
+        let (id, body) = wire::split(bytes).map_err(|r| anyhow::anyhow!("answer: {r}"))?;
+        let request = request_of(registry.schema(id).await?.as_ref(), body)?;
+        let sent_at = sent.lock().ok().and_then(|mut s| s.remove(&request));
+        if let Some(at) = sent_at {
+            latencies.push(received.duration_since(at).as_secs_f64() * 1000.0);
+        }
+    }
+    let sending = sender.await.context("sender")??;
+    let exposition = reqwest::get(metrics_url).await?.text().await?;
+    latencies.sort_by(f64::total_cmp);
+    Ok((
+        Timings::of(&latencies, total, sending, &exposition),
+        latencies.len(),
+    ))
 }
 
 pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -160,83 +262,40 @@ async fn measure(
 
     let events = encoder(&registry, topics::MEMBER_EVENTS, MemberEvent::get_schema()).await?;
     let total = (options.rate_per_second * options.seconds) as usize;
-    let interval = Duration::from_secs_f64(1.0 / f64::from(options.rate_per_second.max(1)));
-    let sent: std::sync::Arc<std::sync::Mutex<HashMap<String, Instant>>> = Default::default();
-    let sender = {
-        let sent = sent.clone();
-        let members = members.clone();
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let mut pending = tokio::task::JoinSet::new();
-            for n in 0..total {
-                let member = &members[n % members.len()];
-                let id = format!("bench-cancel-{n}");
-                let at = save_offer::testkit::NOW + n as i64;
-                let event = save_offer::testkit::cancellation(member, &id, "too expensive", at);
-                let r = record(
-                    &events,
-                    topics::MEMBER_EVENTS,
-                    member,
-                    &event,
-                    "cancellation request",
-                )?;
-                tokio::time::sleep_until((started + interval * n as u32).into()).await;
-                if let Ok(mut s) = sent.lock() {
-                    s.insert(format!("cancellation:{id}"), Instant::now());
-                }
-                // Each request on its own: a subscriber's browser does not wait for others.
-                let producer = producer.clone();
-                pending.spawn(async move { kafka::produce_all(&producer, &[r]).await });
-            }
-            while let Some(sent) = pending.join_next().await {
-                sent??;
-            }
-            anyhow::Ok(started.elapsed())
-        })
-    };
-    let mut latencies = Vec::with_capacity(total);
-    let deadline = Instant::now() + Duration::from_secs(u64::from(options.seconds) + 60);
-    while latencies.len() < total && Instant::now() < deadline {
-        let Ok(message) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await
-        else {
-            continue;
-        };
-        let received = Instant::now();
-        let message = message?;
-        let Some(bytes) = message.payload() else {
-            continue;
-        };
-        let (id, body) = wire::split(bytes).map_err(|r| anyhow::anyhow!("proposal: {r}"))?;
-        let p: OfferProposal = codec::decode(registry.schema(id).await?.as_ref(), body)
-            .map_err(|r| anyhow::anyhow!("proposal: {r}"))?;
-        let sent_at = sent.lock().ok().and_then(|mut s| s.remove(&p.proposal_id));
-        if let Some(at) = sent_at {
-            latencies.push(received.duration_since(at).as_secs_f64() * 1000.0);
-        }
+    let mut requests = Vec::with_capacity(total);
+    for n in 0..total {
+        let member = &members[n % members.len()];
+        let id = format!("bench-cancel-{n}");
+        let at = save_offer::testkit::NOW + n as i64;
+        let event = save_offer::testkit::cancellation(member, &id, "too expensive", at);
+        let r = record(
+            &events,
+            topics::MEMBER_EVENTS,
+            member,
+            &event,
+            "cancellation request",
+        )?;
+        requests.push((format!("cancellation:{id}"), r));
     }
-    let sending = sender.await.context("sender")??;
-    let exposition = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await?
-        .text()
-        .await?;
-    let series = AgentSeries::parse(&exposition);
+    let (timings, answered) = round_trips(
+        producer,
+        requests,
+        options.rate_per_second,
+        &consumer,
+        &registry,
+        |schema, body| {
+            let p: OfferProposal =
+                codec::decode(schema, body).map_err(|r| anyhow::anyhow!("proposal: {r}"))?;
+            Ok(p.proposal_id)
+        },
+        &format!("http://127.0.0.1:{port}/metrics"),
+    )
+    .await?;
     swarm.stop().await?;
-    latencies.sort_by(f64::total_cmp);
     Ok(LatencyReport {
         requests: total,
-        proposals: latencies.len(),
-        offered_rate_per_second: total as f64 / sending.as_secs_f64().max(1e-9),
-        p50_ms: percentile(&latencies, 0.50),
-        p90_ms: percentile(&latencies, 0.90),
-        p99_ms: percentile(&latencies, 0.99),
-        max_ms: latencies.last().copied().unwrap_or(f64::NAN),
-        records_per_batch: series.ratio("records_consumed_total", "batches_committed_total"),
-        batch_mean_ms: series.mean_ms("batch_seconds", None),
-        write_mean_ms: ["outputs", "changelog", "commit", "transaction"]
-            .into_iter()
-            .map(|step| (step.to_owned(), series.mean_ms("write_seconds", Some(step))))
-            .filter(|(_, mean)| mean.is_finite())
-            .collect(),
+        proposals: answered,
+        timings,
     })
 }
 

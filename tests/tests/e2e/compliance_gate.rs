@@ -593,15 +593,10 @@ async fn bench_gate_times_every_proposal_to_its_trigger() {
     .unwrap();
     assert_eq!(report.proposals, 120);
     assert_eq!(report.triggers, report.proposals, "{report:?}");
-    assert!(
-        0.0 < report.p50_ms
-            && report.p50_ms <= report.p90_ms
-            && report.p90_ms <= report.p99_ms
-            && report.p99_ms <= report.max_ms,
-        "{report:?}"
-    );
+    assert!(report.timings.ordered(), "{report:?}");
     assert!(
         report
+            .timings
             .write_mean_ms
             .get("transaction")
             .is_some_and(|ms| *ms > 0.0),
