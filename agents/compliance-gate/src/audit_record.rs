@@ -143,6 +143,13 @@ pub fn pseudonym(secret: &[u8; 32]) -> String {
     to_hex(&hmac(secret, &[b"audit-pseudonym"])[..16])
 }
 
+/// An id that names the member (a proposal id, a decision id) as the audit log carries
+/// it: 128 bits of a keyed hash under the member's secret. The operator, holding the
+/// secret, can match it to the id; once the secret is erased, nobody can.
+pub fn keyed_ref(secret: &[u8; 32], id: &str) -> String {
+    to_hex(&hmac(secret, &[b"audit-ref", id.as_bytes()])[..16])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,7 +161,8 @@ mod tests {
         AuditedDecision {
             decision_id: id.into(),
             member_pseudonym: "p".into(),
-            proposal_id: "proposal".into(),
+            proposal_ref: "proposal".into(),
+            attempt: 0,
             offer_id: None,
             offer_version_id: None,
             relied_on: vec![],

@@ -109,5 +109,9 @@ pub fn proposal(member: &str, id: &str, offer_type: OfferType, at: i64) -> Offer
         rejection_tally: vec![],
         stacking_explanation: String::new(),
         held_offers: vec![],
+        ltv_relied_on: Some(LtvReference {
+            as_of: Timestamp(at - 86_400_000),
+            output_hash: "ab".repeat(32),
+        }),
     }
 }

@@ -185,9 +185,27 @@ fn an_approved_proposal_becomes_one_trigger_on_the_first_consented_channel() {
         compliance_gate::esp::idempotency_key("p1", Channel::Sms)
     );
     assert_eq!(trigger.send_after, Timestamp(at));
-    assert_eq!(trigger.decision_id, "p1:sms:0");
+    // The decision id names neither the member nor the proposal in the clear.
+    assert!(!trigger.decision_id.contains("p1") && trigger.decision_id.len() == 32);
     let decision = rig.decisions()[0].clone();
     assert_eq!(decision.outcome, GateOutcome::Approved);
+    assert_eq!(
+        (decision.attempt, decision.channel),
+        (0, Some(Channel::Sms))
+    );
+    assert_eq!(decision.decision_id, trigger.decision_id);
+    let ltv = decision
+        .relied_on
+        .iter()
+        .find(|r| r.kind == "member_ltv")
+        .expect("the member-ltv record relied on");
+    assert_eq!(
+        ltv.attestation_hash.as_deref(),
+        Some("ab".repeat(32).as_str())
+    );
+    for r in &decision.relied_on {
+        assert!(!r.reference.contains("m1"), "{r:?} names the member");
+    }
     assert!(
         decision
             .deciding
@@ -252,7 +270,12 @@ fn a_proposal_at_23_00_is_sent_at_08_00_recipient_time_and_rechecked_then() {
     let out = rig.fire("m1", &out.timers[1].clone(), &mut state);
     assert_eq!(out.triggers.len(), 1, "{out:?}");
     assert_eq!(out.triggers[0].1.send_after, Timestamp(release));
-    assert_eq!(out.triggers[0].1.decision_id, "p1:sms:1");
+    let released = rig.decisions()[1].clone();
+    assert_eq!(
+        (released.attempt, released.outcome),
+        (1, GateOutcome::Approved)
+    );
+    assert_eq!(out.triggers[0].1.decision_id, released.decision_id);
     // The other clock's timer finds nothing left to release.
     let late = rig.fire(
         "m1",
@@ -296,7 +319,7 @@ fn a_proposal_at_23_00_is_sent_at_08_00_recipient_time_and_rechecked_then() {
     assert!(out.triggers.is_empty());
     let last = rig.decisions().last().copied().cloned().unwrap();
     assert_eq!(last.outcome, GateOutcome::Denied, "{last:?}");
-    assert_eq!(last.decision_id, "p2:email:1");
+    assert_eq!((last.attempt, last.channel), (1, Some(Channel::Email)));
 }
 
 #[test]

@@ -54,9 +54,10 @@ pub struct DecidingPolicy {
 /// An input the decision relied on, pinned by what identifies it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
 pub struct Reliance {
-    /// `offer_proposal`, `member_ltv`, `intervention_opportunity`.
+    /// `offer_proposal`, `member_ltv`, `opportunity`, `cancellation`.
     pub kind: String,
-    /// The record's id (proposal id, opportunity id) or its event time.
+    /// What pins the record without naming the member: a keyed hash of its id under the
+    /// member's secret, or (member-ltv) its event time, pinned by the attestation hash.
     pub reference: String,
     /// The record's attestation hash where it carries one (member-ltv's output hash).
     pub attestation_hash: Option<String>,
@@ -67,12 +68,16 @@ pub struct Reliance {
 /// One decision as the audit chain records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
 pub struct AuditedDecision {
-    /// `<proposal id>:<channel>:<attempt>`, attempt 0 for the first decision and one
-    /// more for each release of a deferred send.
+    /// A keyed hash, under the member's secret, of `<proposal id>:<channel>:<attempt>`:
+    /// unique, and traceable to the proposal only while the secret exists (proposal ids
+    /// name the member). Triggers and reviews carry it too.
     pub decision_id: String,
     /// The member, pseudonymous: a keyed hash under the member's own secret.
     pub member_pseudonym: String,
-    pub proposal_id: String,
+    /// The proposal, as a keyed hash of its id under the member's secret.
+    pub proposal_ref: String,
+    /// 0 for the first decision on a send, one more for each release of a deferral.
+    pub attempt: i32,
     pub offer_id: Option<String>,
     pub offer_version_id: Option<i64>,
     pub relied_on: Vec<Reliance>,

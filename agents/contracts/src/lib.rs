@@ -59,8 +59,8 @@ pub use offers::VendorOffer;
 pub use profiles::MemberProfile;
 pub use programs::{Program, QualifyingMetric, Tier, TierHold, TierWindow};
 pub use proposals::{
-    ArmReadout, ChosenOffer, LocalisedContent, MoneyInterval, OfferProposal, OfferReadout,
-    OfferRejection, ProposalTrigger, RejectionStage, RejectionTally,
+    ArmReadout, ChosenOffer, LocalisedContent, LtvReference, MoneyInterval, OfferProposal,
+    OfferReadout, OfferRejection, ProposalTrigger, RejectionStage, RejectionTally,
 };
 pub use state::{
     BtydSummary, MemberAttributes, MemberState, PointsLedger, QualifyingDay, Rfm, TierProgress,

@@ -153,6 +153,18 @@ pub struct OfferProposal {
     pub stacking_explanation: String,
     /// Offer ids (with pinned versions, `id@v`) the member holds at decision time.
     pub held_offers: Vec<String>,
+    /// The member-ltv record the member was valued with, pinned by its attestation, so
+    /// an audit can name what the decision relied on (v2); null when none had arrived.
+    pub ltv_relied_on: Option<LtvReference>,
+}
+
+/// One member-ltv record, as its attestation names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+pub struct LtvReference {
+    /// The record's `as_of`.
+    pub as_of: Timestamp,
+    /// Its attestation's `output_hash` (SHA-256 of the canonical record).
+    pub output_hash: String,
 }
 
 /// One arm of an experiment as its bandit sees it.

@@ -22,6 +22,9 @@ pub struct Incremental {
 /// What member-ltv says that selection and the cost caps use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LtvFacts {
+    /// The record's `as_of` and attestation hash, for the proposal to name.
+    pub as_of_ms: i64,
+    pub output_hash: String,
     pub currency: String,
     pub expected_order_value_minor: Option<f64>,
     pub margin_ratio: f64,
@@ -34,6 +37,8 @@ pub struct LtvFacts {
 impl LtvFacts {
     pub fn of(ltv: &MemberLtv) -> Self {
         LtvFacts {
+            as_of_ms: ltv.as_of.0,
+            output_hash: ltv.attestation.output_hash.clone(),
             currency: ltv.currency.clone().unwrap_or_default(),
             expected_order_value_minor: ltv.expected_order_value_minor,
             margin_ratio: ltv.margin_ratio,

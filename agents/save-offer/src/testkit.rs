@@ -116,7 +116,8 @@ pub fn member_ltv(
             model_version: String::new(),
             parameter_hash: String::new(),
             inputs: Vec::new(),
-            output_hash: String::new(),
+            // Not a real attestation: a value a proposal can be seen to carry.
+            output_hash: "ab".repeat(32),
             attested_at: Timestamp(NOW - DAY),
             attestor: "test".into(),
             key_id: String::new(),

@@ -142,6 +142,11 @@ fn a_cancellation_request_gets_the_offer_worth_most_with_every_other_explained()
         .expect("handled");
     let p = proposal_of(&out);
     assert_eq!(p.proposal_id, "cancellation:e1");
+    // The member-ltv record it valued the member with, pinned by its attestation.
+    assert_eq!(
+        p.ltv_relied_on.as_ref().map(|l| l.output_hash.as_str()),
+        Some("ab".repeat(32).as_str())
+    );
     assert_eq!(
         p.reason_cluster,
         Some(loyalty_contracts::ReasonCluster::Price)

@@ -262,11 +262,17 @@ async fn quiet_hours_defer_to_08_00_across_a_sigkill_and_a_takeover(broker: comm
         MEMBERS,
         "one trigger per member, each its own key"
     );
+    let released: BTreeSet<String> = decisions(&stack)
+        .await
+        .into_iter()
+        .filter(|d| d.attempt == 1)
+        .map(|d| d.decision_id)
+        .collect();
     for t in &triggers {
         assert_eq!(t.send_after, Timestamp(morning), "{t:?}");
         assert_eq!(t.channel, Channel::Sms);
         assert!(
-            t.decision_id.ends_with(":sms:1"),
+            released.contains(&t.decision_id),
             "decided again at release: {t:?}"
         );
     }
@@ -316,9 +322,10 @@ fn chain_records(partition: i32, first_seal: &SigningKey) -> Vec<AuditRecord> {
     let mut out = Vec::new();
     for i in 0..10 {
         let decision = AuditedDecision {
-            decision_id: format!("p{i}:email:0"),
+            decision_id: format!("{i:032x}"),
             member_pseudonym: format!("{i:032x}"),
-            proposal_id: format!("p{i}"),
+            proposal_ref: format!("{i:032x}"),
+            attempt: 0,
             offer_id: Some("stripe:SAVE20".into()),
             offer_version_id: Some(3),
             relied_on: vec![],

@@ -171,6 +171,9 @@ fn decide(
     ctx: &mut Context<'_, ComplianceGate>,
 ) -> Result<(), HandleError> {
     let policies = gate.policies()?;
+    let secret = member
+        .secret
+        .ok_or_else(|| HandleError::Fatal(format!("member {key:?} has no pseudonym secret")))?;
     let choice = match member.profile.clone() {
         Some(profile) => choose(gate, &profile, member, offer, at),
         None => Choice {
@@ -188,7 +191,10 @@ fn decide(
     };
     let outcome = gate_outcome(choice.verdict.outcome);
     let channel_label = choice.channel.map_or("none", Channel::label);
-    let decision_id = format!("{}:{channel_label}:{attempt}", proposal.proposal_id);
+    let decision_id = audit_record::keyed_ref(
+        &secret,
+        &format!("{}:{channel_label}:{attempt}", proposal.proposal_id),
+    );
     let deciding: Vec<DecidingPolicy> = choice.verdict.deciding.iter().map(deciding).collect();
 
     match (outcome, choice.channel) {
@@ -260,16 +266,14 @@ fn decide(
     }
     prune_sends(gate, member, at);
 
-    let secret = member
-        .secret
-        .ok_or_else(|| HandleError::Fatal(format!("member {key:?} has no pseudonym secret")))?;
     let decision = AuditedDecision {
         decision_id,
         member_pseudonym: audit_record::pseudonym(&secret),
-        proposal_id: proposal.proposal_id.clone(),
+        proposal_ref: audit_record::keyed_ref(&secret, &proposal.proposal_id),
+        attempt: i32::try_from(attempt).unwrap_or(i32::MAX),
         offer_id: Some(offer.offer_id.clone()),
         offer_version_id: Some(offer.version_id),
-        relied_on: relied_on(proposal, offer),
+        relied_on: relied_on(&secret, proposal, offer),
         channel: choice.channel,
         outcome,
         release_at: (outcome == GateOutcome::Deferred).then(|| {
@@ -508,21 +512,31 @@ fn carries_prop65_warning(disclosure: &str) -> bool {
         .contains("p65warnings.ca.gov")
 }
 
-fn relied_on(proposal: &OfferProposal, offer: &ChosenOffer) -> Vec<Reliance> {
-    vec![
-        Reliance {
-            kind: "offer_proposal".into(),
-            reference: proposal.proposal_id.clone(),
-            attestation_hash: None,
-            value_minor: Some(offer.expected_incremental_ltv.mean_minor),
-        },
-        Reliance {
-            kind: proposal.trigger.label().into(),
-            reference: proposal.trigger_id.clone(),
-            attestation_hash: None,
+/// What the decision relied on: the proposal and its expected incremental LTV, the
+/// member-ltv record it valued the member with (by its attestation hash), and the
+/// opportunity or cancellation request it answers.
+fn relied_on(secret: &[u8; 32], proposal: &OfferProposal, offer: &ChosenOffer) -> Vec<Reliance> {
+    let mut relied = vec![Reliance {
+        kind: "offer_proposal".into(),
+        reference: audit_record::keyed_ref(secret, &proposal.proposal_id),
+        attestation_hash: None,
+        value_minor: Some(offer.expected_incremental_ltv.mean_minor),
+    }];
+    if let Some(ltv) = &proposal.ltv_relied_on {
+        relied.push(Reliance {
+            kind: "member_ltv".into(),
+            reference: ltv.as_of.0.to_string(),
+            attestation_hash: Some(ltv.output_hash.clone()),
             value_minor: None,
-        },
-    ]
+        });
+    }
+    relied.push(Reliance {
+        kind: proposal.trigger.label().into(),
+        reference: audit_record::keyed_ref(secret, &proposal.trigger_id),
+        attestation_hash: None,
+        value_minor: None,
+    });
+    relied
 }
 
 fn gate_outcome(outcome: Outcome) -> GateOutcome {

@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 
 use loyalty_contracts::{
-    BanditPolicy, CancellationRequested, ChosenOffer, InterventionOpportunity, MemberEvent,
-    OfferProposal, OfferRejection, ProposalTrigger, ReasonCluster, RejectionStage, RejectionTally,
-    Timestamp, catalog,
+    BanditPolicy, CancellationRequested, ChosenOffer, InterventionOpportunity, LtvReference,
+    MemberEvent, OfferProposal, OfferRejection, ProposalTrigger, ReasonCluster, RejectionStage,
+    RejectionTally, Timestamp, catalog,
 };
 use loyalty_runtime::{Context, HandleError, Input, Rejection};
 use rand::SeedableRng;
@@ -280,6 +280,10 @@ fn decide(
         rejection_tally: Vec::new(),
         stacking_explanation: String::new(),
         held_offers: view.holding().map(HeldOffer::label).collect(),
+        ltv_relied_on: view.ltv.as_ref().map(|l| LtvReference {
+            as_of: Timestamp(l.as_of_ms),
+            output_hash: l.output_hash.clone(),
+        }),
     };
     let mut proposal = proposal;
     let max = agent.settings.max_listed_rejections;

@@ -74,6 +74,8 @@ pub fn member() -> MemberView {
             lifecycle: Lifecycle::Lapsing,
         }),
         ltv: Some(LtvFacts {
+            as_of_ms: 0,
+            output_hash: String::new(),
             currency: "USD".into(),
             expected_order_value_minor: Some(5_000.0),
             margin_ratio: 0.4,

@@ -78,7 +78,7 @@ pub(super) async fn summarise(
         if d.release_at.is_some() {
             report.deferred += 1;
         }
-        if !d.decision_id.ends_with(":0") {
+        if d.attempt > 0 {
             report.released += 1;
         }
         for p in d.deciding {
