@@ -2,7 +2,7 @@
 //! decisions by outcome and channel, the policies that decided them, and deferred sends
 //! released.
 
-use loyalty_contracts::GateOutcome;
+use loyalty_contracts::{DecidingPolicy, GateOutcome};
 use loyalty_runtime::metrics::{MetricDef, Metrics};
 use loyalty_runtime::prometheus::{self, IntCounterVec};
 
@@ -42,12 +42,14 @@ impl GateMetrics {
         })
     }
 
-    pub fn decided(&self, outcome: GateOutcome, channel: &str, policies: &[String]) {
+    pub fn decided(&self, outcome: GateOutcome, channel: &str, deciding: &[DecidingPolicy]) {
         self.decisions
             .with_label_values(&[outcome.label(), channel])
             .inc();
-        for policy in policies {
-            self.deciding.with_label_values(&[policy.as_str()]).inc();
+        for d in deciding {
+            self.deciding
+                .with_label_values(&[d.policy_id.as_str()])
+                .inc();
         }
     }
 

@@ -2,7 +2,7 @@
 //! the policy set (every parse and validation error), the signing and pseudonym keys,
 //! and the frequency caps.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use loyalty_runtime::AgentSettings;
 use serde::{Deserialize, Serialize};
@@ -104,19 +104,12 @@ impl Settings {
 
     /// The pseudonym key: 32 bytes, never logged.
     pub fn pseudonym_key(&self) -> Result<[u8; 32], String> {
-        let (text, what) = match &self.pseudonym_key_file {
-            Some(path) => (read(path)?, path.display().to_string()),
-            None => (
-                std::env::var(PSEUDONYM_KEY_ENV).map_err(|_| {
-                    format!(
-                        "pseudonym key: no pseudonym_key_file configured and {PSEUDONYM_KEY_ENV} is not set"
-                    )
-                })?,
-                PSEUDONYM_KEY_ENV.to_owned(),
-            ),
-        };
-        loyalty_runtime::signing::key_bytes(&text, &what)
-            .map_err(|e| format!("pseudonym key: {}", e.0))
+        loyalty_runtime::signing::load_key(
+            self.pseudonym_key_file.as_deref(),
+            "pseudonym_key_file",
+            PSEUDONYM_KEY_ENV,
+        )
+        .map_err(|e| e.to_string())
     }
 
     /// The cap of `channel` (a channel without one is uncapped).
@@ -128,10 +121,6 @@ impl Settings {
             _ => None,
         }
     }
-}
-
-fn read(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
 impl AgentSettings for Settings {

@@ -38,9 +38,9 @@ pub fn key_bytes(text: &str, what: &str) -> Result<[u8; 32], KeyError> {
         .ok_or_else(|| KeyError(format!("{what} is not 64 hex digits")))
 }
 
-/// The signing key (64 hex digits: the Ed25519 seed) from `file` if set, else from the
-/// environment variable `env`.
-pub fn load_signing_key(file: Option<&Path>, env: &str) -> Result<SigningKey, KeyError> {
+/// A 32-byte key (64 hex digits) from `file` if set, else from the environment variable
+/// `env`; `setting` names the file's setting in the error when neither is there.
+pub fn load_key(file: Option<&Path>, setting: &str, env: &str) -> Result<[u8; 32], KeyError> {
     let (text, what) = match file {
         Some(path) => (
             std::fs::read_to_string(path)
@@ -48,15 +48,18 @@ pub fn load_signing_key(file: Option<&Path>, env: &str) -> Result<SigningKey, Ke
             path.display().to_string(),
         ),
         None => (
-            std::env::var(env).map_err(|_| {
-                KeyError(format!(
-                    "no signing_key_file configured and {env} is not set"
-                ))
-            })?,
+            std::env::var(env)
+                .map_err(|_| KeyError(format!("no {setting} configured and {env} is not set")))?,
             env.to_owned(),
         ),
     };
-    Ok(SigningKey::from_bytes(&key_bytes(&text, &what)?))
+    key_bytes(&text, &what)
+}
+
+/// The signing key (64 hex digits: the Ed25519 seed) from `file` if set, else from the
+/// environment variable `env`.
+pub fn load_signing_key(file: Option<&Path>, env: &str) -> Result<SigningKey, KeyError> {
+    load_key(file, "signing_key_file", env).map(|seed| SigningKey::from_bytes(&seed))
 }
 
 /// A public key from its 64 hex digits.

@@ -6,7 +6,7 @@
 //! and timed; the policies are the shipped set.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use apache_avro::AvroSchema;
 use compliance_gate::settings::FrequencyCap;
@@ -17,13 +17,12 @@ use loyalty_contracts::{
 };
 use loyalty_runtime::registry::RegistryClient;
 use loyalty_runtime::{Config, codec, kafka};
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use serde::Serialize;
 
 use crate::demo::agents::Swarm;
-use crate::offer_latency::{Timings, round_trips};
+use crate::offer_latency::{Timings, answer_reader, on_fresh_stack, round_trips};
 use crate::replay::{encoder, record};
-use crate::{setup, stack};
+use crate::stack;
 
 /// What `swarm bench-gate` measures.
 #[derive(Debug, Clone)]
@@ -48,15 +47,10 @@ pub struct GateLatencyReport {
 }
 
 pub async fn bench_gate(options: &GateLatencyOptions) -> anyhow::Result<GateLatencyReport> {
-    let s = stack::start(&stack::StackOptions {
-        kafka: format!("127.0.0.1:{}", stack::free_port()?).parse()?,
-        registry: format!("127.0.0.1:{}", stack::free_port()?).parse()?,
-        storage: None,
+    on_fresh_stack(options.partitions, |bootstrap, registry| async move {
+        measure(options, &bootstrap, &registry).await
     })
-    .await?;
-    let report = measure(options, &s.bootstrap_servers, &s.registry_url).await;
-    s.shutdown().await;
-    report
+    .await
 }
 
 async fn measure(
@@ -64,14 +58,6 @@ async fn measure(
     bootstrap: &str,
     registry_url: &str,
 ) -> anyhow::Result<GateLatencyReport> {
-    setup::setup(&setup::Target {
-        bootstrap_servers: bootstrap.into(),
-        registry_url: registry_url.into(),
-        partitions: options.partitions,
-        replication: 1,
-        librdkafka: BTreeMap::new(),
-    })
-    .await?;
     let registry = RegistryClient::new(registry_url)?;
     let producer = kafka::producer(bootstrap, &BTreeMap::new())?;
     let members: Vec<String> = (0..options.members)
@@ -168,16 +154,13 @@ async fn measure(
         "compliance-gate did not read the members' profiles within 120 s"
     );
 
-    let consumer: StreamConsumer = kafka::base_config(bootstrap, &BTreeMap::new())
-        .set("group.id", "loyalty-swarm.bench-gate")
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()?;
-    consumer.subscribe(&[topics::TRIGGERS_EMAIL])?;
-    let settle = Instant::now() + Duration::from_secs(30);
-    while consumer.assignment()?.count() == 0 && Instant::now() < settle {
-        let _ = tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await;
-    }
+    let consumer = answer_reader(
+        bootstrap,
+        "loyalty-swarm.bench-gate",
+        topics::TRIGGERS_EMAIL,
+        None,
+    )
+    .await?;
 
     let encode = encoder(
         &registry,

@@ -163,15 +163,67 @@ pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 pub async fn bench_offers(options: &LatencyOptions) -> anyhow::Result<LatencyReport> {
+    on_fresh_stack(options.partitions, |bootstrap, registry| async move {
+        measure(options, &bootstrap, &registry).await
+    })
+    .await
+}
+
+/// Run `measure` on a fresh embedded stack with the contract set up (`partitions` per
+/// member-keyed topic), given its bootstrap servers and registry URL; the stack is shut
+/// down whatever came of it.
+pub(crate) async fn on_fresh_stack<T, F, Fut>(partitions: i32, measure: F) -> anyhow::Result<T>
+where
+    F: FnOnce(String, String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
     let s = stack::start(&stack::StackOptions {
         kafka: format!("127.0.0.1:{}", stack::free_port()?).parse()?,
         registry: format!("127.0.0.1:{}", stack::free_port()?).parse()?,
         storage: None,
     })
     .await?;
-    let report = measure(options, &s.bootstrap_servers, &s.registry_url).await;
+    let (bootstrap, registry) = (s.bootstrap_servers.clone(), s.registry_url.clone());
+    let measured = async {
+        setup::setup(&setup::Target {
+            bootstrap_servers: bootstrap.clone(),
+            registry_url: registry.clone(),
+            partitions,
+            replication: 1,
+            librdkafka: BTreeMap::new(),
+        })
+        .await?;
+        measure(bootstrap, registry).await
+    }
+    .await;
     s.shutdown().await;
-    report
+    measured
+}
+
+/// A reader of the answers on `topic` in its own group, joined (partitions assigned)
+/// before the first request goes out. The topic is new: reading it from the start
+/// cannot miss an answer given before this reader's first fetch position is known.
+pub(crate) async fn answer_reader(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    fetch_wait_max_ms: Option<u64>,
+) -> anyhow::Result<StreamConsumer> {
+    let consumer: StreamConsumer = kafka::base_config(bootstrap, &BTreeMap::new())
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set(
+            "fetch.wait.max.ms",
+            fetch_wait_max_ms.unwrap_or(500).to_string(),
+        )
+        .create()?;
+    consumer.subscribe(&[topic])?;
+    let settle = Instant::now() + Duration::from_secs(30);
+    while consumer.assignment()?.count() == 0 && Instant::now() < settle {
+        let _ = tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await;
+    }
+    Ok(consumer)
 }
 
 async fn measure(
@@ -179,14 +231,6 @@ async fn measure(
     bootstrap: &str,
     registry_url: &str,
 ) -> anyhow::Result<LatencyReport> {
-    setup::setup(&setup::Target {
-        bootstrap_servers: bootstrap.into(),
-        registry_url: registry_url.into(),
-        partitions: options.partitions,
-        replication: 1,
-        librdkafka: BTreeMap::new(),
-    })
-    .await?;
     offers::publish_catalog(bootstrap, registry_url).await?;
     let registry = RegistryClient::new(registry_url)?;
     let producer = kafka::producer(bootstrap, &BTreeMap::new())?;
@@ -242,23 +286,13 @@ async fn measure(
         "save-offer did not read the members' values within 120 s"
     );
 
-    let consumer: StreamConsumer = kafka::base_config(bootstrap, &BTreeMap::new())
-        .set("group.id", "loyalty-swarm.bench-offers")
-        .set("enable.auto.commit", "false")
-        // The topic is new: reading it from the start cannot miss a proposal answered
-        // before this reader's first fetch position is known.
-        .set("auto.offset.reset", "earliest")
-        .set(
-            "fetch.wait.max.ms",
-            options.fetch_wait_max_ms.unwrap_or(500).to_string(),
-        )
-        .create()?;
-    consumer.subscribe(&[topics::OFFER_PROPOSALS])?;
-    // Joined (partitions assigned) before the first request goes out.
-    let settle = Instant::now() + Duration::from_secs(30);
-    while consumer.assignment()?.count() == 0 && Instant::now() < settle {
-        let _ = tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await;
-    }
+    let consumer = answer_reader(
+        bootstrap,
+        "loyalty-swarm.bench-offers",
+        topics::OFFER_PROPOSALS,
+        options.fetch_wait_max_ms,
+    )
+    .await?;
 
     let events = encoder(&registry, topics::MEMBER_EVENTS, MemberEvent::get_schema()).await?;
     let total = (options.rate_per_second * options.seconds) as usize;

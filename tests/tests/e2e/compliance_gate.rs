@@ -114,6 +114,60 @@ fn swarm_audit_verify(stack: &common::Stack, topic: &str) -> (i32, String) {
     )
 }
 
+/// Each member's profile, as records logged at `at`.
+async fn profile_records(registry: &RegistryClient, members: &[String], at: i64) -> Vec<OutRecord> {
+    let profiles: Vec<(String, MemberProfile)> = members
+        .iter()
+        .map(|m| (m.clone(), testkit::profile(m)))
+        .collect();
+    records(registry, topics::MEMBER_PROFILES, &profiles, at).await
+}
+
+/// Each member's profile and consents (`given`), as records logged at `at`.
+async fn member_records(
+    registry: &RegistryClient,
+    members: &[String],
+    given: &[(Channel, ConsentStatus)],
+    at: i64,
+) -> Vec<OutRecord> {
+    let consents: Vec<(String, MemberConsents)> = members
+        .iter()
+        .map(|m| (m.clone(), testkit::consents(m, given)))
+        .collect();
+    let mut joined = profile_records(registry, members, at).await;
+    joined.extend(records(registry, topics::MEMBER_CONSENTS, &consents, at).await);
+    joined
+}
+
+/// One proposal per member, `<member>:<name>`, decided and logged at `at`.
+async fn proposal_records(
+    registry: &RegistryClient,
+    members: &[String],
+    name: &str,
+    at: i64,
+) -> Vec<OutRecord> {
+    let proposals: Vec<(String, OfferProposal)> = members
+        .iter()
+        .map(|m| {
+            let id = format!("{m}:{name}");
+            (
+                m.clone(),
+                testkit::proposal(m, &id, OfferType::PercentOff, at),
+            )
+        })
+        .collect();
+    records(registry, topics::OFFER_PROPOSALS, &proposals, at).await
+}
+
+/// A compliance-gate process with `settings` (`key=value` each).
+fn spawn_gate(stack: &common::Stack, settings: &[String]) -> common::AgentProcess {
+    let args: Vec<&str> = settings
+        .iter()
+        .flat_map(|s| ["--set", s.as_str()])
+        .collect();
+    common::AgentProcess::spawn("compliance-gate", stack, &args)
+}
+
 common::on_each_broker!(quiet_hours_defer_to_08_00_across_a_sigkill_and_a_takeover);
 
 async fn quiet_hours_defer_to_08_00_across_a_sigkill_and_a_takeover(broker: common::Broker) {
@@ -134,30 +188,7 @@ async fn quiet_hours_defer_to_08_00_across_a_sigkill_and_a_takeover(broker: comm
         (Channel::Push, ConsentStatus::OptedOut),
         (Channel::Sms, ConsentStatus::ExpressWritten),
     ];
-    let profiles: Vec<(String, MemberProfile)> = members
-        .iter()
-        .map(|m| (m.clone(), testkit::profile(m)))
-        .collect();
-    let consents: Vec<(String, MemberConsents)> = members
-        .iter()
-        .map(|m| (m.clone(), testkit::consents(m, &sms_only)))
-        .collect();
-    let mut joined = records(
-        &registry,
-        topics::MEMBER_PROFILES,
-        &profiles,
-        night - 3_600_000,
-    )
-    .await;
-    joined.extend(
-        records(
-            &registry,
-            topics::MEMBER_CONSENTS,
-            &consents,
-            night - 3_600_000,
-        )
-        .await,
-    );
+    let joined = member_records(&registry, &members, &sms_only, night - 3_600_000).await;
     kafka::produce_all(&producer, &joined).await.unwrap();
 
     let settings = [
@@ -166,31 +197,15 @@ async fn quiet_hours_defer_to_08_00_across_a_sigkill_and_a_takeover(broker: comm
         "agent.release_on_wall_clock=false".to_owned(),
         "agent.checkpoint_every=5".to_owned(),
     ];
-    let spawn = || {
-        let args: Vec<&str> = settings
-            .iter()
-            .flat_map(|s| ["--set", s.as_str()])
-            .collect();
-        common::AgentProcess::spawn("compliance-gate", &stack, &args)
-    };
+    let spawn = || spawn_gate(&stack, &settings);
     let mut first = spawn();
     let mut second = spawn();
     first.wait_ready(Duration::from_secs(60)).await;
     second.wait_ready(Duration::from_secs(60)).await;
 
-    let proposals: Vec<(String, OfferProposal)> = members
-        .iter()
-        .map(|m| {
-            let id = format!("{m}:night");
-            (
-                m.clone(),
-                testkit::proposal(m, &id, OfferType::PercentOff, night),
-            )
-        })
-        .collect();
     kafka::produce_all(
         &producer,
-        &records(&registry, topics::OFFER_PROPOSALS, &proposals, night).await,
+        &proposal_records(&registry, &members, "night", night).await,
     )
     .await
     .unwrap();
@@ -228,13 +243,7 @@ async fn quiet_hours_defer_to_08_00_across_a_sigkill_and_a_takeover(broker: comm
     // Morning comes to every partition: a profile update per member, logged at 08:01.
     kafka::produce_all(
         &producer,
-        &records(
-            &registry,
-            topics::MEMBER_PROFILES,
-            &profiles,
-            morning + 60_000,
-        )
-        .await,
+        &profile_records(&registry, &members, morning + 60_000).await,
     )
     .await
     .unwrap();
@@ -460,41 +469,8 @@ async fn killed_mid_stream(broker: common::Broker, exactly_once: bool) {
     let afternoon = testkit::new_york(2026, 11, 27, 14, 0);
     let members: Vec<String> = (0..FLOOD).map(|i| format!("member-{i:04}")).collect();
     let email = [(Channel::Email, ConsentStatus::OptedIn)];
-    let profiles: Vec<(String, MemberProfile)> = members
-        .iter()
-        .map(|m| (m.clone(), testkit::profile(m)))
-        .collect();
-    let consents: Vec<(String, MemberConsents)> = members
-        .iter()
-        .map(|m| (m.clone(), testkit::consents(m, &email)))
-        .collect();
-    let proposals: Vec<(String, OfferProposal)> = members
-        .iter()
-        .map(|m| {
-            let id = format!("{m}:afternoon");
-            (
-                m.clone(),
-                testkit::proposal(m, &id, OfferType::PercentOff, afternoon),
-            )
-        })
-        .collect();
-    let mut all = records(
-        &registry,
-        topics::MEMBER_PROFILES,
-        &profiles,
-        afternoon - 60_000,
-    )
-    .await;
-    all.extend(
-        records(
-            &registry,
-            topics::MEMBER_CONSENTS,
-            &consents,
-            afternoon - 60_000,
-        )
-        .await,
-    );
-    all.extend(records(&registry, topics::OFFER_PROPOSALS, &proposals, afternoon).await);
+    let mut all = member_records(&registry, &members, &email, afternoon - 60_000).await;
+    all.extend(proposal_records(&registry, &members, "afternoon", afternoon).await);
     kafka::produce_all(&producer, &all).await.unwrap();
 
     let mut settings = vec![
@@ -507,13 +483,7 @@ async fn killed_mid_stream(broker: common::Broker, exactly_once: bool) {
         settings.push("processing_guarantee=exactly_once".to_owned());
         settings.push("transactional_id=compliance-gate-crash-test".to_owned());
     }
-    let spawn = || {
-        let args: Vec<&str> = settings
-            .iter()
-            .flat_map(|s| ["--set", s.as_str()])
-            .collect();
-        common::AgentProcess::spawn("compliance-gate", &stack, &args)
-    };
+    let spawn = || spawn_gate(&stack, &settings);
     let mut gate = spawn();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {

@@ -18,7 +18,7 @@ use super::state::{Deferred, Member, ProfileFacts};
 use crate::audit::Chain;
 use crate::audit_record::{self, CHECKPOINT_KEY};
 use crate::facts::{Facts, Message, Moment, Recipient, StoredValueTerms};
-use crate::policy::{Deciding, Effect, Outcome, Verdict};
+use crate::policy::{Deciding, GatePolicies, Outcome, Verdict};
 use crate::{clock, esp, jurisdiction};
 
 /// Timer names of a deferred send: one per clock, whichever reaches the release time
@@ -120,7 +120,7 @@ fn decide_new(
         return Ok(());
     };
     let at = proposal.decided_at.0;
-    decide(gate, key, proposal, &offer, 0, at, member, ctx)
+    decide(gate, key, proposal, &offer, 0, at, member, ctx).map(|_| ())
 }
 
 /// A deferred send's release time came (on either clock): decide it again, as of then.
@@ -148,17 +148,14 @@ pub(super) fn release(
         deferred.release_at,
         member,
         ctx,
-    );
-    if let (Some(m), Ok(())) = (gate.metrics(), &outcome) {
-        let now = member
-            .deferred
-            .get(proposal_id)
-            .map_or(GateOutcome::Approved, |_| GateOutcome::Deferred);
-        m.released(now);
+    )?;
+    if let Some(m) = gate.metrics() {
+        m.released(outcome);
     }
-    outcome
+    Ok(())
 }
 
+/// Decide one attempt at a send as of `at`, act on it and chain it; its outcome.
 #[allow(clippy::too_many_arguments)]
 fn decide(
     gate: &ComplianceGate,
@@ -169,13 +166,13 @@ fn decide(
     at: i64,
     member: &mut Member,
     ctx: &mut Context<'_, ComplianceGate>,
-) -> Result<(), HandleError> {
+) -> Result<GateOutcome, HandleError> {
     let policies = gate.policies()?;
     let secret = member
         .secret
         .ok_or_else(|| HandleError::Fatal(format!("member {key:?} has no pseudonym secret")))?;
     let choice = match member.profile.clone() {
-        Some(profile) => choose(gate, &profile, member, offer, at),
+        Some(profile) => choose(gate, policies, &profile, member, offer, at),
         None => Choice {
             channel: None,
             verdict: Verdict {
@@ -189,7 +186,11 @@ fn decide(
             release_at: None,
         },
     };
-    let outcome = gate_outcome(choice.verdict.outcome);
+    let outcome = choice.verdict.outcome;
+    // A deferral the gate cannot time (an operator's own `defer` policy) is decided
+    // again an hour later.
+    let release_at =
+        (outcome == GateOutcome::Deferred).then(|| choice.release_at.unwrap_or(at + HOUR_MS));
     let channel_label = choice.channel.map_or("none", Channel::label);
     let decision_id = audit_record::keyed_ref(
         &secret,
@@ -226,7 +227,7 @@ fn decide(
                 .push(at);
         }
         (GateOutcome::Deferred, _) => {
-            let release_at = choice.release_at.unwrap_or(at + HOUR_MS);
+            let release_at = release_at.unwrap_or(at);
             member.deferred.insert(
                 proposal.proposal_id.clone(),
                 Deferred {
@@ -276,28 +277,17 @@ fn decide(
         relied_on: relied_on(&secret, proposal, offer),
         channel: choice.channel,
         outcome,
-        release_at: (outcome == GateOutcome::Deferred).then(|| {
-            Timestamp(
-                member
-                    .deferred
-                    .get(&proposal.proposal_id)
-                    .map_or(at, |d| d.release_at),
-            )
-        }),
+        release_at: release_at.map(Timestamp),
         deciding,
         errors: choice.verdict.errors.clone(),
         policy_set_hash: policies.hash().to_owned(),
         decided_at: Timestamp(at),
     };
     if let Some(m) = gate.metrics() {
-        let ids: Vec<String> = decision
-            .deciding
-            .iter()
-            .map(|d| d.policy_id.clone())
-            .collect();
-        m.decided(outcome, channel_label, &ids);
+        m.decided(outcome, channel_label, &decision.deciding);
     }
-    append(gate, decision, at, ctx)
+    append(gate, decision, at, ctx)?;
+    Ok(outcome)
 }
 
 const HOUR_MS: i64 = 3_600_000;
@@ -307,6 +297,7 @@ const HOUR_MS: i64 = 3_600_000;
 /// the preferred channel could not be used).
 fn choose(
     gate: &ComplianceGate,
+    policies: &GatePolicies,
     profile: &ProfileFacts,
     member: &Member,
     offer: &ChosenOffer,
@@ -341,10 +332,7 @@ fn choose(
                 cap_in_window: cap.map_or(i64::MAX, |(max, _)| max),
             },
         };
-        let verdict = match gate.policies() {
-            Ok(policies) => policies.decide(&facts),
-            Err(_) => continue,
-        };
+        let verdict = policies.decide(&facts);
         if verdict.outcome == Outcome::Approved {
             return Choice {
                 channel: Some(*channel),
@@ -539,25 +527,10 @@ fn relied_on(secret: &[u8; 32], proposal: &OfferProposal, offer: &ChosenOffer) -
     relied
 }
 
-fn gate_outcome(outcome: Outcome) -> GateOutcome {
-    match outcome {
-        Outcome::Approved => GateOutcome::Approved,
-        Outcome::Denied => GateOutcome::Denied,
-        Outcome::Deferred => GateOutcome::Deferred,
-        Outcome::NeedsReview => GateOutcome::NeedsReview,
-    }
-}
-
 fn deciding(d: &Deciding) -> DecidingPolicy {
     DecidingPolicy {
         policy_id: d.policy_id.clone(),
-        effect: match d.effect {
-            Effect::Permit => "permit",
-            Effect::Defer => "defer",
-            Effect::Review => "review",
-            Effect::Deny => "deny",
-        }
-        .into(),
+        effect: d.effect.label().into(),
         statute: d.statute.clone(),
         table_rule: d.table_rule.clone(),
     }

@@ -173,6 +173,8 @@ impl Agent for ComplianceGate {
         ctx: &mut Context<'_, Self>,
     ) -> Result<(), HandleError> {
         let member = state.get_or_insert_with(Member::default);
+        // Derived where the gate first sees the member, whatever the record.
+        self.ensure_secret(member, input.key, input)?;
         match input.topic {
             topics::MEMBER_PROFILES => {
                 member.profile = if input.is_tombstone() {
@@ -194,7 +196,6 @@ impl Agent for ComplianceGate {
                         Rejection::contract(format!("profile: {}", problems.join("; ")))
                     })?)
                 };
-                self.ensure_secret(member, input.key, input)?;
                 decide::joined(self, input.key, member, ctx)?;
             }
             topics::MEMBER_CONSENTS => {
@@ -205,14 +206,12 @@ impl Agent for ComplianceGate {
                         input.decode_keyed("member_id", |c: &MemberConsents| &c.member_id)?;
                     Some(ConsentFacts::of(&c))
                 };
-                self.ensure_secret(member, input.key, input)?;
                 decide::joined(self, input.key, member, ctx)?;
             }
             topics::OFFER_PROPOSALS => {
                 let p: OfferProposal =
                     input.decode_keyed("member_id", |p: &OfferProposal| &p.member_id)?;
                 ctx.check_event_time(input, "decided_at", p.decided_at.0)?;
-                self.ensure_secret(member, input.key, input)?;
                 let logged = input.timestamp.unwrap_or(p.decided_at.0);
                 decide::proposal(self, input.key, p, logged, member, ctx)?;
             }
@@ -222,7 +221,7 @@ impl Agent for ComplianceGate {
                 )));
             }
         }
-        self.ensure_secret(member, input.key, input)
+        Ok(())
     }
 
     fn on_timer(

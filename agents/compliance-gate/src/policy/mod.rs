@@ -69,14 +69,20 @@ pub enum Effect {
 }
 
 impl Effect {
+    /// The `@effect` annotation's value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Effect::Permit => "permit",
+            Effect::Defer => "defer",
+            Effect::Review => "review",
+            Effect::Deny => "deny",
+        }
+    }
+
     fn parse(label: &str) -> Option<Effect> {
-        Some(match label {
-            "permit" => Effect::Permit,
-            "defer" => Effect::Defer,
-            "review" => Effect::Review,
-            "deny" => Effect::Deny,
-            _ => return None,
-        })
+        [Effect::Permit, Effect::Defer, Effect::Review, Effect::Deny]
+            .into_iter()
+            .find(|e| e.label() == label)
     }
 }
 
@@ -89,15 +95,9 @@ pub struct PolicyMeta {
     pub table: Option<String>,
 }
 
-/// The decision's outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Approved,
-    Denied,
-    /// Not now: decided again at the release time.
-    Deferred,
-    NeedsReview,
-}
+/// The decision's outcome: the contract's, as the audit log records it (approved,
+/// denied, deferred — decided again at the release time — or needs review).
+pub type Outcome = loyalty_contracts::GateOutcome;
 
 /// A policy that decided, with the law it implements.
 #[derive(Debug, Clone, PartialEq, Eq)]

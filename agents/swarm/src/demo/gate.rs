@@ -10,6 +10,7 @@ use loyalty_runtime::registry::RegistryClient;
 use loyalty_runtime::{Agent, codec, runner, wire};
 use serde::Serialize;
 
+use super::summary::counts;
 use crate::inspect;
 
 /// What the gate produced.
@@ -109,14 +110,8 @@ pub(super) async fn summarise(
 
 impl std::fmt::Display for GateReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let join = |m: &BTreeMap<String, usize>| {
-            m.iter()
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         writeln!(f, "compliance-gate")?;
-        writeln!(f, "  decisions     {}", join(&self.decisions))?;
+        writeln!(f, "  decisions     {}", counts(&self.decisions))?;
         writeln!(
             f,
             "  deferred      {} (quiet hours, frequency caps); {} decided again at release",

@@ -9,7 +9,7 @@ use loyalty_runtime::{Agent, codec, runner, wire};
 use save_offer::{OfferCatalog, SaveOffer};
 use serde::Serialize;
 
-use super::summary::decode_latest;
+use super::summary::{counts, decode_latest};
 use crate::inspect;
 
 /// What save-offer and its catalog produced.
@@ -103,12 +103,6 @@ pub(super) async fn summarise(
 
 impl std::fmt::Display for OffersSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let join = |m: &BTreeMap<String, usize>| {
-            m.iter()
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         writeln!(f, "save-offer")?;
         writeln!(
             f,
@@ -126,8 +120,8 @@ impl std::fmt::Display for OffersSummary {
             self.proposals,
             triggers.join(", ")
         )?;
-        writeln!(f, "  by type       {}", join(&self.by_type))?;
-        writeln!(f, "  by vendor     {}", join(&self.by_vendor))?;
+        writeln!(f, "  by type       {}", counts(&self.by_type))?;
+        writeln!(f, "  by vendor     {}", counts(&self.by_vendor))?;
         writeln!(
             f,
             "  ruled out     (offers, by stage and rule, most frequent first)"

@@ -306,22 +306,24 @@ impl std::fmt::Display for DemoSummary {
     }
 }
 
+/// `key n, key n, …`: counts as the summary prints them.
+pub(super) fn counts(m: &BTreeMap<String, usize>) -> String {
+    m.iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl std::fmt::Display for Downstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let join = |m: &BTreeMap<String, usize>| {
-            m.iter()
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         let settling = if self.cohorts_settled {
             ""
         } else {
             " (still settling)"
         };
         writeln!(f, "cohort{settling}")?;
-        writeln!(f, "  segments      {}", join(&self.segments))?;
-        writeln!(f, "  lifecycle     {}", join(&self.lifecycle))?;
+        writeln!(f, "  segments      {}", counts(&self.segments))?;
+        writeln!(f, "  lifecycle     {}", counts(&self.lifecycle))?;
         writeln!(f, "tier-transition (population fit {})", self.model_version)?;
         for (kind, (n, mean)) in &self.forecasts {
             writeln!(
@@ -373,7 +375,7 @@ impl std::fmt::Display for Downstream {
             if l.discrepancies.is_empty() {
                 "none".to_owned()
             } else {
-                join(&l.discrepancies)
+                counts(&l.discrepancies)
             }
         )?;
         writeln!(
