@@ -85,9 +85,12 @@ ENTRIES = [
     (fixture("tremendous/product_charity.json"), {
         "fixed_cost_minor": 500,
         "classification": {"reason_clusters": ["Price", "FinancialHardship", "NotUsingEnough", "Other"]}}),
-    (fixture("klaviyo/template_education_content.json"), {"fixed_cost_minor": 20}),
+    # Content a member reads in the app, or else by email: in-app goes out only for
+    # offers that name it.
+    (fixture("klaviyo/template_education_content.json"), {
+        "fixed_cost_minor": 20, "channels": ["InApp", "Email"]}),
     (klaviyo_copy("TmplReplenish", "Time to restock"), {
-        "offer_type": "ReplenishmentReminder", "fixed_cost_minor": 10,
+        "offer_type": "ReplenishmentReminder", "fixed_cost_minor": 10, "channels": ["Push", "InApp", "Email"],
         "classification": {"reason_clusters": ["TooMuchProduct", "NotUsingEnough", "Temporary"]}}),
     (fixture("klaviyo/template_win_back_survey.json"), {
         "fixed_cost_minor": 30,

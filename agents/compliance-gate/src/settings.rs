@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use loyalty_runtime::AgentSettings;
 use serde::{Deserialize, Serialize};
 
+use crate::agent::DEFAULT_ORDER_CHANNELS;
 use crate::policy::GatePolicies;
 
 /// Environment variable holding the checkpoint signing key (64 hex digits: the Ed25519
@@ -38,12 +39,14 @@ pub struct Settings {
     pub pseudonym_key_file: Option<PathBuf>,
     /// Decisions between two signed checkpoints of a partition's chain.
     pub checkpoint_every: u64,
-    /// Channels tried in this order; the first one the policies approve carries the
-    /// offer. `email`, `sms` and `push`.
+    /// Channels tried in this order for an offer that names none; the first one the
+    /// policies approve carries the offer. `email`, `sms` and `push`: in-app goes out
+    /// only for an offer whose catalog entry asks for it.
     pub channel_order: Vec<String>,
     pub email_cap: FrequencyCap,
     pub sms_cap: FrequencyCap,
     pub push_cap: FrequencyCap,
+    pub in_app_cap: FrequencyCap,
     /// Proposal ids remembered per member, so a proposal delivered twice is decided once.
     pub remembered_proposals: usize,
     /// A deferred send is released when stream time reaches its release time (the same
@@ -75,6 +78,10 @@ impl Default for Settings {
             },
             push_cap: FrequencyCap {
                 max: 3,
+                window_hours: 24,
+            },
+            in_app_cap: FrequencyCap {
+                max: 5,
                 window_hours: 24,
             },
             remembered_proposals: 64,
@@ -118,6 +125,7 @@ impl Settings {
             "email" => Some(self.email_cap),
             "sms" => Some(self.sms_cap),
             "push" => Some(self.push_cap),
+            "in_app" => Some(self.in_app_cap),
             _ => None,
         }
     }
@@ -145,9 +153,10 @@ impl AgentSettings for Settings {
             problems.push("agent.channel_order names no channel".into());
         }
         for channel in &self.channel_order {
-            if !["email", "sms", "push"].contains(&channel.as_str()) {
+            if !DEFAULT_ORDER_CHANNELS.iter().any(|c| c.label() == channel) {
                 problems.push(format!(
-                    "agent.channel_order: {channel:?} is not a trigger channel (email, sms, push)"
+                    "agent.channel_order: {channel:?} is not one of email, sms, push (in_app goes \
+                     out only for offers that name it)"
                 ));
             }
         }
@@ -155,6 +164,7 @@ impl AgentSettings for Settings {
             ("email_cap", self.email_cap),
             ("sms_cap", self.sms_cap),
             ("push_cap", self.push_cap),
+            ("in_app_cap", self.in_app_cap),
         ] {
             if cap.max < 1 || cap.window_hours < 1 {
                 problems.push(format!(

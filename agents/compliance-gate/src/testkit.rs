@@ -103,6 +103,7 @@ pub fn proposal(member: &str, id: &str, offer_type: OfferType, at: i64) -> Offer
                 code: Some("SAVE20".into()),
             },
             compliance: ComplianceAttributes::default(),
+            channels: None,
         }),
         rejections: vec![],
         rejected_offers: 0,

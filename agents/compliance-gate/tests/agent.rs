@@ -227,6 +227,81 @@ fn an_approved_proposal_becomes_one_trigger_on_the_first_consented_channel() {
     assert_eq!(rig.decisions().len(), 1);
 }
 
+/// `proposal` with the offer's channel preferences set.
+fn asking(id: &str, at: i64, channels: Option<Vec<Channel>>) -> OfferProposal {
+    let mut p = proposal("m1", id, OfferType::PercentOff, at);
+    if let Some(offer) = p.offer.as_mut() {
+        offer.channels = channels;
+    }
+    p
+}
+
+#[test]
+fn an_offer_that_names_channels_is_tried_on_those_alone_and_in_app_only_where_asked() {
+    let mut rig = rig();
+    let mut state = member_with(
+        &mut rig,
+        "m1",
+        &[
+            (Channel::Email, ConsentStatus::OptedIn),
+            (Channel::Sms, ConsentStatus::OptedOut),
+            (Channel::InApp, ConsentStatus::OptedIn),
+        ],
+    );
+    let at = new_york(2026, 6, 10, 14, 0);
+    let mut sent = |rig: &mut Rig, id: &str, channels: Option<Vec<Channel>>| {
+        let out = rig.feed(
+            &catalog::OFFER_PROPOSALS,
+            "m1",
+            &asking(id, at, channels),
+            &mut state,
+        );
+        let decision = rig.decisions().last().cloned().cloned().expect("decided");
+        (out, decision)
+    };
+
+    let (out, _) = sent(
+        &mut rig,
+        "asks-in-app",
+        Some(vec![Channel::InApp, Channel::Email]),
+    );
+    let [(topic, trigger)] = out.triggers.as_slice() else {
+        panic!("one trigger, not {out:?}");
+    };
+    assert_eq!(
+        (topic.as_str(), trigger.channel),
+        (topics::TRIGGERS_IN_APP, Channel::InApp)
+    );
+
+    let (out, _) = sent(&mut rig, "asks-nothing", None);
+    assert_eq!(
+        out.triggers
+            .iter()
+            .map(|(t, _)| t.as_str())
+            .collect::<Vec<_>>(),
+        [topics::TRIGGERS_EMAIL],
+        "without preferences the gate's order, which has no in-app"
+    );
+
+    // SMS is opted out and the offer allows nothing else: no falling back to email.
+    let (out, decision) = sent(&mut rig, "asks-sms", Some(vec![Channel::Sms]));
+    assert!(out.triggers.is_empty(), "{out:?}");
+    assert_eq!(
+        (decision.outcome, decision.channel),
+        (GateOutcome::Denied, Some(Channel::Sms))
+    );
+
+    // Direct mail has no trigger topic: nothing the gate can send on.
+    let (out, decision) = sent(&mut rig, "asks-mail", Some(vec![Channel::DirectMail]));
+    assert!(out.triggers.is_empty(), "{out:?}");
+    assert_eq!(decision.outcome, GateOutcome::Denied);
+    assert!(
+        decision.errors.iter().any(|e| e.contains("direct_mail")),
+        "{:?}",
+        decision.errors
+    );
+}
+
 #[test]
 fn a_proposal_at_23_00_is_sent_at_08_00_recipient_time_and_rechecked_then() {
     let mut rig = rig();
@@ -486,4 +561,15 @@ fn settings_that_cannot_be_used_are_all_listed() {
             "{expected} missing from {problems:#?}"
         );
     }
+    let in_app_by_default = Settings {
+        channel_order: vec!["email".into(), "in_app".into()],
+        ..settings()
+    }
+    .problems();
+    assert!(
+        in_app_by_default
+            .iter()
+            .any(|p| p.contains("\"in_app\"") && p.contains("offers that name it")),
+        "{in_app_by_default:#?}"
+    );
 }

@@ -105,6 +105,7 @@ pub mod topics {
     pub const TRIGGERS_EMAIL: &str = "loyalty.triggers.email.v1";
     pub const TRIGGERS_SMS: &str = "loyalty.triggers.sms.v1";
     pub const TRIGGERS_PUSH: &str = "loyalty.triggers.push.v1";
+    pub const TRIGGERS_IN_APP: &str = "loyalty.triggers.in-app.v1";
     pub const AUDIT_LOG: &str = "loyalty.audit-log.v1";
     pub const COMPLIANCE_REVIEWS: &str = "loyalty.compliance-reviews.v1";
 }
@@ -148,6 +149,8 @@ pub mod catalog {
     pub const TRIGGERS_EMAIL: Topic<Trigger> = Topic::stream(topics::TRIGGERS_EMAIL).member_keyed();
     pub const TRIGGERS_SMS: Topic<Trigger> = Topic::stream(topics::TRIGGERS_SMS).member_keyed();
     pub const TRIGGERS_PUSH: Topic<Trigger> = Topic::stream(topics::TRIGGERS_PUSH).member_keyed();
+    pub const TRIGGERS_IN_APP: Topic<Trigger> =
+        Topic::stream(topics::TRIGGERS_IN_APP).member_keyed();
     /// Keyed by pseudonym, never the member id; each gate task writes its partition.
     pub const AUDIT_LOG: Topic<AuditRecord> = Topic::stream(topics::AUDIT_LOG).task_partitioned();
     pub const COMPLIANCE_REVIEWS: Topic<ComplianceReview> =
@@ -218,6 +221,7 @@ pub fn contracts() -> Vec<TopicContract> {
         TopicContract::of(&TRIGGERS_EMAIL),
         TopicContract::of(&TRIGGERS_SMS),
         TopicContract::of(&TRIGGERS_PUSH),
+        TopicContract::of(&TRIGGERS_IN_APP),
         TopicContract::of(&AUDIT_LOG),
         TopicContract::of(&COMPLIANCE_REVIEWS),
     ]

@@ -14,7 +14,7 @@
 use apache_avro::AvroSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{Date, InterventionType, Timestamp};
+use crate::{Channel, Date, InterventionType, Timestamp};
 
 /// The fourteen kinds of offer the library holds.
 #[derive(
@@ -499,6 +499,9 @@ pub struct CatalogOffer {
     pub localisations: Vec<Localisation>,
     pub compliance: ComplianceAttributes,
     pub experiment: Option<Experiment>,
+    /// The channels the offer may go out on, most preferred first (v2): the gate tries
+    /// only these, in this order. Null: any trigger channel, in the gate's order.
+    pub channels: Option<Vec<Channel>>,
     pub version: OfferVersion,
     /// Vendor fields with no canonical place, as a JSON object of their original values:
     /// kept, never dropped.
@@ -528,6 +531,9 @@ pub struct OfferPolicy {
     pub compliance: Option<ComplianceAttributes>,
     pub experiment: Option<Experiment>,
     pub legal_hold: bool,
+    /// The channels the offer may go out on, most preferred first (v2); in-app only
+    /// reaches a member through an offer that names it.
+    pub channels: Option<Vec<Channel>>,
     pub updated_at: Timestamp,
 }
 

@@ -9,7 +9,8 @@ use apache_avro::AvroSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    BanditPolicy, ComplianceAttributes, OfferType, OpportunityKind, ReasonCluster, Timestamp,
+    BanditPolicy, Channel, ComplianceAttributes, OfferType, OpportunityKind, ReasonCluster,
+    Timestamp,
 };
 
 /// What opened the save flow.
@@ -123,6 +124,8 @@ pub struct ChosenOffer {
     pub expires_at: Option<Timestamp>,
     pub content: LocalisedContent,
     pub compliance: ComplianceAttributes,
+    /// The catalog offer's channels, most preferred first (v3); null: the gate's order.
+    pub channels: Option<Vec<Channel>>,
 }
 
 /// save-offer's answer to one opportunity or cancellation request; key = member id.

@@ -144,6 +144,11 @@ fn every_contract_type_encodes_to_apache_avros_bytes() {
 
 #[test]
 fn every_contract_type_is_covered() {
-    // A new topic contract must be added to the list above.
-    assert_eq!(contracts().len(), 23);
+    // A new contract type must be added to the list above (the four trigger topics
+    // share one type).
+    let types: std::collections::BTreeSet<String> = contracts()
+        .iter()
+        .map(|c| (c.schema)().name().unwrap().fullname(None))
+        .collect();
+    assert_eq!(types.len(), 21, "{types:?}");
 }

@@ -187,6 +187,7 @@ pub fn offer(vendor: &str, id: &str, offer_type: OfferType, percent: i32) -> Cat
         localisations: Vec::new(),
         compliance: ComplianceAttributes::default(),
         experiment: None,
+        channels: None,
         version: OfferVersion {
             version_id: 1,
             superseded_by: None,

@@ -5,9 +5,9 @@
 //! teach the bandit; bad records are rejected.
 
 use loyalty_contracts::{
-    Budget, Experiment, InterventionOutcome, InterventionResult, MemberEvent, OfferProposal,
-    OfferType, OrderPlaced, Payload, RejectionStage, StackRule, SuppressionTrigger, Timestamp,
-    catalog, topics,
+    Budget, Channel, Experiment, InterventionOutcome, InterventionResult, MemberEvent,
+    OfferProposal, OfferType, OrderPlaced, Payload, RejectionStage, StackRule, SuppressionTrigger,
+    Timestamp, catalog, topics,
 };
 use loyalty_runtime::codec::decode;
 use loyalty_runtime::{Agent, HandleError, Harness, Record, Topic};
@@ -130,8 +130,10 @@ fn claim_of(emitted: &[(String, String, Vec<u8>)]) -> (String, LedgerClaim) {
 fn a_cancellation_request_gets_the_offer_worth_most_with_every_other_explained() {
     let mut narrow = offer("stripe", "uk-only", OfferType::PercentOff, 20);
     narrow.eligibility.countries = vec!["GB".into()];
+    let mut ten = offer("stripe", "ten", OfferType::PercentOff, 10);
+    ten.channels = Some(vec![Channel::InApp, Channel::Email]);
     let mut rig = rig(vec![
-        offer("stripe", "ten", OfferType::PercentOff, 10),
+        ten,
         offer("stripe", "thirty", OfferType::PercentOff, 30),
         narrow,
     ]);
@@ -154,6 +156,8 @@ fn a_cancellation_request_gets_the_offer_worth_most_with_every_other_explained()
     let chosen = p.offer.expect("an offer");
     // 10% costs 5.00 of a 50.00 order, 30% costs 15.00: incremental LTV 40.00 is the same.
     assert_eq!(chosen.offer_id, "stripe:ten");
+    // The channels the catalog allows travel with the offer to the gate.
+    assert_eq!(chosen.channels, Some(vec![Channel::InApp, Channel::Email]));
     assert_eq!(chosen.expected_cost.mean_minor, 500);
     assert_eq!(chosen.expected_incremental_ltv.mean_minor, 4_000);
     assert_eq!(p.rejected_offers, 2);

@@ -108,6 +108,7 @@ fn policy(hold: bool, updated: i64) -> OfferPolicy {
             ..Eligibility::default()
         }),
         legal_hold: hold,
+        channels: Some(vec![loyalty_contracts::Channel::Push]),
         updated_at: Timestamp(updated),
         ..OfferPolicy::default()
     }
@@ -138,6 +139,7 @@ fn editions_become_versions_with_a_changelog_and_the_policy_is_joined() {
     let v2 = written(rig.policy(&policy(false, T0 + 1_000)).expect("v2"));
     assert_eq!(v2.version.version_id, 2);
     assert_eq!(v2.eligibility.countries, vec!["US".to_owned()]);
+    assert_eq!(v2.channels, Some(vec![loyalty_contracts::Channel::Push]));
     assert_eq!(
         v2.eligibility.confidence,
         loyalty_contracts::Confidence::Operator

@@ -13,8 +13,8 @@ use loyalty_contracts::{
 use loyalty_runtime::store::Clock;
 use loyalty_runtime::{Context, HandleError};
 
-use super::ComplianceGate;
 use super::state::{Deferred, Member, ProfileFacts};
+use super::{ComplianceGate, trigger_topic};
 use crate::audit::Chain;
 use crate::audit_record::{self, CHECKPOINT_KEY};
 use crate::facts::{Facts, Message, Moment, Recipient, StoredValueTerms};
@@ -214,11 +214,12 @@ fn decide(
                 policy_set_hash: policies.hash().to_owned(),
                 decided_at: Timestamp(at),
             };
-            let topic = match channel {
-                Channel::Sms => &catalog::TRIGGERS_SMS,
-                Channel::Push => &catalog::TRIGGERS_PUSH,
-                _ => &catalog::TRIGGERS_EMAIL,
-            };
+            // `choose` tries only channels with a trigger topic.
+            let topic = trigger_topic(channel).ok_or_else(|| {
+                HandleError::Fatal(format!(
+                    "approved on {channel:?}, which has no trigger topic"
+                ))
+            })?;
             ctx.emit(topic, key, &trigger, at)?;
             member
                 .sends
@@ -292,9 +293,9 @@ fn decide(
 
 const HOUR_MS: i64 = 3_600_000;
 
-/// Try each channel in the operator's order: the first approval wins; failing that the
-/// earliest deferral, then a review, then the first channel's denial (which names why
-/// the preferred channel could not be used).
+/// Try each channel in the offer's order (the operator's where the offer names none):
+/// the first approval wins; failing that the earliest deferral, then a review, then the
+/// first channel's denial (which names why the preferred channel could not be used).
 fn choose(
     gate: &ComplianceGate,
     policies: &GatePolicies,
@@ -305,7 +306,7 @@ fn choose(
 ) -> Choice {
     let zone = profile.zone();
     let mut tried: Vec<Choice> = Vec::new();
-    for channel in &gate.channels {
+    for channel in &channels(gate, offer) {
         let label = channel.label();
         let (sent, cap) = match gate.settings.cap(label) {
             Some(cap) => {
@@ -367,12 +368,34 @@ fn choose(
                 outcome: Outcome::Denied,
                 deciding: Vec::new(),
                 errors: vec![format!(
-                    "no channel could be decided (time zone {})",
-                    profile.time_zone
+                    "no channel could be decided (time zone {}, offer channels {})",
+                    profile.time_zone,
+                    offer.channels.as_ref().map_or("any".to_owned(), |cs| cs
+                        .iter()
+                        .map(|c| c.label())
+                        .collect::<Vec<_>>()
+                        .join(", "))
                 )],
             },
             release_at: None,
         },
+    }
+}
+
+/// The channels to try for `offer`, in order: those the offer names that carry triggers
+/// (each once), else the operator's `channel_order`.
+fn channels(gate: &ComplianceGate, offer: &ChosenOffer) -> Vec<Channel> {
+    match &offer.channels {
+        Some(asked) => {
+            let mut order: Vec<Channel> = Vec::with_capacity(asked.len());
+            for c in asked {
+                if trigger_topic(*c).is_some() && !order.contains(c) {
+                    order.push(*c);
+                }
+            }
+            order
+        }
+        None => gate.channels.clone(),
     }
 }
 

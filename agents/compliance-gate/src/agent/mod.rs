@@ -13,11 +13,11 @@ use std::sync::OnceLock;
 
 use ed25519_dalek::SigningKey;
 use loyalty_contracts::{
-    Channel, MemberConsents, MemberProfile, OfferProposal, catalog, tables, topics,
+    Channel, MemberConsents, MemberProfile, OfferProposal, Trigger, catalog, tables, topics,
 };
 use loyalty_runtime::store::{Clock, Timer};
 use loyalty_runtime::{
-    Agent, Context, HandleError, Input, KeepsKeys, OutputSpec, Rejection, TableSpec,
+    Agent, Context, HandleError, Input, KeepsKeys, OutputSpec, Rejection, TableSpec, Topic,
 };
 
 use crate::audit_record::{self, Canonical};
@@ -27,6 +27,26 @@ use crate::settings::Settings;
 use state::{ConsentFacts, GateSummary, Member, ProfileFacts};
 
 pub use decide::{JOIN_WAIT, RELEASE_STREAM, RELEASE_WALL};
+
+/// The channels `channel_order` may name: in-app is left out, as it reaches a member only
+/// through an offer that asks for it.
+pub const DEFAULT_ORDER_CHANNELS: [Channel; 3] = [Channel::Email, Channel::Sms, Channel::Push];
+
+/// Every channel with a trigger topic.
+pub const TRIGGER_CHANNELS: [Channel; 4] =
+    [Channel::Email, Channel::Sms, Channel::Push, Channel::InApp];
+
+/// The topic a channel's triggers go to; `None` for a channel the gate sends nothing on
+/// (voice, direct mail), which an offer may name but no trigger can carry.
+pub fn trigger_topic(channel: Channel) -> Option<&'static Topic<Trigger>> {
+    match channel {
+        Channel::Email => Some(&catalog::TRIGGERS_EMAIL),
+        Channel::Sms => Some(&catalog::TRIGGERS_SMS),
+        Channel::Push => Some(&catalog::TRIGGERS_PUSH),
+        Channel::InApp => Some(&catalog::TRIGGERS_IN_APP),
+        Channel::Voice | Channel::DirectMail => None,
+    }
+}
 
 /// The checkpoint key and its name in the records it signs.
 #[derive(Debug)]
@@ -65,11 +85,10 @@ impl ComplianceGate {
         let channels = settings
             .channel_order
             .iter()
-            .filter_map(|c| match c.as_str() {
-                "email" => Some(Channel::Email),
-                "sms" => Some(Channel::Sms),
-                "push" => Some(Channel::Push),
-                _ => None,
+            .filter_map(|label| {
+                DEFAULT_ORDER_CHANNELS
+                    .into_iter()
+                    .find(|c| c.label() == label)
             })
             .collect();
         ComplianceGate {
@@ -152,6 +171,7 @@ impl Agent for ComplianceGate {
             catalog::TRIGGERS_EMAIL.output(),
             catalog::TRIGGERS_SMS.output(),
             catalog::TRIGGERS_PUSH.output(),
+            catalog::TRIGGERS_IN_APP.output(),
             catalog::COMPLIANCE_REVIEWS.output(),
             catalog::AUDIT_LOG.output(),
         ]

@@ -487,6 +487,7 @@ fn candidate(
             expires_at: e.expires_at,
             content: e.content.clone(),
             compliance: o.compliance.clone(),
+            channels: o.channels.clone(),
         },
     };
     // An extension of an offer the member holds was charged when first proposed.

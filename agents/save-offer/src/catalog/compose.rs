@@ -113,6 +113,7 @@ pub fn compose(
         localisations: Vec::new(),
         compliance,
         experiment: None,
+        channels: None,
         version: OfferVersion {
             version_id: 0,
             superseded_by: None,
@@ -153,6 +154,9 @@ fn overlay(offer: &mut CatalogOffer, policy: &OfferPolicy) {
     }
     if policy.portfolio.is_some() {
         offer.portfolio.clone_from(&policy.portfolio);
+    }
+    if policy.channels.is_some() {
+        offer.channels.clone_from(&policy.channels);
     }
     if let Some(offer_type) = policy.offer_type {
         offer.offer_type = offer_type;

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use compliance_gate::ComplianceGate;
+use compliance_gate::agent::{TRIGGER_CHANNELS, trigger_topic};
 use loyalty_contracts::{AuditRecord, topics};
 use loyalty_runtime::registry::RegistryClient;
 use loyalty_runtime::{Agent, codec, runner, wire};
@@ -47,17 +48,13 @@ pub(super) async fn summarise(
         )?,
         ..GateReport::default()
     };
-    for topic in [
-        topics::TRIGGERS_EMAIL,
-        topics::TRIGGERS_SMS,
-        topics::TRIGGERS_PUSH,
-    ] {
-        let channel = topic
-            .trim_start_matches("loyalty.triggers.")
-            .trim_end_matches(".v1");
+    for channel in TRIGGER_CHANNELS {
+        let Some(topic) = trigger_topic(channel) else {
+            continue;
+        };
         report.triggers.insert(
-            channel.to_owned(),
-            inspect::record_count(bootstrap_servers, topic)?,
+            channel.label().to_owned(),
+            inspect::record_count(bootstrap_servers, topic.name)?,
         );
     }
     let mut seen = HashSet::new();
