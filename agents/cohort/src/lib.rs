@@ -315,7 +315,7 @@ impl Agent for Cohort {
     const STORE: &'static str = "members";
 
     fn inputs(&self) -> Vec<&'static str> {
-        vec![topics::MEMBER_STATE]
+        vec![topics::MEMBER_STATE, topics::ERASURE_REQUESTS]
     }
 
     fn outputs(&self) -> Vec<OutputSpec> {

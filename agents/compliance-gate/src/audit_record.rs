@@ -12,11 +12,9 @@
 //! without the deployment's key and the input position the secret came from.
 
 use apache_avro::AvroSchema;
-use hmac::{Hmac, Mac};
 use loyalty_contracts::{AuditCheckpoint, AuditRecord, AuditedDecision};
 use loyalty_runtime::codec::{Encoder, leak};
 use loyalty_runtime::signing::{from_hex, to_hex};
-use sha2::Sha256;
 
 use crate::audit::{Body, Checkpoint, Hash, Link};
 
@@ -112,16 +110,7 @@ fn hash(text: &str, field: &'static str) -> Result<Hash, RecordError> {
 }
 
 fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
-    // HMAC pads a key shorter than the hash's block with zeros; padded here, the
-    // fixed-size constructor cannot fail.
-    let mut block = [0u8; 64];
-    block[..32].copy_from_slice(key);
-    let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new(&block.into());
-    for part in parts {
-        mac.update(&(part.len() as u64).to_be_bytes());
-        mac.update(part);
-    }
-    mac.finalize().into_bytes().into()
+    loyalty_runtime::signing::hmac_sha256(key, parts)
 }
 
 /// A member's pseudonym secret: derived from the deployment's key, the member id and

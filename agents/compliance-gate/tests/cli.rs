@@ -71,19 +71,36 @@ fn an_invalid_policy_set_and_missing_keys_are_all_listed() {
 
 #[test]
 fn keys_come_from_the_environment_and_bad_arguments_print_usage() {
-    let out = binary()
-        .env(SIGNING_KEY_ENV, "ab".repeat(32))
-        .env(PSEUDONYM_KEY_ENV, "cd".repeat(32))
-        .arg("--check-config")
-        .output()
-        .unwrap();
+    let with_keys = |erasure: bool| {
+        let mut command = binary();
+        command
+            .env(SIGNING_KEY_ENV, "ab".repeat(32))
+            .env(PSEUDONYM_KEY_ENV, "cd".repeat(32))
+            .env_remove(loyalty_runtime::erasure::KEY_ENV)
+            .arg("--check-config");
+        if erasure {
+            command.env(loyalty_runtime::erasure::KEY_ENV, "ef".repeat(32));
+        }
+        command.output().unwrap()
+    };
+    let out = with_keys(true);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!stdout.contains(&"ab".repeat(32)) && !stdout.contains(&"cd".repeat(32)));
+    for key in ["ab", "cd", "ef"] {
+        assert!(!stdout.contains(&key.repeat(32)), "{key} printed");
+    }
+    // The gate reads erasure requests, so it needs the registry key too.
+    let out = with_keys(false);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("erasure_key_file") && stderr.contains(loyalty_runtime::erasure::KEY_ENV),
+        "{stderr}"
+    );
     let out = binary().arg("--channel-order").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Usage:"));

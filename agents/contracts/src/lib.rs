@@ -25,7 +25,7 @@ mod profiles;
 mod programs;
 mod proposals;
 mod state;
-mod time;
+
 mod triggers;
 
 pub use audit::{
@@ -34,7 +34,7 @@ pub use audit::{
 };
 pub use cohorts::{CohortStats, Lifecycle, MemberCohort, Segment};
 pub use consents::{Channel, ChannelConsent, ConsentStatus, MemberConsents};
-pub use erasure::ErasureRequest;
+pub use erasure::{ErasedId, ErasureReceipt, ErasureRequest, Removal};
 pub use events::{
     CancellationRequested, Engagement, EngagementKind, InterventionOutcome, InterventionResult,
     MemberEvent, OrderPlaced, OrderReturned, Payload, PointsEarned, PointsExpired, PointsRedeemed,
@@ -43,6 +43,7 @@ pub use events::{
 pub use forecasts::{
     InterventionOpportunity, OpportunityKind, TierForecasts, TransitionForecast, TransitionType,
 };
+pub use loyalty_runtime::time::{Date, MILLIS_PER_DAY, Timestamp};
 pub use member_ltv::{
     Adjustment, AdjustmentKind, Attestation, Counterfactual, DecayPoint, Discrepancy,
     InputPosition, InterventionType, MemberLtv, Reconciliation, ValueHorizons,
@@ -65,7 +66,6 @@ pub use proposals::{
 pub use state::{
     BtydSummary, MemberAttributes, MemberState, PointsLedger, QualifyingDay, Rfm, TierProgress,
 };
-pub use time::{Date, MILLIS_PER_DAY, Timestamp};
 pub use triggers::Trigger;
 
 use apache_avro::{AvroSchema, Schema};
@@ -89,7 +89,9 @@ pub mod topics {
     pub const MEMBER_CONSENTS: &str = "loyalty.member-consents.v1";
     pub const PROGRAMS: &str = "loyalty.programs.v1";
     pub const VENDOR_OFFERS: &str = "loyalty.vendor-offers.v1";
-    pub const ERASURE_REQUESTS: &str = "loyalty.erasure-requests.v1";
+    pub const ERASURE_REQUESTS: &str = loyalty_runtime::erasure::REQUESTS;
+    pub const ERASURE_RECEIPTS: &str = loyalty_runtime::erasure::RECEIPTS;
+    pub const ERASURE_REGISTRY: &str = loyalty_runtime::erasure::REGISTRY;
     pub const MEMBER_STATE: &str = "loyalty.member-state.v1";
     pub const COHORTS: &str = "loyalty.cohorts.v1";
     pub const COHORT_STATS: &str = "loyalty.cohort-stats.v1";
@@ -128,8 +130,10 @@ pub mod catalog {
         Topic::compacted(topics::MEMBER_CONSENTS).member_keyed();
     pub const PROGRAMS: Topic<Program> = Topic::compacted(topics::PROGRAMS);
     pub const VENDOR_OFFERS: Topic<VendorOffer> = Topic::stream(topics::VENDOR_OFFERS);
-    pub const ERASURE_REQUESTS: Topic<ErasureRequest> =
-        Topic::stream(topics::ERASURE_REQUESTS).member_keyed();
+    pub const ERASURE_REQUESTS: Topic<ErasureRequest> = loyalty_runtime::erasure::REQUESTS_TOPIC;
+    pub const ERASURE_RECEIPTS: Topic<ErasureReceipt> = loyalty_runtime::erasure::RECEIPTS_TOPIC;
+    /// Keyed by the erased id's keyed hash, never the id.
+    pub const ERASURE_REGISTRY: Topic<ErasedId> = loyalty_runtime::erasure::REGISTRY_TOPIC;
     pub const MEMBER_STATE: Topic<MemberState> =
         Topic::compacted(topics::MEMBER_STATE).member_keyed();
     pub const COHORTS: Topic<MemberCohort> = Topic::compacted(topics::COHORTS).member_keyed();
@@ -206,6 +210,8 @@ pub fn contracts() -> Vec<TopicContract> {
         TopicContract::of(&PROGRAMS),
         TopicContract::of(&VENDOR_OFFERS),
         TopicContract::of(&ERASURE_REQUESTS),
+        TopicContract::of(&ERASURE_RECEIPTS),
+        TopicContract::of(&ERASURE_REGISTRY),
         TopicContract::of(&MEMBER_STATE),
         TopicContract::of(&COHORTS),
         TopicContract::of(&COHORT_STATS),

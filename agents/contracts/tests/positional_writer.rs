@@ -125,6 +125,8 @@ fn every_contract_type_encodes_to_apache_avros_bytes() {
     writes_apache_avros_bytes::<Program>();
     writes_apache_avros_bytes::<VendorOffer>();
     writes_apache_avros_bytes::<ErasureRequest>();
+    writes_apache_avros_bytes::<ErasureReceipt>();
+    writes_apache_avros_bytes::<ErasedId>();
     writes_apache_avros_bytes::<MemberState>();
     writes_apache_avros_bytes::<MemberCohort>();
     writes_apache_avros_bytes::<CohortStats>();
@@ -150,5 +152,5 @@ fn every_contract_type_is_covered() {
         .iter()
         .map(|c| (c.schema)().name().unwrap().fullname(None))
         .collect();
-    assert_eq!(types.len(), 21, "{types:?}");
+    assert_eq!(types.len(), 23, "{types:?}");
 }

@@ -15,6 +15,7 @@
 mod fold;
 
 use loyalty_contracts::{MemberEvent, MemberProfile, Program, catalog, tables, topics};
+use loyalty_runtime::erasure::Forgotten;
 use loyalty_runtime::{
     Agent, AgentSettings, Context, HandleError, Input, OutputSpec, Rekeys, TableSpec,
 };
@@ -103,7 +104,11 @@ impl Agent for CustomerGraph {
     const STORE: &'static str = "members";
 
     fn inputs(&self) -> Vec<&'static str> {
-        vec![topics::MEMBER_EVENTS, topics::MEMBER_PROFILES]
+        vec![
+            topics::MEMBER_EVENTS,
+            topics::MEMBER_PROFILES,
+            topics::ERASURE_REQUESTS,
+        ]
     }
 
     fn tables(&self) -> Vec<TableSpec> {
@@ -176,6 +181,25 @@ impl Agent for CustomerGraph {
         }
         Ok(())
     }
+
+    /// The member's source ids (`<source>:<id>` links; records arrive keyed by the id)
+    /// are erased with them, so an event a source still sends under one is dropped.
+    fn forget(
+        &self,
+        _key: &str,
+        state: &Option<MemberFold>,
+        _ctx: &mut Context<'_, Self>,
+    ) -> Result<Forgotten, HandleError> {
+        let linked_ids = state
+            .iter()
+            .flat_map(|fold| &fold.identity_links)
+            .filter_map(|link| link.split_once(':').map(|(_, id)| id.to_owned()))
+            .collect();
+        Ok(Forgotten {
+            linked_ids,
+            ..Forgotten::default()
+        })
+    }
 }
 
 #[cfg(test)]
@@ -219,9 +243,18 @@ mod tests {
         assert_eq!(rekeyed.as_deref(), Some("m"));
         assert!(state.is_none() && harness.emitted.is_empty());
 
-        let (state, harness, rekeyed) = handle_keyed("m");
+        let (state, mut harness, rekeyed) = handle_keyed("m");
         assert_eq!(rekeyed, None);
-        assert_eq!(state.unwrap().identity_links, vec!["pos:card-1".to_owned()]);
+        assert_eq!(
+            state.as_ref().unwrap().identity_links,
+            vec!["pos:card-1".to_owned()]
+        );
+        // Erasing the member erases the id its point-of-sale records arrive under.
+        let agent = CustomerGraph::new(&Settings::default());
+        let forgotten = agent
+            .forget("m", &state, &mut harness.context())
+            .expect("forgotten");
+        assert_eq!(forgotten.linked_ids, vec!["card-1".to_owned()]);
         assert_eq!(harness.emitted.len(), 1);
     }
 }

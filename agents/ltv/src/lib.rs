@@ -98,6 +98,7 @@ impl Agent for Ltv {
             topics::TIER_FORECASTS,
             topics::COHORTS,
             topics::MEMBER_EVENTS,
+            topics::ERASURE_REQUESTS,
         ]
     }
 

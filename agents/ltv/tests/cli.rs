@@ -54,6 +54,7 @@ fn a_key_comes_from_the_environment_and_bad_arguments_print_usage() {
     assert!(String::from_utf8_lossy(&out.stderr).contains(ltv::attest::SIGNING_KEY_ENV));
     let out = binary()
         .env(ltv::attest::SIGNING_KEY_ENV, "ab".repeat(32))
+        .env(loyalty_runtime::erasure::KEY_ENV, "e5".repeat(32))
         .arg("--check-config")
         .output()
         .unwrap();

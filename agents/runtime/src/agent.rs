@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 
 use crate::config::AgentSettings;
 use crate::context::Context;
+use crate::erasure::Forgotten;
 use crate::error::Rejection;
 use crate::input::Input;
 use crate::metrics::Metrics;
@@ -103,6 +104,23 @@ pub trait Agent: Send + Sync + Sized + 'static {
         _ctx: &mut Context<'_, Self>,
     ) -> Result<(), HandleError> {
         Ok(())
+    }
+
+    /// An erasure request for `key`, a member id (`docs/architecture.md#erasure`); only
+    /// for agents that list [`crate::erasure::REQUESTS`] among their inputs. Take the
+    /// member out of what their state does not cover: the partition summary (sketches,
+    /// counts, fit rows), so population figures no longer include them. Name the ids
+    /// linked to them, and count what was removed for the receipt. The runtime then
+    /// deletes the key's state and timers, tombstones the key on the agent's compacted
+    /// member-keyed outputs, registers the ids and writes the receipt. `state` is `None`
+    /// when the agent holds nothing of the member. Deterministic, like `handle`.
+    fn forget(
+        &self,
+        _key: &str,
+        _state: &Option<Self::State>,
+        _ctx: &mut Context<'_, Self>,
+    ) -> Result<Forgotten, HandleError> {
+        Ok(Forgotten::default())
     }
 
     /// Population-level outputs (statistics over every partition's summary), called after

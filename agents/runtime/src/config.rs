@@ -107,6 +107,11 @@ pub struct RuntimeSettings {
     /// replay decides the same, and no single record can carry a member (or the
     /// population's day) into the future.
     pub max_event_time_ahead_ms: u64,
+    /// File holding the erasure registry key (64 hex digits), under which erased ids
+    /// are hashed; every agent of a deployment needs the same key. Unset: the
+    /// `SWARM_ERASURE_KEY` environment variable. Needed by agents that read erasure
+    /// requests.
+    pub erasure_key_file: Option<PathBuf>,
     /// Raw librdkafka properties for both consumer and producer (security, tuning).
     pub librdkafka: BTreeMap<String, String>,
 }
@@ -133,6 +138,7 @@ impl Default for RuntimeSettings {
             repartition_purge_interval_ms: 30_000,
             drain_timeout_ms: 30_000,
             max_event_time_ahead_ms: DEFAULT_MAX_EVENT_TIME_AHEAD_MS,
+            erasure_key_file: None,
             librdkafka: BTreeMap::new(),
         }
     }
@@ -216,6 +222,7 @@ impl fmt::Debug for RuntimeSettings {
             )
             .field("drain_timeout_ms", &self.drain_timeout_ms)
             .field("max_event_time_ahead_ms", &self.max_event_time_ahead_ms)
+            .field("erasure_key_file", &self.erasure_key_file)
             .field("librdkafka", &librdkafka)
             .finish()
     }
@@ -308,6 +315,11 @@ impl RuntimeSettings {
                 "log_level: {:?} is not a tracing filter directive",
                 self.log_level
             ));
+        }
+        if let Some(file) = &self.erasure_key_file
+            && let Err(e) = crate::erasure::Registry::load(Some(file))
+        {
+            problems.push(format!("erasure_key_file: {e}"));
         }
         for key in self.librdkafka.keys() {
             if OWNED_LIBRDKAFKA_KEYS.contains(&key.as_str()) {

@@ -17,6 +17,7 @@ mod avro_writer;
 pub mod codec;
 pub mod config;
 mod context;
+pub mod erasure;
 pub mod error;
 mod harness;
 pub mod http;
@@ -30,6 +31,7 @@ pub mod runner;
 pub mod signing;
 pub mod store;
 pub mod telemetry;
+pub mod time;
 mod topic;
 pub mod trace;
 pub mod wire;
@@ -199,6 +201,17 @@ pub fn agent_main<A: Agent>(about: About, build: impl FnOnce(&A::Settings) -> A)
             return ExitCode::from(2);
         }
     };
+    let agent = build(&config.agent);
+    if erasure::erases(&agent)
+        && let Err(e) = erasure::Registry::load(config.runtime.erasure_key_file.as_deref())
+    {
+        eprintln!(
+            "{}: invalid configuration:\n  - erasure_key_file: {e} (agents that read {} hash erased ids under it)",
+            A::NAME,
+            erasure::REQUESTS
+        );
+        return ExitCode::from(2);
+    }
     if args.check_config {
         println!("{:#?}\n{:#?}", config.runtime, config.agent);
         return ExitCode::SUCCESS;
@@ -214,7 +227,6 @@ pub fn agent_main<A: Agent>(about: About, build: impl FnOnce(&A::Settings) -> A)
             return ExitCode::FAILURE;
         }
     };
-    let agent = build(&config.agent);
     let result = runtime.block_on(run(agent, config, shutdown_signal()));
     // `run` has drained or given up within the drain timeout; a client call still
     // blocked on an unreachable broker must not hold the process past it.

@@ -113,6 +113,16 @@ pub mod defs {
         &["topic"],
         "records skipped because state already reflects them (replay after a crash; on a repartition topic, second copies of forwarded records)",
     );
+    pub const ERASED_DROPPED: MetricDef = MetricDef::counter(
+        "erased_dropped_total",
+        &["topic"],
+        "records of an erased member (or of an id linked to one) dropped before any state was made of them: replays of old input, events in flight when the erasure came",
+    );
+    pub const ERASURES: MetricDef = MetricDef::counter(
+        "erasures_total",
+        &["outcome"],
+        "erasure requests carried out: `erased` (something was removed), `nothing_held` (a repeated request, or a member this agent never held); each writes a receipt",
+    );
     pub const REKEYED: MetricDef = MetricDef::counter(
         "records_rekeyed_total",
         &["topic"],
@@ -204,6 +214,8 @@ pub mod defs {
         PRODUCED,
         PROCESSING,
         REPLAY_SKIPPED,
+        ERASED_DROPPED,
+        ERASURES,
         REKEYED,
         REPARTITION_PURGES,
         DEAD_LETTERED,
@@ -262,6 +274,10 @@ pub enum Event<'a> {
     RecordHandled { topic: &'a str, elapsed: Duration },
     /// A record was ignored because state already reflects its position (a replay).
     ReplaySkipped { topic: &'a str, count: u64 },
+    /// A record of an erased member dropped before it made any state.
+    ErasedDropped { topic: &'a str },
+    /// An erasure request carried out; `outcome` is `erased` or `nothing_held`.
+    Erasure { outcome: &'a str },
     /// Records handed to another key through the repartition topic.
     Rekeyed { topic: &'a str, count: u64 },
     /// A DeleteRecords call on the repartition topic ended; `outcome` is purged or
@@ -318,6 +334,8 @@ pub struct Metrics {
     produced: IntCounterVec,
     processing: HistogramVec,
     replay_skipped: IntCounterVec,
+    erased_dropped: IntCounterVec,
+    erasures: IntCounterVec,
     rekeyed: IntCounterVec,
     repartition_purges: IntCounterVec,
     dead_lettered: IntCounterVec,
@@ -366,6 +384,8 @@ impl Metrics {
             produced: register::counter(r, &PRODUCED)?,
             processing: register::histogram(r, &PROCESSING, micro)?,
             replay_skipped: register::counter(r, &REPLAY_SKIPPED)?,
+            erased_dropped: register::counter(r, &ERASED_DROPPED)?,
+            erasures: register::counter(r, &ERASURES)?,
             rekeyed: register::counter(r, &REKEYED)?,
             repartition_purges: register::counter(r, &REPARTITION_PURGES)?,
             dead_lettered: register::counter(r, &DEAD_LETTERED)?,
@@ -413,6 +433,8 @@ impl Metrics {
                 .replay_skipped
                 .with_label_values(&[topic])
                 .inc_by(count),
+            Event::ErasedDropped { topic } => self.erased_dropped.with_label_values(&[topic]).inc(),
+            Event::Erasure { outcome } => self.erasures.with_label_values(&[outcome]).inc(),
             Event::Rekeyed { topic, count } => {
                 self.rekeyed.with_label_values(&[topic]).inc_by(count)
             }

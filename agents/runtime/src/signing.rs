@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 /// A key that cannot be had; the key itself never appears in the message.
 #[derive(Debug, thiserror::Error)]
-#[error("signing key: {0}")]
+#[error("{0}")]
 pub struct KeyError(pub String);
 
 pub fn to_hex(bytes: &[u8]) -> String {
@@ -29,6 +29,23 @@ pub fn from_hex(text: &str) -> Option<Vec<u8>> {
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     to_hex(&Sha256::digest(bytes))
+}
+
+/// HMAC-SHA256 under a 32-byte key over `parts`, each prefixed with its length so that
+/// no two different lists of parts hash alike ("ab","c" vs "a","bc"): the keyed hash
+/// behind pseudonyms and the erasure registry.
+pub fn hmac_sha256(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    // HMAC pads a key shorter than the hash's block with zeros; padded here, the
+    // fixed-size constructor cannot fail.
+    let mut block = [0u8; 64];
+    block[..32].copy_from_slice(key);
+    let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new(&block.into());
+    for part in parts {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
 }
 
 /// 32 bytes from 64 hex digits.

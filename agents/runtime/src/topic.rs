@@ -29,6 +29,8 @@ pub struct Topic<T> {
     /// co-partitioned with every other member-keyed topic), or written to the partition
     /// of the member's task under another key ([`Topic::task_partitioned`]).
     pub co_partitioned: bool,
+    /// Keyed by member id: an erasure tombstones the member's key on it if compacted.
+    pub keyed_by_member: bool,
     value: PhantomData<fn() -> T>,
 }
 
@@ -48,6 +50,7 @@ impl<T> Topic<T> {
             name,
             cleanup: Cleanup::Delete,
             co_partitioned: false,
+            keyed_by_member: false,
             value: PhantomData,
         }
     }
@@ -64,6 +67,7 @@ impl<T> Topic<T> {
     pub const fn member_keyed(self) -> Self {
         Topic {
             co_partitioned: true,
+            keyed_by_member: true,
             ..self
         }
     }
@@ -72,7 +76,10 @@ impl<T> Topic<T> {
     /// task writes its own partition with [`crate::Context::emit_here`] (compliance-gate's
     /// audit chain, keyed by pseudonym).
     pub const fn task_partitioned(self) -> Self {
-        self.member_keyed()
+        Topic {
+            co_partitioned: true,
+            ..self
+        }
     }
 
     pub fn is_compacted(&self) -> bool {
@@ -92,6 +99,7 @@ impl<T: AvroSchema> Topic<T> {
             topic: self.name,
             schema: T::get_schema,
             compacted: self.is_compacted(),
+            keyed_by_member: self.keyed_by_member,
         }
     }
 
@@ -108,6 +116,7 @@ pub struct OutputSpec {
     topic: &'static str,
     schema: fn() -> Schema,
     compacted: bool,
+    keyed_by_member: bool,
 }
 
 impl OutputSpec {
@@ -124,6 +133,11 @@ impl OutputSpec {
     /// with fewer writes. Stream outputs keep every record.
     pub fn compacted(&self) -> bool {
         self.compacted
+    }
+
+    /// Keyed by member id, so an erasure tombstones the member's key here if compacted.
+    pub fn keyed_by_member(&self) -> bool {
+        self.keyed_by_member
     }
 }
 

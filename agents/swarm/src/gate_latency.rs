@@ -110,6 +110,7 @@ async fn measure(
         c.runtime.bootstrap_servers = bootstrap.into();
         c.runtime.schema_registry_url = registry_url.into();
         c.runtime.partitions = options.partitions;
+        c.runtime.erasure_key_file = Some(crate::demo::agents::erasure_key_file()?);
         if options.exactly_once {
             c.runtime.processing_guarantee =
                 loyalty_runtime::config::ProcessingGuarantee::ExactlyOnce;

@@ -244,6 +244,7 @@ async fn measure(
         c.runtime.bootstrap_servers = bootstrap.into();
         c.runtime.schema_registry_url = registry_url.into();
         c.runtime.partitions = options.partitions;
+        c.runtime.erasure_key_file = Some(crate::demo::agents::erasure_key_file()?);
         c.runtime
     };
     let mut swarm = Swarm::new();

@@ -30,8 +30,14 @@ pub fn topic_specs(target: &Target) -> Vec<TopicSpec> {
             },
             replication: target.replication,
             compacted: c.cleanup == Cleanup::Compact,
-            // The audit trail is kept for good (a regulator may ask years later).
-            retention_ms: (c.topic == loyalty_contracts::topics::AUDIT_LOG).then_some(-1),
+            // The audit trail and the erasure receipts are kept for good (a regulator
+            // may ask years later); neither names a member in the clear.
+            retention_ms: [
+                loyalty_contracts::topics::AUDIT_LOG,
+                loyalty_contracts::topics::ERASURE_RECEIPTS,
+            ]
+            .contains(&c.topic)
+            .then_some(-1),
         })
         .collect()
 }

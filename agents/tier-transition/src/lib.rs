@@ -438,7 +438,7 @@ impl Agent for TierTransition {
     const STORE: &'static str = "forecasts";
 
     fn inputs(&self) -> Vec<&'static str> {
-        vec![topics::MEMBER_STATE]
+        vec![topics::MEMBER_STATE, topics::ERASURE_REQUESTS]
     }
 
     fn tables(&self) -> Vec<TableSpec> {

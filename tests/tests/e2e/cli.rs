@@ -22,14 +22,15 @@ fn agents() -> [(&'static str, &'static str); 8] {
     ]
 }
 
-/// Run `name` with `args`; ltv's and compliance-gate's keys come from their environment
-/// variables.
+/// Run `name` with `args`; ltv's and compliance-gate's keys, and the erasure registry
+/// key, come from their environment variables.
 fn run(name: &str, args: &[&str]) -> Output {
     Command::new(binary(name))
         .args(args)
         .env("LTV_SIGNING_KEY", "ab".repeat(32))
         .env("GATE_SIGNING_KEY", "cd".repeat(32))
         .env("GATE_PSEUDONYM_KEY", "ef".repeat(32))
+        .env(loyalty_runtime::erasure::KEY_ENV, "e5".repeat(32))
         .output()
         .unwrap()
 }
@@ -121,6 +122,7 @@ fn check_config_redacts_secrets_and_the_shipped_configs_check_out() {
         let file = format!("deploy/{name}.toml");
         let out = Command::new(binary(name))
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .env_remove(loyalty_runtime::erasure::KEY_ENV)
             .args(["--config", &file, "--check-config"])
             .output()
             .unwrap();

@@ -16,6 +16,7 @@ mod crash_safety;
 mod dead_letters;
 mod deploy;
 mod embedded_broker;
+mod erasure;
 mod exactly_once;
 mod example_agent;
 mod hostile_input;

@@ -159,6 +159,7 @@ impl Agent for ComplianceGate {
             topics::MEMBER_CONSENTS,
             topics::MEMBER_PROFILES,
             topics::OFFER_PROPOSALS,
+            topics::ERASURE_REQUESTS,
         ]
     }
 

@@ -10,6 +10,7 @@ use rdkafka::message::{Headers, Message, OwnedMessage};
 use tracing::warn;
 
 use super::call::{Call, call, count_panic};
+use super::erase;
 use super::topics::{dlq_headers, origin_headers};
 use super::writes::out_records;
 use super::{Shared, Store};
@@ -123,9 +124,12 @@ pub(super) async fn handle_message<A: Agent>(
             return Ok(Outcome::DeadLettered);
         }
     };
-    if store
-        .get(key)
-        .is_some_and(|e| e.reflects(input_index, message.offset()))
+    // Erasure requests are not positions of any state (the key's entry goes with the
+    // request): carried out again, one removes nothing and receipts again.
+    if topic != crate::erasure::REQUESTS
+        && store
+            .get(key)
+            .is_some_and(|e| e.reflects(input_index, message.offset()))
     {
         shared
             .metrics
@@ -160,6 +164,12 @@ pub(super) async fn handle_message<A: Agent>(
             .emit(Event::ReplaySkipped { topic, count: 1 });
         return Ok(Outcome::Skipped);
     }
+    if topic != crate::erasure::REQUESTS && erase::is_erased(shared, store, key) {
+        // Old input of an erased member (a replay, an event in flight): no state may be
+        // made of it, and the DLQ must not keep it either.
+        shared.metrics.emit(Event::ErasedDropped { topic });
+        return Ok(Outcome::Skipped);
+    }
     let value = match message.payload() {
         None => None,
         Some(bytes) => {
@@ -189,6 +199,12 @@ pub(super) async fn handle_message<A: Agent>(
             .as_ref()
             .map(|(schema, body)| (schema.as_ref(), *body)),
     };
+
+    if topic == crate::erasure::REQUESTS {
+        return erase::erase(
+            shared, message, source, &trace, &input, store, population, outputs,
+        );
+    }
 
     // On a copy, so a rejected (or re-keyed) record leaves no trace in state.
     let started = Instant::now();

@@ -7,6 +7,7 @@
 //! | `task.rs` | [`StreamTasks`](task::StreamTasks): the loop's state and its steps |
 //! | `dispatch.rs` | one record: key, replay check, decode, `handle`, re-key, DLQ |
 //! | `call.rs` | one call of the agent's code on a key, on a copy, panics caught |
+//! | `erase.rs` | an erasure request carried out; records of erased members dropped |
 //! | `writes.rs` | a batch's outputs and changed state, produced in order |
 //! | `offsets.rs` | committing input offsets |
 //! | `transactions.rs` | the same writes as one Kafka transaction (exactly_once) |
@@ -34,6 +35,7 @@
 
 mod call;
 mod dispatch;
+mod erase;
 mod offsets;
 mod rebalance;
 mod refresh;
@@ -101,6 +103,12 @@ struct Shared<A: Agent> {
     tracing: Tracing,
     /// Output topics that are compacted: only a key's last record per batch is produced.
     compacted: Vec<&'static str>,
+    /// Compacted outputs keyed by member: an erasure tombstones the member's key there.
+    member_compacted: Vec<&'static str>,
+    /// The erased ids, when the agent reads erasure requests.
+    erasure: Option<crate::erasure::Registry>,
+    /// This instance's name on receipts: its transactional id or `<group>.<host>.<port>`.
+    instance: String,
     summaries: String,
     /// Every partition's summary as last published (the summaries topic, followed).
     published: std::sync::RwLock<BTreeMap<i32, A::Summary>>,
@@ -177,7 +185,7 @@ async fn serve<A: Agent>(
     stop_rx: watch::Receiver<bool>,
 ) -> Result<(), RuntimeError> {
     let specs = shared.agent.tables();
-    let mut tables = if specs.is_empty() && !shares_summary::<A>() {
+    let mut tables = if specs.is_empty() && !shares_summary::<A>() && shared.erasure.is_none() {
         None
     } else {
         let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel();

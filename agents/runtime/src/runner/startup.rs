@@ -13,11 +13,12 @@ use super::topics::{
     changelog_topic, co_partitioning_problems, dlq_topic, input_partitions, own_topics,
     repartition_topic, summaries_topic,
 };
-use super::transactions::transactional_producer;
+use super::transactions::{default_transactional_id, transactional_producer};
 use crate::agent::{Agent, rekeys};
 use crate::codec::{Encoder, leak};
 use crate::config::{Config, ProcessingGuarantee};
 use crate::context::TableView;
+use crate::erasure;
 use crate::error::RuntimeError;
 use crate::kafka;
 use crate::metrics::Metrics;
@@ -47,8 +48,17 @@ pub(super) async fn start<A: Agent>(
     );
     let startup = backoff.without_drain();
     let registry = RegistryClient::new(&rt.schema_registry_url)?;
+    let erasure = erasure::erases(&agent)
+        .then(|| erasure::Registry::load(rt.erasure_key_file.as_deref()))
+        .transpose()
+        .map_err(|e| RuntimeError::Other(format!("erasure_key_file: {e}")))?;
     let mut encoders = HashMap::new();
-    for output in agent.outputs().into_iter().chain(agent.internal_topics()) {
+    for output in agent
+        .outputs()
+        .into_iter()
+        .chain(agent.internal_topics())
+        .chain(erasure::outputs(&agent))
+    {
         let schema = output.schema();
         let subject = format!("{}-value", output.topic());
         let id = startup
@@ -64,6 +74,17 @@ pub(super) async fn start<A: Agent>(
         .filter(|o| o.compacted())
         .map(|o| o.topic())
         .collect();
+    let member_compacted = agent
+        .outputs()
+        .iter()
+        .filter(|o| o.compacted() && o.keyed_by_member())
+        .map(|o| o.topic())
+        .collect();
+    let group = super::topics::group_id::<A>(rt);
+    let instance = rt
+        .transactional_id
+        .clone()
+        .unwrap_or_else(|| default_transactional_id(&group, &rt.http_listen));
     let transactional = rt.processing_guarantee == ProcessingGuarantee::ExactlyOnce;
     let producer = if transactional {
         transactional_producer::<A>(rt, &startup, &metrics).await?
@@ -124,6 +145,9 @@ pub(super) async fn start<A: Agent>(
         changelog,
         dlq: dlq_topic(A::NAME),
         compacted,
+        member_compacted,
+        erasure,
+        instance,
         summaries: summaries_topic::<A>(),
         published: Default::default(),
         config,

@@ -38,6 +38,9 @@ pub(super) async fn follow_tables<A: Agent>(
     if shares_summary::<A>() {
         followed.push(&shared.summaries);
     }
+    if shared.erasure.is_some() {
+        followed.push(crate::erasure::REGISTRY);
+    }
     for name in followed {
         // A table topic created moments ago (by set-up, or by another instance) may not
         // have elected its partition leaders yet: Kafka answers NOT_LEADER_OR_FOLLOWER
@@ -105,6 +108,14 @@ pub(super) async fn follow_tables<A: Agent>(
             && let Err(rejection) = follow_summary(&shared, &key, message.payload())
         {
             dead_letter_now(&shared, &message, &rejection).await?;
+        }
+        if let Some(registry) = &shared.erasure
+            && message.topic() == crate::erasure::REGISTRY
+        {
+            // Presence is the fact: whatever the value, the id stays erased until a
+            // tombstone (a re-enrolment) takes it out.
+            let erased_at = message.timestamp().to_millis().unwrap_or(0);
+            registry.set(&key, message.payload().map(|_| erased_at));
         }
         if let Some(spec) = specs.iter().find(|s| s.topic == message.topic()) {
             follow_table(&shared, spec, &key, &message).await?;

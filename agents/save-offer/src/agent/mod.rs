@@ -179,6 +179,7 @@ impl Agent for SaveOffer {
             topics::COHORTS,
             topics::MEMBER_LTV,
             topics::OFFER_PROPOSALS,
+            topics::ERASURE_REQUESTS,
         ]
     }
 

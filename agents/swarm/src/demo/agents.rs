@@ -117,6 +117,23 @@ pub(crate) fn downstream_config<S: loyalty_runtime::AgentSettings>(
     config
 }
 
+/// The erasure registry key of this process's swarm: a file made once per process and
+/// kept while it runs, since every agent reads it when it starts (one restarted
+/// mid-run included).
+pub(crate) fn erasure_key_file() -> anyhow::Result<std::path::PathBuf> {
+    static FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    if let Some(file) = FILE.get() {
+        return Ok(file.clone());
+    }
+    let file = std::env::temp_dir().join(format!(
+        "loyalty-swarm-erasure-{}-{}.key",
+        std::process::id(),
+        started_nanos()
+    ));
+    crate::verify::keygen(&file)?;
+    Ok(FILE.get_or_init(|| file).clone())
+}
+
 /// A name for a file no other run of the demo uses.
 pub(crate) fn started_nanos() -> u128 {
     std::time::SystemTime::now()

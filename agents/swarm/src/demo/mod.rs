@@ -114,6 +114,7 @@ pub async fn run_demo(
     config.runtime.http_listen = options.http_listen.clone();
     config.runtime.processing_guarantee = options.processing_guarantee;
     config.agent.default_program_id = crate::cdnow::PROGRAM_ID.into();
+    config.runtime.erasure_key_file = Some(agents::erasure_key_file()?);
     let runtime = config.runtime.clone();
     let mut swarm = Swarm::new();
     swarm.spawn(CustomerGraph::new(&config.agent), config);
