@@ -5,6 +5,7 @@ pub mod audit;
 pub mod bench;
 pub mod cdnow;
 pub mod demo;
+pub mod erasure;
 pub mod fit;
 pub mod gate_latency;
 pub mod inspect;

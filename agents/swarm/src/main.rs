@@ -187,6 +187,12 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Erasure (GDPR Art. 17, CCPA deletion) across the swarm: request it for a member,
+    /// follow a request until every agent has confirmed it.
+    Erasure {
+        #[command(subcommand)]
+        command: ErasureCommand,
+    },
     /// Write every contract schema as schemas/<subject>.avsc.
     ExportSchemas {
         #[arg(default_value = "schemas")]
@@ -231,6 +237,37 @@ enum LtvCommand {
         /// File to write the key to (64 hex digits, owner-readable only); must not exist.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ErasureCommand {
+    /// Write an erasure request for a member; prints its request id.
+    Request {
+        member_id: String,
+        /// Legal basis: gdpr_art17, ccpa, ...
+        #[arg(long, default_value = "gdpr_art17")]
+        basis: String,
+        /// Who asked (the member, an authorised agent, a regulator).
+        #[arg(long)]
+        requested_by: Option<String>,
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap_servers: String,
+        #[arg(long, default_value = "http://127.0.0.1:8081")]
+        schema_registry_url: String,
+    },
+    /// Which agents have confirmed a request (when, and what each removed), and which
+    /// streams may still hold the member's records until when. Exit status: 0 every
+    /// agent confirmed, 3 some not yet, 1 the receipts could not be read.
+    Status {
+        request_id: String,
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap_servers: String,
+        #[arg(long, default_value = "http://127.0.0.1:8081")]
+        schema_registry_url: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -526,6 +563,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let public = verify::keygen(&out)?;
             println!("{public}");
         }
+        Command::Erasure {
+            command:
+                ErasureCommand::Request {
+                    member_id,
+                    basis,
+                    requested_by,
+                    bootstrap_servers,
+                    schema_registry_url,
+                },
+        } => {
+            let request = swarm::erasure::request(
+                &bootstrap_servers,
+                &schema_registry_url,
+                &member_id,
+                &basis,
+                requested_by,
+            )
+            .await?;
+            println!("{}", request.request_id);
+        }
+        Command::Erasure {
+            command:
+                ErasureCommand::Status {
+                    request_id,
+                    bootstrap_servers,
+                    schema_registry_url,
+                    json,
+                },
+        } => {
+            let registry = loyalty_runtime::registry::RegistryClient::new(&schema_registry_url)?;
+            let status = swarm::erasure::status(&bootstrap_servers, &registry, &request_id).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{status}");
+            }
+            if !status.complete() {
+                return Err(swarm::erasure::ErasurePending(status.missing.len()).into());
+            }
+        }
         Command::ExportSchemas { dir } => {
             std::fs::create_dir_all(&dir)?;
             for contract in loyalty_contracts::contracts() {
@@ -572,7 +649,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("swarm: {e:#}");
-            if e.downcast_ref::<swarm::audit::ChainBroken>().is_some() {
+            if e.downcast_ref::<swarm::audit::ChainBroken>().is_some()
+                || e.downcast_ref::<swarm::erasure::ErasurePending>().is_some()
+            {
                 ExitCode::from(3)
             } else {
                 ExitCode::FAILURE

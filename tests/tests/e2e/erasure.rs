@@ -4,7 +4,8 @@
 //! - a later event under either id is dropped;
 //! - a repeated request removes nothing and is receipted again;
 //! - after the changelog is deleted and every input replayed from the start by a new
-//!   group, the member does not come back.
+//!   group, the member does not come back;
+//! - `swarm erasure request` and `swarm erasure status` write and follow a request.
 //!
 //! Runs on each broker.
 
@@ -199,5 +200,58 @@ async fn an_erased_member_leaves_nothing_and_stays_erased_through_a_replay(broke
         .await
         .unwrap();
     assert!(!changelog.contains_key("m1") && changelog.contains_key("m2"));
+
+    // The CLI: only customer-graph runs, so the request stays pending (exit 3) and says
+    // which agents are missing and which streams may still hold the member's records.
+    let (code, out) = swarm(&stack, &["erasure", "status", "r-1"]);
+    assert_eq!(code, 3, "{out}");
+    for line in [
+        "customer-graph: at",
+        "cohort: not confirmed yet",
+        "compliance-gate: not confirmed yet",
+        topics::OFFER_PROPOSALS,
+        "customer-graph.dlq",
+    ] {
+        assert!(out.contains(line), "{line:?} missing from:\n{out}");
+    }
+    let (code, out) = swarm(
+        &stack,
+        &["erasure", "request", "m2", "--requested-by", "member"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let request_id = out.trim().to_owned();
+    assert!(request_id.starts_with("erasure-") && !request_id.contains("m2"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, status) = swarm(&stack, &["erasure", "status", &request_id, "--json"]);
+        if status.contains("\"agent\": \"customer-graph\"") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(!member_state_bodies(&stack).await.contains_key("m2"));
     stack.shutdown().await;
+}
+
+/// `swarm <args>` against the stack: exit code, and stdout then stderr.
+fn swarm(stack: &Stack, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(binary("swarm"))
+        .args(args)
+        .args([
+            "--bootstrap-servers",
+            &stack.bootstrap_servers,
+            "--schema-registry-url",
+            &stack.registry_url,
+        ])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
