@@ -14,6 +14,28 @@ pub struct Published {
     pub version: String,
 }
 
+impl Published {
+    /// The published CDNOW fits (Fader, Hardie & Lee 2005; the 2013 note), spend in
+    /// cents, weeks as the time unit: a known-good model for tests and benchmarks.
+    pub fn cdnow(version: &str) -> Published {
+        Published {
+            purchases: BgNbd {
+                r: 0.2426,
+                alpha: 4.4136,
+                a: 0.7929,
+                b: 2.4259,
+            },
+            spend: Some(GammaGamma {
+                p: 6.2496,
+                q: 3.7442,
+                gamma: 1544.35,
+            }),
+            unit_days: 7.0,
+            version: version.into(),
+        }
+    }
+}
+
 /// A publishable record of `purchases` and `spend` (spend fitted on minor units).
 pub fn model_params(
     segment: &str,

@@ -18,8 +18,8 @@ use loyalty_contracts::{
     CohortStats, Date, MemberCohort, MemberState, Segment, Timestamp, catalog, topics,
 };
 use loyalty_runtime::{
-    Agent, Context, HandleError, Input, KeepsKeys, NoSettings, OutputSpec, PartitionSummary,
-    Population, Rejection,
+    Agent, Context, Forgotten, HandleError, Input, KeepsKeys, NoSettings, OutputSpec,
+    PartitionSummary, Population, Rejection,
 };
 use serde::{Deserialize, Serialize};
 
@@ -370,6 +370,25 @@ impl Agent for Cohort {
             last: record,
         });
         Ok(())
+    }
+
+    /// Erasure: the member's buckets leave the sketches and their cohort cell, so the
+    /// boundaries and segment counts no longer include them.
+    fn forget(
+        &self,
+        _key: &str,
+        state: &Option<MemberEntry>,
+        ctx: &mut Context<'_, Self>,
+    ) -> Result<Forgotten, HandleError> {
+        let mut forgotten = Forgotten::default();
+        if let Some(entry) = state {
+            let summary = ctx.summary().ok_or_else(|| {
+                HandleError::Fatal("cohort runs without its partition summary".into())
+            })?;
+            apply(summary, &entry.contribution, false);
+            forgotten.removed("summary:population_sketch", 1);
+        }
+        Ok(forgotten)
     }
 
     fn refresh(

@@ -538,6 +538,36 @@ fn every_decision_is_a_link_of_a_chain_that_verifies() {
 }
 
 #[test]
+fn erasing_a_member_shreds_their_pseudonym_secret_and_their_deferred_sends() {
+    let mut rig = rig();
+    let sms_only = [
+        (Channel::Email, ConsentStatus::OptedOut),
+        (Channel::Push, ConsentStatus::OptedOut),
+        (Channel::Sms, ConsentStatus::ExpressWritten),
+    ];
+    let mut state = member_with(&mut rig, "m1", &sms_only);
+    // 23:00 in New York: deferred to 08:00.
+    let at = new_york(2026, 6, 10, 23, 0);
+    let out = rig.feed(
+        &catalog::OFFER_PROPOSALS,
+        "m1",
+        &proposal("m1", "late", OfferType::PercentOff, at),
+        &mut state,
+    );
+    assert!(out.triggers.is_empty() && !out.timers.is_empty());
+    let forgotten = rig
+        .agent
+        .forget("m1", &state, &mut rig.harness.context())
+        .expect("forgotten");
+    let places: Vec<(&str, i64)> = forgotten
+        .removed
+        .iter()
+        .map(|r| (r.place.as_str(), r.count))
+        .collect();
+    assert_eq!(places, [("pseudonym_secret", 1), ("deferred_sends", 1)]);
+}
+
+#[test]
 fn settings_that_cannot_be_used_are_all_listed() {
     use loyalty_runtime::AgentSettings;
     let problems = Settings {

@@ -25,6 +25,7 @@ mod profiles;
 mod programs;
 mod proposals;
 mod state;
+pub mod testkit;
 
 mod triggers;
 
@@ -65,6 +66,7 @@ pub use proposals::{
 };
 pub use state::{
     BtydSummary, MemberAttributes, MemberState, PointsLedger, QualifyingDay, Rfm, TierProgress,
+    identity_link, linked_id,
 };
 pub use triggers::Trigger;
 

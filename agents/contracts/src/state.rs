@@ -133,7 +133,7 @@ pub struct MemberState {
     pub engagements: i32,
     /// Subscription status, when the member has a subscription.
     pub subscription_status: Option<crate::SubscriptionStatus>,
-    /// Source-system ids linked to this member.
+    /// Source-system ids linked to this member, as `<source>:<id>`.
     pub identity_links: Vec<String>,
     /// Brands the member has bought from or engaged with.
     pub brands: Vec<String>,
@@ -175,4 +175,16 @@ impl MemberAttributes {
         };
         (attributes != MemberAttributes::default()).then_some(attributes)
     }
+}
+
+/// An identity link: the source system and the id it knows the member by (the key its
+/// records arrive under), written `<source>:<id>`.
+pub fn identity_link(source: &str, id: &str) -> String {
+    format!("{source}:{id}")
+}
+
+/// The id an identity link names (what the source keys its records by); `None` for a
+/// link without a source.
+pub fn linked_id(link: &str) -> Option<&str> {
+    link.split_once(':').map(|(_, id)| id)
 }

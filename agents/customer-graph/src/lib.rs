@@ -15,9 +15,8 @@
 mod fold;
 
 use loyalty_contracts::{MemberEvent, MemberProfile, Program, catalog, tables, topics};
-use loyalty_runtime::erasure::Forgotten;
 use loyalty_runtime::{
-    Agent, AgentSettings, Context, HandleError, Input, OutputSpec, Rekeys, TableSpec,
+    Agent, AgentSettings, Context, Forgotten, HandleError, Input, OutputSpec, Rekeys, TableSpec,
 };
 use serde::{Deserialize, Serialize};
 
@@ -193,7 +192,7 @@ impl Agent for CustomerGraph {
         let linked_ids = state
             .iter()
             .flat_map(|fold| &fold.identity_links)
-            .filter_map(|link| link.split_once(':').map(|(_, id)| id.to_owned()))
+            .filter_map(|link| loyalty_contracts::linked_id(link).map(str::to_owned))
             .collect();
         Ok(Forgotten {
             linked_ids,

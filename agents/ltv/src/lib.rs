@@ -9,6 +9,7 @@
 
 pub mod adjust;
 pub mod attest;
+mod erase;
 mod fitting;
 mod join;
 pub mod metrics;
@@ -30,13 +31,14 @@ use loyalty_contracts::{
     MemberCohort, MemberEvent, MemberState, Payload, TierForecasts, catalog, tables, topics,
 };
 use loyalty_runtime::{
-    Agent, Context, HandleError, Input, OutputSpec, PartitionSummary, Rejection, Rekeys, TableSpec,
+    Agent, Context, Forgotten, HandleError, Input, OutputSpec, PartitionSummary, Rejection, Rekeys,
+    TableSpec,
 };
 
 use attest::{Attestor, Canonical};
 use join::forecast_side;
 pub use join::{CohortSide, ForecastSide, Intervention, MemberJoin, Position, Valuations};
-use population::{Contribution, PopulationSummary};
+use population::PopulationSummary;
 use scoring::Reference;
 pub use settings::Settings;
 
@@ -150,9 +152,7 @@ impl Agent for Ltv {
         if input.is_tombstone() && input.topic == topics::MEMBER_STATE {
             // Erasure upstream: take the member out of the population, withdraw the value.
             if let Some(join) = state.take() {
-                if let Some(summary) = ctx.summary() {
-                    summary.replace(&join.contribution, &Contribution::default());
-                }
+                Ltv::withdraw(&join, ctx)?;
                 ctx.tombstone(&catalog::MEMBER_LTV, input.key);
             }
             return Ok(());
@@ -253,6 +253,18 @@ impl Agent for Ltv {
             "refresh: the population day, fit or population values changed".to_owned(),
             ctx,
         )
+    }
+
+    fn forget(
+        &self,
+        _key: &str,
+        state: &Option<MemberJoin>,
+        ctx: &mut Context<'_, Self>,
+    ) -> Result<Forgotten, HandleError> {
+        match state {
+            Some(join) => Ltv::withdraw(join, ctx),
+            None => Ok(Forgotten::default()),
+        }
     }
 
     fn publish(&self, ctx: &mut Context<'_, Self>) -> Result<(), HandleError> {

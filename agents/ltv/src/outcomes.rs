@@ -6,6 +6,7 @@ use loyalty_runtime::{Context, HandleError, Rejection};
 
 use crate::Ltv;
 use crate::join::{Intervention, MAX_INTERVENTIONS, MemberJoin};
+use crate::population::PopulationSummary;
 
 impl Ltv {
     /// An intervention outcome: counted once per intervention and arm, its value replaced
@@ -74,4 +75,29 @@ impl Ltv {
         }
         Ok(())
     }
+}
+
+/// Take a member's remembered interventions back out of the outcome arms (erasure);
+/// returns how many. Interventions evicted past `MAX_INTERVENTIONS` keep their counts,
+/// as anonymous ones.
+pub(crate) fn withdraw(summary: &mut PopulationSummary, join: &MemberJoin) -> i64 {
+    let mut withdrawn = 0;
+    for i in join.interventions.values() {
+        let Some(arms) = summary.outcomes.get_mut(&i.kind) else {
+            continue;
+        };
+        let arm = if i.holdout {
+            &mut arms.holdout
+        } else {
+            &mut arms.treated
+        };
+        arm.n -= 1;
+        arm.sum -= i.value;
+        arm.sum_sq -= i128::from(i.value) * i128::from(i.value);
+        withdrawn += 1;
+        if arms.treated.n == 0 && arms.holdout.n == 0 {
+            summary.outcomes.remove(&i.kind);
+        }
+    }
+    withdrawn
 }

@@ -367,3 +367,60 @@ fn every_byte_of_a_signed_record_is_covered_and_another_key_is_detected() {
     );
     assert!(problems.iter().any(|p| p.contains("signed with key")));
 }
+
+#[test]
+fn an_erased_member_leaves_the_fit_rows_values_and_outcomes_as_if_never_seen() {
+    let mut both = rig(&[]);
+    let mut m1 = member("m1", 4, 30, 20, 5_000, "gold");
+    m1.identity_links = vec!["esp:contact-9".into()];
+    let m2 = member("m2", 2, 45, 60, 3_000, "member");
+    let mut erased = None;
+    let mut kept = None;
+    both.feed(&catalog::MEMBER_STATE, "m1", 0, &m1, &mut erased)
+        .unwrap();
+    for (i, e) in [
+        outcome(
+            "i1",
+            "offer",
+            InterventionResult::Converted,
+            Some(5_000),
+            false,
+        ),
+        outcome("i2", "offer", InterventionResult::Delivered, None, true),
+    ]
+    .iter()
+    .enumerate()
+    {
+        both.feed(&catalog::MEMBER_EVENTS, "m1", 1 + i as i64, e, &mut erased)
+            .unwrap();
+    }
+    both.feed(&catalog::MEMBER_STATE, "m2", 0, &m2, &mut kept)
+        .unwrap();
+    let mut never = rig(&[]);
+    let mut alone = None;
+    never
+        .feed(&catalog::MEMBER_STATE, "m2", 0, &m2, &mut alone)
+        .unwrap();
+    assert_ne!(both.harness.summary, never.harness.summary);
+
+    let forgotten = both
+        .agent
+        .forget("m1", &erased, &mut both.harness.context())
+        .unwrap();
+    assert_eq!(forgotten.linked_ids, vec!["contact-9".to_owned()]);
+    let places: Vec<(&str, i64)> = forgotten
+        .removed
+        .iter()
+        .map(|r| (r.place.as_str(), r.count))
+        .collect();
+    assert_eq!(
+        places,
+        [
+            ("summary:fit_rows_and_values", 1),
+            ("summary:intervention_outcomes", 2)
+        ]
+    );
+    // The newest day seen is the partition's high-water mark, not the member's.
+    both.harness.summary.stream_day = never.harness.summary.stream_day;
+    assert_eq!(both.harness.summary, never.harness.summary);
+}

@@ -46,6 +46,8 @@ pub struct Context<'a, A: Agent> {
     pub(crate) stream_time: i64,
     /// The partition of the key being handled; `None` in `publish`.
     pub(crate) partition: Option<i32>,
+    /// The erased ids, when the agent reads erasure requests.
+    pub(crate) erased: Option<&'a crate::erasure::Registry>,
 }
 
 impl<'a, A: Agent> Context<'a, A> {
@@ -129,6 +131,13 @@ impl<'a, A: Agent> Context<'a, A> {
     /// The partition of the key being handled; `None` in `publish`.
     pub fn partition(&self) -> Option<i32> {
         self.partition
+    }
+
+    /// Whether `id` (a member id, or an id linked to one) was erased. The runtime drops
+    /// records of erased members by their key; this is for records keyed otherwise that
+    /// carry a member (a budget ledger's claims carry proposals).
+    pub fn is_erased(&self, id: &str) -> bool {
+        self.erased.is_some_and(|registry| registry.is_erased(id))
     }
 
     fn emit_to<T: Serialize>(

@@ -176,6 +176,13 @@ impl Registry {
         !erased.is_empty() && erased.contains_key(&self.hash(id))
     }
 
+    /// Register `id` as erased at `erased_at`; returns its hash.
+    pub fn register(&self, id: &str, erased_at: i64) -> String {
+        let hash = self.hash(id);
+        self.set(&hash, Some(erased_at));
+        hash
+    }
+
     /// Record an erased id by its hash; `None` takes it out (a registry tombstone).
     pub fn set(&self, hash: &str, erased_at: Option<i64>) {
         if let Ok(mut erased) = self.erased.write() {

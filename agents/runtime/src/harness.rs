@@ -28,6 +28,8 @@ pub struct Harness<A: Agent> {
     pub stream_time: i64,
     /// The partition `handle` runs in (0 unless set).
     pub partition: i32,
+    /// The ids `Context::is_erased` names ([`crate::erasure::Registry::register`]).
+    pub erased: crate::erasure::Registry,
 }
 
 impl<A: Agent> Harness<A> {
@@ -50,6 +52,7 @@ impl<A: Agent> Harness<A> {
             population: Population::default(),
             stream_time: -1,
             partition: 0,
+            erased: crate::erasure::Registry::new([0x5a; 32]),
         })
     }
 
@@ -71,6 +74,7 @@ impl<A: Agent> Harness<A> {
             timers: Some(Vec::new()),
             stream_time: self.stream_time,
             partition: Some(self.partition),
+            erased: Some(&self.erased),
         }
     }
 }

@@ -42,6 +42,7 @@ pub use agent::{
 };
 pub use config::{AgentSettings, Config, ConfigErrors, NoSettings, Sources};
 pub use context::{Context, Emitted};
+pub use erasure::Forgotten;
 pub use error::{Rejection, RejectionKind, RuntimeError};
 pub use harness::{Harness, Record};
 pub use input::Input;

@@ -18,7 +18,7 @@ pub const REJECTIONS: MetricDef = MetricDef::counter(
 pub const LEDGER: MetricDef = MetricDef::counter(
     "offer_ledger_decisions_total",
     &["outcome"],
-    "budget and cap claims: `granted`, `refused`, `refused_as_published` (ruled out by the ledger's published standing, without a trip to it), `duplicate` (a claim sent again, ignored)",
+    "budget and cap claims: `granted`, `refused`, `refused_as_published` (ruled out by the ledger's published standing, without a trip to it), `duplicate` (a claim sent again, ignored), `erased` (its member was erased while it travelled: nothing charged or proposed)",
 );
 
 /// Every metric of save-offer's own, for the reference table.

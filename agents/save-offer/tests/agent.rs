@@ -464,6 +464,53 @@ fn outcomes_teach_the_experiment_and_count_redemptions() {
         panic!("member state")
     };
     assert_eq!(m.prior_redemptions, 1);
+
+    // Erased: the member's pull and reward leave the arm, their value the decile sketch.
+    let forgotten = rig
+        .agent
+        .forget("m1", &state, &mut rig.harness.context())
+        .expect("forgotten");
+    let places: Vec<(&str, i64)> = forgotten
+        .removed
+        .iter()
+        .map(|r| (r.place.as_str(), r.count))
+        .collect();
+    assert_eq!(
+        places,
+        [("summary:lifetime_margin", 1), ("summary:bandit_arms", 1)]
+    );
+    assert!(!rig.harness.summary.arms.contains_key(&key));
+    assert_eq!(
+        rig.harness.summary.lifetime_margin,
+        Default::default(),
+        "the only member's value is gone from the sketch"
+    );
+}
+
+#[test]
+fn a_claim_whose_member_was_erased_on_the_way_charges_and_proposes_nothing() {
+    let mut only = offer("stripe", "only", OfferType::PercentOff, 5);
+    only.caps.budget = Some(Budget {
+        budget_id: "winback".into(),
+        ceiling_minor: None,
+        ceiling_redemptions: Some(1),
+    });
+    let mut rig = rig(vec![only]);
+    let mut ledger = None;
+    let (key, claim) = claim_of(&rig.member_with_opportunity("m0"));
+    rig.harness.erased.register("m0", NOW);
+    let settled = rig
+        .feed(&CLAIMS, &key, &claim, &mut ledger)
+        .expect("settled");
+    assert!(settled.is_empty(), "{settled:?}");
+    assert!(ledger.is_none(), "nothing charged");
+    // The budget of one is still there for the next member.
+    let (key, claim) = claim_of(&rig.member_with_opportunity("m1"));
+    let settled = rig
+        .feed(&CLAIMS, &key, &claim, &mut ledger)
+        .expect("settled");
+    let offered = proposal_of(&settled).offer.map(|o| o.offer_id);
+    assert_eq!(offered.as_deref(), Some("stripe:only"));
 }
 
 #[test]

@@ -29,6 +29,10 @@ pub struct Pending {
 pub struct MemberForecasts {
     pub last: Option<TierForecasts>,
     pub pending: Option<Pending>,
+    /// What this member's resolved forecasts added to the partition's calibration
+    /// counts, (transition index, bin) → [forecasts, happened]: taken back out if the
+    /// member is erased.
+    pub counted: BTreeMap<(u8, u8), [u32; 2]>,
 }
 
 /// Resolved-forecast counts of one partition. `held` rows (one member in five, by id) are
@@ -42,7 +46,8 @@ pub struct CalibrationCounts {
 }
 
 impl CalibrationCounts {
-    pub fn add(&mut self, transition: u8, held: bool, raw: f64, happened: bool) {
+    /// Count one resolved forecast; returns its bin.
+    pub fn add(&mut self, transition: u8, held: bool, raw: f64, happened: bool) -> u8 {
         let bins = self
             .bins
             .entry((transition, held))
@@ -50,6 +55,27 @@ impl CalibrationCounts {
         let bin = ((raw * BINS as f64) as usize).min(BINS - 1);
         bins[bin][0] += 1;
         bins[bin][1] += u32::from(happened);
+        bin as u8
+    }
+
+    /// Take one member's tally (`MemberForecasts::counted`) back out, on erasure;
+    /// returns how many forecasts it held.
+    pub fn withdraw(&mut self, held: bool, counted: &BTreeMap<(u8, u8), [u32; 2]>) -> i64 {
+        let mut withdrawn = 0;
+        for (&(transition, bin), tally) in counted {
+            if let Some(b) = self
+                .bins
+                .get_mut(&(transition, held))
+                .and_then(|bins| bins.get_mut(usize::from(bin)))
+            {
+                b[0] = b[0].saturating_sub(tally[0]);
+                b[1] = b[1].saturating_sub(tally[1]);
+                withdrawn += i64::from(tally[0]);
+            }
+        }
+        // A transition no one is counted for any more is as if never seen.
+        self.bins.retain(|_, bins| bins.iter().any(|b| b[0] > 0));
+        withdrawn
     }
 }
 

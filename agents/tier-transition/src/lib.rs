@@ -14,6 +14,7 @@ pub mod forecast;
 pub mod ledger;
 pub mod metrics;
 
+use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 
 use btyd::params::{MODEL_PARAMS, Published};
@@ -22,8 +23,8 @@ use loyalty_contracts::{
     TransitionForecast, TransitionType, catalog, tables, topics,
 };
 use loyalty_runtime::{
-    Agent, AgentSettings, Context, HandleError, Input, KeepsKeys, OutputSpec, PartitionSummary,
-    TableSpec,
+    Agent, AgentSettings, Context, Forgotten, HandleError, Input, KeepsKeys, OutputSpec,
+    PartitionSummary, TableSpec,
 };
 use serde::{Deserialize, Serialize};
 
@@ -401,6 +402,7 @@ fn resolve(
     day: i32,
     purchases: &[(i32, i64)],
     counts: Option<&mut CalibrationCounts>,
+    counted: &mut BTreeMap<(u8, u8), [u32; 2]>,
 ) -> Option<Pending> {
     let walk = ledger::walk_pending(&pending, program, day, purchases);
     let horizon_passed = day >= pending.horizon;
@@ -417,7 +419,10 @@ fn resolve(
     }
     if let Some(counts) = counts {
         for (index, raw, happened) in resolved {
-            counts.add(index, held, raw, happened);
+            let bin = counts.add(index, held, raw, happened);
+            let tally = counted.entry((index, bin)).or_default();
+            tally[0] += 1;
+            tally[1] += u32::from(happened);
         }
     }
     (!open.is_empty()).then_some(Pending {
@@ -461,6 +466,27 @@ impl Agent for TierTransition {
         Ok(())
     }
 
+    /// Erasure: the member's resolved forecasts leave the calibration counts, so the
+    /// next calibrators are fitted without them.
+    fn forget(
+        &self,
+        key: &str,
+        state: &Option<MemberForecasts>,
+        ctx: &mut Context<'_, Self>,
+    ) -> Result<Forgotten, HandleError> {
+        let mut forgotten = Forgotten::default();
+        if let Some(ledger) = state {
+            let counts = ctx.summary().ok_or_else(|| {
+                HandleError::Fatal("tier-transition runs without its partition summary".into())
+            })?;
+            forgotten.removed(
+                "summary:calibration_counts",
+                counts.withdraw(held_out(key), &ledger.counted),
+            );
+        }
+        Ok(forgotten)
+    }
+
     fn handle(
         &self,
         input: &Input<'_>,
@@ -469,7 +495,10 @@ impl Agent for TierTransition {
     ) -> Result<(), HandleError> {
         if input.is_tombstone() {
             // Erasure upstream: forget the member and withdraw the forecasts.
-            if state.take().is_some() {
+            if let Some(ledger) = state.take() {
+                if let Some(counts) = ctx.summary() {
+                    counts.withdraw(held_out(input.key), &ledger.counted);
+                }
                 ctx.tombstone(&catalog::TIER_FORECASTS, input.key);
             }
             return Ok(());
@@ -495,7 +524,15 @@ impl Agent for TierTransition {
             && let Some(pending) = ledger.pending.take()
         {
             let counts = ctx.summary();
-            ledger.pending = resolve(&member.member_id, pending, program, day, &purchases, counts);
+            ledger.pending = resolve(
+                &member.member_id,
+                pending,
+                program,
+                day,
+                &purchases,
+                counts,
+                &mut ledger.counted,
+            );
         }
         if let Some(counts) = ctx.summary() {
             counts.stream_day = counts.stream_day.max(day);
@@ -579,7 +616,15 @@ impl Agent for TierTransition {
         {
             let horizon = pending.horizon;
             let counts = ctx.summary();
-            ledger.pending = resolve(key, pending, program, horizon, &[], counts);
+            ledger.pending = resolve(
+                key,
+                pending,
+                program,
+                horizon,
+                &[],
+                counts,
+                &mut ledger.counted,
+            );
         }
         let (version, maps) = self.calibration(ctx);
         if let Some(last) = ledger.last.as_mut()

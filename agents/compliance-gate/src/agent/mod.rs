@@ -17,7 +17,8 @@ use loyalty_contracts::{
 };
 use loyalty_runtime::store::{Clock, Timer};
 use loyalty_runtime::{
-    Agent, Context, HandleError, Input, KeepsKeys, OutputSpec, Rejection, TableSpec, Topic,
+    Agent, Context, Forgotten, HandleError, Input, KeepsKeys, OutputSpec, Rejection, TableSpec,
+    Topic,
 };
 
 use crate::audit_record::{self, Canonical};
@@ -243,6 +244,24 @@ impl Agent for ComplianceGate {
             }
         }
         Ok(())
+    }
+
+    /// Erasure: deleting the member's state destroys their pseudonym secret
+    /// (crypto-shredding: the audit chain still verifies, its pseudonyms name no one),
+    /// their deferred sends and the proposals waiting for them; the receipt counts each.
+    fn forget(
+        &self,
+        _key: &str,
+        state: &Option<Member>,
+        _ctx: &mut Context<'_, Self>,
+    ) -> Result<Forgotten, HandleError> {
+        let mut forgotten = Forgotten::default();
+        if let Some(member) = state {
+            forgotten.removed("pseudonym_secret", i64::from(member.secret.is_some()));
+            forgotten.removed("deferred_sends", member.deferred.len() as i64);
+            forgotten.removed("awaiting_proposals", member.awaiting.len() as i64);
+        }
+        Ok(forgotten)
     }
 
     fn on_timer(

@@ -125,7 +125,7 @@ impl MemberFold {
         {
             remember(
                 &mut self.identity_links,
-                &format!("{}:{link}", event.source),
+                &loyalty_contracts::identity_link(&event.source, link),
             );
         }
 

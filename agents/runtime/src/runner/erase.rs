@@ -114,8 +114,7 @@ pub(super) fn erase<A: Agent>(
         erased_at: request.requested_at,
     };
     for id in &ids {
-        let hash = registry.hash(id);
-        registry.set(&hash, Some(request.requested_at.0));
+        let hash = registry.register(id, request.requested_at.0);
         emitted.push(encoded(shared, REGISTRY, &hash, &entry, input.timestamp)?);
     }
     let receipt = ErasureReceipt {

@@ -114,6 +114,7 @@ pub(super) fn context<'a, A: Agent>(
         timers: None,
         stream_time: -1,
         partition: None,
+        erased: shared.erasure.as_ref(),
     }
 }
 

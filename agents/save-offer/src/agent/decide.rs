@@ -737,6 +737,13 @@ pub(super) fn settle_claim(
         );
     }
     let claim: LedgerClaim = input.decode()?;
+    if ctx.is_erased(&claim.proposal.member_id) {
+        // Erased while the claim was on its way: nothing is charged or proposed.
+        if let Some(m) = agent.metrics() {
+            m.ledger("erased");
+        }
+        return Ok(());
+    }
     let ledger = match state.get_or_insert_with(|| Entry::Ledger(Ledger::default())) {
         Entry::Ledger(l) => l,
         Entry::Member(_) => {

@@ -63,6 +63,11 @@ pub(super) fn proposal_seen(
             .entry(key.clone())
             .or_default()
             .pull(&held.context);
+        entry
+            .arm_shares
+            .entry(key.clone())
+            .or_default()
+            .pull(&held.context);
     }
     entry.held.push(held);
     entry.prune(p.decided_at);
@@ -139,10 +144,17 @@ pub(super) fn member_event(
             if let Some((key, reward, probability, context)) = learned
                 && let Some(summary) = ctx.summary()
             {
-                summary.arms.entry(key).or_default().learn(
+                let scale = agent.settings.reward_scale_minor;
+                summary.arms.entry(key.clone()).or_default().learn(
                     reward,
                     probability,
-                    agent.settings.reward_scale_minor,
+                    scale,
+                    &context,
+                );
+                entry.arm_shares.entry(key).or_default().learn(
+                    reward,
+                    probability,
+                    scale,
                     &context,
                 );
             }

@@ -21,7 +21,8 @@ use loyalty_contracts::{
     MemberState, OfferProposal, Payload, catalog, topics,
 };
 use loyalty_runtime::{
-    Agent, Context, HandleError, Input, OutputSpec, Population, Rejection, Rekeys, TableSpec, Topic,
+    Agent, Context, Forgotten, HandleError, Input, OutputSpec, Population, Rejection, Rekeys,
+    TableSpec, Topic,
 };
 
 use crate::bandit::ArmStats;
@@ -205,6 +206,38 @@ impl Agent for SaveOffer {
         let registered = SaveOfferMetrics::register(metrics)?;
         let _ = self.metrics.set(registered);
         Ok(())
+    }
+
+    /// Erasure: the member's lifetime-margin bucket leaves the decile sketch and their
+    /// pulls and rewards leave the arms' statistics, so deciles and the bandits'
+    /// posteriors no longer include them.
+    fn forget(
+        &self,
+        _key: &str,
+        state: &Option<Entry>,
+        ctx: &mut Context<'_, Self>,
+    ) -> Result<Forgotten, HandleError> {
+        let mut forgotten = Forgotten::default();
+        let Some(Entry::Member(entry)) = state else {
+            return Ok(forgotten);
+        };
+        let summary = ctx.summary().ok_or_else(|| {
+            HandleError::Fatal("save-offer runs without its partition summary".into())
+        })?;
+        if let Some(bucket) = entry.ltv_bucket {
+            summary.lifetime_margin.remove(bucket);
+            forgotten.removed("summary:lifetime_margin", 1);
+        }
+        for (key, share) in &entry.arm_shares {
+            if let Some(arm) = summary.arms.get_mut(key) {
+                arm.withdraw(share);
+                if arm.pulls == 0 && arm.conversions == 0 {
+                    summary.arms.remove(key);
+                }
+            }
+        }
+        forgotten.removed("summary:bandit_arms", entry.arm_shares.len() as i64);
+        Ok(forgotten)
     }
 
     fn handle(

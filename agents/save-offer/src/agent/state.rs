@@ -52,6 +52,9 @@ pub struct MemberEntry {
     /// Experiment offers no longer held (expired, suppressed) whose outcome may still
     /// come: a conversion is often the very order that suppressed its offer.
     pub withdrawn: Vec<HeldOffer>,
+    /// What this member added to each arm's statistics (pulls, rewards), so an erasure
+    /// takes it back out of the partition's bandit statistics.
+    pub arm_shares: BTreeMap<ArmKey, ArmStats>,
 }
 
 /// Offers one member holds at most; the oldest goes first.

@@ -99,6 +99,19 @@ impl ArmStats {
     /// One Thompson draw of the reward per pull: a conversion rate from the Beta
     /// posterior times the margin per conversion (the arm's own mean once it has
     /// converted, else `prior_margin`).
+    /// Take `other` (one member's share, merged in by `pull` and `learn`) back out: the
+    /// reverse of `merge`, for erasure. Sums of floats come back to within rounding.
+    pub fn withdraw(&mut self, other: &ArmStats) {
+        self.pulls = self.pulls.saturating_sub(other.pulls);
+        self.conversions = self.conversions.saturating_sub(other.conversions);
+        self.reward -= other.reward;
+        self.weighted -= other.weighted;
+        if self.xx.len() == other.xx.len() && self.rx.len() == other.rx.len() {
+            self.xx.iter_mut().zip(&other.xx).for_each(|(a, b)| *a -= b);
+            self.rx.iter_mut().zip(&other.rx).for_each(|(a, b)| *a -= b);
+        }
+    }
+
     pub fn thompson_draw(&self, prior_margin: f64, rng: &mut impl Rng) -> f64 {
         let beta = Beta::new(
             1.0 + self.conversions as f64,
