@@ -147,6 +147,13 @@ fn body<T: serde::de::DeserializeOwned + apache_avro::AvroSchema>(bytes: &[u8]) 
     decode(&T::get_schema(), avro).expect("decodes")
 }
 
+/// A member who may be reached by SMS alone (and has TCPA consent for it).
+const SMS_ONLY: [(Channel, ConsentStatus); 3] = [
+    (Channel::Email, ConsentStatus::OptedOut),
+    (Channel::Push, ConsentStatus::OptedOut),
+    (Channel::Sms, ConsentStatus::ExpressWritten),
+];
+
 fn member_with(rig: &mut Rig, id: &str, given: &[(Channel, ConsentStatus)]) -> Option<Member> {
     let mut state = None;
     rig.feed(&catalog::MEMBER_PROFILES, id, &profile(id), &mut state);
@@ -305,12 +312,7 @@ fn an_offer_that_names_channels_is_tried_on_those_alone_and_in_app_only_where_as
 #[test]
 fn a_proposal_at_23_00_is_sent_at_08_00_recipient_time_and_rechecked_then() {
     let mut rig = rig();
-    let sms_only = [
-        (Channel::Email, ConsentStatus::OptedOut),
-        (Channel::Push, ConsentStatus::OptedOut),
-        (Channel::Sms, ConsentStatus::ExpressWritten),
-    ];
-    let mut state = member_with(&mut rig, "m1", &sms_only);
+    let mut state = member_with(&mut rig, "m1", &SMS_ONLY);
     // The night daylight saving ends in New York: 23:00 EDT, then 08:00 EST.
     let at = new_york(2026, 10, 31, 23, 0);
     let out = rig.feed(
@@ -540,12 +542,7 @@ fn every_decision_is_a_link_of_a_chain_that_verifies() {
 #[test]
 fn erasing_a_member_shreds_their_pseudonym_secret_and_their_deferred_sends() {
     let mut rig = rig();
-    let sms_only = [
-        (Channel::Email, ConsentStatus::OptedOut),
-        (Channel::Push, ConsentStatus::OptedOut),
-        (Channel::Sms, ConsentStatus::ExpressWritten),
-    ];
-    let mut state = member_with(&mut rig, "m1", &sms_only);
+    let mut state = member_with(&mut rig, "m1", &SMS_ONLY);
     // 23:00 in New York: deferred to 08:00.
     let at = new_york(2026, 6, 10, 23, 0);
     let out = rig.feed(
@@ -559,12 +556,10 @@ fn erasing_a_member_shreds_their_pseudonym_secret_and_their_deferred_sends() {
         .agent
         .forget("m1", &state, &mut rig.harness.context())
         .expect("forgotten");
-    let places: Vec<(&str, i64)> = forgotten
-        .removed
-        .iter()
-        .map(|r| (r.place.as_str(), r.count))
-        .collect();
-    assert_eq!(places, [("pseudonym_secret", 1), ("deferred_sends", 1)]);
+    assert_eq!(
+        forgotten.counts(),
+        [("pseudonym_secret", 1), ("deferred_sends", 1)]
+    );
 }
 
 #[test]

@@ -408,13 +408,8 @@ fn an_erased_member_leaves_the_fit_rows_values_and_outcomes_as_if_never_seen() {
         .forget("m1", &erased, &mut both.harness.context())
         .unwrap();
     assert_eq!(forgotten.linked_ids, vec!["contact-9".to_owned()]);
-    let places: Vec<(&str, i64)> = forgotten
-        .removed
-        .iter()
-        .map(|r| (r.place.as_str(), r.count))
-        .collect();
     assert_eq!(
-        places,
+        forgotten.counts(),
         [
             ("summary:fit_rows_and_values", 1),
             ("summary:intervention_outcomes", 2)

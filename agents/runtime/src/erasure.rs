@@ -128,6 +128,14 @@ pub struct Forgotten {
 }
 
 impl Forgotten {
+    /// What was removed, as (place, count) pairs: for logs and tests.
+    pub fn counts(&self) -> Vec<(&str, i64)> {
+        self.removed
+            .iter()
+            .map(|r| (r.place.as_str(), r.count))
+            .collect()
+    }
+
     /// Count `count` things removed from `place`.
     pub fn removed(&mut self, place: impl Into<String>, count: i64) {
         if count > 0 {

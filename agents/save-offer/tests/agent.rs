@@ -470,13 +470,8 @@ fn outcomes_teach_the_experiment_and_count_redemptions() {
         .agent
         .forget("m1", &state, &mut rig.harness.context())
         .expect("forgotten");
-    let places: Vec<(&str, i64)> = forgotten
-        .removed
-        .iter()
-        .map(|r| (r.place.as_str(), r.count))
-        .collect();
     assert_eq!(
-        places,
+        forgotten.counts(),
         [("summary:lifetime_margin", 1), ("summary:bandit_arms", 1)]
     );
     assert!(!rig.harness.summary.arms.contains_key(&key));

@@ -12,7 +12,7 @@ use crate::common;
 use common::record;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use apache_avro::AvroSchema;
@@ -90,27 +90,9 @@ async fn records<T: serde::Serialize + AvroSchema>(
 }
 
 fn swarm_audit_verify(stack: &common::Stack, topic: &str) -> (i32, String) {
-    let out = std::process::Command::new(common::binary("swarm"))
-        .args([
-            "audit",
-            "verify",
-            topic,
-            "--public-key",
-            &public_key(),
-            "--bootstrap-servers",
-            &stack.bootstrap_servers,
-            "--schema-registry-url",
-            &stack.registry_url,
-        ])
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+    common::swarm_cli(
+        stack,
+        &["audit", "verify", topic, "--public-key", &public_key()],
     )
 }
 
@@ -297,19 +279,7 @@ async fn quiet_hours_defer_to_08_00_across_a_sigkill_and_a_takeover(broker: comm
     assert!(report.contains("intact"), "{report}");
 
     // An outside consumer: Confluent's Python client with the registry's deserializer.
-    let reader = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/read_gate_topics.py");
-    let out = std::process::Command::new("python3")
-        .arg(&reader)
-        .args([&stack.bootstrap_servers, &stack.registry_url])
-        .args([topics::TRIGGERS_SMS, topics::AUDIT_LOG])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let read: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let read = common::python_read(&stack, &[topics::TRIGGERS_SMS, topics::AUDIT_LOG]);
     assert_eq!(read[topics::TRIGGERS_SMS]["records"], MEMBERS);
     assert_eq!(
         read[topics::TRIGGERS_SMS]["distinct_idempotency_keys"],

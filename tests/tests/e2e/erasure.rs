@@ -5,7 +5,8 @@
 //! - a repeated request removes nothing and is receipted again;
 //! - after the changelog is deleted and every input replayed from the start by a new
 //!   group, the member does not come back;
-//! - `swarm erasure request` and `swarm erasure status` write and follow a request.
+//! - `swarm erasure request` and `swarm erasure status` write and follow a request;
+//! - Confluent's Python client reads the receipts.
 //!
 //! Runs on each broker.
 
@@ -130,6 +131,12 @@ async fn an_erased_member_leaves_nothing_and_stays_erased_through_a_replay(broke
             receipt.removed
         );
     }
+    // An outside consumer reads the receipts: Confluent's Python client.
+    let read = python_read(&stack, &[topics::ERASURE_RECEIPTS]);
+    assert_eq!(
+        read[topics::ERASURE_RECEIPTS],
+        serde_json::json!({"records": 1, "requests": ["r-1"], "agents": ["customer-graph"]})
+    );
     let states = member_state_bodies(&stack).await;
     assert!(
         !states.contains_key("m1"),
@@ -203,7 +210,7 @@ async fn an_erased_member_leaves_nothing_and_stays_erased_through_a_replay(broke
 
     // The CLI: only customer-graph runs, so the request stays pending (exit 3) and says
     // which agents are missing and which streams may still hold the member's records.
-    let (code, out) = swarm(&stack, &["erasure", "status", "r-1"]);
+    let (code, out) = swarm_cli(&stack, &["erasure", "status", "r-1"]);
     assert_eq!(code, 3, "{out}");
     for line in [
         "customer-graph: at",
@@ -214,7 +221,7 @@ async fn an_erased_member_leaves_nothing_and_stays_erased_through_a_replay(broke
     ] {
         assert!(out.contains(line), "{line:?} missing from:\n{out}");
     }
-    let (code, out) = swarm(
+    let (code, out) = swarm_cli(
         &stack,
         &["erasure", "request", "m2", "--requested-by", "member"],
     );
@@ -223,7 +230,7 @@ async fn an_erased_member_leaves_nothing_and_stays_erased_through_a_replay(broke
     assert!(request_id.starts_with("erasure-") && !request_id.contains("m2"));
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let (_, status) = swarm(&stack, &["erasure", "status", &request_id, "--json"]);
+        let (_, status) = swarm_cli(&stack, &["erasure", "status", &request_id, "--json"]);
         if status.contains("\"agent\": \"customer-graph\"") {
             break;
         }
@@ -232,26 +239,4 @@ async fn an_erased_member_leaves_nothing_and_stays_erased_through_a_replay(broke
     }
     assert!(!member_state_bodies(&stack).await.contains_key("m2"));
     stack.shutdown().await;
-}
-
-/// `swarm <args>` against the stack: exit code, and stdout then stderr.
-fn swarm(stack: &Stack, args: &[&str]) -> (i32, String) {
-    let out = std::process::Command::new(binary("swarm"))
-        .args(args)
-        .args([
-            "--bootstrap-servers",
-            &stack.bootstrap_servers,
-            "--schema-registry-url",
-            &stack.registry_url,
-        ])
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }

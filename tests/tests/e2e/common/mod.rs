@@ -639,3 +639,44 @@ pub async fn member_event_encoder(stack: &Stack) -> Encoder {
         .unwrap();
     Encoder::new(id, leak(schema)).unwrap()
 }
+
+/// `swarm <args>` against the stack (its addresses appended): exit code, and stdout
+/// then stderr.
+pub fn swarm_cli(stack: &Stack, args: &[&str]) -> (i32, String) {
+    let out = Command::new(binary("swarm"))
+        .args(args)
+        .args([
+            "--bootstrap-servers",
+            &stack.bootstrap_servers,
+            "--schema-registry-url",
+            &stack.registry_url,
+        ])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// What Confluent's Python client, with the registry's Avro deserializer, reads from
+/// `topics` (`tests/python/read_swarm_topics.py`): an outside consumer's view, per topic.
+pub fn python_read(stack: &Stack, topics: &[&str]) -> serde_json::Value {
+    let reader = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/read_swarm_topics.py");
+    let out = Command::new("python3")
+        .arg(&reader)
+        .args([&stack.bootstrap_servers, &stack.registry_url])
+        .args(topics)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}

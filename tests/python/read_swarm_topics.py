@@ -1,9 +1,10 @@
-"""An outside consumer of compliance-gate's topics: Confluent's Python client and its
-schema-registry Avro deserializer read trigger topics and the audit log.
+"""An outside consumer of the swarm's topics: Confluent's Python client and its
+schema-registry Avro deserializer read compliance-gate's trigger topics and audit log,
+and the erasure receipts.
 
-Usage: read_gate_topics.py BOOTSTRAP REGISTRY_URL TOPIC...
+Usage: read_swarm_topics.py BOOTSTRAP REGISTRY_URL TOPIC...
 Prints JSON per topic: records read; for triggers, distinct idempotency keys; for the
-audit log, decisions and checkpoints.
+audit log, decisions and checkpoints; for receipts, the requests and agents named.
 """
 
 import json
@@ -44,7 +45,7 @@ def main() -> int:
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
-            "group.id": "python-gate-reader",
+            "group.id": "python-swarm-reader",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
         }
@@ -58,6 +59,9 @@ def main() -> int:
         if values and "previous_hash" in values[0]:
             entry["decisions"] = sum(1 for v in values if v.get("decision") is not None)
             entry["checkpoints"] = sum(1 for v in values if v.get("checkpoint") is not None)
+        if values and "request_id" in values[0] and "agent" in values[0]:
+            entry["requests"] = sorted({v["request_id"] for v in values})
+            entry["agents"] = sorted({v["agent"] for v in values})
         summary[topic] = entry
     consumer.close()
     print(json.dumps(summary))
