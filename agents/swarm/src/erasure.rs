@@ -120,12 +120,7 @@ pub async fn status(
 ) -> anyhow::Result<ErasureStatus> {
     let mut by_agent: BTreeMap<String, Confirmation> = BTreeMap::new();
     let mut requested_at = None;
-    for (value, _) in inspect::all_records(bootstrap_servers, topics::ERASURE_RECEIPTS).await? {
-        let Some(bytes) = value else { continue };
-        let (id, body) =
-            wire::split(&bytes).map_err(|r| anyhow::anyhow!("erasure receipt: {r}"))?;
-        let receipt: ErasureReceipt = codec::decode(registry.schema(id).await?.as_ref(), body)
-            .map_err(|r| anyhow::anyhow!("erasure receipt: {r}"))?;
+    for receipt in receipts(bootstrap_servers, registry).await? {
         if receipt.request_id != request_id {
             continue;
         }
@@ -160,6 +155,24 @@ pub async fn status(
         missing,
         retained,
     })
+}
+
+/// Every receipt written so far, in topic order.
+pub async fn receipts(
+    bootstrap_servers: &str,
+    registry: &RegistryClient,
+) -> anyhow::Result<Vec<ErasureReceipt>> {
+    let mut out = Vec::new();
+    for (value, _) in inspect::all_records(bootstrap_servers, topics::ERASURE_RECEIPTS).await? {
+        let Some(bytes) = value else { continue };
+        let (id, body) =
+            wire::split(&bytes).map_err(|r| anyhow::anyhow!("erasure receipt: {r}"))?;
+        out.push(
+            codec::decode(registry.schema(id).await?.as_ref(), body)
+                .map_err(|r| anyhow::anyhow!("erasure receipt: {r}"))?,
+        );
+    }
+    Ok(out)
 }
 
 /// The streams the swarm owns that carry member ids (keys or values): the member-keyed

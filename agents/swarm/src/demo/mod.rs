@@ -3,9 +3,11 @@
 //!
 //! `mod.rs` runs it; `agents.rs` starts the agents and watches them; `summary.rs`
 //! reads what they wrote once the swarm is quiet, `offers.rs` what save-offer proposed
-//! and `gate.rs` what compliance-gate decided.
+//! and `gate.rs` what compliance-gate decided; `erasure.rs` erases a few members with
+//! every agent running and checks what is left of them.
 
 pub(crate) mod agents;
+mod erasure;
 mod gate;
 mod offers;
 mod summary;
@@ -246,9 +248,30 @@ async fn observe(
     } else {
         settled
     };
+    // Then erase a few members the way an operator would, with every agent running.
+    let erased = if options.downstream && settled {
+        progress.stage(&format!(
+            "erasing {ERASED_MEMBERS} members; waiting for every agent's receipt"
+        ));
+        Some(
+            erasure::erase_members(
+                &options.bootstrap_servers,
+                &options.registry_url,
+                ERASED_MEMBERS,
+                Duration::from_secs(300),
+            )
+            .await
+            .context("erasing members")?,
+        )
+    } else {
+        None
+    };
     progress.finish();
-    summary::summarise(options, replayed, end_to_end, settled, keys).await
+    summary::summarise(options, replayed, end_to_end, settled, keys, erased).await
 }
+
+/// Members the demo erases once the swarm is quiet.
+const ERASED_MEMBERS: usize = 10;
 
 /// Every how many members one asks to cancel after the replay.
 const CANCELLING_EVERY: usize = 10;

@@ -37,6 +37,8 @@ pub struct DemoSummary {
     pub settled: bool,
     /// What cohort, tier-transition and ltv produced (`None`: they were not run).
     pub downstream: Option<Downstream>,
+    /// The erasure step, run with the whole swarm once it is quiet.
+    pub erasure: Option<super::erasure::ErasureReport>,
 }
 
 /// What the agents downstream of customer-graph produced.
@@ -302,6 +304,9 @@ impl std::fmt::Display for DemoSummary {
         if let Some(downstream) = &self.downstream {
             write!(f, "\n{downstream}")?;
         }
+        if let Some(erasure) = &self.erasure {
+            write!(f, "\n{erasure}")?;
+        }
         Ok(())
     }
 }
@@ -396,6 +401,7 @@ pub(super) async fn summarise(
     end_to_end: f64,
     settled: bool,
     keys: Option<&super::PublicKeys>,
+    erasure: Option<super::erasure::ErasureReport>,
 ) -> anyhow::Result<DemoSummary> {
     let registry = RegistryClient::new(&options.registry_url)?;
     let states: BTreeMap<String, MemberState> =
@@ -440,6 +446,7 @@ pub(super) async fn summarise(
         replay: replayed,
         settled,
         downstream,
+        erasure,
     };
     Ok(summary)
 }
