@@ -194,6 +194,18 @@ fn channel_consent() {
             &["push-without-opt-in"],
         ),
         (
+            "in-app, nothing recorded",
+            with(InApp, |c| c.in_app = Unknown, "US"),
+            Outcome::Approved,
+            &["in-app-not-opted-out"],
+        ),
+        (
+            "in-app, opted out",
+            with(InApp, |c| c.in_app = OptedOut, "DE"),
+            Outcome::Denied,
+            &["in-app-opted-out"],
+        ),
+        (
             "direct mail, opted out",
             with(DirectMail, |c| c.direct_mail = OptedOut, "US"),
             Outcome::Denied,
