@@ -96,9 +96,6 @@ impl ArmStats {
         }
     }
 
-    /// One Thompson draw of the reward per pull: a conversion rate from the Beta
-    /// posterior times the margin per conversion (the arm's own mean once it has
-    /// converted, else `prior_margin`).
     /// Take `other` (one member's share, merged in by `pull` and `learn`) back out: the
     /// reverse of `merge`, for erasure. Sums of floats come back to within rounding.
     pub fn withdraw(&mut self, other: &ArmStats) {
@@ -112,6 +109,9 @@ impl ArmStats {
         }
     }
 
+    /// One Thompson draw of the reward per pull: a conversion rate from the Beta
+    /// posterior times the margin per conversion (the arm's own mean once it has
+    /// converted, else `prior_margin`).
     pub fn thompson_draw(&self, prior_margin: f64, rng: &mut impl Rng) -> f64 {
         let beta = Beta::new(
             1.0 + self.conversions as f64,
