@@ -37,6 +37,7 @@ pub fn profile(member: &str) -> MemberProfile {
         borrower_status: None,
         vertical: None,
         plan_tier: None,
+        reenrolled_at: None,
     }
 }
 

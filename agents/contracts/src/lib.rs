@@ -58,7 +58,7 @@ pub use offer_catalog::{
     Sweepstakes,
 };
 pub use offers::VendorOffer;
-pub use profiles::MemberProfile;
+pub use profiles::{MemberProfile, reenrolment};
 pub use programs::{Program, QualifyingMetric, Tier, TierHold, TierWindow};
 pub use proposals::{
     ArmReadout, ChosenOffer, LocalisedContent, LtvReference, MoneyInterval, OfferProposal,

@@ -4,6 +4,8 @@
 use apache_avro::AvroSchema;
 use serde::{Deserialize, Serialize};
 
+use loyalty_runtime::Input;
+
 use crate::{Date, Timestamp};
 
 /// The newest profile of a member; key = member id.
@@ -46,4 +48,21 @@ pub struct MemberProfile {
     pub vertical: Option<String>,
     /// Subscription plan tier (basic, plus, premium), not the loyalty tier (v2).
     pub plan_tier: Option<String>,
+    /// The member enrolled again after an erasure, at this time (v3). Set by the
+    /// operator on the first profile of a returning member: the swarm then treats them
+    /// as a fresh member, while their history before the erasure stays erased
+    /// (`docs/architecture.md#erasure`).
+    pub reenrolled_at: Option<Timestamp>,
+}
+
+/// When the profile in `input` re-enrols an erased member: its `reenrolled_at`. What
+/// every agent that reads profiles answers to [`loyalty_runtime::Agent::reenrolment`].
+pub fn reenrolment(input: &Input<'_>) -> Option<i64> {
+    if input.topic != crate::topics::MEMBER_PROFILES || input.is_tombstone() {
+        return None;
+    }
+    let profile: MemberProfile = input
+        .decode_keyed("member_id", |p: &MemberProfile| &p.member_id)
+        .ok()?;
+    profile.reenrolled_at.map(|t| t.0)
 }

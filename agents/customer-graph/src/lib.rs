@@ -181,6 +181,11 @@ impl Agent for CustomerGraph {
         Ok(())
     }
 
+    /// A profile flagged as a re-enrolment brings an erased member back, fresh.
+    fn reenrolment(&self, input: &Input<'_>) -> Option<i64> {
+        loyalty_contracts::reenrolment(input)
+    }
+
     /// The member's source ids (`<source>:<id>` links; records arrive keyed by the id)
     /// are erased with them, so an event a source still sends under one is dropped.
     fn forget(

@@ -123,6 +123,16 @@ pub trait Agent: Send + Sync + Sized + 'static {
         Ok(Forgotten::default())
     }
 
+    /// Whether `input`, a record keyed by an erased member, enrols them again, and when
+    /// (`docs/architecture.md#erasure`). Agents that read profiles answer from the
+    /// profile's re-enrolment flag. A re-enrolment after the erasure makes the record the
+    /// first of a fresh member: the registry says so, and records logged since are the
+    /// member's anew, while those logged before (their old history, replayed) stay
+    /// dropped. Deterministic, like `handle`.
+    fn reenrolment(&self, _input: &Input<'_>) -> Option<i64> {
+        None
+    }
+
     /// Population-level outputs (statistics over every partition's summary), called after
     /// each refresh on the one instance that owns partition 0, so they are written once.
     fn publish(&self, _ctx: &mut Context<'_, Self>) -> Result<(), HandleError> {

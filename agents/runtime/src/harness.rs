@@ -28,7 +28,7 @@ pub struct Harness<A: Agent> {
     pub stream_time: i64,
     /// The partition `handle` runs in (0 unless set).
     pub partition: i32,
-    /// The ids `Context::is_erased` names ([`crate::erasure::Registry::register`]).
+    /// The ids `Context::is_erased` names ([`Harness::erase`]).
     pub erased: crate::erasure::Registry,
 }
 
@@ -54,6 +54,20 @@ impl<A: Agent> Harness<A> {
             partition: 0,
             erased: crate::erasure::Registry::new([0x5a; 32]),
         })
+    }
+
+    /// Register `member` as erased at `at`, as an erasure request carried out would.
+    pub fn erase(&self, member: &str, at: i64) {
+        self.erased.register(
+            member,
+            &crate::erasure::ErasureRequest {
+                request_id: format!("harness-{member}"),
+                member_id: member.to_owned(),
+                basis: "test".to_owned(),
+                requested_at: crate::time::Timestamp(at),
+                requested_by: None,
+            },
+        );
     }
 
     /// Set `key` of a reference table, as if its record had been loaded.

@@ -121,7 +121,7 @@ pub mod defs {
     pub const ERASURES: MetricDef = MetricDef::counter(
         "erasures_total",
         &["outcome"],
-        "erasure requests carried out: `erased` (something was removed), `nothing_held` (a repeated request, or a member this agent never held); each writes a receipt",
+        "erasure requests carried out: `erased` (something was removed), `nothing_held` (a repeated request, or a member this agent never held), `before_reenrolment` (a request the member came back after, replayed: nothing removed); each writes a receipt. `reenrolled`: an erased member enrolled again",
     );
     pub const REKEYED: MetricDef = MetricDef::counter(
         "records_rekeyed_total",
@@ -276,7 +276,8 @@ pub enum Event<'a> {
     ReplaySkipped { topic: &'a str, count: u64 },
     /// A record of an erased member dropped before it made any state.
     ErasedDropped { topic: &'a str },
-    /// An erasure request carried out; `outcome` is `erased` or `nothing_held`.
+    /// An erasure request carried out (`erased`, `nothing_held`, `before_reenrolment`), or
+    /// an erased member enrolled again (`reenrolled`).
     Erasure { outcome: &'a str },
     /// Records handed to another key through the repartition topic.
     Rekeyed { topic: &'a str, count: u64 },

@@ -35,6 +35,7 @@ pub fn profile(member: &str) -> MemberProfile {
         borrower_status: Some("none".into()),
         vertical: Some("coffee".into()),
         plan_tier: Some("plus".into()),
+        reenrolled_at: None,
     }
 }
 

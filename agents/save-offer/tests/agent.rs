@@ -493,7 +493,7 @@ fn a_claim_whose_member_was_erased_on_the_way_charges_and_proposes_nothing() {
     let mut rig = rig(vec![only]);
     let mut ledger = None;
     let (key, claim) = claim_of(&rig.member_with_opportunity("m0"));
-    rig.harness.erased.register("m0", NOW);
+    rig.harness.erase("m0", NOW);
     let settled = rig
         .feed(&CLAIMS, &key, &claim, &mut ledger)
         .expect("settled");

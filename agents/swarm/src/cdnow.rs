@@ -101,6 +101,7 @@ pub fn profile(customer: &str, first_purchase: Date) -> MemberProfile {
         )),
         vertical: Some("music".into()),
         plan_tier: Some(pick(h >> 52, &["basic", "plus", "premium"])),
+        reenrolled_at: None,
     }
 }
 

@@ -8,7 +8,12 @@
 //! - `swarm erasure request` and `swarm erasure status` write and follow a request;
 //! - Confluent's Python client reads the receipts.
 //!
-//! Runs on each broker.
+//! A second scenario: an event of the member in flight in the repartition topic when
+//! the erasure is carried out is dropped; a request too big to receipt is
+//! dead-lettered; a profile flagged as a re-enrolment brings the member back fresh,
+//! and a replay from empty state brings back only what followed it.
+//!
+//! Both run on each broker.
 
 use crate::common;
 
@@ -17,12 +22,16 @@ use std::time::Duration;
 
 use apache_avro::AvroSchema;
 use common::*;
-use loyalty_contracts::{ErasureReceipt, ErasureRequest, MemberEvent, Removal, Timestamp, topics};
-use loyalty_runtime::kafka;
+use loyalty_contracts::{
+    ErasedId, ErasureReceipt, ErasureRequest, MemberEvent, MemberProfile, Removal, Timestamp,
+    topics,
+};
+use loyalty_runtime::kafka::{self, OutRecord};
 use loyalty_runtime::registry::RegistryClient;
 use rdkafka::admin::AdminOptions;
 
 const CHANGELOG: &str = "customer-graph.members-changelog";
+const REPARTITION: &str = "customer-graph.rekey-repartition";
 
 /// An order of m1 that the store's point-of-sale reports under its card.
 fn card_order(event_id: &str, day: i64) -> MemberEvent {
@@ -50,13 +59,27 @@ async fn receipts(stack: &Stack, registry: &RegistryClient) -> Vec<ErasureReceip
 }
 
 async fn dropped(agent: &AgentProcess) -> f64 {
+    dropped_from(agent, topics::MEMBER_EVENTS).await
+}
+
+async fn dropped_from(agent: &AgentProcess, topic: &str) -> f64 {
     let (_, metrics) = agent.get("/metrics").await.unwrap();
     metric(
         &metrics,
         "loyalty_swarm_erased_dropped_total",
-        &[("topic", topics::MEMBER_EVENTS)],
+        &[("topic", topic)],
     )
     .unwrap_or(0.0)
+}
+
+fn erasure_request(request_id: &str, member: &str) -> ErasureRequest {
+    ErasureRequest {
+        request_id: request_id.into(),
+        member_id: member.into(),
+        basis: "gdpr_art17".into(),
+        requested_at: Timestamp(1_700_000_000_000),
+        requested_by: Some("member".into()),
+    }
 }
 
 on_each_broker!(an_erased_member_leaves_nothing_and_stays_erased_through_a_replay);
@@ -91,13 +114,7 @@ async fn an_erased_member_leaves_nothing_and_stays_erased_through_a_replay(broke
     let states = member_state_bodies(&stack).await;
     assert!(states.contains_key("m1") && states.contains_key("m2"));
 
-    let request = ErasureRequest {
-        request_id: "r-1".into(),
-        member_id: "m1".into(),
-        basis: "gdpr_art17".into(),
-        requested_at: Timestamp(1_700_000_000_000),
-        requested_by: Some("member".into()),
-    };
+    let request = erasure_request("r-1", "m1");
     let erase = record(
         topics::ERASURE_REQUESTS,
         "m1",
@@ -238,5 +255,191 @@ async fn an_erased_member_leaves_nothing_and_stays_erased_through_a_replay(broke
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(!member_state_bodies(&stack).await.contains_key("m2"));
+    stack.shutdown().await;
+}
+
+on_each_broker!(an_event_in_flight_stays_dropped_and_a_reenrolled_member_starts_fresh);
+
+async fn an_event_in_flight_stays_dropped_and_a_reenrolled_member_starts_fresh(broker: Broker) {
+    let stack = start_stack_on(broker).await;
+    let events = member_event_encoder(&stack).await;
+    let registry = RegistryClient::new(&stack.registry_url).unwrap();
+    let requests = swarm::replay::encoder(
+        &registry,
+        topics::ERASURE_REQUESTS,
+        ErasureRequest::get_schema(),
+    )
+    .await
+    .unwrap();
+    let profiles = swarm::replay::encoder(
+        &registry,
+        topics::MEMBER_PROFILES,
+        MemberProfile::get_schema(),
+    )
+    .await
+    .unwrap();
+    // Forwarded records are kept (no purge), so the test can write one again.
+    let agent = AgentProcess::spawn(
+        "customer-graph",
+        &stack,
+        &["--set", "repartition_purge_interval_ms=0"],
+    );
+    agent.wait_ready(Duration::from_secs(60)).await;
+    let producer = kafka::producer(&stack.bootstrap_servers, &BTreeMap::new()).unwrap();
+    let event =
+        |key: &str, e: &MemberEvent| record(topics::MEMBER_EVENTS, key, events.encode(e).unwrap());
+    let request = |r: &ErasureRequest| {
+        record(
+            topics::ERASURE_REQUESTS,
+            &r.member_id,
+            requests.encode(r).unwrap(),
+        )
+    };
+    kafka::produce_all(
+        &producer,
+        &[
+            event("card-1", &card_order("e1", 3)),
+            event("m2", &order_event("e2", "m2", 500)),
+        ],
+    )
+    .await
+    .unwrap();
+    wait_caught_up(&stack, "customer-graph", Duration::from_secs(120)).await;
+    assert!(member_state_bodies(&stack).await.contains_key("m1"));
+    let forwarded = swarm::inspect::all_records(&stack.bootstrap_servers, REPARTITION)
+        .await
+        .unwrap();
+    let [(payload, headers)] = forwarded.as_slice() else {
+        panic!("e1 forwarded once, not {forwarded:?}");
+    };
+
+    // m1 is erased; then the forward of e1 arrives (written before the erasure, read
+    // after it: in flight, or written again by an origin's replay). It is dropped.
+    kafka::produce_all(&producer, &[request(&erasure_request("r-1", "m1"))])
+        .await
+        .unwrap();
+    wait_caught_up(&stack, "customer-graph", Duration::from_secs(120)).await;
+    assert!(!member_state_bodies(&stack).await.contains_key("m1"));
+    let in_flight = OutRecord {
+        topic: REPARTITION.into(),
+        partition: None,
+        key: "m1".into(),
+        payload: payload.clone(),
+        timestamp: None,
+        headers: headers.clone(),
+    };
+    kafka::produce_all(&producer, &[in_flight]).await.unwrap();
+    wait_caught_up(&stack, "customer-graph", Duration::from_secs(120)).await;
+    assert!(
+        !member_state_bodies(&stack).await.contains_key("m1"),
+        "the forward in flight brought m1 back"
+    );
+    assert_eq!(dropped_from(&agent, REPARTITION).await, 1.0);
+
+    // A request whose id could not key a receipt is dead-lettered, naming why; m2 stays.
+    let oversized = ErasureRequest {
+        request_id: "r".repeat(300),
+        ..erasure_request("unused", "m2")
+    };
+    kafka::produce_all(&producer, &[request(&oversized)])
+        .await
+        .unwrap();
+    wait_caught_up(&stack, "customer-graph", Duration::from_secs(120)).await;
+    let dead = swarm::inspect::all_records(&stack.bootstrap_servers, "customer-graph.dlq")
+        .await
+        .unwrap();
+    let reasons: Vec<&str> = dead
+        .iter()
+        .flat_map(|(_, h)| h.iter().filter(|(k, _)| k == "dlq.error.reason"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["erasure request: request_id is 300 bytes long (at most 256)"]
+    );
+    assert!(member_state_bodies(&stack).await.contains_key("m2"));
+    assert_eq!(receipts(&stack, &registry).await.len(), 1);
+
+    // m1 comes back: a profile flagged as a re-enrolment, then a new order. Their state
+    // holds only what followed; e1, under the still-erased store card, stays out.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let returning = MemberProfile {
+        reenrolled_at: Some(Timestamp(now)),
+        ..swarm::cdnow::profile("m1", loyalty_contracts::Date(9_862))
+    };
+    let fresh_order = MemberEvent {
+        occurred_at: Timestamp(now),
+        ..order_event("e3", "m1", 4_000)
+    };
+    kafka::produce_all(
+        &producer,
+        &[record(
+            topics::MEMBER_PROFILES,
+            "m1",
+            profiles.encode(&returning).unwrap(),
+        )],
+    )
+    .await
+    .unwrap();
+    kafka::produce_all(
+        &producer,
+        &[
+            event("m1", &fresh_order),
+            event("card-1", &card_order("e4", 5)),
+        ],
+    )
+    .await
+    .unwrap();
+    wait_caught_up(&stack, "customer-graph", Duration::from_secs(120)).await;
+    let fresh = |states: &BTreeMap<String, Vec<u8>>, agent: &AgentProcess| {
+        let Some(state) = states.get("m1") else {
+            panic!("m1 is not back; log:\n{}", agent.log_tail());
+        };
+        decode_state(state).spend_minor
+    };
+    assert_eq!(fresh(&member_state_bodies(&stack).await, &agent), 4_000);
+    let erased = swarm::inspect::latest_values(&stack.bootstrap_servers, topics::ERASURE_REGISTRY)
+        .await
+        .unwrap();
+    let entries: Vec<ErasedId> = erased
+        .values()
+        .map(|bytes| {
+            let (_, body) = loyalty_runtime::wire::split(bytes).unwrap();
+            loyalty_runtime::codec::decode(&ErasedId::get_schema(), body).unwrap()
+        })
+        .collect();
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e.reenrolled_at == Some(Timestamp(now)))
+            .count(),
+        1,
+        "m1's entry says when they came back, the card's does not: {entries:?}"
+    );
+
+    // From empty state, every input from the start: m1's history before the erasure
+    // stays out, what followed the re-enrolment comes back, and the erasure request,
+    // replayed, does not erase the member who came back.
+    let mut agent = agent;
+    assert!(agent.terminate(Duration::from_secs(30)).success());
+    let admin = kafka::admin_client(&stack.bootstrap_servers, &BTreeMap::new()).unwrap();
+    for result in admin
+        .delete_topics(&[CHANGELOG], &AdminOptions::new())
+        .await
+        .unwrap()
+    {
+        result.unwrap();
+    }
+    let replay = AgentProcess::spawn(
+        "customer-graph",
+        &stack,
+        &["--set", "group_id=loyalty-swarm.customer-graph-replay"],
+    );
+    replay.wait_ready(Duration::from_secs(60)).await;
+    wait_caught_up(&stack, "customer-graph-replay", Duration::from_secs(120)).await;
+    assert_eq!(fresh(&member_state_bodies(&stack).await, &replay), 4_000);
     stack.shutdown().await;
 }

@@ -278,6 +278,7 @@ fn hostile_records(rng: &mut Rng, now: i64, events: &Encoder, profiles: &Encoder
                 borrower_status: None,
                 vertical: None,
                 plan_tier: None,
+                reenrolled_at: None,
             };
             out.push(Raw {
                 topic: topics::MEMBER_PROFILES,

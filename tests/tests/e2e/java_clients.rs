@@ -89,6 +89,7 @@ async fn a_java_producer_co_partitions_with_the_swarm(broker: Broker) {
             borrower_status: None,
             vertical: None,
             plan_tier: None,
+            reenrolled_at: None,
         };
         let payload = profiles.encode(&profile).unwrap();
         let delivery = producer

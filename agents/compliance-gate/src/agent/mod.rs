@@ -246,6 +246,11 @@ impl Agent for ComplianceGate {
         Ok(())
     }
 
+    /// A profile flagged as a re-enrolment brings an erased member back, fresh.
+    fn reenrolment(&self, input: &Input<'_>) -> Option<i64> {
+        loyalty_contracts::reenrolment(input)
+    }
+
     /// Erasure: deleting the member's state destroys their pseudonym secret
     /// (crypto-shredding: the audit chain still verifies, its pseudonyms name no one),
     /// their deferred sends and the proposals waiting for them; the receipt counts each.

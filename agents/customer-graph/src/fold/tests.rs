@@ -333,6 +333,7 @@ fn the_profiles_attributes_ride_on_the_snapshot_and_the_newest_profile_wins() {
         borrower_status: Some("none".into()),
         vertical: Some("coffee".into()),
         plan_tier: Some("plus".into()),
+        reenrolled_at: None,
     };
     let mut f = MemberFold::default();
     f.apply_profile(&profile);
@@ -397,6 +398,7 @@ fn profile_attributes_longer_than_an_id_are_refused() {
         borrower_status: Some("x".repeat(10_000)),
         vertical: None,
         plan_tier: None,
+        reenrolled_at: None,
     };
     let refused = super::contract::validate_profile(&profile).unwrap_err();
     assert!(

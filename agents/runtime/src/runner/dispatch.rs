@@ -94,6 +94,7 @@ pub(super) async fn handle_message<A: Agent>(
     shared: &Shared<A>,
     message: &OwnedMessage,
     floor: i64,
+    batch_started: Instant,
     store: &mut Store<A>,
     population: &Population<A::Summary>,
     outputs: &mut Vec<OutRecord>,
@@ -164,24 +165,30 @@ pub(super) async fn handle_message<A: Agent>(
             .emit(Event::ReplaySkipped { topic, count: 1 });
         return Ok(Outcome::Skipped);
     }
-    if topic != crate::erasure::REQUESTS && erase::is_erased(shared, store, key) {
-        // Old input of an erased member (a replay, an event in flight): no state may be
-        // made of it, and the DLQ must not keep it either.
-        shared.metrics.emit(Event::ErasedDropped { topic });
-        return Ok(Outcome::Skipped);
-    }
+    // Input of an erased member (a replay, an event in flight): no state may be made of
+    // it, and the DLQ must not keep it either — unless it enrols the member again.
+    let erased = if topic == crate::erasure::REQUESTS {
+        None
+    } else {
+        let logged_at = message.timestamp().to_millis();
+        match erase::erased(shared, store, key, logged_at) {
+            Some(entry) if erase::worth_reading_on(shared, &entry, logged_at, batch_started) => {
+                erase::caught_up(shared).await?;
+                erase::erased(shared, store, key, logged_at)
+            }
+            other => other,
+        }
+    };
     let value = match message.payload() {
         None => None,
         Some(bytes) => {
-            let framed = match wire::split(bytes) {
-                Ok(framed) => framed,
-                Err(rejection) => {
-                    outputs.push(dead_letter(shared, message, source, &rejection, &trace));
-                    return Ok(Outcome::DeadLettered);
-                }
+            let decoder = match wire::split(bytes) {
+                Ok((id, body)) => decoder_for(shared, id).await?.map(|d| (d, body)),
+                Err(rejection) => Err(rejection),
             };
-            match decoder_for(shared, framed.0).await? {
-                Ok(decoder) => Some((decoder, framed.1)),
+            match decoder {
+                Ok(decoder) => Some(decoder),
+                Err(_) if erased.is_some() => return Ok(erase::dropped(shared, topic)),
                 Err(rejection) => {
                     outputs.push(dead_letter(shared, message, source, &rejection, &trace));
                     return Ok(Outcome::DeadLettered);
@@ -204,6 +211,12 @@ pub(super) async fn handle_message<A: Agent>(
         return erase::erase(
             shared, message, source, &trace, &input, store, population, outputs,
         );
+    }
+    if let Some(entry) = &erased {
+        match erase::reenrolment(shared, &input, entry)? {
+            Some(registered) => outputs.extend(out_records(vec![registered], &trace.headers)),
+            None => return Ok(erase::dropped(shared, topic)),
+        }
     }
 
     // On a copy, so a rejected (or re-keyed) record leaves no trace in state.

@@ -24,7 +24,12 @@ pub(super) async fn store_for<'s, A: Agent>(
     Ok(match stores.entry(partition) {
         std::collections::btree_map::Entry::Occupied(slot) => slot.into_mut(),
         std::collections::btree_map::Entry::Vacant(slot) => {
-            slot.insert(restore_partition(shared, partition).await?)
+            let store = restore_partition(shared, partition).await?;
+            // The previous owner may have erased a member moments ago: its changelog
+            // tombstone is restored, and the registry record it wrote with it must be
+            // known too before the member's next record, in flight, is handled.
+            super::erase::caught_up(shared).await?;
+            slot.insert(store)
         }
     })
 }

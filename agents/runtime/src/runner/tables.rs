@@ -17,6 +17,7 @@ use super::dispatch::{Source, caught, dead_letter, decoder_for};
 use super::task::consumed;
 use super::topics::consumer_config;
 use crate::agent::{Agent, HandleError, shares_summary};
+use crate::erasure::{Erased, ErasedId};
 use crate::error::{Rejection, RejectionKind, RuntimeError};
 use crate::input::Input;
 use crate::kafka;
@@ -63,6 +64,11 @@ pub(super) async fn follow_tables<A: Agent>(
             })
             .await?;
         for (partition, low, high) in watermarks {
+            if name == crate::erasure::REGISTRY
+                && let Some(registry) = &shared.erasure
+            {
+                registry.read_to(partition, low);
+            }
             tpl.add_partition_offset(name, partition, Offset::Beginning)?;
             if high > low {
                 remaining.insert((name.to_owned(), partition), high - 1);
@@ -71,6 +77,7 @@ pub(super) async fn follow_tables<A: Agent>(
     }
     consumer.assign(&tpl)?;
     let mut loaded = Some(loaded);
+    let mut positions_checked = std::time::Instant::now();
     let mut missing: BTreeSet<&str> = specs
         .iter()
         .filter(|s| s.required)
@@ -87,6 +94,7 @@ pub(super) async fn follow_tables<A: Agent>(
         let received = match tokio::time::timeout(IDLE, consumer.recv()).await {
             Ok(received) => received,
             Err(_) => {
+                registry_read_to_position(&shared, &consumer)?;
                 // Nothing new. A partition written in transactions ends with a commit
                 // or abort marker that is never delivered, so its last offset never
                 // arrives: it is loaded once the position has passed it.
@@ -109,19 +117,20 @@ pub(super) async fn follow_tables<A: Agent>(
         {
             dead_letter_now(&shared, &message, &rejection).await?;
         }
-        if let Some(registry) = &shared.erasure
-            && message.topic() == crate::erasure::REGISTRY
-        {
-            // Presence is the fact: whatever the value, the id stays erased until a
-            // tombstone (a re-enrolment) takes it out.
-            let erased_at = message.timestamp().to_millis().unwrap_or(0);
-            registry.set(&key, message.payload().map(|_| erased_at));
+        if message.topic() == crate::erasure::REGISTRY {
+            follow_registry(&shared, &key, &message).await?;
         }
         if let Some(spec) = specs.iter().find(|s| s.topic == message.topic()) {
             follow_table(&shared, spec, &key, &message).await?;
             if shared.tables.get(spec.topic, &key).is_some() {
                 missing.remove(spec.topic);
             }
+        }
+        if positions_checked.elapsed() >= IDLE {
+            // The registry's position, also while other topics keep the follower busy:
+            // a task waiting for the registry must not wait for a quiet moment.
+            registry_read_to_position(&shared, &consumer)?;
+            positions_checked = std::time::Instant::now();
         }
         let position = (message.topic().to_owned(), message.partition());
         if remaining
@@ -135,6 +144,65 @@ pub(super) async fn follow_tables<A: Agent>(
             loaded.take().map(|tx| tx.send(()));
         }
     }
+}
+
+/// One record of the erasure registry. Presence is the fact: a record whose value does
+/// not decode still keeps the id erased (as of the record's time), and is dead-lettered
+/// (it holds a hash, never an id).
+async fn follow_registry<A: Agent>(
+    shared: &Shared<A>,
+    hash: &str,
+    message: &OwnedMessage,
+) -> Result<(), RuntimeError> {
+    let Some(registry) = &shared.erasure else {
+        return Ok(());
+    };
+    let entry = match message.payload() {
+        None => None,
+        Some(bytes) => {
+            let decoded = match wire::split(bytes) {
+                Ok((id, body)) => match decoder_for(shared, id).await? {
+                    Ok(decoder) => decoder.decode::<ErasedId>(body),
+                    Err(rejection) => Err(rejection),
+                },
+                Err(rejection) => Err(rejection),
+            };
+            Some(match decoded {
+                Ok(record) => Erased::of(&record),
+                Err(rejection) => {
+                    dead_letter_now(shared, message, &rejection).await?;
+                    Erased {
+                        request_id: String::new(),
+                        erased_at: message.timestamp().to_millis().unwrap_or(0),
+                        reenrolled_at: None,
+                    }
+                }
+            })
+        }
+    };
+    registry.set(hash, entry);
+    registry.read_to(message.partition(), message.offset() + 1);
+    Ok(())
+}
+
+/// The registry read as far as the follower's position: past transaction markers,
+/// which are never delivered as records.
+fn registry_read_to_position<A: Agent>(
+    shared: &Shared<A>,
+    consumer: &StreamConsumer,
+) -> Result<(), RuntimeError> {
+    let Some(registry) = &shared.erasure else {
+        return Ok(());
+    };
+    for p in consumer
+        .position()?
+        .elements_for_topic(crate::erasure::REGISTRY)
+    {
+        if let Offset::Offset(next) = p.offset() {
+            registry.read_to(p.partition(), next);
+        }
+    }
+    Ok(())
 }
 
 /// How long the loader waits for a record before checking its positions.

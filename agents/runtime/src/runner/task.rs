@@ -236,6 +236,7 @@ impl<A: Agent> StreamTasks<A> {
                 &self.shared,
                 message,
                 floor,
+                started,
                 store,
                 &self.population,
                 &mut outputs,

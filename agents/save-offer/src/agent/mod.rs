@@ -208,6 +208,11 @@ impl Agent for SaveOffer {
         Ok(())
     }
 
+    /// A profile flagged as a re-enrolment brings an erased member back, fresh.
+    fn reenrolment(&self, input: &Input<'_>) -> Option<i64> {
+        loyalty_contracts::reenrolment(input)
+    }
+
     /// Erasure: the member's lifetime-margin bucket leaves the decile sketch and their
     /// pulls and rewards leave the arms' statistics, so deciles and the bandits'
     /// posteriors no longer include them.
