@@ -189,6 +189,8 @@ pub struct Verified {
     pub unsealed: u64,
     /// Links written again, identical, by a replay (`effectively_once` after a crash).
     pub replayed: u64,
+    /// The chain as it stands after the last link: what a gate continues.
+    pub chain: Chain,
 }
 
 /// Walk one partition's links in log order.
@@ -283,7 +285,52 @@ pub fn verify(partition: i32, links: &[Link], key: &VerifyingKey) -> Result<Veri
         checkpoints,
         unsealed: decisions - sealed_decisions,
         replayed,
+        chain: Chain {
+            partition,
+            next_sequence: hashes.len() as u64,
+            head,
+            count: decisions,
+        },
     })
+}
+
+/// The chain a gate continues when it starts a partition with no chain head of its own
+/// (its state lost, or restarted from empty over an existing log), and the decisions
+/// since the last checkpoint. Continuing the log's chain, rather than starting a second
+/// one at sequence 0, keeps the log verifiable after a restart that no longer decides
+/// what it once did (the proposals of erased members are dropped). A log that does not
+/// verify is continued after its last link all the same: the break stays where it is,
+/// for `swarm audit verify` to report, and the gate does not stop over it.
+pub fn resume(partition: i32, links: &[Link], key: &VerifyingKey) -> (Chain, u64) {
+    if let Ok(verified) = verify(partition, links, key) {
+        return (verified.chain, verified.unsealed);
+    }
+    let Some(last) = links.iter().max_by_key(|l| l.sequence) else {
+        return (Chain::new(partition), 0);
+    };
+    let decisions = links
+        .iter()
+        .filter(|l| matches!(l.body, Body::Decision(_)))
+        .map(|l| l.sequence)
+        .collect::<std::collections::BTreeSet<_>>();
+    let sealed = links
+        .iter()
+        .filter(|l| matches!(l.body, Body::Checkpoint(_)))
+        .map(|l| l.sequence)
+        .max();
+    let unsealed = decisions
+        .iter()
+        .filter(|s| sealed.is_none_or(|c| **s > c))
+        .count();
+    (
+        Chain {
+            partition,
+            next_sequence: last.sequence + 1,
+            head: last.hash,
+            count: decisions.len() as u64,
+        },
+        unsealed as u64,
+    )
 }
 
 #[cfg(test)]
@@ -314,17 +361,46 @@ mod tests {
 
     #[test]
     fn an_intact_log_verifies() {
+        let links = log();
+        let last = links.last().expect("links");
         assert_eq!(
-            check(&log()),
+            check(&links),
             Ok(Verified {
                 decisions: 12,
                 checkpoints: 2,
                 unsealed: 2,
                 replayed: 0,
+                chain: Chain {
+                    partition: 3,
+                    next_sequence: 14,
+                    head: last.hash,
+                    count: 12,
+                },
             })
         );
         // Deterministic: the same decisions chain and sign to the same bytes.
         assert_eq!(log(), log());
+    }
+
+    #[test]
+    fn a_gate_without_a_head_continues_the_chain_in_the_log() {
+        let key = key();
+        let links = log();
+        let (mut chain, unsealed) = resume(3, &links, &key.verifying_key());
+        assert_eq!((chain.next_sequence, chain.count, unsealed), (14, 12, 2));
+        // What it appends next, a decision and a checkpoint sealing all 13, verifies.
+        let mut continued = links.clone();
+        continued.push(chain.decision(b"after the restart".to_vec()));
+        continued.push(chain.checkpoint(&key));
+        let verified = check(&continued).expect("one chain");
+        assert_eq!((verified.decisions, verified.unsealed), (13, 0));
+        // A broken log is continued after its last link; the break stays reported.
+        let mut broken = log();
+        broken.remove(4);
+        let (chain, unsealed) = resume(3, &broken, &key.verifying_key());
+        assert_eq!((chain.next_sequence, chain.count, unsealed), (14, 11, 2));
+        // An empty log: a new chain.
+        assert_eq!(resume(3, &[], &key.verifying_key()), (Chain::new(3), 0));
     }
 
     #[test]

@@ -133,6 +133,26 @@ pub trait Agent: Send + Sync + Sized + 'static {
         None
     }
 
+    /// An output, written to the task's own partition (`Context::emit_here`), whose
+    /// records carry the history the partition summary continues: compliance-gate's
+    /// audit chain. When a partition starts with the default summary (its state lost,
+    /// or restarted from empty state over outputs that remain), the runtime reads that
+    /// partition of the output and hands it to [`Agent::resume`], so the task continues
+    /// the history instead of starting a second one.
+    fn resumes_from(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// The partition summary rebuilt from `log`, the records of the partition's
+    /// [`Agent::resumes_from`] output in order; `None` keeps the default.
+    fn resume(
+        &self,
+        _partition: i32,
+        _log: &[Input<'_>],
+    ) -> Result<Option<Self::Summary>, HandleError> {
+        Ok(None)
+    }
+
     /// Population-level outputs (statistics over every partition's summary), called after
     /// each refresh on the one instance that owns partition 0, so they are written once.
     fn publish(&self, _ctx: &mut Context<'_, Self>) -> Result<(), HandleError> {

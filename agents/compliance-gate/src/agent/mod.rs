@@ -13,7 +13,8 @@ use std::sync::OnceLock;
 
 use ed25519_dalek::SigningKey;
 use loyalty_contracts::{
-    Channel, MemberConsents, MemberProfile, OfferProposal, Trigger, catalog, tables, topics,
+    AuditRecord, Channel, MemberConsents, MemberProfile, OfferProposal, Trigger, catalog, tables,
+    topics,
 };
 use loyalty_runtime::store::{Clock, Timer};
 use loyalty_runtime::{
@@ -267,6 +268,37 @@ impl Agent for ComplianceGate {
             forgotten.removed("awaiting_proposals", member.awaiting.len() as i64);
         }
         Ok(forgotten)
+    }
+
+    /// The audit log is the chain's history: a partition that starts with no chain
+    /// head continues the chain its log holds.
+    fn resumes_from(&self) -> Option<&'static str> {
+        Some(topics::AUDIT_LOG)
+    }
+
+    /// The chain head and the decisions since the last checkpoint, from the partition's
+    /// audit log (`audit::resume`). Records that are not links are left out.
+    fn resume(
+        &self,
+        partition: i32,
+        log: &[Input<'_>],
+    ) -> Result<Option<GateSummary>, HandleError> {
+        let canonical = self.canonical()?;
+        let links: Vec<_> = log
+            .iter()
+            .filter_map(|input| input.decode::<AuditRecord>().ok())
+            .filter_map(|record| audit_record::link(&record, canonical).ok())
+            .filter(|link| link.partition == partition)
+            .collect();
+        if links.is_empty() {
+            return Ok(None);
+        }
+        let (chain, unsealed) =
+            crate::audit::resume(partition, &links, &self.signer()?.key.verifying_key());
+        Ok(Some(GateSummary {
+            chain: Some(chain),
+            unsealed,
+        }))
     }
 
     fn on_timer(
