@@ -112,9 +112,17 @@ pub struct RuntimeSettings {
     /// `SWARM_ERASURE_KEY` environment variable. Needed by agents that read erasure
     /// requests.
     pub erasure_key_file: Option<PathBuf>,
+    /// `retention.ms` the agent's DLQ is created with (7 days). A dead letter keeps the
+    /// record's key and bytes, often a member id: the retention bounds how long a member
+    /// erased since stays there (`docs/architecture.md#erasure`). -1 keeps every record.
+    pub dlq_retention_ms: i64,
     /// Raw librdkafka properties for both consumer and producer (security, tuning).
     pub librdkafka: BTreeMap<String, String>,
 }
+
+/// Seven days: how long the streams that carry member ids keep them by default (Kafka's
+/// own default `retention.ms`), set explicitly so a broker that keeps more does not.
+pub const MEMBER_STREAM_RETENTION_MS: i64 = 7 * 24 * 3_600_000;
 
 impl Default for RuntimeSettings {
     fn default() -> Self {
@@ -139,6 +147,7 @@ impl Default for RuntimeSettings {
             drain_timeout_ms: 30_000,
             max_event_time_ahead_ms: DEFAULT_MAX_EVENT_TIME_AHEAD_MS,
             erasure_key_file: None,
+            dlq_retention_ms: MEMBER_STREAM_RETENTION_MS,
             librdkafka: BTreeMap::new(),
         }
     }
@@ -223,6 +232,7 @@ impl fmt::Debug for RuntimeSettings {
             .field("drain_timeout_ms", &self.drain_timeout_ms)
             .field("max_event_time_ahead_ms", &self.max_event_time_ahead_ms)
             .field("erasure_key_file", &self.erasure_key_file)
+            .field("dlq_retention_ms", &self.dlq_retention_ms)
             .field("librdkafka", &librdkafka)
             .finish()
     }
@@ -278,6 +288,12 @@ impl RuntimeSettings {
             problems.push(format!(
                 "repartition_purge_interval_ms: {} must be 0 (keep every record) or at least 100",
                 self.repartition_purge_interval_ms
+            ));
+        }
+        if self.dlq_retention_ms == 0 || self.dlq_retention_ms < -1 {
+            problems.push(format!(
+                "dlq_retention_ms: {} must be positive, or -1 to keep every record",
+                self.dlq_retention_ms
             ));
         }
         if self.batch_max_records == 0 {

@@ -37,6 +37,27 @@ pub async fn request(
     basis: &str,
     requested_by: Option<String>,
 ) -> anyhow::Result<ErasureRequest> {
+    let mut written = requests(
+        bootstrap_servers,
+        registry_url,
+        &[member_id.to_owned()],
+        basis,
+        requested_by,
+    )
+    .await?;
+    written
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("no request was written"))
+}
+
+/// [`request`] for each of `members`, written together; returns them in order.
+pub async fn requests(
+    bootstrap_servers: &str,
+    registry_url: &str,
+    members: &[String],
+    basis: &str,
+    requested_by: Option<String>,
+) -> anyhow::Result<Vec<ErasureRequest>> {
     let registry = RegistryClient::new(registry_url)?;
     let encoder = crate::replay::encoder(
         &registry,
@@ -44,27 +65,29 @@ pub async fn request(
         ErasureRequest::get_schema(),
     )
     .await?;
-    let request = ErasureRequest {
-        request_id: format!("erasure-{}", random_hex(8)?),
-        member_id: member_id.to_owned(),
-        basis: basis.to_owned(),
-        requested_at: Timestamp(now_ms()),
-        requested_by,
-    };
-    let producer = kafka::producer(bootstrap_servers, &BTreeMap::new())?;
-    kafka::produce_all(
-        &producer,
-        &[kafka::OutRecord {
+    let mut written = Vec::with_capacity(members.len());
+    let mut records = Vec::with_capacity(members.len());
+    for member_id in members {
+        let request = ErasureRequest {
+            request_id: format!("erasure-{}", random_hex(8)?),
+            member_id: member_id.clone(),
+            basis: basis.to_owned(),
+            requested_at: Timestamp(now_ms()),
+            requested_by: requested_by.clone(),
+        };
+        records.push(kafka::OutRecord {
             topic: topics::ERASURE_REQUESTS.to_owned(),
             partition: None,
-            key: member_id.to_owned(),
+            key: member_id.clone(),
             payload: Some(encoder.encode(&request)?),
             timestamp: Some(request.requested_at.0),
             headers: Vec::new(),
-        }],
-    )
-    .await?;
-    Ok(request)
+        });
+        written.push(request);
+    }
+    let producer = kafka::producer(bootstrap_servers, &BTreeMap::new())?;
+    kafka::produce_all(&producer, &records).await?;
+    Ok(written)
 }
 
 /// One agent's confirmation of a request.
@@ -178,6 +201,17 @@ pub async fn receipts(
 /// The streams the swarm owns that carry member ids (keys or values): the member-keyed
 /// stream contracts other than the operator's own inputs, and each agent's DLQ.
 pub fn member_streams() -> Vec<String> {
+    derived_member_streams()
+        .into_iter()
+        .map(str::to_owned)
+        .chain(ERASING_AGENTS.iter().map(|a| runner::dlq_topic(a)))
+        .collect()
+}
+
+/// The contract's streams (not compacted) that carry member ids and that the swarm
+/// writes or routes: set-up gives them a bounded retention. The operator's own inputs
+/// (events, profiles, consents) and the audit log, which names no member, are not.
+pub fn derived_member_streams() -> Vec<&'static str> {
     let inputs = [
         topics::MEMBER_EVENTS,
         topics::MEMBER_PROFILES,
@@ -187,8 +221,7 @@ pub fn member_streams() -> Vec<String> {
         .into_iter()
         .filter(|c| c.cleanup == Cleanup::Delete && c.co_partitioned)
         .filter(|c| !inputs.contains(&c.topic) && c.topic != topics::AUDIT_LOG)
-        .map(|c| c.topic.to_owned())
-        .chain(ERASING_AGENTS.iter().map(|a| runner::dlq_topic(a)))
+        .map(|c| c.topic)
         .collect()
 }
 

@@ -191,6 +191,7 @@ where
             partitions,
             replication: 1,
             librdkafka: BTreeMap::new(),
+            member_stream_retention_ms: loyalty_runtime::config::MEMBER_STREAM_RETENTION_MS,
         })
         .await?;
         measure(bootstrap, registry).await
@@ -247,7 +248,7 @@ async fn measure(
         c.runtime.erasure_key_file = Some(crate::demo::agents::erasure_key_file()?);
         c.runtime
     };
-    let mut swarm = Swarm::new();
+    let mut swarm = Swarm::new("");
     let catalog =
         crate::demo::agents::downstream_config::<loyalty_runtime::NoSettings>(&runtime, 30_000);
     swarm.spawn(save_offer::OfferCatalog, catalog);

@@ -14,6 +14,10 @@ pub struct Target {
     /// Replication factor for new topics; -1 = the broker's default.
     pub replication: i32,
     pub librdkafka: std::collections::BTreeMap<String, String>,
+    /// `retention.ms` of the streams that carry member ids and are not compacted
+    /// (opportunities, proposals, triggers, reviews, erasure requests): how long an erased
+    /// member may stay there (`swarm erasure status` says until when). -1 keeps them.
+    pub member_stream_retention_ms: i64,
 }
 
 /// The topics of the contract: member-keyed ones share one partition count so they stay
@@ -31,13 +35,20 @@ pub fn topic_specs(target: &Target) -> Vec<TopicSpec> {
             replication: target.replication,
             compacted: c.cleanup == Cleanup::Compact,
             // The audit trail and the erasure receipts are kept for good (a regulator
-            // may ask years later); neither names a member in the clear.
-            retention_ms: [
+            // may ask years later); neither names a member in the clear. The derived
+            // streams that do are kept for a bounded time.
+            retention_ms: if [
                 loyalty_contracts::topics::AUDIT_LOG,
                 loyalty_contracts::topics::ERASURE_RECEIPTS,
             ]
             .contains(&c.topic)
-            .then_some(-1),
+            {
+                Some(-1)
+            } else if crate::erasure::derived_member_streams().contains(&c.topic) {
+                Some(target.member_stream_retention_ms)
+            } else {
+                None
+            },
         })
         .collect()
 }

@@ -99,7 +99,11 @@ pub(super) async fn start<A: Agent>(
             input_partitions(rt, &agent.inputs())
         })
         .await?;
-    let own = own_topics(&agent, existing.unwrap_or(rt.partitions));
+    let own = own_topics(
+        &agent,
+        existing.unwrap_or(rt.partitions),
+        rt.dlq_retention_ms,
+    );
     startup
         .retry("create_topics", &metrics, || {
             kafka::ensure_topics(&rt.bootstrap_servers, &rt.librdkafka, &own)

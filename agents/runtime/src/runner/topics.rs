@@ -147,8 +147,13 @@ pub(super) fn consumer_config<A: Agent>(
 /// creates its internal topics: changelog, DLQ, summaries (agents that share one) and
 /// repartition topic (agents that re-key).
 /// Partitioned ones follow the agent's inputs, as Kafka Streams' do its source topics:
-/// `partitions` is the inputs' count where they exist (see [`input_partitions`]).
-pub(super) fn own_topics<A: Agent>(agent: &A, partitions: i32) -> Vec<TopicSpec> {
+/// `partitions` is the inputs' count where they exist (see [`input_partitions`]). The
+/// DLQ keeps records `dlq_retention_ms`.
+pub(super) fn own_topics<A: Agent>(
+    agent: &A,
+    partitions: i32,
+    dlq_retention_ms: i64,
+) -> Vec<TopicSpec> {
     let topic = |name: String, partitions: i32, compacted: bool| TopicSpec {
         name,
         partitions,
@@ -158,7 +163,10 @@ pub(super) fn own_topics<A: Agent>(agent: &A, partitions: i32) -> Vec<TopicSpec>
     };
     let mut own = vec![
         topic(changelog_topic::<A>(), partitions, true),
-        topic(dlq_topic(A::NAME), 1, false),
+        TopicSpec {
+            retention_ms: Some(dlq_retention_ms),
+            ..topic(dlq_topic(A::NAME), 1, false)
+        },
     ];
     if shares_summary::<A>() {
         own.push(topic(summaries_topic::<A>(), 1, true));

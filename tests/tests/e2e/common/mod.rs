@@ -186,6 +186,7 @@ async fn set_up_contract(stack: &Stack, replication: i32) {
         partitions: PARTITIONS,
         replication,
         librdkafka: BTreeMap::new(),
+        member_stream_retention_ms: loyalty_runtime::config::MEMBER_STREAM_RETENTION_MS,
     })
     .await
     .expect("topics and schemas set up");
