@@ -141,7 +141,7 @@ pub mod defs {
     pub const PANICS: MetricDef = MetricDef::counter(
         "panics_total",
         &["during"],
-        "panics in the agent's code, caught: `handle` (record dead-lettered), `table` (table record dead-lettered), `refresh` and `on_timer` (the key kept its state), `publish`",
+        "panics in the agent's code, caught: `handle` (record dead-lettered), `table` (table record dead-lettered), `refresh` and `on_timer` (the key kept its state), `publish`, `forget` (the erasure request dead-lettered), `reenrolment` (the record taken as not re-enrolling), `resume` (the partition summary not resumed)",
     );
     pub const BATCHES: MetricDef = MetricDef::counter(
         "batches_committed_total",

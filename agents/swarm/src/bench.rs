@@ -114,6 +114,8 @@ async fn one_run(
         keep_running: false,
         downstream: options.all_agents,
         processing_guarantee: options.processing_guarantee,
+        restart_from_empty: false,
+        erase_during_replay: 0,
     };
     demo::run_demo(&demo, std::future::pending::<()>(), |_| {}).await
 }
@@ -175,22 +177,39 @@ async fn empty_cluster(bootstrap_servers: &str) -> anyhow::Result<()> {
             }
         }
     }
-    let created = swarm_topics(&topics(bootstrap_servers)?);
-    if !created.is_empty() {
-        let names: Vec<&str> = created.iter().map(String::as_str).collect();
+    let created: Vec<String> = swarm_topics(&topics(bootstrap_servers)?)
+        .into_iter()
+        .collect();
+    delete_topics(bootstrap_servers, &created).await
+}
+
+/// Delete those of `names` the cluster has, then wait until it no longer lists them:
+/// deletion is asynchronous on Kafka, and creating a topic of the same name before it is
+/// gone fails.
+pub(crate) async fn delete_topics(bootstrap_servers: &str, names: &[String]) -> anyhow::Result<()> {
+    let listed = |existing: &BTreeSet<String>| -> Vec<String> {
+        names
+            .iter()
+            .filter(|n| existing.contains(*n))
+            .cloned()
+            .collect()
+    };
+    let present = listed(&topics(bootstrap_servers)?);
+    if !present.is_empty() {
+        let admin = kafka::admin_client(bootstrap_servers, &Default::default())?;
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let names: Vec<&str> = present.iter().map(String::as_str).collect();
         for result in admin.delete_topics(&names, &options).await? {
             if let Err((topic, code)) = result {
                 anyhow::bail!("deleting topic {topic}: {code}");
             }
         }
     }
-    // Deletion is asynchronous on Kafka: creating a topic of the same name before it is
-    // gone fails.
     for _ in 0..300 {
-        if swarm_topics(&topics(bootstrap_servers)?).is_empty() {
+        if listed(&topics(bootstrap_servers)?).is_empty() {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    anyhow::bail!("the swarm's topics were still listed 60 s after deleting them")
+    anyhow::bail!("topics were still listed 60 s after deleting them: {present:?}")
 }

@@ -132,7 +132,7 @@ async fn measure(
     let gate = compliance_gate::ComplianceGate::new(&config.agent);
     let _ = std::fs::remove_file(&signing);
     let _ = std::fs::remove_file(&pseudonym);
-    let mut swarm = Swarm::new();
+    let mut swarm = Swarm::new("");
     swarm.spawn(gate, config);
     crate::demo::wait_ready(
         &format!("127.0.0.1:{port}"),

@@ -69,6 +69,15 @@ enum Command {
         /// customer-graph's /metrics address.
         #[arg(long, default_value = "127.0.0.1:9464")]
         http_listen: String,
+        /// After erasing members, restart every agent from empty state (state deleted,
+        /// new consumer groups reading from the earliest offset) and check that none of
+        /// the erased members comes back.
+        #[arg(long)]
+        restart_from_empty: bool,
+        /// Erase this many members while the replay runs (spread over the file's
+        /// customers), and report the time until all six agents receipted each.
+        #[arg(long, default_value_t = 0)]
+        erase_during_replay: usize,
     },
     /// Run the embedded broker and schema registry until Ctrl-C.
     Stack {
@@ -94,6 +103,11 @@ enum Command {
         /// Replication factor of new topics; -1 = the broker's default.
         #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
         replication: i32,
+        /// retention.ms of the streams that carry member ids (opportunities, proposals,
+        /// triggers, reviews, erasure requests): how long an erased member may stay
+        /// there, 7 days by default; -1 keeps them.
+        #[arg(long, default_value_t = loyalty_runtime::config::MEMBER_STREAM_RETENTION_MS, allow_negative_numbers = true)]
+        member_stream_retention_ms: i64,
     },
     /// Replay a CDNOW-format file onto the input topics.
     Replay {
@@ -319,6 +333,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             keep_running,
             http_listen,
+            restart_from_empty,
+            erase_during_replay,
         } => {
             let (embedded, bootstrap, registry, replication) =
                 match (&cluster.bootstrap_servers, &cluster.schema_registry_url) {
@@ -344,6 +360,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 keep_running,
                 downstream: true,
                 processing_guarantee: ProcessingGuarantee::EffectivelyOnce,
+                restart_from_empty,
+                erase_during_replay,
             };
             // Printed as soon as the swarm is quiet; with --keep-running it then goes on
             // serving until Ctrl-C.
@@ -392,6 +410,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             schema_registry_url,
             partitions,
             replication,
+            member_stream_retention_ms,
         } => {
             let target = setup::Target {
                 bootstrap_servers,
@@ -399,6 +418,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 partitions,
                 replication,
                 librdkafka: Default::default(),
+                member_stream_retention_ms,
             };
             for (subject, id) in setup::setup(&target).await? {
                 println!("{subject} id {id}");

@@ -27,6 +27,7 @@ mod rekeying;
 mod rust_client;
 mod save_offer_agent;
 mod scale_out;
+mod swarm_erasure;
 mod tier_forecast_quality;
 mod tier_transition_agent;
 mod timers;

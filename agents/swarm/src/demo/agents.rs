@@ -17,11 +17,8 @@ pub(crate) struct Watched {
 }
 
 impl Watched {
-    fn add<A: Agent>(&mut self, agent: &A) {
-        self.groups.push((
-            format!("loyalty-swarm.{}", A::NAME),
-            runner::consumed_topics(agent),
-        ));
+    fn add<A: Agent>(&mut self, agent: &A, group: String) {
+        self.groups.push((group, runner::consumed_topics(agent)));
         self.topics
             .extend(agent.outputs().iter().map(|o| o.topic().to_owned()));
         self.topics.push(runner::changelog_topic::<A>());
@@ -41,10 +38,16 @@ pub(crate) struct Swarm {
     stopped_tx: mpsc::UnboundedSender<(&'static str, String)>,
     stopped_rx: mpsc::UnboundedReceiver<(&'static str, String)>,
     pub(crate) watched: Watched,
+    /// Appended to each agent's consumer group: a new generation reads every input from
+    /// the earliest offset.
+    generation: String,
+    /// The topics holding each agent's state (changelogs, shared summaries, repartition
+    /// and internal topics): what a restart from empty state deletes.
+    pub(crate) state_topics: Vec<String>,
 }
 
 impl Swarm {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(generation: &str) -> Self {
         let (stopped_tx, stopped_rx) = mpsc::unbounded_channel();
         Swarm {
             stop: watch::channel(false).0,
@@ -52,12 +55,29 @@ impl Swarm {
             stopped_tx,
             stopped_rx,
             watched: Watched::default(),
+            generation: generation.to_owned(),
+            state_topics: Vec::new(),
         }
     }
 
-    /// Start `agent` with `config` on its own task.
-    pub(crate) fn spawn<A: Agent>(&mut self, agent: A, config: Config<A::Settings>) {
-        self.watched.add(&agent);
+    /// Start `agent` with `config` on its own task, in the consumer group the config
+    /// names or else `loyalty-swarm.<agent><generation>`.
+    pub(crate) fn spawn<A: Agent>(&mut self, agent: A, mut config: Config<A::Settings>) {
+        let group = config
+            .runtime
+            .group_id
+            .get_or_insert_with(|| format!("loyalty-swarm.{}{}", A::NAME, self.generation))
+            .clone();
+        self.watched.add(&agent, group);
+        self.state_topics.push(runner::changelog_topic::<A>());
+        if loyalty_runtime::shares_summary::<A>() {
+            self.state_topics.push(runner::summaries_topic::<A>());
+        }
+        if loyalty_runtime::rekeys::<A>() {
+            self.state_topics.push(runner::repartition_topic::<A>());
+        }
+        self.state_topics
+            .extend(agent.internal_topics().iter().map(|t| t.topic().to_owned()));
         let stop = self.stop.subscribe();
         let report = self.stopped_tx.clone();
         let task = tokio::spawn(async move {

@@ -11,11 +11,11 @@ use loyalty_contracts::topics;
 use loyalty_runtime::registry::RegistryClient;
 use serde::Serialize;
 
-use crate::erasure::{ERASING_AGENTS, receipts, request};
+use crate::erasure::{ERASING_AGENTS, receipts, requests};
 use crate::inspect;
 
 /// The compacted topics keyed by member: an erased member must have no live record.
-const MEMBER_TABLES: [&str; 4] = [
+pub(super) const MEMBER_TABLES: [&str; 4] = [
     topics::MEMBER_STATE,
     topics::COHORTS,
     topics::TIER_FORECASTS,
@@ -33,39 +33,55 @@ pub struct ErasureReport {
     pub seconds_to_all_receipts: f64,
     /// Live records of the erased members left on the compacted member topics.
     pub live_records_left: usize,
+    /// The members erased (kept for the checks after a restart, never printed).
+    #[serde(skip)]
+    pub erased: Vec<String>,
+    /// What a restart of every agent from empty state brought back (none, or `None`
+    /// when the demo did not restart).
+    pub restart: Option<super::restart::RestartReport>,
 }
 
-/// Erase every `every`-th member of member-state (in key order, at most `count`) and wait
-/// up to `limit` for every receipt.
+/// Erase `count` members spread over member-state's keys (in key order) and wait up to
+/// `limit` for every receipt.
 pub(super) async fn erase_members(
     bootstrap_servers: &str,
     registry_url: &str,
     count: usize,
     limit: Duration,
 ) -> anyhow::Result<ErasureReport> {
-    let members: Vec<String> = inspect::latest_values(bootstrap_servers, topics::MEMBER_STATE)
+    let all: Vec<String> = inspect::latest_values(bootstrap_servers, topics::MEMBER_STATE)
         .await?
         .into_keys()
         .collect::<BTreeSet<_>>()
         .into_iter()
-        .step_by(1_000)
-        .take(count)
         .collect();
+    erase(bootstrap_servers, registry_url, spread(all, count), limit).await
+}
+
+/// `count` of `members` (sorted), evenly spread.
+pub(super) fn spread(members: Vec<String>, count: usize) -> Vec<String> {
+    let step = (members.len() / count.max(1)).max(1);
+    members.into_iter().step_by(step).take(count).collect()
+}
+
+/// Write one erasure request per member, the way `swarm erasure request` does, and wait
+/// up to `limit` until all six agents have receipted each.
+pub(super) async fn erase(
+    bootstrap_servers: &str,
+    registry_url: &str,
+    members: Vec<String>,
+    limit: Duration,
+) -> anyhow::Result<ErasureReport> {
     let registry = RegistryClient::new(registry_url)?;
     let started = Instant::now();
-    let mut pending: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
-    for member in &members {
-        let r = request(
-            bootstrap_servers,
-            registry_url,
-            member,
-            "gdpr_art17",
-            Some("swarm demo".into()),
-        )
-        .await?;
-        pending.insert(r.request_id, ERASING_AGENTS.into_iter().collect());
-    }
+    let written = request_all(bootstrap_servers, registry_url, &members).await?;
+    let pending: BTreeMap<String, BTreeSet<&str>> = written
+        .into_iter()
+        .map(|r| (r.request_id, ERASING_AGENTS.into_iter().collect()))
+        .collect();
     let expected = members.len() * ERASING_AGENTS.len();
+    // Reading every receipt costs more the more there are: ask less often then.
+    let every = Duration::from_millis(if expected > 1_000 { 2_000 } else { 250 });
     let mut receipted = 0;
     while started.elapsed() < limit {
         receipted = 0;
@@ -80,7 +96,7 @@ pub(super) async fn erase_members(
         if receipted == expected {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(every).await;
     }
     let seconds_to_all_receipts = started.elapsed().as_secs_f64();
     let mut live_records_left = 0;
@@ -94,7 +110,24 @@ pub(super) async fn erase_members(
         expected,
         seconds_to_all_receipts,
         live_records_left,
+        erased: members,
+        restart: None,
     })
+}
+
+async fn request_all(
+    bootstrap_servers: &str,
+    registry_url: &str,
+    members: &[String],
+) -> anyhow::Result<Vec<loyalty_contracts::ErasureRequest>> {
+    requests(
+        bootstrap_servers,
+        registry_url,
+        members,
+        "gdpr_art17",
+        Some("swarm demo".into()),
+    )
+    .await
 }
 
 impl std::fmt::Display for ErasureReport {
@@ -113,6 +146,10 @@ impl std::fmt::Display for ErasureReport {
             f,
             "  left          {} live records of them on member-state, cohorts, tier-forecasts and member-ltv",
             self.live_records_left
-        )
+        )?;
+        if let Some(restart) = &self.restart {
+            write!(f, "\n{restart}")?;
+        }
+        Ok(())
     }
 }

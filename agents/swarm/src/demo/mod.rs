@@ -4,12 +4,14 @@
 //! `mod.rs` runs it; `agents.rs` starts the agents and watches them; `summary.rs`
 //! reads what they wrote once the swarm is quiet, `offers.rs` what save-offer proposed
 //! and `gate.rs` what compliance-gate decided; `erasure.rs` erases a few members with
-//! every agent running and checks what is left of them.
+//! every agent running and checks what is left of them; `restart.rs` restarts every
+//! agent from empty state and checks the erased members stay erased.
 
 pub(crate) mod agents;
 mod erasure;
 mod gate;
 mod offers;
+mod restart;
 mod summary;
 
 use std::collections::BTreeMap;
@@ -58,6 +60,13 @@ pub struct DemoOptions {
     pub downstream: bool,
     /// How every agent keeps state, outputs and offsets consistent.
     pub processing_guarantee: ProcessingGuarantee,
+    /// After the erasure step, stop every agent, delete their state and start them again
+    /// under new consumer groups, so they replay the whole history from empty state;
+    /// then check the erased members stay erased (`restart.rs`).
+    pub restart_from_empty: bool,
+    /// Erase this many members (spread over the file's customers) while the replay runs,
+    /// and report the time to all receipts; 0 erases none then.
+    pub erase_during_replay: usize,
 }
 
 /// Poll an agent's `/readyz` until it answers 200.
@@ -99,6 +108,7 @@ pub async fn run_demo(
         partitions: options.partitions,
         replication: options.replication,
         librdkafka: BTreeMap::new(),
+        member_stream_retention_ms: loyalty_runtime::config::MEMBER_STREAM_RETENTION_MS,
     };
     setup::setup(&target)
         .await
@@ -109,29 +119,44 @@ pub async fn run_demo(
             .context("publishing the sample offer catalog")?;
     }
 
-    let mut config: Config<customer_graph::Settings> = Config::default();
-    config.runtime.bootstrap_servers = options.bootstrap_servers.clone();
-    config.runtime.schema_registry_url = options.registry_url.clone();
-    config.runtime.partitions = options.partitions;
-    config.runtime.http_listen = options.http_listen.clone();
-    config.runtime.processing_guarantee = options.processing_guarantee;
-    config.agent.default_program_id = crate::cdnow::PROGRAM_ID.into();
-    config.runtime.erasure_key_file = Some(agents::erasure_key_file()?);
-    let runtime = config.runtime.clone();
-    let mut swarm = Swarm::new();
-    swarm.spawn(CustomerGraph::new(&config.agent), config);
-    let keys = if options.downstream {
-        Some(start_downstream(&mut swarm, &runtime)?)
-    } else {
-        None
-    };
+    let keys = RunKeys::new(options.downstream)?;
+    let mut swarm = start_swarm(options, &keys, "")?;
     let watched = std::mem::take(&mut swarm.watched);
+    let public = keys.as_ref().map(RunKeys::public);
 
     let observed = tokio::select! {
-        summary = observe(options, &watched, keys.as_ref()) => summary,
+        observed = observe(options, &watched) => observed,
         (agent, why) = swarm.failure() => Err(anyhow::anyhow!("{agent} stopped: {why}")),
     };
-    let summary = match observed {
+    let mut observed = match observed {
+        Ok(observed) => observed,
+        Err(e) => {
+            let _ = swarm.stop().await;
+            return Err(e);
+        }
+    };
+    if options.restart_from_empty
+        && let Some(erasure) = observed.erased.as_mut()
+    {
+        let (restarted, report) =
+            restart::restart_from_empty(options, swarm, &watched.topics, &keys, erasure)
+                .await
+                .context("restarting the swarm from empty state")?;
+        swarm = restarted;
+        observed.settled &= report.settled;
+        erasure.restart = Some(report);
+    }
+    let summary = match summary::summarise(
+        options,
+        observed.replayed,
+        observed.end_to_end,
+        observed.settled,
+        public.as_ref(),
+        observed.erased,
+        observed.erased_during_replay,
+    )
+    .await
+    {
         Ok(summary) => summary,
         Err(e) => {
             let _ = swarm.stop().await;
@@ -152,13 +177,43 @@ pub async fn run_demo(
     Ok(summary)
 }
 
+/// Start customer-graph, and the agents downstream of it when the demo runs them, each
+/// in the consumer group `loyalty-swarm.<agent><generation>` (a restart from empty state
+/// uses a new generation, so it reads every input from the earliest offset).
+fn start_swarm(
+    options: &DemoOptions,
+    keys: &Option<RunKeys>,
+    generation: &str,
+) -> anyhow::Result<Swarm> {
+    let mut config: Config<customer_graph::Settings> = Config::default();
+    config.runtime.bootstrap_servers = options.bootstrap_servers.clone();
+    config.runtime.schema_registry_url = options.registry_url.clone();
+    config.runtime.partitions = options.partitions;
+    config.runtime.http_listen = options.http_listen.clone();
+    config.runtime.processing_guarantee = options.processing_guarantee;
+    config.agent.default_program_id = crate::cdnow::PROGRAM_ID.into();
+    config.runtime.erasure_key_file = Some(agents::erasure_key_file()?);
+    let runtime = config.runtime.clone();
+    let mut swarm = Swarm::new(generation);
+    swarm.spawn(CustomerGraph::new(&config.agent), config);
+    if options.downstream {
+        start_downstream(&mut swarm, &runtime, keys)?;
+    }
+    Ok(swarm)
+}
+
+/// What the run observed up to the erasure step.
+struct Observed {
+    replayed: replay::ReplaySummary,
+    end_to_end: f64,
+    settled: bool,
+    erased: Option<erasure::ErasureReport>,
+    erased_during_replay: Option<erasure::ErasureReport>,
+}
+
 /// Replay CDNOW once customer-graph is ready, then wait for it to catch up and for the
 /// swarm to go quiet, and summarise what came out.
-async fn observe(
-    options: &DemoOptions,
-    watched: &Watched,
-    keys: Option<&PublicKeys>,
-) -> anyhow::Result<DemoSummary> {
+async fn observe(options: &DemoOptions, watched: &Watched) -> anyhow::Result<Observed> {
     let mut progress = crate::progress::Progress::new(options.progress);
     progress.status("customer-graph joining its group and restoring its state");
     // The clock measures processing, not start-up: it starts once customer-graph has
@@ -171,6 +226,7 @@ async fn observe(
     .await?;
     progress.stage("customer-graph ready; replaying CDNOW");
     progress.status("replaying");
+    let erasing = erase_during_replay(options)?;
     let started = Instant::now();
     let replayed = replay::replay(
         &options.bootstrap_servers,
@@ -267,7 +323,43 @@ async fn observe(
         None
     };
     progress.finish();
-    summary::summarise(options, replayed, end_to_end, settled, keys, erased).await
+    let erased_during_replay = match erasing {
+        Some(task) => Some(task.await.context("erasing during the replay")??),
+        None => None,
+    };
+    Ok(Observed {
+        replayed,
+        end_to_end,
+        settled,
+        erased,
+        erased_during_replay,
+    })
+}
+
+/// With `erase_during_replay`, a task that erases that many members (spread over the
+/// file's customers, all six agents running) while the replay goes on, and waits for
+/// every receipt.
+fn erase_during_replay(
+    options: &DemoOptions,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<anyhow::Result<erasure::ErasureReport>>>> {
+    if options.erase_during_replay == 0 {
+        return Ok(None);
+    }
+    let customers: std::collections::BTreeSet<String> =
+        crate::cdnow::purchases(options.file.as_deref())?
+            .into_iter()
+            .map(|p| p.customer)
+            .collect();
+    let members = erasure::spread(customers.into_iter().collect(), options.erase_during_replay);
+    let (bootstrap, registry) = (
+        options.bootstrap_servers.clone(),
+        options.registry_url.clone(),
+    );
+    Ok(Some(tokio::spawn(async move {
+        // A moment into the replay, so some of the members are held and some not yet.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        erasure::erase(&bootstrap, &registry, members, Duration::from_secs(1_800)).await
+    })))
 }
 
 /// Members the demo erases once the swarm is quiet.
@@ -276,8 +368,46 @@ const ERASED_MEMBERS: usize = 10;
 /// Every how many members one asks to cancel after the replay.
 const CANCELLING_EVERY: usize = 10;
 
-/// A new key in a file only this run uses; its public half if it signs. The agent reads
-/// it when built, after which the file is removed.
+/// The keys a run signs and pseudonymises with, each in a file only this run uses: kept
+/// while agents may be started (a restart from empty state builds them again with the
+/// same keys, so the audit chain and the attestations verify under one public key) and
+/// removed when the run ends.
+struct RunKeys {
+    ltv: (PathBuf, String),
+    gate_signing: (PathBuf, String),
+    gate_pseudonym: PathBuf,
+}
+
+impl RunKeys {
+    /// None when the demo runs customer-graph alone.
+    fn new(downstream: bool) -> anyhow::Result<Option<Self>> {
+        if !downstream {
+            return Ok(None);
+        }
+        Ok(Some(RunKeys {
+            ltv: new_key_file("ltv")?,
+            gate_signing: new_key_file("gate-signing")?,
+            gate_pseudonym: new_key_file("gate-pseudonym")?.0,
+        }))
+    }
+
+    fn public(&self) -> PublicKeys {
+        PublicKeys {
+            ltv: self.ltv.1.clone(),
+            gate: self.gate_signing.1.clone(),
+        }
+    }
+}
+
+impl Drop for RunKeys {
+    fn drop(&mut self) {
+        for file in [&self.ltv.0, &self.gate_signing.0, &self.gate_pseudonym] {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
+
+/// A new key in a file only this run uses; its public half if it signs.
 fn new_key_file(name: &str) -> anyhow::Result<(PathBuf, String)> {
     let file = std::env::temp_dir().join(format!(
         "loyalty-swarm-{name}-{}-{}.key",
@@ -289,9 +419,15 @@ fn new_key_file(name: &str) -> anyhow::Result<(PathBuf, String)> {
 }
 
 /// Start tier-transition, ltv, cohort, save-offer and its catalog, and compliance-gate
-/// on the demo's cluster; returns the public halves of the keys made for ltv and the
-/// gate.
-fn start_downstream(swarm: &mut Swarm, runtime: &RuntimeSettings) -> anyhow::Result<PublicKeys> {
+/// on the demo's cluster, with the run's keys.
+fn start_downstream(
+    swarm: &mut Swarm,
+    runtime: &RuntimeSettings,
+    keys: &Option<RunKeys>,
+) -> anyhow::Result<()> {
+    let Some(keys) = keys else {
+        anyhow::bail!("the agents downstream need the run's keys");
+    };
     // tier-transition waits until ltv has published the population fit.
     let forecaster = downstream_config::<tier_transition::Settings>(runtime, 10_000);
     swarm.spawn(TierTransition::new(&forecaster.agent), forecaster);
@@ -302,11 +438,8 @@ fn start_downstream(swarm: &mut Swarm, runtime: &RuntimeSettings) -> anyhow::Res
     valuer.agent.attestor = "swarm-demo/ltv".into();
     // The replay covers 18 months in about a minute: refit often enough to follow it.
     valuer.agent.refit_min_interval_ms = 20_000;
-    let (key_file, ltv_key) = new_key_file("ltv")?;
-    valuer.agent.signing_key_file = Some(key_file.clone());
-    let valuer_agent = Ltv::new(&valuer.agent);
-    let _ = std::fs::remove_file(&key_file);
-    swarm.spawn(valuer_agent, valuer);
+    valuer.agent.signing_key_file = Some(keys.ltv.0.clone());
+    swarm.spawn(Ltv::new(&valuer.agent), valuer);
 
     let segmenter = downstream_config::<loyalty_runtime::NoSettings>(runtime, 15_000);
     swarm.spawn(Cohort::default(), segmenter);
@@ -319,18 +452,10 @@ fn start_downstream(swarm: &mut Swarm, runtime: &RuntimeSettings) -> anyhow::Res
     // compliance-gate decides every proposal; its audit checkpoints are signed with a
     // key made for this run, its pseudonyms derived under another.
     let mut gate = downstream_config::<compliance_gate::settings::Settings>(runtime, 15_000);
-    let (signing, gate_key) = new_key_file("gate-signing")?;
-    let (pseudonym, _) = new_key_file("gate-pseudonym")?;
-    gate.agent.signing_key_file = Some(signing.clone());
-    gate.agent.pseudonym_key_file = Some(pseudonym.clone());
-    let gate_agent = compliance_gate::ComplianceGate::new(&gate.agent);
-    let _ = std::fs::remove_file(&signing);
-    let _ = std::fs::remove_file(&pseudonym);
-    swarm.spawn(gate_agent, gate);
-    Ok(PublicKeys {
-        ltv: ltv_key,
-        gate: gate_key,
-    })
+    gate.agent.signing_key_file = Some(keys.gate_signing.0.clone());
+    gate.agent.pseudonym_key_file = Some(keys.gate_pseudonym.clone());
+    swarm.spawn(compliance_gate::ComplianceGate::new(&gate.agent), gate);
+    Ok(())
 }
 
 /// One line on what the swarm is still doing: each agent's lag, or how long it has been

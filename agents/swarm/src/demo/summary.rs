@@ -39,6 +39,8 @@ pub struct DemoSummary {
     pub downstream: Option<Downstream>,
     /// The erasure step, run with the whole swarm once it is quiet.
     pub erasure: Option<super::erasure::ErasureReport>,
+    /// Members erased while the replay ran (`--erase-during-replay`).
+    pub erasure_during_replay: Option<super::erasure::ErasureReport>,
 }
 
 /// What the agents downstream of customer-graph produced.
@@ -304,6 +306,9 @@ impl std::fmt::Display for DemoSummary {
         if let Some(downstream) = &self.downstream {
             write!(f, "\n{downstream}")?;
         }
+        if let Some(erasure) = &self.erasure_during_replay {
+            write!(f, "\nduring the replay, {erasure}")?;
+        }
         if let Some(erasure) = &self.erasure {
             write!(f, "\n{erasure}")?;
         }
@@ -402,6 +407,7 @@ pub(super) async fn summarise(
     settled: bool,
     keys: Option<&super::PublicKeys>,
     erasure: Option<super::erasure::ErasureReport>,
+    erasure_during_replay: Option<super::erasure::ErasureReport>,
 ) -> anyhow::Result<DemoSummary> {
     let registry = RegistryClient::new(&options.registry_url)?;
     let states: BTreeMap<String, MemberState> =
@@ -447,6 +453,7 @@ pub(super) async fn summarise(
         settled,
         downstream,
         erasure,
+        erasure_during_replay,
     };
     Ok(summary)
 }
