@@ -1,5 +1,5 @@
-//! The audit log's tamper evidence: per partition, a hash chain over every decision
-//! (each link commits to the one before it), sealed now and then by a checkpoint signed
+//! The audit log's tamper evidence: per partition, a hash chain over every decision and
+//! every erasure receipt (each link commits to the one before it), sealed now and then by a checkpoint signed
 //! with Ed25519 that commits to the chain's head and length. A regulator holding the
 //! public key can walk the log and find the first altered, missing, reordered or forged
 //! record; nobody can rewrite history without the signing key, since a rewritten chain
@@ -27,6 +27,8 @@ pub enum Body {
     /// A decision, in its canonical bytes (the gate's encoding of the audited record).
     Decision(Vec<u8>),
     Checkpoint(Checkpoint),
+    /// An agent's erasure receipt, in its canonical bytes.
+    Receipt(Vec<u8>),
 }
 
 /// A signed statement that the partition's chain had `count` decisions ending at
@@ -70,6 +72,11 @@ pub fn link_hash(partition: i32, sequence: u64, previous: &Hash, body: &Body) ->
             digest.update(c.head);
             digest.update(c.count.to_be_bytes());
             digest.update(c.signature);
+        }
+        Body::Receipt(bytes) => {
+            digest.update([2]);
+            digest.update((bytes.len() as u64).to_be_bytes());
+            digest.update(bytes);
         }
     }
     digest.finalize().into()
@@ -126,6 +133,11 @@ impl Chain {
     pub fn decision(&mut self, canonical: Vec<u8>) -> Link {
         self.count += 1;
         self.append(Body::Decision(canonical))
+    }
+
+    /// Append an erasure receipt (not a decision: checkpoints count decisions).
+    pub fn receipt(&mut self, canonical: Vec<u8>) -> Link {
+        self.append(Body::Receipt(canonical))
     }
 
     /// Seal the chain as it stands.
@@ -189,6 +201,8 @@ pub struct Verified {
     pub unsealed: u64,
     /// Links written again, identical, by a replay (`effectively_once` after a crash).
     pub replayed: u64,
+    /// Erasure receipts chained.
+    pub receipts: u64,
     /// The chain as it stands after the last link: what a gate continues.
     pub chain: Chain,
 }
@@ -208,6 +222,7 @@ pub fn verify(partition: i32, links: &[Link], key: &VerifyingKey) -> Result<Veri
     let mut checkpoints = 0u64;
     let mut sealed_decisions = 0u64;
     let mut replayed = 0u64;
+    let mut receipts = 0u64;
     // Inside a replay run: the sequence the run must continue with.
     let mut replaying: Option<u64> = None;
     for (index, link) in links.iter().enumerate() {
@@ -264,6 +279,7 @@ pub fn verify(partition: i32, links: &[Link], key: &VerifyingKey) -> Result<Veri
         }
         match &link.body {
             Body::Decision(_) => decisions += 1,
+            Body::Receipt(_) => receipts += 1,
             Body::Checkpoint(c) => {
                 let signature = Signature::from_bytes(&c.signature);
                 let message = sealed(partition, c.head_sequence, &c.head, c.count);
@@ -285,6 +301,7 @@ pub fn verify(partition: i32, links: &[Link], key: &VerifyingKey) -> Result<Veri
         checkpoints,
         unsealed: decisions - sealed_decisions,
         replayed,
+        receipts,
         chain: Chain {
             partition,
             next_sequence: hashes.len() as u64,
@@ -370,6 +387,7 @@ mod tests {
                 checkpoints: 2,
                 unsealed: 2,
                 replayed: 0,
+                receipts: 0,
                 chain: Chain {
                     partition: 3,
                     next_sequence: 14,
@@ -401,6 +419,31 @@ mod tests {
         assert_eq!((chain.next_sequence, chain.count, unsealed), (14, 11, 2));
         // An empty log: a new chain.
         assert_eq!(resume(3, &[], &key.verifying_key()), (Chain::new(3), 0));
+    }
+
+    #[test]
+    fn erasure_receipts_are_links_like_decisions() {
+        let key = key();
+        let mut links = log();
+        let (mut chain, _) = resume(3, &links, &key.verifying_key());
+        links.push(chain.receipt(b"receipt r-1".to_vec()));
+        links.push(chain.decision(b"after it".to_vec()));
+        links.push(chain.checkpoint(&key));
+        let verified = check(&links).expect("intact");
+        assert_eq!(
+            (verified.decisions, verified.receipts, verified.unsealed),
+            (13, 1, 0)
+        );
+        // A receipt altered, or taken out, is caught like a decision.
+        let mut altered = links.clone();
+        altered[14].body = Body::Receipt(b"receipt r-2".to_vec());
+        assert_eq!(check(&altered).unwrap_err().reason, Break::Altered);
+        let mut deleted = links.clone();
+        deleted.remove(14);
+        assert_eq!(
+            check(&deleted).unwrap_err().reason,
+            Break::Missing { expected: 14 }
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! without the deployment's key and the input position the secret came from.
 
 use apache_avro::AvroSchema;
-use loyalty_contracts::{AuditCheckpoint, AuditRecord, AuditedDecision};
+use loyalty_contracts::{AuditCheckpoint, AuditRecord, AuditedDecision, ErasureReceipt};
 use loyalty_runtime::codec::{Encoder, leak};
 use loyalty_runtime::signing::{from_hex, to_hex};
 
@@ -21,12 +21,15 @@ use crate::audit::{Body, Checkpoint, Hash, Link};
 /// The key an audit checkpoint is written under.
 pub const CHECKPOINT_KEY: &str = "checkpoint";
 
+/// The key a chained erasure receipt is written under.
+pub const RECEIPT_KEY: &str = "erasure-receipt";
+
 /// Why an audit record cannot be read as a link.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RecordError {
     #[error("{field} is not {bytes} bytes of hex")]
     Hex { field: &'static str, bytes: usize },
-    #[error("a record must hold exactly one of decision and checkpoint")]
+    #[error("a record must hold exactly one of decision, checkpoint and erasure receipt")]
     Body,
     #[error("negative sequence or count")]
     Negative,
@@ -34,31 +37,46 @@ pub enum RecordError {
     Encode(String),
 }
 
-/// Encodes decisions canonically.
+/// Encodes decisions and erasure receipts canonically.
 #[derive(Debug)]
 pub struct Canonical {
-    encoder: Encoder,
+    decisions: Encoder,
+    receipts: Encoder,
 }
 
 impl Canonical {
     pub fn new() -> Result<Self, RecordError> {
-        Encoder::new(0, leak(AuditedDecision::get_schema()))
-            .map(|encoder| Canonical { encoder })
-            .map_err(|e| RecordError::Encode(e.to_string()))
+        let encoder =
+            |schema| Encoder::new(0, leak(schema)).map_err(|e| RecordError::Encode(e.to_string()));
+        Ok(Canonical {
+            decisions: encoder(AuditedDecision::get_schema())?,
+            receipts: encoder(ErasureReceipt::get_schema())?,
+        })
     }
 
     pub fn bytes(&self, decision: &AuditedDecision) -> Result<Vec<u8>, RecordError> {
-        self.encoder
+        self.decisions
             .encode_body(decision)
+            .map_err(|e| RecordError::Encode(e.to_string()))
+    }
+
+    pub fn receipt_bytes(&self, receipt: &ErasureReceipt) -> Result<Vec<u8>, RecordError> {
+        self.receipts
+            .encode_body(receipt)
             .map_err(|e| RecordError::Encode(e.to_string()))
     }
 }
 
-/// The record that carries `link`: its decision as given (it encodes to the link's
-/// body), or its checkpoint, signed by the key named `key_id`.
-pub fn record(link: &Link, decision: Option<AuditedDecision>, key_id: &str) -> AuditRecord {
+/// The record that carries `link`: its decision or receipt as given (it encodes to the
+/// link's body), or its checkpoint, signed by the key named `key_id`.
+pub fn record(link: &Link, content: Content, key_id: &str) -> AuditRecord {
+    let (decision, erasure_receipt) = match content {
+        Content::Decision(d) => (Some(d), None),
+        Content::Receipt(r) => (None, Some(r)),
+        Content::Checkpoint => (None, None),
+    };
     let checkpoint = match &link.body {
-        Body::Decision(_) => None,
+        Body::Decision(_) | Body::Receipt(_) => None,
         Body::Checkpoint(c) => Some(AuditCheckpoint {
             head_sequence: c.head_sequence as i64,
             head_hash: to_hex(&c.head),
@@ -74,14 +92,29 @@ pub fn record(link: &Link, decision: Option<AuditedDecision>, key_id: &str) -> A
         hash: to_hex(&link.hash),
         decision,
         checkpoint,
+        erasure_receipt,
     }
+}
+
+/// What a record carries besides the link's position and hashes.
+#[derive(Debug, Clone)]
+pub enum Content {
+    Decision(AuditedDecision),
+    Receipt(ErasureReceipt),
+    /// The checkpoint itself is in the link.
+    Checkpoint,
 }
 
 /// The link a record carries, for verification.
 pub fn link(record: &AuditRecord, canonical: &Canonical) -> Result<Link, RecordError> {
-    let body = match (&record.decision, &record.checkpoint) {
-        (Some(decision), None) => Body::Decision(canonical.bytes(decision)?),
-        (None, Some(c)) => Body::Checkpoint(Checkpoint {
+    let body = match (
+        &record.decision,
+        &record.checkpoint,
+        &record.erasure_receipt,
+    ) {
+        (Some(decision), None, None) => Body::Decision(canonical.bytes(decision)?),
+        (None, None, Some(receipt)) => Body::Receipt(canonical.receipt_bytes(receipt)?),
+        (None, Some(c), None) => Body::Checkpoint(Checkpoint {
             head_sequence: u64::try_from(c.head_sequence).map_err(|_| RecordError::Negative)?,
             head: hash(&c.head_hash, "checkpoint.head_hash")?,
             count: u64::try_from(c.decisions).map_err(|_| RecordError::Negative)?,
@@ -172,8 +205,29 @@ mod tests {
         let d = decision("a");
         let link1 = chain.decision(canonical.bytes(&d).unwrap());
         let link2 = chain.checkpoint(&SigningKey::from_bytes(&[1; 32]));
-        assert_eq!(link(&record(&link1, Some(d), "k"), &canonical), Ok(link1));
-        assert_eq!(link(&record(&link2, None, "k"), &canonical), Ok(link2));
+        let r = loyalty_contracts::ErasureReceipt {
+            request_id: "r-1".into(),
+            agent: "cohort".into(),
+            instance: "i".into(),
+            partition: 2,
+            erased_ids: 1,
+            removed: vec![],
+            requested_at: loyalty_contracts::Timestamp(1),
+            completed_at: loyalty_contracts::Timestamp(2),
+        };
+        let link3 = chain.receipt(canonical.receipt_bytes(&r).unwrap());
+        assert_eq!(
+            link(&record(&link1, Content::Decision(d), "k"), &canonical),
+            Ok(link1)
+        );
+        assert_eq!(
+            link(&record(&link2, Content::Checkpoint, "k"), &canonical),
+            Ok(link2)
+        );
+        assert_eq!(
+            link(&record(&link3, Content::Receipt(r), "k"), &canonical),
+            Ok(link3)
+        );
     }
 
     #[test]

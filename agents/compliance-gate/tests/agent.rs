@@ -540,6 +540,54 @@ fn every_decision_is_a_link_of_a_chain_that_verifies() {
 }
 
 #[test]
+fn erasure_receipts_from_any_agent_are_links_of_the_chain() {
+    let mut rig = rig();
+    let mut state = member_with(&mut rig, "m1", &[(Channel::Email, ConsentStatus::OptedIn)]);
+    rig.feed(
+        &catalog::OFFER_PROPOSALS,
+        "m1",
+        &proposal("m1", "p1", OfferType::PercentOff, new_york(2026, 6, 10, 14, 0)),
+        &mut state,
+    );
+    let receipt = ErasureReceipt {
+        request_id: "erasure-1f2e".into(),
+        agent: "cohort".into(),
+        instance: "loyalty-swarm.cohort.host.9464".into(),
+        partition: 0,
+        erased_ids: 1,
+        removed: vec![Removal {
+            place: "summary:population_sketch".into(),
+            count: 1,
+        }],
+        requested_at: Timestamp(1_700_000_000_000),
+        completed_at: Timestamp(1_700_000_000_500),
+    };
+    let record = Record::new(&catalog::ERASURE_RECEIPTS, &receipt.request_id, &receipt)
+        .expect("record")
+        .at(99);
+    rig.harness.emitted.clear();
+    let mut held = None;
+    rig.agent
+        .handle(&record.input(), &mut held, &mut rig.harness.context())
+        .expect("chained");
+    assert!(held.is_none(), "no state is made for a request id");
+    rig.collect(Vec::new());
+    assert_eq!(
+        rig.audit.last().and_then(|r| r.erasure_receipt.as_ref()),
+        Some(&receipt)
+    );
+    let canonical = Canonical::new().unwrap();
+    let links: Vec<Link> = rig
+        .audit
+        .iter()
+        .map(|r| link(r, &canonical).unwrap())
+        .collect();
+    let key = SigningKey::from_bytes(&SEED).verifying_key();
+    let verified = audit::verify(0, &links, &key).expect("intact");
+    assert_eq!((verified.decisions, verified.receipts), (1, 1));
+}
+
+#[test]
 fn erasing_a_member_shreds_their_pseudonym_secret_and_their_deferred_sends() {
     let mut rig = rig();
     let mut state = member_with(&mut rig, "m1", &SMS_ONLY);

@@ -13,7 +13,7 @@
 use apache_avro::AvroSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{Channel, LocalisedContent, Timestamp};
+use crate::{Channel, ErasureReceipt, LocalisedContent, Timestamp};
 
 /// What the gate decided about one send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, AvroSchema)]
@@ -108,7 +108,7 @@ pub struct AuditCheckpoint {
     pub signature: String,
 }
 
-/// One link of a partition's chain: a decision or a checkpoint.
+/// One link of a partition's chain: a decision, a checkpoint or an erasure receipt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
 #[avro(namespace = "io.loyaltyswarm")]
 pub struct AuditRecord {
@@ -120,9 +120,12 @@ pub struct AuditRecord {
     pub previous_hash: String,
     /// SHA-256 (hex) of this record's canonical encoding.
     pub hash: String,
-    /// Exactly one of `decision` and `checkpoint` is set.
+    /// Exactly one of `decision`, `checkpoint` and `erasure_receipt` is set.
     pub decision: Option<AuditedDecision>,
     pub checkpoint: Option<AuditCheckpoint>,
+    /// An agent's receipt for an erasure request, chained as it was written (v2): the
+    /// receipts are audited like the decisions. It names no member.
+    pub erasure_receipt: Option<ErasureReceipt>,
 }
 
 /// A decision a person must take; key = member id. What the member is owed under

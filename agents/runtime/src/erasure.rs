@@ -136,7 +136,9 @@ impl ErasureRequest {
 }
 
 pub const REQUESTS_TOPIC: Topic<ErasureRequest> = Topic::stream(REQUESTS).member_keyed();
-pub const RECEIPTS_TOPIC: Topic<ErasureReceipt> = Topic::stream(RECEIPTS);
+/// Receipts have the inputs' partition count (keyed by request id, not by member), so
+/// compliance-gate can read them as an input and chain each into its audit log.
+pub const RECEIPTS_TOPIC: Topic<ErasureReceipt> = Topic::stream(RECEIPTS).task_partitioned();
 pub const REGISTRY_TOPIC: Topic<ErasedId> = Topic::compacted(REGISTRY);
 
 /// Whether `agent` erases: it reads erasure requests.

@@ -36,6 +36,8 @@ pub struct Intact {
     pub unsealed: u64,
     /// Links a replay wrote again, identical.
     pub replayed: u64,
+    /// Erasure receipts chained.
+    pub receipts: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,9 +75,10 @@ impl std::fmt::Display for AuditReport {
             match (&p.intact, &p.broken) {
                 (Some(i), _) => writeln!(
                     f,
-                    "  partition {}: intact, {} decisions, {} checkpoints, {} unsealed{}",
+                    "  partition {}: intact, {} decisions, {} erasure receipts, {} checkpoints, {} unsealed{}",
                     p.partition,
                     i.decisions,
+                    i.receipts,
                     i.checkpoints,
                     i.unsealed,
                     if i.replayed > 0 {
@@ -170,6 +173,7 @@ pub async fn verify_topic(
                     checkpoints: v.checkpoints,
                     unsealed: v.unsealed,
                     replayed: v.replayed,
+                    receipts: v.receipts,
                 }),
                 None,
             ),

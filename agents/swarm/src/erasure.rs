@@ -306,6 +306,15 @@ impl std::fmt::Display for ErasureStatus {
             };
             writeln!(f, "  {}: {until}", r.topic)?;
         }
+        // The operator's own inputs hold the member too; the registry keeps the swarm
+        // from using them, but only the operator can remove them.
+        writeln!(
+            f,
+            "the operator's inputs, not the swarm's to remove: tombstone the member on {} and {} (compacted); {} keeps their events under its own retention",
+            topics::MEMBER_PROFILES,
+            topics::MEMBER_CONSENTS,
+            topics::MEMBER_EVENTS
+        )?;
         Ok(())
     }
 }

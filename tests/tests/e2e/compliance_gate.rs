@@ -317,10 +317,18 @@ fn chain_records(partition: i32, first_seal: &SigningKey) -> Vec<AuditRecord> {
             decided_at: Timestamp(i),
         };
         let link = chain.decision(canonical.bytes(&decision).unwrap());
-        out.push(audit_record::record(&link, Some(decision), &key_id));
+        out.push(audit_record::record(
+            &link,
+            audit_record::Content::Decision(decision),
+            &key_id,
+        ));
         if i % 4 == 3 {
             let link = chain.checkpoint(if i == 3 { first_seal } else { &key });
-            out.push(audit_record::record(&link, None, &key_id));
+            out.push(audit_record::record(
+                &link,
+                audit_record::Content::Checkpoint,
+                &key_id,
+            ));
         }
     }
     out

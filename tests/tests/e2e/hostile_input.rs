@@ -2,10 +2,12 @@
 //! 10,000 schema-valid records with hostile values — `i64::MAX` amounts twice on one
 //! member, dates in year 1 and 9999, 1 MB strings, empty, over-long and non-ASCII ids,
 //! every branch of the event union — go into `loyalty.member-events.v1` and
-//! `loyalty.member-profiles.v1` with all five agents running (save-offer reads both
-//! directly). No agent exits; every
+//! `loyalty.member-profiles.v1` with all six agents running (save-offer reads both
+//! directly, compliance-gate the profiles). No agent exits; every
 //! rejected record is in customer-graph's DLQ with a reason; every accepted one is in the
 //! member's state, which equals the same records applied in process by the same code.
+//! What save-offer and compliance-gate refused is in their DLQs, each with a reason and
+//! its position.
 //!
 //! `cargo test -p loyalty-e2e --test e2e hostile_input -- --nocapture` prints the counts
 //! the README quotes.
@@ -479,6 +481,15 @@ async fn hostile_records_reach_the_dlq_and_no_agent_stops() {
     let _ = std::fs::remove_file(&key_file);
     swarm::verify::keygen(&key_file).unwrap();
     let key_setting = format!("agent.signing_key_file={}", key_file.display());
+    let gate_keys: Vec<String> = ["signing", "pseudonym"]
+        .iter()
+        .map(|name| {
+            let file = dir.join(format!("gate-{name}.key"));
+            let _ = std::fs::remove_file(&file);
+            swarm::verify::keygen(&file).unwrap();
+            format!("agent.{name}_key_file={}", file.display())
+        })
+        .collect();
     let mut agents = vec![
         (
             "customer-graph",
@@ -495,6 +506,15 @@ async fn hostile_records_reach_the_dlq_and_no_agent_stops() {
         ),
         // Reads the same member events and profiles directly.
         ("save-offer", AgentProcess::spawn("save-offer", &stack, &[])),
+        // Reads the same profiles directly.
+        (
+            "compliance-gate",
+            AgentProcess::spawn(
+                "compliance-gate",
+                &stack,
+                &["--set", &gate_keys[0], "--set", &gate_keys[1]],
+            ),
+        ),
     ];
     for (_, agent) in &agents {
         agent.wait_ready(Duration::from_secs(90)).await;
@@ -537,16 +557,27 @@ async fn hostile_records_reach_the_dlq_and_no_agent_stops() {
         Duration::from_secs(300),
     )
     .await;
-    // Whatever save-offer refused reached its DLQ with a reason and its position.
-    for (_, headers) in swarm::inspect::all_records(&stack.bootstrap_servers, "save-offer.dlq")
-        .await
-        .unwrap()
-    {
-        let has = |name: &str| headers.iter().any(|(k, v)| k == name && !v.is_empty());
-        assert!(
-            has("dlq.error.reason") && has("dlq.source.offset"),
-            "{headers:?}"
-        );
+    wait_caught_up_on(
+        &stack,
+        "compliance-gate",
+        &[topics::MEMBER_PROFILES],
+        Duration::from_secs(300),
+    )
+    .await;
+    // Whatever save-offer and the gate refused reached their DLQs with a reason and its
+    // position.
+    for dlq in ["save-offer.dlq", "compliance-gate.dlq"] {
+        let dead = swarm::inspect::all_records(&stack.bootstrap_servers, dlq)
+            .await
+            .unwrap();
+        for (_, headers) in &dead {
+            let has = |name: &str| headers.iter().any(|(k, v)| k == name && !v.is_empty());
+            assert!(
+                has("dlq.error.reason") && has("dlq.source.offset"),
+                "{dlq}: {headers:?}"
+            );
+        }
+        println!("{dlq}: {} records", dead.len());
     }
 
     for (name, agent) in &mut agents {

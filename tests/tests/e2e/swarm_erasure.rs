@@ -7,7 +7,8 @@
 //! - no topic the swarm writes got a record keyed by one of them since the restart;
 //! - the population figures exclude them: member-state, the cohort segments and the
 //!   ltv population fit's sample size all count the replayed members but the ten;
-//! - the gate's audit chains, continued from the log by the restarted gate, verify.
+//! - the gate's audit chains, continued from the log by the restarted gate, verify, and
+//!   hold every agent's erasure receipts.
 
 use std::process::Command;
 
@@ -61,9 +62,11 @@ async fn erased_members_stay_out_of_every_agent_through_a_restart_from_empty_sta
         "the population fit's sample size: {}",
         downstream["ltv"]["fits"]
     );
-    // (e) the audit chains verify.
+    // (e) the audit chains verify, and they hold the receipts: the 60 of the requests,
+    // and the 60 the restarted agents wrote for them again, read by the restarted gate.
     let gate = &downstream["gate"];
     assert!(gate["chains"].as_u64().unwrap() > 0, "{gate}");
     assert_eq!(gate["chains_intact"], gate["chains"], "{gate}");
+    assert!(gate["receipts_chained"].as_u64().unwrap() >= 120, "{gate}");
     stack.shutdown().await;
 }

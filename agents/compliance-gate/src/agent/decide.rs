@@ -7,16 +7,16 @@
 //! same bytes.
 
 use loyalty_contracts::{
-    AuditedDecision, Channel, ChosenOffer, ComplianceReview, DecidingPolicy, GateOutcome,
-    OfferProposal, ProductCategory, Reliance, Timestamp, Trigger, catalog,
+    AuditedDecision, Channel, ChosenOffer, ComplianceReview, DecidingPolicy, ErasureReceipt,
+    GateOutcome, OfferProposal, ProductCategory, Reliance, Timestamp, Trigger, catalog,
 };
 use loyalty_runtime::store::Clock;
 use loyalty_runtime::{Context, HandleError};
 
 use super::state::{Deferred, Member, ProfileFacts};
 use super::{ComplianceGate, trigger_topic};
-use crate::audit::Chain;
-use crate::audit_record::{self, CHECKPOINT_KEY};
+use crate::audit::{Chain, Link};
+use crate::audit_record::{self, CHECKPOINT_KEY, Content, RECEIPT_KEY};
 use crate::facts::{Facts, Message, Moment, Recipient, StoredValueTerms};
 use crate::policy::{Deciding, GatePolicies, Outcome, Verdict};
 use crate::{clock, esp, jurisdiction};
@@ -605,25 +605,72 @@ fn append(
         .canonical()?
         .bytes(&decision)
         .map_err(|e| HandleError::Fatal(e.to_string()))?;
+    let pseudonym = decision.member_pseudonym.clone();
+    chain(
+        gate,
+        |chain| chain.decision(canonical),
+        &pseudonym,
+        Content::Decision(decision),
+        at,
+        ctx,
+    )
+}
+
+/// Append an agent's erasure receipt to this partition's chain: the receipts are
+/// audited like the decisions (`docs/architecture.md#erasure`).
+pub(super) fn append_receipt(
+    gate: &ComplianceGate,
+    receipt: ErasureReceipt,
+    at: i64,
+    ctx: &mut Context<'_, ComplianceGate>,
+) -> Result<(), HandleError> {
+    let canonical = gate
+        .canonical()?
+        .receipt_bytes(&receipt)
+        .map_err(|e| HandleError::Fatal(e.to_string()))?;
+    chain(
+        gate,
+        |chain| chain.receipt(canonical),
+        RECEIPT_KEY,
+        Content::Receipt(receipt),
+        at,
+        ctx,
+    )
+}
+
+/// Add a link to the partition's chain (`link` makes it) and write the record carrying
+/// it under `key`; a decision also counts towards the next checkpoint, which seals the
+/// chain every `checkpoint_every` decisions.
+fn chain(
+    gate: &ComplianceGate,
+    link: impl FnOnce(&mut Chain) -> Link,
+    key: &str,
+    content: Content,
+    at: i64,
+    ctx: &mut Context<'_, ComplianceGate>,
+) -> Result<(), HandleError> {
     let signer = gate.signer()?;
     let partition = ctx
         .partition()
-        .ok_or_else(|| HandleError::Fatal("a decision outside a partition".into()))?;
+        .ok_or_else(|| HandleError::Fatal("an audit link outside a partition".into()))?;
     let summary = ctx
         .summary()
         .ok_or_else(|| HandleError::Fatal("the gate's partition summary is missing".into()))?;
     let chain = summary.chain.get_or_insert_with(|| Chain::new(partition));
-    let link = chain.decision(canonical);
-    summary.unsealed += 1;
-    let sealed = (summary.unsealed >= gate.settings.checkpoint_every).then(|| {
-        summary.unsealed = 0;
-        chain.checkpoint(&signer.key)
-    });
-    let pseudonym = decision.member_pseudonym.clone();
-    let record = audit_record::record(&link, Some(decision), &signer.key_id);
-    ctx.emit_here(&catalog::AUDIT_LOG, &pseudonym, &record, at)?;
+    let link = link(chain);
+    let sealed = if matches!(content, Content::Decision(_)) {
+        summary.unsealed += 1;
+        (summary.unsealed >= gate.settings.checkpoint_every).then(|| {
+            summary.unsealed = 0;
+            chain.checkpoint(&signer.key)
+        })
+    } else {
+        None
+    };
+    let record = audit_record::record(&link, content, &signer.key_id);
+    ctx.emit_here(&catalog::AUDIT_LOG, key, &record, at)?;
     if let Some(checkpoint) = sealed {
-        let record = audit_record::record(&checkpoint, None, &signer.key_id);
+        let record = audit_record::record(&checkpoint, Content::Checkpoint, &signer.key_id);
         ctx.emit_here(&catalog::AUDIT_LOG, CHECKPOINT_KEY, &record, at)?;
     }
     Ok(())

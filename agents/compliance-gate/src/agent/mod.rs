@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 
 use ed25519_dalek::SigningKey;
 use loyalty_contracts::{
-    AuditRecord, Channel, MemberConsents, MemberProfile, OfferProposal, Trigger, catalog, tables,
-    topics,
+    AuditRecord, Channel, ErasureReceipt, MemberConsents, MemberProfile, OfferProposal, Trigger,
+    catalog, tables, topics,
 };
 use loyalty_runtime::store::{Clock, Timer};
 use loyalty_runtime::{
@@ -162,6 +162,7 @@ impl Agent for ComplianceGate {
             topics::MEMBER_PROFILES,
             topics::OFFER_PROPOSALS,
             topics::ERASURE_REQUESTS,
+            topics::ERASURE_RECEIPTS,
         ]
     }
 
@@ -195,6 +196,12 @@ impl Agent for ComplianceGate {
         state: &mut Option<Member>,
         ctx: &mut Context<'_, Self>,
     ) -> Result<(), HandleError> {
+        if input.topic == topics::ERASURE_RECEIPTS {
+            // Keyed by request id, not by a member: chained, and no state is made.
+            let receipt: ErasureReceipt = input.decode()?;
+            let at = input.timestamp.unwrap_or(receipt.completed_at.0);
+            return decide::append_receipt(self, receipt, at, ctx);
+        }
         let member = state.get_or_insert_with(Member::default);
         // Derived where the gate first sees the member, whatever the record.
         self.ensure_secret(member, input.key, input)?;

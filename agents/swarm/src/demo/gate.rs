@@ -30,6 +30,8 @@ pub struct GateReport {
     pub chains_intact: usize,
     pub chains: usize,
     pub checkpoints: u64,
+    /// Erasure receipts chained in the audit log.
+    pub receipts_chained: u64,
     pub public_key: String,
     pub dead_lettered: i64,
 }
@@ -102,6 +104,12 @@ pub(super) async fn summarise(
         .filter_map(|p| p.intact.as_ref())
         .map(|i| i.checkpoints)
         .sum();
+    report.receipts_chained = audit
+        .partitions
+        .iter()
+        .filter_map(|p| p.intact.as_ref())
+        .map(|i| i.receipts)
+        .sum();
     Ok(report)
 }
 
@@ -131,8 +139,12 @@ impl std::fmt::Display for GateReport {
         }
         writeln!(
             f,
-            "  audit log     {} of {} partition chains intact, {} signed checkpoints; public key {}",
-            self.chains_intact, self.chains, self.checkpoints, self.public_key
+            "  audit log     {} of {} partition chains intact, {} signed checkpoints, {} erasure receipts chained; public key {}",
+            self.chains_intact,
+            self.chains,
+            self.checkpoints,
+            self.receipts_chained,
+            self.public_key
         )?;
         write!(f, "  dead-lettered {}", self.dead_lettered)
     }
