@@ -546,7 +546,12 @@ fn erasure_receipts_from_any_agent_are_links_of_the_chain() {
     rig.feed(
         &catalog::OFFER_PROPOSALS,
         "m1",
-        &proposal("m1", "p1", OfferType::PercentOff, new_york(2026, 6, 10, 14, 0)),
+        &proposal(
+            "m1",
+            "p1",
+            OfferType::PercentOff,
+            new_york(2026, 6, 10, 14, 0),
+        ),
         &mut state,
     );
     let receipt = ErasureReceipt {

@@ -75,12 +75,16 @@ impl std::fmt::Display for AuditReport {
             match (&p.intact, &p.broken) {
                 (Some(i), _) => writeln!(
                     f,
-                    "  partition {}: intact, {} decisions, {} erasure receipts, {} checkpoints, {} unsealed{}",
+                    "  partition {}: intact, {} decisions, {} checkpoints, {} unsealed{}{}",
                     p.partition,
                     i.decisions,
-                    i.receipts,
                     i.checkpoints,
                     i.unsealed,
+                    if i.receipts > 0 {
+                        format!(", {} erasure receipts", i.receipts)
+                    } else {
+                        String::new()
+                    },
                     if i.replayed > 0 {
                         format!(", {} replayed", i.replayed)
                     } else {

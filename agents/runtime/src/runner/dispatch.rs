@@ -138,7 +138,7 @@ pub(super) async fn handle_message<A: Agent>(
         return Ok(Outcome::Skipped);
     }
     let origin = if shared.repartition == Some(topic) {
-        match origin_of(shared, message) {
+        match origin_of(A::NAME, &shared.inputs, shared.repartition, message) {
             Ok((origin, origin_topic)) => {
                 source = Source {
                     topic: origin_topic,
@@ -156,8 +156,7 @@ pub(super) async fn handle_message<A: Agent>(
         None
     };
     if let Some(origin) = &origin
-        && (origin.offset < origin.floor
-            || store.get(key).is_some_and(|e| e.reflects_origin(origin)))
+        && second_copy(store, key, origin)
     {
         // A second copy, forwarded again when its origin replayed.
         shared
@@ -340,9 +339,12 @@ impl<'a> Source<'a> {
     }
 }
 
-/// The origin a re-keyed record's headers name, and its input topic.
-pub(super) fn origin_of<'m, A: Agent>(
-    shared: &Shared<A>,
+/// The origin a re-keyed record's headers name, and its input topic (one of `inputs`,
+/// not the `repartition` topic itself).
+pub(super) fn origin_of<'m>(
+    agent: &str,
+    inputs: &[&'static str],
+    repartition: Option<&str>,
     message: &'m OwnedMessage,
 ) -> Result<(Origin, &'static str), Rejection> {
     let header = |name: &str| -> Result<&'m str, Rejection> {
@@ -359,15 +361,11 @@ pub(super) fn origin_of<'m, A: Agent>(
             .map_err(|_| Rejection::contract(format!("re-keyed record with a bad {name}")))
     };
     let topic = header(origin_headers::TOPIC)?;
-    let input = shared
-        .inputs
+    let input = inputs
         .iter()
-        .position(|t| *t == topic && Some(*t) != shared.repartition)
+        .position(|t| *t == topic && Some(*t) != repartition)
         .ok_or_else(|| {
-            Rejection::contract(format!(
-                "re-keyed from {topic}, not an input of {}",
-                A::NAME
-            ))
+            Rejection::contract(format!("re-keyed from {topic}, not an input of {agent}"))
         })?;
     let partition = i32::try_from(number(origin_headers::PARTITION)?)
         .map_err(|_| Rejection::contract("re-keyed record with a bad partition"))?;
@@ -378,8 +376,23 @@ pub(super) fn origin_of<'m, A: Agent>(
             offset: number(origin_headers::OFFSET)?,
             floor: number(origin_headers::FLOOR)?,
         },
-        shared.inputs[input],
+        inputs[input],
     ))
+}
+
+/// Whether a re-keyed record is a second copy of one the key already took: below the
+/// floor its forward named (written again when its origin replayed), or an origin the
+/// key's state records as applied.
+pub(super) fn second_copy<S, M>(
+    store: &crate::store::PartitionStore<S, M>,
+    key: &str,
+    origin: &Origin,
+) -> bool
+where
+    S: serde::Serialize + serde::de::DeserializeOwned,
+    M: serde::Serialize + serde::de::DeserializeOwned + Default,
+{
+    origin.offset < origin.floor || store.get(key).is_some_and(|e| e.reflects_origin(origin))
 }
 
 /// The DLQ record for a rejected input: original key and bytes, reason in headers.
@@ -541,6 +554,91 @@ mod tests {
             matches!(formatted, Err(HandleError::Rejected(r)) if r.reason.contains("7 too large"))
         );
         assert!(matches!(caught(|| Ok::<_, HandleError>(3)), Ok(3)));
+    }
+
+    const INPUTS: [&str; 2] = ["loyalty.member-events.v1", "agent.rekey-repartition"];
+
+    fn forward(headers: &[(&str, &str)]) -> OwnedMessage {
+        let mut owned = rdkafka::message::OwnedHeaders::new();
+        for (key, value) in headers {
+            owned = owned.insert(rdkafka::message::Header {
+                key,
+                value: Some(*value),
+            });
+        }
+        OwnedMessage::new(
+            Some(b"body".to_vec()),
+            Some(b"m1".to_vec()),
+            INPUTS[1].to_owned(),
+            rdkafka::Timestamp::NotAvailable,
+            3,
+            40,
+            Some(owned),
+        )
+    }
+
+    fn origin(message: &OwnedMessage) -> Result<(Origin, &'static str), Rejection> {
+        origin_of("agent", &INPUTS, Some(INPUTS[1]), message)
+    }
+
+    const FULL: [(&str, &str); 4] = [
+        (origin_headers::TOPIC, "loyalty.member-events.v1"),
+        (origin_headers::PARTITION, "7"),
+        (origin_headers::OFFSET, "120"),
+        (origin_headers::FLOOR, "100"),
+    ];
+
+    #[test]
+    fn a_forward_is_handled_as_the_record_its_headers_name() {
+        let (o, topic) = origin(&forward(&FULL)).expect("an origin");
+        assert_eq!(topic, INPUTS[0]);
+        assert_eq!((o.input, o.partition, o.offset, o.floor), (0, 7, 120, 100));
+    }
+
+    #[test]
+    fn a_forward_with_headers_missing_or_wrong_is_rejected_naming_them() {
+        let without_floor = forward(&FULL[..3]);
+        assert_eq!(
+            origin(&without_floor).unwrap_err().reason,
+            "re-keyed record without loyalty.origin.floor"
+        );
+        let mut bad = FULL;
+        bad[1].1 = "seven";
+        assert_eq!(
+            origin(&forward(&bad)).unwrap_err().reason,
+            "re-keyed record with a bad loyalty.origin.partition"
+        );
+        // From a topic the agent does not read, or from its repartition topic (a forward
+        // of a forward could go round in circles).
+        for from in ["loyalty.member-profiles.v1", INPUTS[1]] {
+            let mut elsewhere = FULL;
+            elsewhere[0].1 = from;
+            assert_eq!(
+                origin(&forward(&elsewhere)).unwrap_err().reason,
+                format!("re-keyed from {from}, not an input of agent")
+            );
+        }
+    }
+
+    #[test]
+    fn a_second_copy_is_known_by_its_floor_or_by_the_origins_applied() {
+        let mut store: crate::store::PartitionStore<u8, ()> = crate::store::PartitionStore::new(2);
+        let (first, _) = origin(&forward(&FULL)).expect("an origin");
+        assert!(!second_copy(&store, "m1", &first), "never applied");
+        store.entry("m1").state = Some(1);
+        store.entry("m1").record_origin(&first);
+        assert!(second_copy(&store, "m1", &first), "applied once already");
+        assert!(!second_copy(&store, "m2", &first), "another key");
+        let next = Origin {
+            offset: 121,
+            ..first
+        };
+        assert!(!second_copy(&store, "m1", &next));
+        let below_its_floor = Origin {
+            offset: 99,
+            ..first
+        };
+        assert!(second_copy(&store, "m2", &below_its_floor));
     }
 
     #[test]
