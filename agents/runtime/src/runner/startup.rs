@@ -43,7 +43,7 @@ pub(super) async fn start<A: Agent>(
     let backoff = Backoff::new(
         Duration::from_millis(rt.retry_initial_ms),
         Duration::from_millis(rt.retry_max_ms),
-        stop,
+        stop.clone(),
         Duration::from_millis(rt.drain_timeout_ms),
     );
     let startup = backoff.without_drain();
@@ -104,11 +104,17 @@ pub(super) async fn start<A: Agent>(
         existing.unwrap_or(rt.partitions),
         rt.dlq_retention_ms,
     );
-    startup
-        .retry("create_topics", &metrics, || {
-            kafka::ensure_topics(&rt.bootstrap_servers, &rt.librdkafka, &own)
-        })
-        .await?;
+    // Waiting for new topics' leaders can take a minute on a cluster that is slow to
+    // elect them: a shutdown meanwhile ends it too.
+    let created = startup.retry("create_topics", &metrics, || {
+        kafka::ensure_topics(&rt.bootstrap_servers, &rt.librdkafka, &own)
+    });
+    tokio::select! {
+        created = created => created?,
+        _ = super::stopped(stop) => {
+            return Err(RuntimeError::ShutDown { operation: "create_topics" });
+        }
+    }
 
     // Named once per process and subscribed to like the agent's own inputs.
     let repartition: Option<&'static str> =
