@@ -26,6 +26,7 @@ use loyalty_contracts::{
     ErasedId, ErasureReceipt, ErasureRequest, MemberEvent, MemberProfile, Removal, Timestamp,
     topics,
 };
+use loyalty_runtime::codec::Encoder;
 use loyalty_runtime::kafka::{self, OutRecord};
 use loyalty_runtime::registry::RegistryClient;
 use rdkafka::admin::AdminOptions;
@@ -72,6 +73,42 @@ async fn dropped_from(agent: &AgentProcess, topic: &str) -> f64 {
     .unwrap_or(0.0)
 }
 
+/// The registry client, and encoders for member events and erasure requests.
+async fn encoders(stack: &Stack) -> (RegistryClient, Encoder, Encoder) {
+    let events = member_event_encoder(stack).await;
+    let registry = RegistryClient::new(&stack.registry_url).unwrap();
+    let requests = swarm::replay::encoder(
+        &registry,
+        topics::ERASURE_REQUESTS,
+        ErasureRequest::get_schema(),
+    )
+    .await
+    .unwrap();
+    (registry, events, requests)
+}
+
+/// Stop `agent` (customer-graph), delete its changelog and start it again in a new
+/// group, which reads every input from the start with no state; returns it caught up.
+async fn from_empty_state(stack: &Stack, mut agent: AgentProcess) -> AgentProcess {
+    assert!(agent.terminate(Duration::from_secs(30)).success());
+    let admin = kafka::admin_client(&stack.bootstrap_servers, &BTreeMap::new()).unwrap();
+    for result in admin
+        .delete_topics(&[CHANGELOG], &AdminOptions::new())
+        .await
+        .unwrap()
+    {
+        result.unwrap();
+    }
+    let replay = AgentProcess::spawn(
+        "customer-graph",
+        stack,
+        &["--set", "group_id=loyalty-swarm.customer-graph-replay"],
+    );
+    replay.wait_ready(Duration::from_secs(60)).await;
+    wait_caught_up(stack, "customer-graph-replay", Duration::from_secs(120)).await;
+    replay
+}
+
 fn erasure_request(request_id: &str, member: &str) -> ErasureRequest {
     ErasureRequest {
         request_id: request_id.into(),
@@ -86,15 +123,7 @@ on_each_broker!(an_erased_member_leaves_nothing_and_stays_erased_through_a_repla
 
 async fn an_erased_member_leaves_nothing_and_stays_erased_through_a_replay(broker: Broker) {
     let stack = start_stack_on(broker).await;
-    let events = member_event_encoder(&stack).await;
-    let registry = RegistryClient::new(&stack.registry_url).unwrap();
-    let requests = swarm::replay::encoder(
-        &registry,
-        topics::ERASURE_REQUESTS,
-        ErasureRequest::get_schema(),
-    )
-    .await
-    .unwrap();
+    let (registry, events, requests) = encoders(&stack).await;
     let agent = AgentProcess::spawn("customer-graph", &stack, &[]);
     agent.wait_ready(Duration::from_secs(60)).await;
     let producer = kafka::producer(&stack.bootstrap_servers, &BTreeMap::new()).unwrap();
@@ -196,23 +225,7 @@ async fn an_erased_member_leaves_nothing_and_stays_erased_through_a_replay(broke
 
     // From empty state: the changelog deleted, and a new group reads every input from
     // the start. The registry, read before the first record, keeps m1 out.
-    let mut agent = agent;
-    assert!(agent.terminate(Duration::from_secs(30)).success());
-    let admin = kafka::admin_client(&stack.bootstrap_servers, &BTreeMap::new()).unwrap();
-    for result in admin
-        .delete_topics(&[CHANGELOG], &AdminOptions::new())
-        .await
-        .unwrap()
-    {
-        result.unwrap();
-    }
-    let replay = AgentProcess::spawn(
-        "customer-graph",
-        &stack,
-        &["--set", "group_id=loyalty-swarm.customer-graph-replay"],
-    );
-    replay.wait_ready(Duration::from_secs(60)).await;
-    wait_caught_up(&stack, "customer-graph-replay", Duration::from_secs(120)).await;
+    let replay = from_empty_state(&stack, agent).await;
     assert!(
         !member_state_bodies(&stack).await.contains_key("m1"),
         "m1 came back on a replay; log:\n{}",
@@ -262,15 +275,7 @@ on_each_broker!(an_event_in_flight_stays_dropped_and_a_reenrolled_member_starts_
 
 async fn an_event_in_flight_stays_dropped_and_a_reenrolled_member_starts_fresh(broker: Broker) {
     let stack = start_stack_on(broker).await;
-    let events = member_event_encoder(&stack).await;
-    let registry = RegistryClient::new(&stack.registry_url).unwrap();
-    let requests = swarm::replay::encoder(
-        &registry,
-        topics::ERASURE_REQUESTS,
-        ErasureRequest::get_schema(),
-    )
-    .await
-    .unwrap();
+    let (registry, events, requests) = encoders(&stack).await;
     let profiles = swarm::replay::encoder(
         &registry,
         topics::MEMBER_PROFILES,
@@ -423,23 +428,7 @@ async fn an_event_in_flight_stays_dropped_and_a_reenrolled_member_starts_fresh(b
     // From empty state, every input from the start: m1's history before the erasure
     // stays out, what followed the re-enrolment comes back, and the erasure request,
     // replayed, does not erase the member who came back.
-    let mut agent = agent;
-    assert!(agent.terminate(Duration::from_secs(30)).success());
-    let admin = kafka::admin_client(&stack.bootstrap_servers, &BTreeMap::new()).unwrap();
-    for result in admin
-        .delete_topics(&[CHANGELOG], &AdminOptions::new())
-        .await
-        .unwrap()
-    {
-        result.unwrap();
-    }
-    let replay = AgentProcess::spawn(
-        "customer-graph",
-        &stack,
-        &["--set", "group_id=loyalty-swarm.customer-graph-replay"],
-    );
-    replay.wait_ready(Duration::from_secs(60)).await;
-    wait_caught_up(&stack, "customer-graph-replay", Duration::from_secs(120)).await;
+    let replay = from_empty_state(&stack, agent).await;
     assert_eq!(fresh(&member_state_bodies(&stack).await, &replay), 4_000);
     stack.shutdown().await;
 }

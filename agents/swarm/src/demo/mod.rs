@@ -261,15 +261,7 @@ async fn observe(options: &DemoOptions, watched: &Watched) -> anyhow::Result<Obs
     ));
     // Then until the agents downstream have consumed everything, refitted, re-scored and
     // stopped writing for longer than the longest refresh or refit interval (30 s).
-    let settled = inspect::wait_quiet_reporting(
-        &options.bootstrap_servers,
-        &watched.groups,
-        &watched.topics,
-        Duration::from_secs(40),
-        Duration::from_secs(900),
-        &mut |status| progress.status(&quiet_status(status)),
-    )
-    .await?;
+    let settled = until_quiet(options, watched, &mut progress, QUIET_FOR, QUIET_WITHIN).await?;
     let settled = if options.downstream && settled {
         // Members on the cancel page, the day after the history ends: save-offer answers
         // each while they are still there.
@@ -292,13 +284,12 @@ async fn observe(options: &DemoOptions, watched: &Watched) -> anyhow::Result<Obs
         progress.stage(&format!(
             "{requests} members asked to cancel; waiting for save-offer's proposals"
         ));
-        inspect::wait_quiet_reporting(
-            &options.bootstrap_servers,
-            &watched.groups,
-            &watched.topics,
+        until_quiet(
+            options,
+            watched,
+            &mut progress,
             Duration::from_secs(20),
             Duration::from_secs(300),
-            &mut |status| progress.status(&quiet_status(status)),
         )
         .await?
     } else {
@@ -456,6 +447,32 @@ fn start_downstream(
     gate.agent.pseudonym_key_file = Some(keys.gate_pseudonym.clone());
     swarm.spawn(compliance_gate::ComplianceGate::new(&gate.agent), gate);
     Ok(())
+}
+
+/// How long nothing may be consumed or written before the swarm counts as quiet: longer
+/// than any refresh or refit interval (30 s).
+const QUIET_FOR: Duration = Duration::from_secs(40);
+/// How long the demo waits for that before summarising what there is.
+const QUIET_WITHIN: Duration = Duration::from_secs(900);
+
+/// Wait until the `watched` swarm has consumed everything and written nothing for
+/// `quiet_for` (at most `limit`), saying where it stands on `progress`.
+async fn until_quiet(
+    options: &DemoOptions,
+    watched: &Watched,
+    progress: &mut crate::progress::Progress,
+    quiet_for: Duration,
+    limit: Duration,
+) -> Result<bool, loyalty_runtime::RuntimeError> {
+    inspect::wait_quiet_reporting(
+        &options.bootstrap_servers,
+        &watched.groups,
+        &watched.topics,
+        quiet_for,
+        limit,
+        &mut |status| progress.status(&quiet_status(status)),
+    )
+    .await
 }
 
 /// One line on what the swarm is still doing: each agent's lag, or how long it has been

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::agents::Swarm;
 use super::erasure::{ErasureReport, MEMBER_TABLES};
-use super::{DemoOptions, RunKeys, quiet_status, start_swarm, wait_ready};
+use super::{DemoOptions, QUIET_FOR, QUIET_WITHIN, RunKeys, start_swarm, until_quiet, wait_ready};
 use crate::inspect;
 
 /// What the restart from empty state found.
@@ -76,15 +76,7 @@ pub(super) async fn restart_from_empty(
         )
         .await?;
         Ok::<_, anyhow::Error>(
-            inspect::wait_quiet_reporting(
-                &options.bootstrap_servers,
-                &watched.groups,
-                &watched.topics,
-                Duration::from_secs(40),
-                Duration::from_secs(900),
-                &mut |status| progress.status(&quiet_status(status)),
-            )
-            .await?,
+            until_quiet(options, &watched, &mut progress, QUIET_FOR, QUIET_WITHIN).await?,
         )
     };
     let settled = tokio::select! {
