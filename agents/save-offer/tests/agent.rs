@@ -704,3 +704,60 @@ fn readouts_report_each_arm_of_an_experiment_once_per_cadence() {
     rig.agent.publish(&mut ctx).expect("published");
     assert!(rig.harness.emitted.is_empty());
 }
+
+#[test]
+fn the_ltv_decile_is_the_members_place_in_the_whole_population() {
+    let mut top = offer("stripe", "top", OfferType::PercentOff, 10);
+    top.eligibility.ltv_deciles = vec![10];
+    let mut rig = rig(vec![top]);
+    let mut state = rig.member("m0");
+    // This partition, as every instance sees it: m0 and nine members worth less, so m0
+    // is in the top decile.
+    let mut alone = rig.harness.summary.clone();
+    for _ in 0..9 {
+        alone.lifetime_margin.add(cohort::sketch::log_bucket(10.0));
+    }
+    rig.harness.population.partitions.insert(0, alone);
+    rig.harness.population.generation += 1;
+    let out = rig
+        .feed(
+            &catalog::INTERVENTION_OPPORTUNITIES,
+            "m0",
+            &opportunity("m0", "o1", NOW),
+            &mut state,
+        )
+        .expect("decided");
+    let first = proposal_of(&out);
+    assert_eq!(
+        first.offer.map(|o| o.offer_id).as_deref(),
+        Some("stripe:top"),
+        "{:?}",
+        first.rejections
+    );
+    // Another partition's 99 members, each worth more: the same member, with the same
+    // value, is now in the bottom decile and the offer is ruled out, saying so.
+    let mut richer = save_offer::agent::state::OfferSummary::default();
+    for _ in 0..99 {
+        richer
+            .lifetime_margin
+            .add(cohort::sketch::log_bucket(1_000_000_000.0));
+    }
+    rig.harness.population.partitions.insert(5, richer);
+    rig.harness.population.generation += 1;
+    let out = rig
+        .feed(
+            &catalog::INTERVENTION_OPPORTUNITIES,
+            "m0",
+            &opportunity("m0", "o2", NOW),
+            &mut state,
+        )
+        .expect("decided");
+    let p = proposal_of(&out);
+    assert_eq!(p.offer, None);
+    let rejection = p
+        .rejections
+        .iter()
+        .find(|r| r.dimension == "ltv_decile")
+        .expect("ruled out by its decile");
+    assert_eq!(rejection.value, "1", "{}", rejection.explanation);
+}
