@@ -126,6 +126,15 @@ impl Rig {
         out
     }
 
+    /// The audit records written, read back as the links they carry.
+    fn links(&self) -> Vec<Link> {
+        let canonical = Canonical::new().unwrap();
+        self.audit
+            .iter()
+            .map(|r| link(r, &canonical).unwrap())
+            .collect()
+    }
+
     fn decisions(&self) -> Vec<&AuditedDecision> {
         self.audit
             .iter()
@@ -516,12 +525,7 @@ fn every_decision_is_a_link_of_a_chain_that_verifies() {
             state,
         );
     }
-    let canonical = Canonical::new().unwrap();
-    let links: Vec<Link> = rig
-        .audit
-        .iter()
-        .map(|r| link(r, &canonical).unwrap())
-        .collect();
+    let links = rig.links();
     // Three decisions and a checkpoint after the second (checkpoint_every = 2).
     assert_eq!(links.len(), 4);
     let key = SigningKey::from_bytes(&SEED).verifying_key();
@@ -581,14 +585,8 @@ fn erasure_receipts_from_any_agent_are_links_of_the_chain() {
         rig.audit.last().and_then(|r| r.erasure_receipt.as_ref()),
         Some(&receipt)
     );
-    let canonical = Canonical::new().unwrap();
-    let links: Vec<Link> = rig
-        .audit
-        .iter()
-        .map(|r| link(r, &canonical).unwrap())
-        .collect();
     let key = SigningKey::from_bytes(&SEED).verifying_key();
-    let verified = audit::verify(0, &links, &key).expect("intact");
+    let verified = audit::verify(0, &rig.links(), &key).expect("intact");
     assert_eq!((verified.decisions, verified.receipts), (1, 1));
 }
 

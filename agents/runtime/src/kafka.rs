@@ -328,17 +328,29 @@ pub async fn read_to_end(
     consumer: &rdkafka::consumer::StreamConsumer,
     topic: &str,
     partition: i32,
+    apply: impl FnMut(Option<&[u8]>, Option<&[u8]>, i64, i64) -> Result<(), RuntimeError>,
+) -> Result<u64, RuntimeError> {
+    read_from(consumer, topic, partition, 0, apply).await
+}
+
+/// [`read_to_end`] from offset `from` on (the log start, if it is later).
+pub async fn read_from(
+    consumer: &rdkafka::consumer::StreamConsumer,
+    topic: &str,
+    partition: i32,
+    from: i64,
     mut apply: impl FnMut(Option<&[u8]>, Option<&[u8]>, i64, i64) -> Result<(), RuntimeError>,
 ) -> Result<u64, RuntimeError> {
     use rdkafka::consumer::Consumer;
     use rdkafka::message::Message;
     let (low, high) =
         blocking(|| consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)))?;
-    if high <= low {
+    let start = from.max(low);
+    if high <= start {
         return Ok(0);
     }
     let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, rdkafka::Offset::Beginning)?;
+    tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(start))?;
     consumer.assign(&tpl)?;
     let mut read = 0;
     loop {

@@ -103,30 +103,17 @@ pub async fn live_keys_since(
     topic: &str,
     from: &BTreeMap<i32, i64>,
 ) -> Result<Vec<String>, RuntimeError> {
-    use rdkafka::message::Message;
     let consumer = consumer(bootstrap_servers, INSPECT_GROUP)?;
     let mut keys = Vec::new();
-    for (partition, (low, high)) in offset_ranges(&consumer, topic)? {
-        let start = from.get(&partition).copied().unwrap_or(low).max(low);
-        if high <= start {
-            continue;
-        }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, partition, Offset::Offset(start))?;
-        consumer.assign(&tpl)?;
-        loop {
-            let m = match tokio::time::timeout(Duration::from_secs(5), consumer.recv()).await {
-                Ok(m) => m?,
-                // The rest is transaction markers, never delivered.
-                Err(_) => break,
-            };
-            if m.payload().is_some() {
-                keys.push(String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned());
+    for partition in partitions(&consumer, topic)? {
+        let start = from.get(&partition).copied().unwrap_or(0);
+        kafka::read_from(&consumer, topic, partition, start, |key, value, _, _| {
+            if value.is_some() {
+                keys.push(String::from_utf8_lossy(key.unwrap_or_default()).into_owned());
             }
-            if m.offset() >= high - 1 {
-                break;
-            }
-        }
+            Ok(())
+        })
+        .await?;
     }
     Ok(keys)
 }
