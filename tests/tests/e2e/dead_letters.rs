@@ -16,6 +16,13 @@ use loyalty_runtime::kafka::{self, OutRecord};
 use loyalty_runtime::registry::RegistryClient;
 
 /// A record on partition 0, so the DLQ's source offsets are predictable.
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_millis()).unwrap()
+}
+
 fn raw(topic: &str, key: &str, payload: Vec<u8>) -> OutRecord {
     OutRecord {
         partition: Some(0),
@@ -29,6 +36,7 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
     broker: Broker,
 ) {
     let stack = start_stack_on(broker).await;
+    let started = now_ms();
     let registry = RegistryClient::new(&stack.registry_url).unwrap();
     let events = member_event_encoder(&stack).await;
     let program_schema = Program::get_schema();
@@ -259,6 +267,12 @@ async fn bad_records_are_dead_lettered_with_reasons_and_the_partition_keeps_flow
         assert_eq!(header(headers, "dlq.source.offset"), (i + 1).to_string());
         assert_eq!(header(headers, "dlq.agent"), "customer-graph");
         assert!(!header(headers, "dlq.agent.version").is_empty());
+        // The source record's log timestamp (the producer's, here), kept as a header.
+        let logged: i64 = header(headers, "dlq.source.timestamp").parse().unwrap();
+        assert!(
+            (started..=now_ms()).contains(&logged),
+            "record {i} logged at {logged}"
+        );
         assert!(!header(headers, "dlq.error.reason").is_empty());
         assert_eq!(
             payload.as_deref(),

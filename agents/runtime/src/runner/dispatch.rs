@@ -425,12 +425,15 @@ pub(super) fn dead_letter<A: Agent>(
     // limit, so a record consumed can be too big to produce again). Otherwise its
     // position names it, and it stays in its source topic.
     let whole = key.len() + payload.len() <= MAX_DLQ_RECORD_BYTES;
-    let mut headers: Vec<(String, String)> = Vec::with_capacity(10);
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(11);
     if !whole {
         headers.push((
             dlq_headers::OMITTED.into(),
             format!("key {} bytes, value {} bytes", key.len(), payload.len()),
         ));
+    }
+    if let Some(logged) = message.timestamp().to_millis() {
+        headers.push((dlq_headers::TIMESTAMP.into(), logged.to_string()));
     }
     OutRecord {
         topic: shared.dlq.clone(),
@@ -441,7 +444,9 @@ pub(super) fn dead_letter<A: Agent>(
             clipped(&key, MAX_REASON_BYTES).to_owned()
         },
         payload: message.payload().filter(|_| whole).map(<[u8]>::to_vec),
-        timestamp: message.timestamp().to_millis(),
+        // Stamped when dead-lettered, so `dlq_retention_ms` counts from then: a record
+        // of a replayed 1997 would otherwise be deleted as soon as it arrived.
+        timestamp: None,
         headers: headers
             .into_iter()
             .chain([

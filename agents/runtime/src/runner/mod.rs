@@ -105,6 +105,9 @@ struct Shared<A: Agent> {
     compacted: Vec<&'static str>,
     /// Compacted outputs keyed by member: an erasure tombstones the member's key there.
     member_compacted: Vec<&'static str>,
+    /// Output topics that are streams (delete policy): their records are stamped when
+    /// written, not with event time (see `writes::stamp_when_written`).
+    streams: Vec<&'static str>,
     /// The erased ids, when the agent reads erasure requests.
     erasure: Option<crate::erasure::Registry>,
     /// This instance's name on receipts: its transactional id or `<group>.<host>.<port>`.

@@ -80,6 +80,13 @@ pub(super) async fn start<A: Agent>(
         .filter(|o| o.compacted() && o.keyed_by_member())
         .map(|o| o.topic())
         .collect();
+    let streams = agent
+        .outputs()
+        .into_iter()
+        .chain(erasure::outputs(&agent))
+        .filter(|o| !o.compacted())
+        .map(|o| o.topic())
+        .collect();
     let group = super::topics::group_id::<A>(rt);
     let instance = rt
         .transactional_id
@@ -156,6 +163,7 @@ pub(super) async fn start<A: Agent>(
         dlq: dlq_topic(A::NAME),
         compacted,
         member_compacted,
+        streams,
         erasure,
         instance,
         summaries: summaries_topic::<A>(),

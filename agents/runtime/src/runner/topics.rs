@@ -59,6 +59,9 @@ pub mod dlq_headers {
     pub const TOPIC: &str = "dlq.source.topic";
     pub const PARTITION: &str = "dlq.source.partition";
     pub const OFFSET: &str = "dlq.source.offset";
+    /// The source record's log timestamp (ms); the DLQ record's own is when it was
+    /// dead-lettered.
+    pub const TIMESTAMP: &str = "dlq.source.timestamp";
     pub const AGENT: &str = "dlq.agent";
     pub const VERSION: &str = "dlq.agent.version";
     /// Present when the original key and value were too big to carry: their sizes. The

@@ -1,7 +1,8 @@
 //! A batch's writes, in the order the guarantees need: outputs and DLQ records
 //! acknowledged, then changed state on the changelog (and partition summaries)
 //! acknowledged, then input offsets committed. Compacted outputs keep only a key's last
-//! record per batch (Kafka Streams' record cache).
+//! record per batch (Kafka Streams' record cache); stream outputs are stamped when they
+//! are written.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -51,7 +52,10 @@ pub(super) fn prepare_writes<A: Agent>(
     outputs: Vec<OutRecord>,
     commits: Offsets,
 ) -> Result<Writes, RuntimeError> {
-    let outputs = newest_per_compacted_key(outputs, &shared.compacted);
+    let outputs = stamp_when_written(
+        newest_per_compacted_key(outputs, &shared.compacted),
+        &shared.streams,
+    );
     let mut changes = Vec::new();
     let mut stream_times = StreamTimes::new();
     for (&partition, store) in stores.iter_mut() {
@@ -165,6 +169,24 @@ pub(super) fn out_records(
     })
 }
 
+/// Records on `streams` (outputs with the delete policy) get the time they are written
+/// as their log timestamp; event time stays in the payload. Kafka deletes a stream's
+/// records by log timestamp (`retention.ms`, 7 days by default): an opportunity
+/// computed during a replay of 1997 and stamped 1997 would be deleted within minutes of
+/// being written, before save-offer or an ESP had read it, and the bound
+/// `swarm erasure status` gives for a member's records would not hold. Compacted
+/// outputs keep event time (compaction deletes by key, not age), as do internal topics,
+/// where the task a record is forwarded to must see the log time its source had.
+pub(super) fn stamp_when_written(mut outputs: Vec<OutRecord>, streams: &[&str]) -> Vec<OutRecord> {
+    for record in &mut outputs {
+        if streams.contains(&record.topic.as_str()) {
+            // No timestamp: the producer stamps the record as it sends it.
+            record.timestamp = None;
+        }
+    }
+    outputs
+}
+
 /// Drop every record of a compacted topic that a later record of the same batch
 /// supersedes (same topic and key); the order of what stays is kept.
 pub(super) fn newest_per_compacted_key(
@@ -218,6 +240,25 @@ mod tests {
             timestamp: None,
             headers: Vec::new(),
         }
+    }
+
+    #[test]
+    fn stream_outputs_are_stamped_when_written_the_others_keep_event_time() {
+        let june_1997 = 865_123_200_000;
+        let at = |topic: &str| OutRecord {
+            timestamp: Some(june_1997),
+            ..record(topic, "m1", 1)
+        };
+        let written = stamp_when_written(
+            vec![
+                at("opportunities"),
+                at("state"),
+                at("agent.rekey-repartition"),
+            ],
+            &["opportunities"],
+        );
+        let stamps: Vec<Option<i64>> = written.iter().map(|r| r.timestamp).collect();
+        assert_eq!(stamps, [None, Some(june_1997), Some(june_1997)]);
     }
 
     #[test]

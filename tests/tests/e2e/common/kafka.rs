@@ -145,7 +145,14 @@ impl KafkaCluster {
                          # A killed node's partitions move once its session ends; the\n\
                          # default 9 s would stretch the broker-failure test.\n\
                          broker.session.timeout.ms=6000\n\
-                         broker.heartbeat.interval.ms=500\n",
+                         broker.heartbeat.interval.ms=500\n\
+                         # Retention enforced every second (default: every 5 minutes,\n\
+                         # first after 30 s), so a record on a stream stamped with an\n\
+                         # old event time is deleted while the test still reads: every\n\
+                         # test that reads a stream output checks it was stamped when\n\
+                         # written.\n\
+                         log.retention.check.interval.ms=1000\n\
+                         log.initial.task.delay.ms=1000\n",
                         data = data.display(),
                     ),
                 )
