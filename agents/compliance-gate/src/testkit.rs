@@ -115,5 +115,6 @@ pub fn proposal(member: &str, id: &str, offer_type: OfferType, at: i64) -> Offer
             as_of: Timestamp(at - 86_400_000),
             output_hash: "ab".repeat(32),
         }),
+        tier_change: None,
     }
 }

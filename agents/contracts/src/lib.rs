@@ -62,7 +62,7 @@ pub use profiles::{MemberProfile, reenrolment};
 pub use programs::{Program, QualifyingMetric, Tier, TierHold, TierWindow};
 pub use proposals::{
     ArmReadout, ChosenOffer, LocalisedContent, LtvReference, MoneyInterval, OfferProposal,
-    OfferReadout, OfferRejection, ProposalTrigger, RejectionStage, RejectionTally,
+    OfferReadout, OfferRejection, ProposalTrigger, RejectionStage, RejectionTally, TierChange,
 };
 pub use state::{
     BtydSummary, MemberAttributes, MemberState, PointsLedger, QualifyingDay, Rfm, TierProgress,

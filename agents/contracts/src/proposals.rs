@@ -159,6 +159,20 @@ pub struct OfferProposal {
     /// The member-ltv record the member was valued with, pinned by its attestation, so
     /// an audit can name what the decision relied on (v2); null when none had arrived.
     pub ltv_relied_on: Option<LtvReference>,
+    /// For a downgrade-tier offer, the tier it moves the member to: the tier one rank
+    /// below theirs in their program (`loyalty.programs.v1`) (v4); null for every other
+    /// offer, and when no offer was proposed.
+    pub tier_change: Option<TierChange>,
+}
+
+/// A move from the member's tier to the one below it in their program.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+pub struct TierChange {
+    pub program_id: String,
+    /// The tier the member holds.
+    pub from_tier_id: String,
+    /// The tier one rank below it.
+    pub to_tier_id: String,
 }
 
 /// One member-ltv record, as its attestation names it.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use loyalty_contracts::{
     InterventionType, Lifecycle, MILLIS_PER_DAY, MemberCohort, MemberLtv, MemberProfile,
-    MemberState, OfferType, ReasonCluster, Segment, StackRule, Timestamp,
+    MemberState, OfferType, Program, ReasonCluster, Segment, StackRule, TierChange, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -276,8 +276,54 @@ pub struct MemberView {
     /// Why the member is cancelling, for a cancellation request.
     pub reason_cluster: Option<ReasonCluster>,
     pub held: Vec<HeldOffer>,
+    /// Where a downgrade-tier offer would move the member.
+    pub tier_below: TierBelow,
     /// Whether rejections are explained in words (see `select::rank`).
     pub explain: bool,
+}
+
+/// Where a downgrade-tier offer would move the member: the tier one rank below theirs in
+/// their program. Looked up in the programs table at each decision, so a program edited
+/// (a tier added below) applies from the next one.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum TierBelow {
+    /// The member's tier or program is not known: no profile or member-state yet, a
+    /// program the programs table does not hold, or a tier it does not list.
+    #[default]
+    Unknown,
+    /// The member holds their program's entry tier: there is none below.
+    Entry {
+        program_id: String,
+        tier_id: String,
+    },
+    Tier(TierChange),
+}
+
+impl TierBelow {
+    pub fn of(program: Option<&Program>, tier_id: Option<&str>) -> Self {
+        let (Some(program), Some(tier_id)) = (program, tier_id) else {
+            return Self::Unknown;
+        };
+        let Some(held) = program.tiers.iter().find(|t| t.tier_id == tier_id) else {
+            return Self::Unknown;
+        };
+        match program
+            .tiers
+            .iter()
+            .filter(|t| t.rank < held.rank)
+            .max_by_key(|t| t.rank)
+        {
+            Some(below) => Self::Tier(TierChange {
+                program_id: program.program_id.clone(),
+                from_tier_id: held.tier_id.clone(),
+                to_tier_id: below.tier_id.clone(),
+            }),
+            None => Self::Entry {
+                program_id: program.program_id.clone(),
+                tier_id: held.tier_id.clone(),
+            },
+        }
+    }
 }
 
 impl MemberView {

@@ -1,4 +1,6 @@
-//! The reference tables save-offer reads whole: the canonical catalog and the FX rates.
+//! The reference tables save-offer reads whole: the canonical catalog and the FX rates
+//! (and the programs table, `loyalty_contracts::tables::PROGRAMS`, shared with the
+//! agents that fold and forecast tiers).
 //! Each record is checked once, when it is loaded; a record that fails goes to the DLQ
 //! with every problem, and the table keeps the key's previous value.
 

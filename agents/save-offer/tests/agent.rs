@@ -2,13 +2,15 @@
 //! proposal with its explanation; an offer under a budget goes through its ledger, which
 //! grants up to the ceiling and then hands the claim to the next candidate; a proposal
 //! seen becomes a held offer, pinned, that stacking and suppression respect; outcomes
-//! teach the bandit; bad records are rejected.
+//! teach the bandit; a downgrade-tier offer names the tier below from the programs
+//! table; bad records are rejected.
 
 use loyalty_contracts::{
     Budget, Channel, Experiment, InterventionOutcome, InterventionResult, MemberEvent,
     OfferProposal, OfferType, OrderPlaced, Payload, RejectionStage, StackRule, SuppressionTrigger,
     Timestamp, catalog, topics,
 };
+use loyalty_contracts::{Program, TierChange, tables};
 use loyalty_runtime::codec::decode;
 use loyalty_runtime::{Agent, HandleError, Harness, Record, Topic};
 use save_offer::agent::CLAIMS;
@@ -181,6 +183,68 @@ fn a_cancellation_request_gets_the_offer_worth_most_with_every_other_explained()
         .feed(&catalog::MEMBER_EVENTS, "m1", &event, &mut state)
         .expect("handled");
     assert!(again.is_empty());
+}
+
+#[test]
+fn a_downgrade_tier_offer_names_the_tier_below_and_is_ruled_out_on_the_entry_tier() {
+    let rig_with = |program: Option<Program>| {
+        let rig = rig(vec![offer(
+            "bold",
+            "step-down",
+            OfferType::DowngradeTier,
+            0,
+        )]);
+        if let Some(program) = program {
+            rig.harness.put_table(&tables::PROGRAMS, "p", program);
+        }
+        rig
+    };
+    // What a cancelling member in `tier` of program "p" is proposed.
+    let proposed = |rig: &mut Rig, tier: &str| {
+        let mut state = rig.member("m1");
+        let held = loyalty_contracts::testkit::member("m1", 3, 30, 10, 5_000, tier);
+        rig.feed(&catalog::MEMBER_STATE, "m1", &held, &mut state)
+            .expect("member-state");
+        let event = cancellation("m1", "e1", "too expensive for me", NOW);
+        proposal_of(
+            &rig.feed(&catalog::MEMBER_EVENTS, "m1", &event, &mut state)
+                .expect("handled"),
+        )
+    };
+    let three_tiers = Program::three_tier_spend("p");
+
+    let p = proposed(&mut rig_with(Some(three_tiers.clone())), "gold");
+    assert_eq!(
+        p.offer.as_ref().map(|o| o.offer_id.as_str()),
+        Some("bold:step-down")
+    );
+    assert_eq!(
+        p.tier_change,
+        Some(TierChange {
+            program_id: "p".into(),
+            from_tier_id: "gold".into(),
+            to_tier_id: "silver".into(),
+        })
+    );
+
+    let ruled_out = |p: &OfferProposal| {
+        assert!(p.offer.is_none(), "{p:?}");
+        assert_eq!(p.tier_change, None);
+        let r = p.rejections.first().expect("the offer ruled out");
+        assert_eq!(
+            (r.stage, r.dimension.as_str()),
+            (RejectionStage::Eligibility, "tier_below")
+        );
+        r.explanation.clone()
+    };
+    let entry = proposed(&mut rig_with(Some(three_tiers)), "member");
+    assert!(
+        ruled_out(&entry).contains("the member holds member, the entry tier of p"),
+        "{entry:?}"
+    );
+    // No program in the table: the tier below cannot be named, so nothing is offered.
+    let unknown = proposed(&mut rig_with(None), "gold");
+    assert!(ruled_out(&unknown).contains("is unknown"), "{unknown:?}");
 }
 
 #[test]

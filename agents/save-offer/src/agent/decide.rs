@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use loyalty_contracts::{
     BanditPolicy, CancellationRequested, ChosenOffer, InterventionOpportunity, LtvReference,
-    MemberEvent, OfferProposal, OfferRejection, ProposalTrigger, ReasonCluster, RejectionStage,
-    RejectionTally, Timestamp, catalog,
+    MemberEvent, OfferProposal, OfferRejection, OfferType, ProposalTrigger, ReasonCluster,
+    RejectionStage, RejectionTally, Timestamp, catalog, tables,
 };
 use loyalty_runtime::{Context, HandleError, Input, Rejection};
 use rand::SeedableRng;
@@ -19,7 +19,7 @@ use super::state::{Deferred, Entry, LEDGER_PREFIX, MAX_DEFERRED, MemberEntry};
 use super::{CLAIMS, SaveOffer, decile};
 use crate::bandit::{self, ArmKey};
 use crate::ledger::{Candidate, Ledger, LedgerClaim, LedgerTerms};
-use crate::member::{HeldOffer, MemberView};
+use crate::member::{HeldOffer, MemberView, TierBelow};
 use crate::money;
 use crate::reasons;
 use crate::select::{self, Eligible, Moment};
@@ -214,6 +214,14 @@ fn decide(
         prior_redemptions: entry.prior_redemptions,
         reason_cluster: trigger.reason,
         held,
+        tier_below: TierBelow::of(
+            entry
+                .profile
+                .as_ref()
+                .and_then(|p| ctx.table(&tables::PROGRAMS, &p.program_id))
+                .as_deref(),
+            entry.state.as_ref().and_then(|s| s.loyalty_tier.as_deref()),
+        ),
         explain: true,
     };
     let (ranked, mut rejections) = select::rank(
@@ -284,6 +292,11 @@ fn decide(
             as_of: Timestamp(l.as_of_ms),
             output_hash: l.output_hash.clone(),
         }),
+        // Kept only if the offer proposed in the end moves the member down a tier.
+        tier_change: match &view.tier_below {
+            TierBelow::Tier(change) => Some(change.clone()),
+            _ => None,
+        },
     };
     let mut proposal = proposal;
     let max = agent.settings.max_listed_rejections;
@@ -719,6 +732,13 @@ fn finish(
         );
     }
     proposal.offer = winner.map(|c| c.offer);
+    if proposal
+        .offer
+        .as_ref()
+        .is_none_or(|o| o.offer_type != OfferType::DowngradeTier)
+    {
+        proposal.tier_change = None;
+    }
     let member = proposal.member_id.clone();
     let at = proposal.decided_at.0;
     ctx.emit(&catalog::OFFER_PROPOSALS, &member, &proposal, at)

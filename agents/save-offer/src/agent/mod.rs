@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use cohort::sketch::{Cdf, Histogram};
 use loyalty_contracts::{
     CatalogOffer, InterventionOpportunity, MemberCohort, MemberEvent, MemberLtv, MemberProfile,
-    MemberState, OfferProposal, Payload, catalog, topics,
+    MemberState, OfferProposal, Payload, catalog, tables, topics,
 };
 use loyalty_runtime::{
     Agent, Context, Forgotten, HandleError, Input, OutputSpec, Population, Rejection, Rekeys,
@@ -185,7 +185,7 @@ impl Agent for SaveOffer {
     }
 
     fn tables(&self) -> Vec<TableSpec> {
-        vec![CATALOG.spec(), FX_RATES.spec()]
+        vec![CATALOG.spec(), FX_RATES.spec(), tables::PROGRAMS.spec()]
     }
 
     fn outputs(&self) -> Vec<OutputSpec> {

@@ -1,12 +1,13 @@
-//! The fifteen eligibility dimensions and the offer's classification. Every list is an
+//! The fifteen eligibility dimensions, the tier a downgrade-tier offer needs below the
+//! member's, and the offer's classification. Every list is an
 //! allow-list: empty means anyone; set, the member's value must be in it, and a member
 //! whose value is unknown is not eligible (an offer restricted to California is not
 //! shown to a member whose state nobody knows).
 
-use loyalty_contracts::{CatalogOffer, OfferRejection, RejectionStage};
+use loyalty_contracts::{CatalogOffer, OfferRejection, OfferType, RejectionStage};
 
 use super::{Moment, reject};
-use crate::member::MemberView;
+use crate::member::{MemberView, TierBelow};
 
 /// One dimension's verdict: the member's value (or `None`) against the allowed values.
 fn allow(
@@ -39,6 +40,39 @@ fn allow(
             dimension,
             "unknown",
             format!("the offer is limited to {dimension} {allowed:?} and the member's is unknown"),
+        )),
+    }
+}
+
+/// A downgrade-tier offer moves the member one tier down their program: there must be a
+/// tier below theirs, which the proposal then names.
+fn tier_below(offer: &CatalogOffer, member: &MemberView) -> Result<(), OfferRejection> {
+    let rule = "tier_below";
+    match &member.tier_below {
+        TierBelow::Tier(_) => Ok(()),
+        _ if !member.explain => Err(super::unexplained(
+            offer,
+            RejectionStage::Eligibility,
+            rule,
+        )),
+        TierBelow::Entry {
+            program_id,
+            tier_id,
+        } => Err(reject(
+            offer,
+            RejectionStage::Eligibility,
+            rule,
+            tier_id,
+            format!(
+                "the member holds {tier_id}, the entry tier of {program_id}: there is no tier to move down to"
+            ),
+        )),
+        TierBelow::Unknown => Err(reject(
+            offer,
+            RejectionStage::Eligibility,
+            rule,
+            "unknown",
+            "a downgrade-tier offer names the tier below the member's, and the member's tier or program (loyalty.programs.v1) is unknown".to_owned(),
         )),
     }
 }
@@ -222,6 +256,9 @@ pub(super) fn check(
                 member.prior_redemptions
             ),
         ));
+    }
+    if offer.offer_type == OfferType::DowngradeTier {
+        tier_below(offer, member)?;
     }
     classification(offer, member, moment)
 }

@@ -9,7 +9,7 @@ use loyalty_contracts::{
 };
 
 use crate::member::{
-    CohortFacts, HeldOffer, Incremental, LtvFacts, MemberView, ProfileFacts, StateFacts,
+    CohortFacts, HeldOffer, Incremental, LtvFacts, MemberView, ProfileFacts, StateFacts, TierBelow,
 };
 use crate::money::Rates;
 
@@ -92,6 +92,11 @@ pub fn member() -> MemberView {
         prior_redemptions: 1,
         reason_cluster: None,
         held: Vec::new(),
+        tier_below: TierBelow::Tier(loyalty_contracts::TierChange {
+            program_id: "p".into(),
+            from_tier_id: "gold".into(),
+            to_tier_id: "silver".into(),
+        }),
         explain: true,
     }
 }

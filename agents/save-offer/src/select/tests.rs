@@ -140,6 +140,59 @@ fn each_eligibility_dimension_rejects_a_member_outside_it() {
 }
 
 #[test]
+fn a_downgrade_tier_offer_needs_a_tier_below_the_members_in_their_program() {
+    use crate::member::TierBelow;
+    use loyalty_contracts::{Program, TierChange};
+    let mut downgrade = offer("bold:downgrade");
+    downgrade.offer_type = OfferType::DowngradeTier;
+    // Tiers listed out of rank order: the one below is found by rank.
+    let mut program = Program::three_tier_spend("p");
+    program.tiers.reverse();
+    let below = |tier: Option<&str>| TierBelow::of(Some(&program), tier);
+    assert_eq!(
+        below(Some("gold")),
+        TierBelow::Tier(TierChange {
+            program_id: "p".into(),
+            from_tier_id: "gold".into(),
+            to_tier_id: "silver".into(),
+        })
+    );
+    assert_eq!(
+        below(Some("silver")),
+        TierBelow::Tier(TierChange {
+            program_id: "p".into(),
+            from_tier_id: "silver".into(),
+            to_tier_id: "member".into(),
+        })
+    );
+    assert_eq!(below(Some("platinum")), TierBelow::Unknown);
+    assert_eq!(below(None), TierBelow::Unknown);
+    assert_eq!(TierBelow::of(None, Some("gold")), TierBelow::Unknown);
+
+    let mut m = member();
+    m.tier_below = below(Some("gold"));
+    eligible(&downgrade, &m);
+    m.tier_below = below(Some("member"));
+    assert_rejects(
+        &downgrade,
+        &m,
+        RejectionStage::Eligibility,
+        "tier_below",
+        "the member holds member, the entry tier of p: there is no tier to move down to",
+    );
+    m.tier_below = below(Some("platinum"));
+    assert_rejects(
+        &downgrade,
+        &m,
+        RejectionStage::Eligibility,
+        "tier_below",
+        "the member's tier or program (loyalty.programs.v1) is unknown",
+    );
+    // Every other type ignores it.
+    eligible(&offer("a"), &m);
+}
+
+#[test]
 fn classification_keeps_an_offer_to_its_moment_and_members() {
     let mut o = offer("a");
     o.classification.retention_stages = vec![RetentionStage::WinBack];
