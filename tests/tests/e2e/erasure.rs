@@ -365,12 +365,59 @@ async fn an_event_in_flight_stays_dropped_and_a_reenrolled_member_starts_fresh(b
     assert!(member_state_bodies(&stack).await.contains_key("m2"));
     assert_eq!(receipts(&stack, &registry).await.len(), 1);
 
+    // A re-enrolling profile that is itself rejected (dated two hours after it was
+    // logged) changes nothing, as any rejected record: m1 stays erased, so their next
+    // order is dropped, and the registry does not say they came back.
+    let wall_clock = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let early = wall_clock();
+    let rejected_return = MemberProfile {
+        reenrolled_at: Some(Timestamp(early)),
+        updated_at: Timestamp(early + 7_200_000),
+        ..swarm::cdnow::profile("m1", loyalty_contracts::Date(9_862))
+    };
+    kafka::produce_all(
+        &producer,
+        &[record(
+            topics::MEMBER_PROFILES,
+            "m1",
+            profiles.encode(&rejected_return).unwrap(),
+        )],
+    )
+    .await
+    .unwrap();
+    let dropped_before = dropped(&agent).await;
+    kafka::produce_all(
+        &producer,
+        &[event(
+            "m1",
+            &MemberEvent {
+                occurred_at: Timestamp(early),
+                ..order_event("e2b", "m1", 700)
+            },
+        )],
+    )
+    .await
+    .unwrap();
+    wait_caught_up(&stack, "customer-graph", Duration::from_secs(120)).await;
+    assert!(!member_state_bodies(&stack).await.contains_key("m1"));
+    assert_eq!(dropped(&agent).await, dropped_before + 1.0);
+    let dead = swarm::inspect::all_records(&stack.bootstrap_servers, "customer-graph.dlq")
+        .await
+        .unwrap();
+    assert_eq!(
+        dead.len(),
+        2,
+        "the oversized request and the rejected profile"
+    );
+
     // m1 comes back: a profile flagged as a re-enrolment, then a new order. Their state
     // holds only what followed; e1, under the still-erased store card, stays out.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now = wall_clock();
     let returning = MemberProfile {
         reenrolled_at: Some(Timestamp(now)),
         ..swarm::cdnow::profile("m1", loyalty_contracts::Date(9_862))

@@ -211,114 +211,125 @@ pub(super) async fn handle_message<A: Agent>(
             shared, message, source, &trace, &input, store, population, outputs,
         );
     }
-    if let Some(entry) = &erased {
-        match erase::reenrolment(shared, &input, entry)? {
-            Some(registered) => outputs.extend(out_records(vec![registered], &trace.headers)),
+    // The registry says the member is back while `handle` runs (it sees a fresh member);
+    // unless the record is applied, it is undone.
+    let reenrolled = match &erased {
+        Some(entry) => match erase::reenrolment(shared, &input, entry)? {
+            Some(reenrolled) => Some(reenrolled),
             None => return Ok(erase::dropped(shared, topic)),
-        }
-    }
-
-    // On a copy, so a rejected (or re-keyed) record leaves no trace in state.
-    let started = Instant::now();
-    let mut call = call(shared, store, key, population, |agent, state, ctx| {
-        agent.handle(&input, state, ctx)
-    });
-    let result = std::mem::replace(&mut call.result, Ok(()));
-    let rekey = call.rekey.take();
-    shared.metrics.emit(Event::RecordHandled {
-        topic,
-        elapsed: started.elapsed(),
-    });
-    let rejected = |rejection: Rejection, outputs: &mut Vec<OutRecord>| {
-        outputs.push(dead_letter(shared, message, source, &rejection, &trace));
-        Ok(Outcome::DeadLettered)
+        },
+        None => None,
     };
-    match (result, rekey) {
-        (Ok(()), None) => {
-            let measure_state =
-                message.payload().map_or(0, <[u8]>::len) + key.len() > MEASURE_STATE_ABOVE_BYTES;
-            if let Some(rejection) = too_big_to_write(&call, key, measure_state) {
-                return rejected(rejection, outputs);
-            }
-            let emitted = call.keep(store, key, |entry| {
-                if let Some(p) = entry.positions.get_mut(input_index) {
-                    *p = message.offset();
+    let outcome = 'handled: {
+        // On a copy, so a rejected (or re-keyed) record leaves no trace in state.
+        let started = Instant::now();
+        let mut call = call(shared, store, key, population, |agent, state, ctx| {
+            agent.handle(&input, state, ctx)
+        });
+        let result = std::mem::replace(&mut call.result, Ok(()));
+        let rekey = call.rekey.take();
+        shared.metrics.emit(Event::RecordHandled {
+            topic,
+            elapsed: started.elapsed(),
+        });
+        let rejected = |rejection: Rejection, outputs: &mut Vec<OutRecord>| {
+            outputs.push(dead_letter(shared, message, source, &rejection, &trace));
+            Ok(Outcome::DeadLettered)
+        };
+        match (result, rekey) {
+            (Ok(()), None) => {
+                let measure_state = message.payload().map_or(0, <[u8]>::len) + key.len()
+                    > MEASURE_STATE_ABOVE_BYTES;
+                if let Some(rejection) = too_big_to_write(&call, key, measure_state) {
+                    break 'handled rejected(rejection, outputs);
                 }
-                if let Some(origin) = &origin {
-                    entry.record_origin(origin);
-                }
-            });
-            outputs.extend(out_records(emitted, &trace.headers));
-            Ok(Outcome::Applied)
-        }
-        (Ok(()), Some(to)) => {
-            // Only an agent that `Rekeys` can call `rekey`, and only it has the topic.
-            let Some(repartition) = shared.repartition else {
-                return Err(RuntimeError::Other(format!(
-                    "{} re-keyed a record without a repartition topic",
-                    A::NAME
-                )));
-            };
-            if to == key {
-                return rejected(
-                    Rejection::contract(format!("re-keyed to its own key {key:?}")),
-                    outputs,
-                );
+                let emitted = call.keep(store, key, |entry| {
+                    if let Some(p) = entry.positions.get_mut(input_index) {
+                        *p = message.offset();
+                    }
+                    if let Some(origin) = &origin {
+                        entry.record_origin(origin);
+                    }
+                });
+                outputs.extend(out_records(emitted, &trace.headers));
+                Ok(Outcome::Applied)
             }
-            let forward = message.payload().map_or(0, <[u8]>::len) + to.len();
-            if forward > MAX_DLQ_RECORD_BYTES {
-                // The forward (new key and origin headers added) could be too big to produce.
-                return rejected(
-                    Rejection::new(
-                        RejectionKind::BadKey,
-                        format!(
-                            "re-keying makes a record of {forward} bytes, too big to forward (at most {MAX_DLQ_RECORD_BYTES})"
+            (Ok(()), Some(to)) => {
+                // Only an agent that `Rekeys` can call `rekey`, and only it has the topic.
+                let Some(repartition) = shared.repartition else {
+                    return Err(RuntimeError::Other(format!(
+                        "{} re-keyed a record without a repartition topic",
+                        A::NAME
+                    )));
+                };
+                if to == key {
+                    break 'handled rejected(
+                        Rejection::contract(format!("re-keyed to its own key {key:?}")),
+                        outputs,
+                    );
+                }
+                let forward = message.payload().map_or(0, <[u8]>::len) + to.len();
+                if forward > MAX_DLQ_RECORD_BYTES {
+                    // The forward (new key and origin headers added) could be too big to produce.
+                    break 'handled rejected(
+                        Rejection::new(
+                            RejectionKind::BadKey,
+                            format!(
+                                "re-keying makes a record of {forward} bytes, too big to forward (at most {MAX_DLQ_RECORD_BYTES})"
+                            ),
                         ),
-                    ),
-                    outputs,
-                );
+                        outputs,
+                    );
+                }
+                if origin.is_some() {
+                    // Forwarding again could go round in circles.
+                    break 'handled rejected(
+                        Rejection::contract(format!(
+                            "re-keyed again, from {key:?} to {to:?}, after being re-keyed once"
+                        )),
+                        outputs,
+                    );
+                }
+                shared.metrics.emit(Event::Rekeyed { topic, count: 1 });
+                outputs.push(OutRecord {
+                    topic: repartition.to_owned(),
+                    partition: None,
+                    key: to,
+                    payload: message.payload().map(<[u8]>::to_vec),
+                    timestamp: message.timestamp().to_millis(),
+                    headers: [
+                        (origin_headers::TOPIC, topic.to_owned()),
+                        (origin_headers::PARTITION, message.partition().to_string()),
+                        (origin_headers::OFFSET, message.offset().to_string()),
+                        (origin_headers::FLOOR, floor.to_string()),
+                    ]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .chain(trace.headers.iter().cloned())
+                    .collect(),
+                });
+                Ok(Outcome::Forwarded)
             }
-            if origin.is_some() {
-                // Forwarding again could go round in circles.
-                return rejected(
-                    Rejection::contract(format!(
-                        "re-keyed again, from {key:?} to {to:?}, after being re-keyed once"
-                    )),
-                    outputs,
-                );
+            (Err(HandleError::Rejected(rejection)), _) => {
+                count_panic(shared, &rejection, "handle");
+                rejected(rejection, outputs)
             }
-            shared.metrics.emit(Event::Rekeyed { topic, count: 1 });
-            outputs.push(OutRecord {
-                topic: repartition.to_owned(),
-                partition: None,
-                key: to,
-                payload: message.payload().map(<[u8]>::to_vec),
-                timestamp: message.timestamp().to_millis(),
-                headers: [
-                    (origin_headers::TOPIC, topic.to_owned()),
-                    (origin_headers::PARTITION, message.partition().to_string()),
-                    (origin_headers::OFFSET, message.offset().to_string()),
-                    (origin_headers::FLOOR, floor.to_string()),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .chain(trace.headers.iter().cloned())
-                .collect(),
-            });
-            Ok(Outcome::Forwarded)
+            (Err(HandleError::Fatal(reason)), _) => Err(RuntimeError::Other(format!(
+                "{} at {}/{}/{}: {reason}",
+                A::NAME,
+                source.topic,
+                source.partition,
+                source.offset
+            ))),
         }
-        (Err(HandleError::Rejected(rejection)), _) => {
-            count_panic(shared, &rejection, "handle");
-            rejected(rejection, outputs)
+    };
+    if let Some(reenrolled) = reenrolled {
+        let applied = matches!(outcome, Ok(Outcome::Applied));
+        if let Some(registered) = erase::settle_reenrolment(shared, reenrolled, applied)? {
+            outputs.extend(out_records(vec![registered], &trace.headers));
         }
-        (Err(HandleError::Fatal(reason)), _) => Err(RuntimeError::Other(format!(
-            "{} at {}/{}/{}: {reason}",
-            A::NAME,
-            source.topic,
-            source.partition,
-            source.offset
-        ))),
     }
+    outcome
 }
 
 /// A record's position where it entered the agent.

@@ -99,15 +99,26 @@ pub(super) fn dropped<A: Agent>(shared: &Shared<A>, topic: &str) -> Outcome {
     Outcome::Skipped
 }
 
+/// An erased member enrolled again by the record being handled: the registry says so
+/// while it is handled, and is written only if the record is applied.
+pub(super) struct Reenrolled {
+    hash: String,
+    /// The registry entry before, put back if the record is not applied.
+    before: Erased,
+    /// The registry entry now.
+    after: Erased,
+    logged_at: Option<i64>,
+}
+
 /// Whether `input`, of the erased member `entry` names, enrols them again after their
 /// erasure (the agent reads that from the record: a profile's re-enrolment flag). If
-/// so the registry says so from now on, and the registry record saying it is returned
-/// to be written; the record is then handled as the first of a fresh member.
+/// so the registry says so from now on, and the record is handled as the first of a
+/// fresh member; [`settle_reenrolment`] keeps that or undoes it.
 pub(super) fn reenrolment<A: Agent>(
     shared: &Shared<A>,
     input: &Input<'_>,
     entry: &Erased,
-) -> Result<Option<Emitted>, RuntimeError> {
+) -> Result<Option<Reenrolled>, RuntimeError> {
     let Some(registry) = shared.erasure.as_ref() else {
         return Ok(None);
     };
@@ -120,13 +131,42 @@ pub(super) fn reenrolment<A: Agent>(
         }
         Err(HandleError::Fatal(reason)) => return Err(RuntimeError::Other(reason)),
     };
-    let Some((hash, entry)) = registry.reenrol(input.key, at) else {
+    Ok(registry
+        .reenrol(input.key, at)
+        .map(|(hash, after)| Reenrolled {
+            hash,
+            before: entry.clone(),
+            after,
+            logged_at: input.timestamp,
+        }))
+}
+
+/// The re-enrolling record was applied: the registry record saying so, to write with
+/// it. It was not (dead-lettered, forwarded): the registry is put back as it was, since
+/// a rejected record changes nothing, and the member stays erased.
+pub(super) fn settle_reenrolment<A: Agent>(
+    shared: &Shared<A>,
+    reenrolled: Reenrolled,
+    applied: bool,
+) -> Result<Option<Emitted>, RuntimeError> {
+    let Some(registry) = shared.erasure.as_ref() else {
         return Ok(None);
     };
+    if !applied {
+        registry.set(&reenrolled.hash, Some(reenrolled.before));
+        return Ok(None);
+    }
     shared.metrics.emit(Event::Erasure {
         outcome: "reenrolled",
     });
-    encoded(shared, REGISTRY, &hash, &entry.record(), input.timestamp).map(Some)
+    encoded(
+        shared,
+        REGISTRY,
+        &reenrolled.hash,
+        &reenrolled.after.record(),
+        reenrolled.logged_at,
+    )
+    .map(Some)
 }
 
 /// Carry out the erasure request `input` for `key`: the agent forgets what its state
