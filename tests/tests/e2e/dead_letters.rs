@@ -16,13 +16,6 @@ use loyalty_runtime::kafka::{self, OutRecord};
 use loyalty_runtime::registry::RegistryClient;
 
 /// A record on partition 0, so the DLQ's source offsets are predictable.
-fn now_ms() -> i64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    i64::try_from(since.as_millis()).unwrap()
-}
-
 fn raw(topic: &str, key: &str, payload: Vec<u8>) -> OutRecord {
     OutRecord {
         partition: Some(0),

@@ -368,13 +368,7 @@ async fn an_event_in_flight_stays_dropped_and_a_reenrolled_member_starts_fresh(b
     // A re-enrolling profile that is itself rejected (dated two hours after it was
     // logged) changes nothing, as any rejected record: m1 stays erased, so their next
     // order is dropped, and the registry does not say they came back.
-    let wall_clock = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64
-    };
-    let early = wall_clock();
+    let early = now_ms();
     let rejected_return = MemberProfile {
         reenrolled_at: Some(Timestamp(early)),
         updated_at: Timestamp(early + 7_200_000),
@@ -417,7 +411,7 @@ async fn an_event_in_flight_stays_dropped_and_a_reenrolled_member_starts_fresh(b
 
     // m1 comes back: a profile flagged as a re-enrolment, then a new order. Their state
     // holds only what followed; e1, under the still-erased store card, stays out.
-    let now = wall_clock();
+    let now = now_ms();
     let returning = MemberProfile {
         reenrolled_at: Some(Timestamp(now)),
         ..swarm::cdnow::profile("m1", loyalty_contracts::Date(9_862))

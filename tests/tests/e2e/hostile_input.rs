@@ -520,10 +520,7 @@ async fn hostile_records_reach_the_dlq_and_no_agent_stops() {
         agent.wait_ready(Duration::from_secs(90)).await;
     }
 
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now = now_ms();
     let mut rng = Rng(15);
     let mut records = random_records(&mut rng, &[event_id, profile_id]);
     records.extend(hostile_records(&mut rng, now, &events, &profiles));

@@ -247,10 +247,3 @@ async fn a_stream_time_timer_fires_after_the_same_record_on_replay() {
     };
     assert_eq!(places(&killed), places(&uninterrupted));
 }
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}

@@ -379,6 +379,14 @@ pub fn spawn_replay(
     )
 }
 
+/// The wall clock in epoch milliseconds, as producers stamp records.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 /// Wait until `agent`'s group has committed everything on `inputs`.
 pub async fn wait_caught_up_on(stack: &Stack, agent: &str, inputs: &[&str], limit: Duration) {
     let caught_up = swarm::inspect::wait_caught_up(
