@@ -304,15 +304,11 @@ impl TierBelow {
         let (Some(program), Some(tier_id)) = (program, tier_id) else {
             return Self::Unknown;
         };
-        let Some(held) = program.tiers.iter().find(|t| t.tier_id == tier_id) else {
+        let tiers = program.tiers_by_rank();
+        let Some((at, held)) = tiers.iter().enumerate().find(|(_, t)| t.tier_id == tier_id) else {
             return Self::Unknown;
         };
-        match program
-            .tiers
-            .iter()
-            .filter(|t| t.rank < held.rank)
-            .max_by_key(|t| t.rank)
-        {
+        match at.checked_sub(1).and_then(|below| tiers.get(below)) {
             Some(below) => Self::Tier(TierChange {
                 program_id: program.program_id.clone(),
                 from_tier_id: held.tier_id.clone(),
