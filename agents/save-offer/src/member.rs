@@ -65,6 +65,15 @@ impl LtvFacts {
     pub fn incremental(&self, intervention: InterventionType) -> Option<Incremental> {
         self.incremental.get(intervention.label()).copied()
     }
+
+    /// Whether ltv has valued the member: it writes a record as soon as the member's
+    /// state arrives, but until a population fit can score their history that record
+    /// has no baseline — no currency or expected order value, a lifetime margin of the
+    /// adjustments alone. Such a record says the member exists, not what they are worth,
+    /// so a trigger waits past it for a valued one.
+    pub fn is_valued(&self) -> bool {
+        self.expected_order_value_minor.is_some() && !self.currency.is_empty()
+    }
 }
 
 /// The member's profile, as far as eligibility and localisation need it.

@@ -1,5 +1,6 @@
 //! save-offer's own metrics, registered in the agent's registry at start-up: proposals by
-//! trigger and offer type, offers ruled out by stage, and ledger decisions.
+//! trigger and offer type, offers ruled out by stage, ledger decisions, and triggers
+//! decided without the member's value.
 
 use loyalty_contracts::{OfferType, ProposalTrigger, RejectionStage};
 use loyalty_runtime::metrics::{MetricDef, Metrics};
@@ -21,8 +22,14 @@ pub const LEDGER: MetricDef = MetricDef::counter(
     "budget and cap claims: `granted`, `refused`, `refused_as_published` (ruled out by the ledger's published standing, without a trip to it), `duplicate` (a claim sent again, ignored), `erased` (its member was erased while it travelled: nothing charged or proposed)",
 );
 
+pub const JOIN_WAIT_EXPIRED: MetricDef = MetricDef::counter(
+    "offer_join_wait_expired_total",
+    &["trigger", "ltv"],
+    "triggers decided when `join_wait_ms` ran out before ltv valued the member, by trigger and by what ltv had written (`missing`: nothing, `unvalued`: a record without a baseline); their proposals rule out every offer priced on the member's orders",
+);
+
 /// Every metric of save-offer's own, for the reference table.
-pub const ALL: &[MetricDef] = &[PROPOSALS, REJECTIONS, LEDGER];
+pub const ALL: &[MetricDef] = &[PROPOSALS, REJECTIONS, LEDGER, JOIN_WAIT_EXPIRED];
 
 /// The registered series.
 #[derive(Debug, Clone)]
@@ -30,6 +37,7 @@ pub struct SaveOfferMetrics {
     proposals: IntCounterVec,
     rejections: IntCounterVec,
     ledger: IntCounterVec,
+    join_wait_expired: IntCounterVec,
 }
 
 impl SaveOfferMetrics {
@@ -38,6 +46,7 @@ impl SaveOfferMetrics {
             proposals: metrics.counter(&PROPOSALS)?,
             rejections: metrics.counter(&REJECTIONS)?,
             ledger: metrics.counter(&LEDGER)?,
+            join_wait_expired: metrics.counter(&JOIN_WAIT_EXPIRED)?,
         })
     }
 
@@ -55,5 +64,12 @@ impl SaveOfferMetrics {
 
     pub fn ledger(&self, outcome: &str) {
         self.ledger.with_label_values(&[outcome]).inc();
+    }
+
+    /// A trigger decided once the join wait ran out; `ltv` is `missing` or `unvalued`.
+    pub fn join_wait_expired(&self, trigger: ProposalTrigger, ltv: &str) {
+        self.join_wait_expired
+            .with_label_values(&[trigger.label(), ltv])
+            .inc();
     }
 }

@@ -128,6 +128,17 @@ pub fn member_ltv(
     }
 }
 
+/// The record ltv writes for a member before any fit can score them: their currency,
+/// but no baseline (no expected order value, P(alive) or model segment).
+pub fn unvalued_ltv(member: &str) -> MemberLtv {
+    MemberLtv {
+        model_segment: String::new(),
+        p_alive: None,
+        expected_order_value_minor: None,
+        ..member_ltv(member, 0.0, 0, 0, 0)
+    }
+}
+
 /// A reactivation opportunity for `member` at `at`.
 pub fn opportunity(member: &str, id: &str, at: i64) -> InterventionOpportunity {
     InterventionOpportunity {

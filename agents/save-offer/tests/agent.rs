@@ -651,6 +651,11 @@ fn a_trigger_before_the_members_value_waits_for_it_or_for_the_join_window() {
         )
         .expect("kept");
     assert!(out.is_empty(), "decided without the member's value");
+    // ltv's first record, written before any fit scores the member, does not end the wait.
+    let out = rig
+        .feed(&catalog::MEMBER_LTV, "m1", &unvalued_ltv("m1"), &mut state)
+        .expect("kept");
+    assert!(out.is_empty(), "decided on a record that values nothing");
     // The value arrives: the waiting request is decided, as of its own time.
     let out = rig
         .feed(
@@ -704,6 +709,44 @@ fn a_trigger_before_the_members_value_waits_for_it_or_for_the_join_window() {
     let p: OfferProposal = body(&bytes);
     assert!(p.offer.is_none());
     assert_eq!(p.rejections[0].dimension, "member_ltv");
+
+    // The wait runs out on an unvalued record: the discount cannot be priced, and is not
+    // priced on a zero order (it would look free).
+    let mut third = None;
+    rig.feed(&catalog::MEMBER_PROFILES, "m3", &profile("m3"), &mut third)
+        .expect("profile");
+    rig.feed(&catalog::MEMBER_LTV, "m3", &unvalued_ltv("m3"), &mut third)
+        .expect("unvalued");
+    rig.feed(
+        &catalog::MEMBER_EVENTS,
+        "m3",
+        &cancellation("m3", "e3", "price", NOW),
+        &mut third,
+    )
+    .expect("kept");
+    rig.harness.emitted.clear();
+    let mut ctx = rig.harness.context();
+    rig.agent
+        .on_timer("m3", &timer, &mut third, &mut ctx)
+        .expect("fired");
+    let p: OfferProposal = body(
+        &rig.harness
+            .emitted
+            .first()
+            .and_then(|e| e.payload.clone())
+            .expect("a proposal"),
+    );
+    assert!(p.offer.is_none());
+    let r = &p.rejections[0];
+    assert_eq!(
+        (r.dimension.as_str(), r.value.as_str()),
+        ("expected_order_value", "unknown")
+    );
+    assert!(
+        r.explanation.contains("ltv has not valued the member yet"),
+        "{}",
+        r.explanation
+    );
 }
 
 #[test]

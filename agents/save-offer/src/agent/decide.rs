@@ -19,7 +19,7 @@ use super::state::{Deferred, Entry, LEDGER_PREFIX, MAX_DEFERRED, MemberEntry};
 use super::{CLAIMS, SaveOffer, decile};
 use crate::bandit::{self, ArmKey};
 use crate::ledger::{Candidate, Ledger, LedgerClaim, LedgerTerms};
-use crate::member::{HeldOffer, MemberView, TierBelow};
+use crate::member::{HeldOffer, LtvFacts, MemberView, TierBelow};
 use crate::money;
 use crate::reasons;
 use crate::select::{self, Eligible, Moment};
@@ -73,6 +73,7 @@ pub(super) const JOIN_WAIT: &str = "join-wait";
 /// Decide now, or — the member's value has not arrived — keep the trigger until it does
 /// or `join_wait_ms` has passed: a stream–table join that waits for the table side, as a
 /// proposal priced without the member's value could only say that nothing is affordable.
+/// A member-ltv record without a baseline ([`LtvFacts::is_valued`]) does not end the wait.
 fn decide_or_wait(
     agent: &SaveOffer,
     member_id: &str,
@@ -82,7 +83,7 @@ fn decide_or_wait(
     ctx: &mut Context<'_, SaveOffer>,
 ) -> Result<(), HandleError> {
     let wait = agent.settings.join_wait_ms;
-    if entry.ltv.is_some() || wait == 0 {
+    if entry.ltv.as_ref().is_some_and(LtvFacts::is_valued) || wait == 0 {
         return decide(agent, member_id, &trigger, entry, ctx);
     }
     if entry.deferred.len() >= MAX_DEFERRED {

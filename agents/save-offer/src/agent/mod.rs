@@ -315,7 +315,8 @@ impl Agent for SaveOffer {
                 let before = entry.ltv_bucket;
                 entry.ltv_bucket = bucket;
                 entry.ltv = ltv;
-                if entry.ltv.is_some() && !entry.deferred.is_empty() {
+                if entry.ltv.as_ref().is_some_and(LtvFacts::is_valued) && !entry.deferred.is_empty()
+                {
                     decide::decide_deferred(self, input.key, entry, ctx)?;
                 }
                 // Last, once nothing can reject the record: the runtime undoes state,
@@ -394,7 +395,22 @@ impl Agent for SaveOffer {
         }
         match state {
             // The wait is over: decide with what is known; the proposal says what is not.
-            Some(Entry::Member(entry)) => decide::decide_deferred(self, key, entry, ctx),
+            Some(Entry::Member(entry)) => {
+                let ltv = if entry.ltv.is_some() {
+                    "unvalued"
+                } else {
+                    "missing"
+                };
+                let kinds: Vec<_> = entry.deferred.iter().map(|d| d.kind).collect();
+                decide::decide_deferred(self, key, entry, ctx)?;
+                // Counted once decided: a failed batch is handled again.
+                if let Some(m) = self.metrics() {
+                    for kind in kinds {
+                        m.join_wait_expired(kind, ltv);
+                    }
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }

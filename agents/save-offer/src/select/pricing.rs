@@ -8,6 +8,10 @@
 //! binomial's 10th and 90th percentiles. A pause costs the margin of the cycles paused.
 //! Incremental LTV is ltv's counterfactual for the offer's intervention type, with its
 //! 80% interval, converted into the member's currency.
+//!
+//! A member ltv has not valued yet (no fit scores their history) has no expected order
+//! value: an offer whose cost or caps rest on it is ruled out as unpriceable, never
+//! priced on a zero order, which would make every discount free.
 
 use loyalty_contracts::{CatalogOffer, MoneyInterval, OfferRejection, OfferType, RejectionStage};
 
@@ -86,6 +90,24 @@ fn binomial_quantile(n: i32, p: f64, q: f64) -> i32 {
     n
 }
 
+/// Whether the offer's cost or its caps depend on the member's expected order value: a
+/// discount, a pause (it forgoes orders), a minimum order, or a margin floor (a share of
+/// the order after the offer).
+fn priced_on_orders(offer: &CatalogOffer) -> bool {
+    let (v, caps) = (&offer.value, &offer.caps);
+    v.percent_off_bp.is_some()
+        || v.amount_off_minor.is_some()
+        || v.min_order_minor.is_some()
+        || v.pause_cycles.is_some_and(|c| c > 0)
+        || matches!(
+            offer.offer_type,
+            OfferType::PauseOneCycle | OfferType::PauseTwoCycles
+        )
+        || caps.gross_margin_floor_bp.is_some()
+        || caps.net_margin_floor_bp.is_some()
+        || caps.contribution_margin_floor_bp.is_some()
+}
+
 pub(super) fn price(
     offer: &CatalogOffer,
     member: &MemberView,
@@ -101,17 +123,35 @@ pub(super) fn price(
             "the member has no ltv record yet, so nothing bounds the offer's cost",
         )
     })?;
+    if ltv.currency.is_empty() {
+        return Err(reject(
+            offer,
+            RejectionStage::CostCap,
+            "member_ltv",
+            "no currency",
+            "the member's ltv record names no currency (ltv has not seen their orders), so nothing it values can bound the offer's cost",
+        ));
+    }
     let v = &offer.value;
     let convert = |amount: i64| {
         money::convert(amount, &v.currency, currency, rates).map_err(|e| fx_rejection(offer, e))
     };
-    let order_value = money::convert(
-        ltv.expected_order_value_minor.unwrap_or(0.0).round() as i64,
-        &ltv.currency,
-        currency,
-        rates,
-    )
-    .map_err(|e| fx_rejection(offer, e))?;
+    let order_value = match ltv.expected_order_value_minor {
+        Some(value) => money::convert(value.round() as i64, &ltv.currency, currency, rates)
+            .map_err(|e| fx_rejection(offer, e))?,
+        // Pricing such an offer on a zero order would call a discount free and a
+        // pause costless; it cannot be priced at all.
+        None if priced_on_orders(offer) => {
+            return Err(reject(
+                offer,
+                RejectionStage::CostCap,
+                "expected_order_value",
+                "unknown",
+                "ltv has not valued the member yet (no fit scores their history), so an offer priced on their orders cannot be costed",
+            ));
+        }
+        None => 0,
+    };
     let min_order = v.min_order_minor.map(convert).transpose()?;
     if let Some(min) = min_order.filter(|min| order_value < *min) {
         return Err(reject(
@@ -235,13 +275,31 @@ pub(super) fn check_caps(offer: &CatalogOffer, pricing: &Pricing) -> Result<(), 
     let fulfilment = pricing.fulfilment_cost_minor as f64;
     let fees = revenue * f64::from(caps.payment_fee_bp.unwrap_or(0)) / 1e4;
     let per_order_fixed = pricing.fixed_cost_minor as f64 / f64::from(pricing.cycles);
-    let share = |profit: f64| {
-        if revenue > 0.0 {
-            profit / revenue
-        } else {
-            f64::NEG_INFINITY
+    if revenue <= 0.0 {
+        // No share of nothing can meet a floor; say so rather than print "-inf%".
+        let floor = [
+            ("gross_margin_floor", caps.gross_margin_floor_bp),
+            ("net_margin_floor", caps.net_margin_floor_bp),
+            (
+                "contribution_margin_floor",
+                caps.contribution_margin_floor_bp,
+            ),
+        ]
+        .into_iter()
+        .find_map(|(dimension, floor)| floor.map(|f| (dimension, f)));
+        if let Some((dimension, floor)) = floor {
+            return cap_reject(
+                dimension,
+                "no revenue".to_owned(),
+                format!(
+                    "the offer takes the whole of the member's typical order ({} {cur}), leaving no revenue to keep the floor of {:.1}%",
+                    pricing.order_value_minor,
+                    f64::from(floor) / 100.0
+                ),
+            );
         }
-    };
+    }
+    let share = |profit: f64| profit / revenue;
     let margins = [
         (
             "gross_margin_floor",

@@ -322,6 +322,66 @@ fn each_cost_cap_rejects_an_offer_that_costs_too_much() {
 }
 
 #[test]
+fn an_offer_priced_on_orders_is_ruled_out_while_the_order_value_is_unknown() {
+    // ltv's record before a fit: no expected order value, P(alive) or incremental value.
+    let mut m = member();
+    if let Some(l) = m.ltv.as_mut() {
+        l.expected_order_value_minor = None;
+        l.p_alive = None;
+    }
+    let explains = "ltv has not valued the member yet (no fit scores their history), so an offer priced on their orders cannot be costed";
+    assert_rejects(
+        &offer("discount"),
+        &m,
+        RejectionStage::CostCap,
+        "expected_order_value",
+        explains,
+    );
+    let mut pause = offer("pause");
+    pause.offer_type = OfferType::PauseOneCycle;
+    pause.value.percent_off_bp = None;
+    assert_rejects(
+        &pause,
+        &m,
+        RejectionStage::CostCap,
+        "expected_order_value",
+        explains,
+    );
+    // A call costs what it costs whatever the member orders: still priced.
+    let mut call = offer("call");
+    call.offer_type = OfferType::CustomerSuccessCall;
+    call.value.percent_off_bp = None;
+    call.value.fixed_cost_minor = 1_500;
+    assert_eq!(eligible(&call, &m).pricing.cost.mean_minor, 1_500);
+    // A record naming no currency values nothing the cost could be held against.
+    if let Some(l) = m.ltv.as_mut() {
+        l.currency = String::new();
+    }
+    assert_rejects(
+        &call,
+        &m,
+        RejectionStage::CostCap,
+        "member_ltv",
+        "names no currency",
+    );
+}
+
+#[test]
+fn a_margin_floor_rejects_an_offer_that_leaves_no_revenue() {
+    let mut o = offer("whole");
+    o.value.percent_off_bp = None;
+    o.value.amount_off_minor = Some(8_000); // more than the 50.00 order
+    o.caps.gross_margin_floor_bp = Some(1_000);
+    assert_rejects(
+        &o,
+        &member(),
+        RejectionStage::CostCap,
+        "gross_margin_floor",
+        "takes the whole of the member's typical order (5000 USD), leaving no revenue to keep the floor of 10.0%",
+    );
+}
+
+#[test]
 fn cost_follows_cycles_and_the_chance_the_member_orders() {
     let mut m = member();
     if let Some(l) = m.ltv.as_mut() {
