@@ -86,15 +86,21 @@ ENTRIES = [
         "fixed_cost_minor": 500,
         "classification": {"reason_clusters": ["Price", "FinancialHardship", "NotUsingEnough", "Other"]}}),
     # Content a member reads in the app, or else by email: in-app goes out only for
-    # offers that name it.
+    # offers that name it. It teaches a member who is drifting, not one on the cancel
+    # page: there the save flow routes by reason (below), as operators' cancel flows do.
+    # The contact offers share ltv's one counterfactual for contact (tier_promotion), so
+    # where two are eligible the cheaper always wins; routing is what gives each its
+    # members.
     (fixture("klaviyo/template_education_content.json"), {
-        "fixed_cost_minor": 20, "channels": ["InApp", "Email"]}),
+        "fixed_cost_minor": 20, "channels": ["InApp", "Email"],
+        "classification": {"retention_stages": ["Onboarding", "Active", "AtRisk"]}}),
     (klaviyo_copy("TmplReplenish", "Time to restock"), {
         "offer_type": "ReplenishmentReminder", "fixed_cost_minor": 10, "channels": ["Push", "InApp", "Email"],
         "classification": {"reason_clusters": ["TooMuchProduct", "NotUsingEnough", "Temporary"]}}),
+    # The cancel page already asks why; the survey goes to members drifting or gone.
     (fixture("klaviyo/template_win_back_survey.json"), {
         "fixed_cost_minor": 30,
-        "classification": {"retention_stages": ["Cancelling", "AtRisk", "Lapsed", "WinBack"]}}),
+        "classification": {"retention_stages": ["AtRisk", "Lapsed", "WinBack"]}}),
     (klaviyo_copy("TmplCsmCall", "Call from your success manager"), {
         "offer_type": "CustomerSuccessCall", "fixed_cost_minor": 1500,
         "eligibility": {"ltv_deciles": [6, 7, 8, 9, 10]},
@@ -102,6 +108,7 @@ ENTRIES = [
     (klaviyo_copy("TmplAccountManager", "Your account manager"), {
         "offer_type": "AccountManagerOutreach", "fixed_cost_minor": 3000,
         "eligibility": {"ltv_deciles": [9, 10]}}),
+    # A member leaving over service, quality or delivery is called back by a person.
     (klaviyo_copy("TmplSpecialist", "Talk to a retention specialist"), {
         "offer_type": "RetentionSpecialistCall", "fixed_cost_minor": 2500,
         "eligibility": {"reason_clusters": ["ServiceExperience", "ProductQuality", "ShippingDelivery"]},
