@@ -159,6 +159,42 @@ class MabwiserPolicy:
             self.mab.partial_fit(actions, r, ctx)
 
 
+class LinTSReference:
+    """Reference linear Thompson sampling (numpy), posterior samples drawn independently
+    per arm: beta_k ~ N(A_k^-1 b_k, alpha^2 A_k^-1), A_k = l2_lambda I + sum x x^T.
+
+    mabwiser's LinTS fits each arm on a deep copy of its model, random generator
+    included, so after a fit every arm holds a generator in the same state and draws
+    the same standard normals: its arms' samples are correlated (one z shared by all
+    arms per row). That is a different policy, which explores less between arms with
+    similar posteriors; this reference is the textbook one, which loyalty-swarm runs.
+    Draws come from the aux stream.
+    """
+
+    def __init__(self, env: Env, aux: np.random.Generator, alpha: float, l2_lambda: float = 1.0):
+        d = env.X.shape[1]
+        self.env, self.aux, self.alpha = env, aux, alpha
+        self.A = [l2_lambda * np.eye(d) for _ in range(env.K)]
+        self.b = [np.zeros(d) for _ in range(env.K)]
+
+    def decide(self, t0: int, n: int) -> np.ndarray:
+        x = self.env.X[t0 : t0 + n]
+        scores = np.empty((n, self.env.K))
+        for k in range(self.env.K):
+            a_inv = np.linalg.inv(self.A[k])
+            beta = self.aux.multivariate_normal(a_inv @ self.b[k], self.alpha ** 2 * a_inv,
+                                                size=n, method="cholesky")
+            scores[:, k] = np.sum(x * beta, axis=1)
+        return scores.argmax(axis=1).astype(np.int64)
+
+    def learn(self, t0: int, actions: np.ndarray, rewards: np.ndarray, probs: np.ndarray) -> None:
+        x = self.env.X[t0 : t0 + len(actions)]
+        for k in range(self.env.K):
+            m = actions == k
+            self.A[k] += x[m].T @ x[m]
+            self.b[k] += x[m].T @ rewards[m]
+
+
 class Exp3Reference:
     """Reference EXP3 (numpy; mabwiser has none).
 
@@ -307,6 +343,12 @@ def policy_table():
          lambda env, s, aux: MabwiserPolicy("lin_ucb", env, s, aux, lin_alpha=10.0)),
         ("retention-ctx", "lin_thompson_alpha10", f"{mw} LinTS(alpha=10.0, l2_lambda=1.0), raw reward",
          lambda env, s, aux: MabwiserPolicy("lin_thompson", env, s, aux, lin_alpha=10.0)),
+        ("retention-ctx", "lin_thompson_reference",
+         f"reference LinTS (numpy {np.__version__}; independent draws per arm), alpha=1.0, raw reward",
+         lambda env, s, aux: LinTSReference(env, aux, alpha=1.0)),
+        ("retention-ctx", "lin_thompson_alpha10_reference",
+         f"reference LinTS (numpy {np.__version__}; independent draws per arm), alpha=10.0, raw reward",
+         lambda env, s, aux: LinTSReference(env, aux, alpha=10.0)),
     ]
     return rows
 
@@ -333,7 +375,8 @@ def main(argv=None) -> int:
     for env_name, policy, impl, make in policy_table():
         if only and policy not in only:
             continue
-        if args.spec_only and (policy.endswith("_cost01") or policy.endswith("_alpha10")):
+        if args.spec_only and (policy.endswith("_cost01") or "_alpha10" in policy
+                               or policy.endswith("_reference")):
             continue
         spec = ENVS[env_name]
         finals, cps = [], {str(c): [] for c in checkpoints}
@@ -380,6 +423,9 @@ def main(argv=None) -> int:
                                                       "VW's pmf of the chosen action",
                     "vw_*_cost01": "cost = -reward/max(m) in [-1, 0] (sensitivity rows)",
                     "lin_*_alpha10": "as lin_ucb / lin_thompson with alpha = 10 (sensitivity rows)",
+                    "lin_thompson*_reference": "textbook linear Thompson sampling in numpy, independent "
+                                               "draws per arm from the aux stream (mabwiser's arms share "
+                                               "draws), raw reward, context x",
                 },
                 "python": sys.version.split()[0],
                 "numpy": np.__version__,

@@ -80,7 +80,7 @@ pub struct Run {
     pub regret: f64,
 }
 
-/// One run of `policy` on `env`.
+/// One run of `policy` on `env`, the linear policies at α = 1 (mabwiser's default).
 pub fn run(
     env: &Environment,
     policy: BanditPolicy,
@@ -89,6 +89,20 @@ pub fn run(
     seed: u64,
     checkpoint: usize,
 ) -> Run {
+    run_with_alpha(env, policy, rounds, batch, seed, checkpoint, 1.0)
+}
+
+/// [`run`] with LinUCB's width and linear Thompson sampling's posterior scale set to
+/// `linear_alpha`.
+pub fn run_with_alpha(
+    env: &Environment,
+    policy: BanditPolicy,
+    rounds: usize,
+    batch: usize,
+    seed: u64,
+    checkpoint: usize,
+    linear_alpha: f64,
+) -> Run {
     let mut world = ChaCha8Rng::seed_from_u64(seed);
     let mut chooser = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0ff3_5a7e_0001);
     let k = env.margin.len();
@@ -96,6 +110,7 @@ pub fn run(
     let tuning = Tuning {
         reward_scale: env.max_margin(),
         exp3_horizon: rounds as f64,
+        linear_alpha,
         ..Tuning::default()
     };
     let mut arms = vec![ArmStats::default(); k];
