@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod campaign;
 pub mod cdnow;
 pub mod demo;
 pub mod erasure;

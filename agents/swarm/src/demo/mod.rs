@@ -263,8 +263,6 @@ async fn observe(options: &DemoOptions, watched: &Watched) -> anyhow::Result<Obs
     // stopped writing for longer than the longest refresh or refit interval (30 s).
     let settled = until_quiet(options, watched, &mut progress, QUIET_FOR, QUIET_WITHIN).await?;
     let settled = if options.downstream && settled {
-        // Members on the cancel page, the day after the history ends: save-offer answers
-        // each while they are still there.
         let members: Vec<String> = inspect::latest_values(
             &options.bootstrap_servers,
             loyalty_contracts::topics::MEMBER_STATE,
@@ -272,6 +270,24 @@ async fn observe(options: &DemoOptions, watched: &Watched) -> anyhow::Result<Obs
         .await?
         .into_keys()
         .collect();
+        // A past campaign's outcomes, so ltv has uplifts to learn and save-offer values
+        // to weigh against costs (without them every incremental LTV is the prior's 0).
+        let outcomes = crate::campaign::publish_outcomes(
+            &options.bootstrap_servers,
+            &options.registry_url,
+            &members,
+            replayed.last_event,
+        )
+        .await
+        .context("publishing the campaign's outcomes")?;
+        progress.stage(&format!(
+            "{outcomes} outcomes of a past campaign published; waiting for ltv to learn them"
+        ));
+        if !until_quiet(options, watched, &mut progress, QUIET_FOR, QUIET_WITHIN).await? {
+            anyhow::bail!("the swarm did not go quiet after the campaign's outcomes");
+        }
+        // Members on the cancel page, the day after the history ends: save-offer answers
+        // each while they are still there.
         let requests = crate::offers::request_cancellations(
             &options.bootstrap_servers,
             &options.registry_url,

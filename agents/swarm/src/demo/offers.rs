@@ -25,8 +25,12 @@ pub struct OffersSummary {
     pub by_vendor: BTreeMap<String, usize>,
     /// Offers ruled out, by stage and rule, over every proposal; the most frequent first.
     pub top_rejections: Vec<(String, i64)>,
-    /// Experiments' arms: traffic share and probability of being best.
-    pub experiments: BTreeMap<String, Vec<(String, i64, f64)>>,
+    /// Proposals per experiment and arm, counted from the proposals themselves.
+    pub arm_proposals: BTreeMap<String, BTreeMap<String, usize>>,
+    /// Each experiment's newest readout: its event time and every arm's probability of
+    /// being best. Readouts follow the experiment's cadence in event time, so a burst of
+    /// proposals at one moment (the demo's cancellations) is not in them yet.
+    pub readouts: BTreeMap<String, (i64, Vec<(String, f64)>)>,
     pub dead_lettered: i64,
 }
 
@@ -75,6 +79,14 @@ pub(super) async fn summarise(
                 .entry(offer.offer_type.label().to_owned())
                 .or_default() += 1;
             *summary.by_vendor.entry(offer.vendor.clone()).or_default() += 1;
+            if let (Some(experiment), Some(arm)) = (&offer.experiment_id, &offer.arm) {
+                *summary
+                    .arm_proposals
+                    .entry(experiment.clone())
+                    .or_default()
+                    .entry(arm.clone())
+                    .or_default() += 1;
+            }
         }
         for t in &p.rejection_tally {
             let stage = format!("{:?}", t.stage).to_lowercase();
@@ -90,12 +102,15 @@ pub(super) async fn summarise(
     let readouts: BTreeMap<String, OfferReadout> =
         decode_latest(bootstrap_servers, registry, topics::OFFER_READOUTS).await?;
     for (experiment, r) in readouts {
-        summary.experiments.insert(
+        summary.readouts.insert(
             experiment,
-            r.arms
-                .iter()
-                .map(|a| (a.arm.clone(), a.proposals, a.probability_best))
-                .collect(),
+            (
+                r.as_of.0,
+                r.arms
+                    .iter()
+                    .map(|a| (a.arm.clone(), a.probability_best))
+                    .collect(),
+            ),
         );
     }
     Ok(summary)
@@ -129,12 +144,28 @@ impl std::fmt::Display for OffersSummary {
         for (rule, n) in &self.top_rejections {
             writeln!(f, "    {rule:<40} {n:>8}")?;
         }
-        for (experiment, arms) in &self.experiments {
-            let arms: Vec<String> = arms
-                .iter()
-                .map(|(arm, n, best)| format!("{arm} {n} proposals, P(best) {best:.2}"))
-                .collect();
-            writeln!(f, "  experiment    {experiment}: {}", arms.join("; "))?;
+        let experiments: std::collections::BTreeSet<&String> = self
+            .arm_proposals
+            .keys()
+            .chain(self.readouts.keys())
+            .collect();
+        for experiment in experiments {
+            let proposed = self.arm_proposals.get(experiment).map_or_else(
+                || "no proposals".to_owned(),
+                |arms| format!("{} proposed", counts(arms)),
+            );
+            let readout = self.readouts.get(experiment).map_or_else(
+                || "no readout yet".to_owned(),
+                |(at, arms)| {
+                    let day = loyalty_contracts::Timestamp(*at).day();
+                    let best: Vec<String> = arms
+                        .iter()
+                        .map(|(arm, p)| format!("{arm} {p:.2}"))
+                        .collect();
+                    format!("readout of {day}: P(best) {}", best.join(", "))
+                },
+            );
+            writeln!(f, "  experiment    {experiment}: {proposed}; {readout}")?;
         }
         write!(f, "  dead-lettered {}", self.dead_lettered)
     }

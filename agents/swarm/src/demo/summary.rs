@@ -88,6 +88,8 @@ pub struct LtvSummary {
     pub failed: usize,
     pub public_key: String,
     pub dead_lettered: i64,
+    /// Each intervention type's learned relative uplift: (type, mean, sd, outcomes).
+    pub uplifts: Vec<(String, f64, f64, i64)>,
 }
 
 /// Decode the newest value of every key of a topic.
@@ -240,6 +242,25 @@ async fn ltv_summary(
         failed: report.failures.len(),
         public_key: public_key.to_owned(),
         dead_lettered: inspect::record_count(bootstrap_servers, &runner::dlq_topic(Ltv::NAME))?,
+        // Uplifts are population-wide: the record that saw the most outcomes says them.
+        uplifts: records
+            .values()
+            .max_by_key(|r| {
+                r.counterfactuals
+                    .iter()
+                    .map(|c| c.outcomes_observed)
+                    .sum::<i64>()
+            })
+            .map(|r| {
+                r.counterfactuals
+                    .iter()
+                    .map(|c| {
+                        let label = c.intervention.label().to_owned();
+                        (label, c.uplift, c.uplift_sd, c.outcomes_observed)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     Ok((version, summary))
 }
@@ -388,6 +409,22 @@ impl std::fmt::Display for Downstream {
                 counts(&l.discrepancies)
             }
         )?;
+        let uplifts: Vec<String> = l
+            .uplifts
+            .iter()
+            .map(|(kind, mean, sd, observed)| {
+                let set = crate::campaign::UPLIFTS
+                    .iter()
+                    .find(|(t, _)| t.label() == kind)
+                    .map_or_else(String::new, |(_, u)| format!(", set {:+.0}%", u * 100.0));
+                format!(
+                    "{kind} {:+.1}% ± {:.1} ({observed} outcomes{set})",
+                    mean * 100.0,
+                    sd * 100.0
+                )
+            })
+            .collect();
+        writeln!(f, "  uplift        {}", uplifts.join("; "))?;
         writeln!(
             f,
             "  attestations  {} verified, {} failed; public key {}",
