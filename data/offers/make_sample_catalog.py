@@ -89,8 +89,8 @@ ENTRIES = [
     # offers that name it. It teaches a member who is drifting, not one on the cancel
     # page: there the save flow routes by reason (below), as operators' cancel flows do.
     # The contact offers share ltv's one counterfactual for contact (tier_promotion), so
-    # where two are eligible the cheaper always wins; routing is what gives each its
-    # members.
+    # where two are eligible the cheaper always wins; routing decides which of them
+    # compete where, and value against cost decides among what is left.
     (fixture("klaviyo/template_education_content.json"), {
         "fixed_cost_minor": 20, "channels": ["InApp", "Email"],
         "classification": {"retention_stages": ["Onboarding", "Active", "AtRisk"]}}),
