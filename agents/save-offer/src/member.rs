@@ -68,11 +68,17 @@ impl LtvFacts {
 
     /// Whether ltv has valued the member: it writes a record as soon as the member's
     /// state arrives, but until a population fit can score their history that record
-    /// has no baseline — no currency or expected order value, a lifetime margin of the
-    /// adjustments alone. Such a record says the member exists, not what they are worth,
-    /// so a trigger waits past it for a valued one.
+    /// has no baseline — no expected order value or P(alive), a lifetime margin of the
+    /// adjustments alone (and no currency until the member has ordered). Such a record
+    /// says the member exists, not what they are worth.
     pub fn is_valued(&self) -> bool {
         self.expected_order_value_minor.is_some() && !self.currency.is_empty()
+    }
+
+    /// Whether a trigger should stop waiting for a better record: the member is valued,
+    /// or has no currency — no orders, which no fit will value.
+    pub fn is_final(&self) -> bool {
+        self.is_valued() || self.currency.is_empty()
     }
 }
 

@@ -1,6 +1,6 @@
 //! save-offer's own metrics, registered in the agent's registry at start-up: proposals by
 //! trigger and offer type, offers ruled out by stage, ledger decisions, and triggers
-//! decided without the member's value.
+//! whose wait for the member's value ran out.
 
 use loyalty_contracts::{OfferType, ProposalTrigger, RejectionStage};
 use loyalty_runtime::metrics::{MetricDef, Metrics};
@@ -25,7 +25,7 @@ pub const LEDGER: MetricDef = MetricDef::counter(
 pub const JOIN_WAIT_EXPIRED: MetricDef = MetricDef::counter(
     "offer_join_wait_expired_total",
     &["trigger", "ltv"],
-    "triggers decided when `join_wait_ms` ran out before ltv valued the member, by trigger and by what ltv had written (`missing`: nothing, `unvalued`: a record without a baseline); their proposals rule out every offer priced on the member's orders",
+    "triggers decided when `join_wait_ms` ran out before ltv valued the member, by trigger and by what ltv had written (`missing`: nothing, `unvalued`: a record without a baseline); their proposals rule out every offer priced on the member's orders or bounded by their value",
 );
 
 /// Every metric of save-offer's own, for the reference table.

@@ -28,9 +28,10 @@ pub struct Settings {
     pub remembered_triggers: usize,
     /// Claim decisions remembered per budget, so a claim sent twice is charged once.
     pub remembered_claims: usize,
-    /// How long a trigger for a member without a value (no member-ltv yet: a new member,
-    /// or ltv still catching up) waits for it before it is decided anyway, in wall-clock
-    /// milliseconds after the trigger's record was logged; 0 decides at once.
+    /// How long a trigger for a member without a value (no member-ltv record yet, or only
+    /// the one ltv writes before a fit values the member: a new member, or ltv still
+    /// catching up) waits for it before it is decided anyway, in wall-clock milliseconds
+    /// after the trigger's record was logged; 0 decides at once.
     pub join_wait_ms: u64,
 }
 

@@ -740,12 +740,40 @@ fn a_trigger_before_the_members_value_waits_for_it_or_for_the_join_window() {
     let r = &p.rejections[0];
     assert_eq!(
         (r.dimension.as_str(), r.value.as_str()),
-        ("expected_order_value", "unknown")
+        ("member_ltv", "unvalued")
     );
     assert!(
         r.explanation.contains("ltv has not valued the member yet"),
         "{}",
         r.explanation
+    );
+
+    // A member with no orders has no currency, which no fit gives them: nothing to wait
+    // for, so their request is decided at once.
+    let mut fourth = None;
+    rig.feed(&catalog::MEMBER_PROFILES, "m4", &profile("m4"), &mut fourth)
+        .expect("profile");
+    let no_orders = loyalty_contracts::MemberLtv {
+        currency: None,
+        ..unvalued_ltv("m4")
+    };
+    rig.feed(&catalog::MEMBER_LTV, "m4", &no_orders, &mut fourth)
+        .expect("no orders");
+    let out = rig
+        .feed(
+            &catalog::MEMBER_EVENTS,
+            "m4",
+            &cancellation("m4", "e4", "price", NOW),
+            &mut fourth,
+        )
+        .expect("decided");
+    let p = proposal_of(&out);
+    assert_eq!(
+        (
+            p.rejections[0].dimension.as_str(),
+            p.rejections[0].value.as_str()
+        ),
+        ("member_ltv", "no currency")
     );
 }
 

@@ -73,7 +73,8 @@ pub(super) const JOIN_WAIT: &str = "join-wait";
 /// Decide now, or — the member's value has not arrived — keep the trigger until it does
 /// or `join_wait_ms` has passed: a stream–table join that waits for the table side, as a
 /// proposal priced without the member's value could only say that nothing is affordable.
-/// A member-ltv record without a baseline ([`LtvFacts::is_valued`]) does not end the wait.
+/// A member-ltv record written before ltv could value the member does not end the wait
+/// ([`LtvFacts::is_final`]).
 fn decide_or_wait(
     agent: &SaveOffer,
     member_id: &str,
@@ -83,7 +84,7 @@ fn decide_or_wait(
     ctx: &mut Context<'_, SaveOffer>,
 ) -> Result<(), HandleError> {
     let wait = agent.settings.join_wait_ms;
-    if entry.ltv.as_ref().is_some_and(LtvFacts::is_valued) || wait == 0 {
+    if entry.ltv.as_ref().is_some_and(LtvFacts::is_final) || wait == 0 {
         return decide(agent, member_id, &trigger, entry, ctx);
     }
     if entry.deferred.len() >= MAX_DEFERRED {

@@ -315,7 +315,7 @@ impl Agent for SaveOffer {
                 let before = entry.ltv_bucket;
                 entry.ltv_bucket = bucket;
                 entry.ltv = ltv;
-                if entry.ltv.as_ref().is_some_and(LtvFacts::is_valued) && !entry.deferred.is_empty()
+                if entry.ltv.as_ref().is_some_and(LtvFacts::is_final) && !entry.deferred.is_empty()
                 {
                     decide::decide_deferred(self, input.key, entry, ctx)?;
                 }

@@ -10,8 +10,9 @@
 //! 80% interval, converted into the member's currency.
 //!
 //! A member ltv has not valued yet (no fit scores their history) has no expected order
-//! value: an offer whose cost or caps rest on it is ruled out as unpriceable, never
-//! priced on a zero order, which would make every discount free.
+//! value and a lifetime value of nothing: an offer whose cost rests on the order or
+//! whose caps rest on the value is ruled out as unpriceable, never priced on zeros,
+//! which would make every discount free.
 
 use loyalty_contracts::{CatalogOffer, MoneyInterval, OfferRejection, OfferType, RejectionStage};
 
@@ -90,22 +91,31 @@ fn binomial_quantile(n: i32, p: f64, q: f64) -> i32 {
     n
 }
 
-/// Whether the offer's cost or its caps depend on the member's expected order value: a
-/// discount, a pause (it forgoes orders), a minimum order, or a margin floor (a share of
-/// the order after the offer).
-fn priced_on_orders(offer: &CatalogOffer) -> bool {
+/// Billing cycles a pause skips: its type's, or what a vendor stated for another type.
+fn paused_cycles(offer: &CatalogOffer) -> i32 {
+    match offer.offer_type {
+        OfferType::PauseOneCycle => 1,
+        OfferType::PauseTwoCycles => 2,
+        _ => offer.value.pause_cycles.unwrap_or(0),
+    }
+}
+
+/// Whether pricing the offer needs ltv's valuation of the member: its cost rests on their
+/// expected order (a discount, a pause, a minimum order, a margin floor, which is a share
+/// of the order after the offer) or a cap bounds it by their value (LTV bound, margin
+/// bound, CAC payback).
+fn needs_valuation(offer: &CatalogOffer) -> bool {
     let (v, caps) = (&offer.value, &offer.caps);
     v.percent_off_bp.is_some()
         || v.amount_off_minor.is_some()
         || v.min_order_minor.is_some()
-        || v.pause_cycles.is_some_and(|c| c > 0)
-        || matches!(
-            offer.offer_type,
-            OfferType::PauseOneCycle | OfferType::PauseTwoCycles
-        )
+        || paused_cycles(offer) > 0
         || caps.gross_margin_floor_bp.is_some()
         || caps.net_margin_floor_bp.is_some()
         || caps.contribution_margin_floor_bp.is_some()
+        || caps.ltv_bound
+        || caps.margin_bound_bp.is_some()
+        || caps.cac_payback_max_days.is_some()
 }
 
 pub(super) fn price(
@@ -136,22 +146,25 @@ pub(super) fn price(
     let convert = |amount: i64| {
         money::convert(amount, &v.currency, currency, rates).map_err(|e| fx_rejection(offer, e))
     };
-    let order_value = match ltv.expected_order_value_minor {
-        Some(value) => money::convert(value.round() as i64, &ltv.currency, currency, rates)
-            .map_err(|e| fx_rejection(offer, e))?,
-        // Pricing such an offer on a zero order would call a discount free and a
-        // pause costless; it cannot be priced at all.
-        None if priced_on_orders(offer) => {
-            return Err(reject(
-                offer,
-                RejectionStage::CostCap,
-                "expected_order_value",
-                "unknown",
-                "ltv has not valued the member yet (no fit scores their history), so an offer priced on their orders cannot be costed",
-            ));
-        }
-        None => 0,
-    };
+    if !ltv.is_valued() && needs_valuation(offer) {
+        // Pricing such an offer on ltv's pre-fit zeros would call a discount free, a
+        // pause costless and any cost beyond a value of nothing.
+        return Err(reject(
+            offer,
+            RejectionStage::CostCap,
+            "member_ltv",
+            "unvalued",
+            "ltv has not valued the member yet (no fit scores their history), so an offer priced on their orders or bounded by their value cannot be costed",
+        ));
+    }
+    // Zero only for an unvalued member, whose offers here do not depend on it.
+    let order_value = money::convert(
+        ltv.expected_order_value_minor.unwrap_or(0.0).round() as i64,
+        &ltv.currency,
+        currency,
+        rates,
+    )
+    .map_err(|e| fx_rejection(offer, e))?;
     let min_order = v.min_order_minor.map(convert).transpose()?;
     if let Some(min) = min_order.filter(|min| order_value < *min) {
         return Err(reject(
@@ -182,11 +195,7 @@ pub(super) fn price(
     let cycles = v.duration_cycles.unwrap_or(1).clamp(1, MAX_CYCLES);
     let p_alive = ltv.p_alive.unwrap_or(1.0).clamp(0.0, 1.0);
     // A pause forgoes the margin of the orders it skips: that is its cost.
-    let paused = match offer.offer_type {
-        OfferType::PauseOneCycle => 1,
-        OfferType::PauseTwoCycles => 2,
-        _ => v.pause_cycles.unwrap_or(0),
-    };
+    let paused = paused_cycles(offer);
     let per_cycle = discount.saturating_add(
         (order_value as f64 * ltv.margin_ratio).round() as i64 * i64::from(paused > 0),
     );
@@ -276,7 +285,8 @@ pub(super) fn check_caps(offer: &CatalogOffer, pricing: &Pricing) -> Result<(), 
     let fees = revenue * f64::from(caps.payment_fee_bp.unwrap_or(0)) / 1e4;
     let per_order_fixed = pricing.fixed_cost_minor as f64 / f64::from(pricing.cycles);
     if revenue <= 0.0 {
-        // No share of nothing can meet a floor; say so rather than print "-inf%".
+        // No share of nothing can meet a floor (the offer takes the whole order, or the
+        // order is worth nothing); say so rather than print "-inf%".
         let floor = [
             ("gross_margin_floor", caps.gross_margin_floor_bp),
             ("net_margin_floor", caps.net_margin_floor_bp),
@@ -292,7 +302,7 @@ pub(super) fn check_caps(offer: &CatalogOffer, pricing: &Pricing) -> Result<(), 
                 dimension,
                 "no revenue".to_owned(),
                 format!(
-                    "the offer takes the whole of the member's typical order ({} {cur}), leaving no revenue to keep the floor of {:.1}%",
+                    "the member's typical order ({} {cur}) leaves no revenue after the offer to keep the floor of {:.1}%",
                     pricing.order_value_minor,
                     f64::from(floor) / 100.0
                 ),

@@ -322,37 +322,33 @@ fn each_cost_cap_rejects_an_offer_that_costs_too_much() {
 }
 
 #[test]
-fn an_offer_priced_on_orders_is_ruled_out_while_the_order_value_is_unknown() {
+fn an_offer_that_needs_the_members_value_is_ruled_out_until_ltv_values_them() {
     // ltv's record before a fit: no expected order value, P(alive) or incremental value.
     let mut m = member();
     if let Some(l) = m.ltv.as_mut() {
         l.expected_order_value_minor = None;
         l.p_alive = None;
     }
-    let explains = "ltv has not valued the member yet (no fit scores their history), so an offer priced on their orders cannot be costed";
-    assert_rejects(
-        &offer("discount"),
-        &m,
-        RejectionStage::CostCap,
-        "expected_order_value",
-        explains,
-    );
+    let explains = "ltv has not valued the member yet (no fit scores their history), so an offer priced on their orders or bounded by their value cannot be costed";
+    let unvalued = |o: &loyalty_contracts::CatalogOffer| {
+        assert_rejects(o, &m, RejectionStage::CostCap, "member_ltv", explains);
+        assert_eq!(rejection(o, &m).value, "unvalued");
+    };
+    unvalued(&offer("discount"));
     let mut pause = offer("pause");
     pause.offer_type = OfferType::PauseOneCycle;
     pause.value.percent_off_bp = None;
-    assert_rejects(
-        &pause,
-        &m,
-        RejectionStage::CostCap,
-        "expected_order_value",
-        explains,
-    );
-    // A call costs what it costs whatever the member orders: still priced.
+    unvalued(&pause);
+    // A call costs what it costs whatever the member orders: still priced...
     let mut call = offer("call");
     call.offer_type = OfferType::CustomerSuccessCall;
     call.value.percent_off_bp = None;
     call.value.fixed_cost_minor = 1_500;
     assert_eq!(eligible(&call, &m).pricing.cost.mean_minor, 1_500);
+    // ...unless a cap bounds it by the value ltv has not given.
+    let mut bounded = call.clone();
+    bounded.caps.ltv_bound = true;
+    unvalued(&bounded);
     // A record naming no currency values nothing the cost could be held against.
     if let Some(l) = m.ltv.as_mut() {
         l.currency = String::new();
@@ -377,7 +373,7 @@ fn a_margin_floor_rejects_an_offer_that_leaves_no_revenue() {
         &member(),
         RejectionStage::CostCap,
         "gross_margin_floor",
-        "takes the whole of the member's typical order (5000 USD), leaving no revenue to keep the floor of 10.0%",
+        "the member's typical order (5000 USD) leaves no revenue after the offer to keep the floor of 10.0%",
     );
 }
 

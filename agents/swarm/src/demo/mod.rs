@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use cohort::Cohort;
 use customer_graph::CustomerGraph;
+use loyalty_contracts::{MemberState, Timestamp, topics};
 use loyalty_runtime::config::{ProcessingGuarantee, RuntimeSettings};
+use loyalty_runtime::registry::RegistryClient;
 use loyalty_runtime::{Agent, Config, runner};
 use ltv::Ltv;
 use tier_transition::TierTransition;
@@ -262,36 +264,42 @@ async fn observe(options: &DemoOptions, watched: &Watched) -> anyhow::Result<Obs
     // Then until the agents downstream have consumed everything, refitted, re-scored and
     // stopped writing for longer than the longest refresh or refit interval (30 s).
     let settled = until_quiet(options, watched, &mut progress, QUIET_FOR, QUIET_WITHIN).await?;
+    // The member ids and each one's newest event time, for the campaign and the
+    // cancellations (read once the replay has settled).
+    let members: BTreeMap<String, Timestamp> = if options.downstream && settled {
+        let registry = RegistryClient::new(&options.registry_url)?;
+        let states: BTreeMap<String, MemberState> =
+            summary::decode_latest(&options.bootstrap_servers, &registry, topics::MEMBER_STATE)
+                .await?;
+        states.into_iter().map(|(m, s)| (m, s.as_of)).collect()
+    } else {
+        BTreeMap::new()
+    };
     let settled = if options.downstream && settled {
-        let members: Vec<String> = inspect::latest_values(
-            &options.bootstrap_servers,
-            loyalty_contracts::topics::MEMBER_STATE,
-        )
-        .await?
-        .into_keys()
-        .collect();
         // A past campaign's outcomes, so ltv has uplifts to learn and save-offer values
         // to weigh against costs (without them every incremental LTV is the prior's 0).
         let outcomes = crate::campaign::publish_outcomes(
             &options.bootstrap_servers,
             &options.registry_url,
             &members,
-            replayed.last_event,
         )
         .await
         .context("publishing the campaign's outcomes")?;
         progress.stage(&format!(
             "{outcomes} outcomes of a past campaign published; waiting for ltv to learn them"
         ));
-        if !until_quiet(options, watched, &mut progress, QUIET_FOR, QUIET_WITHIN).await? {
-            anyhow::bail!("the swarm did not go quiet after the campaign's outcomes");
-        }
+        until_quiet(options, watched, &mut progress, QUIET_FOR, QUIET_WITHIN).await?
+    } else {
+        settled
+    };
+    let settled = if options.downstream && settled {
         // Members on the cancel page, the day after the history ends: save-offer answers
         // each while they are still there.
+        let ids: Vec<String> = members.keys().cloned().collect();
         let requests = crate::offers::request_cancellations(
             &options.bootstrap_servers,
             &options.registry_url,
-            &members,
+            &ids,
             CANCELLING_EVERY,
             replayed.last_event,
         )

@@ -57,6 +57,17 @@ pub(super) async fn summarise(
         )?,
         ..OffersSummary::default()
     };
+    // Every arm, so one proposed to no one shows as 0.
+    for offer in catalog.values() {
+        if let Some(x) = &offer.experiment {
+            summary
+                .arm_proposals
+                .entry(x.experiment_id.clone())
+                .or_default()
+                .entry(x.arm.clone())
+                .or_default();
+        }
+    }
     let mut seen = HashSet::new();
     let mut tally: BTreeMap<String, i64> = BTreeMap::new();
     for (value, _) in inspect::all_records(bootstrap_servers, topics::OFFER_PROPOSALS).await? {

@@ -418,13 +418,16 @@ impl std::fmt::Display for Downstream {
                     .find(|(t, _)| t.label() == kind)
                     .map_or_else(String::new, |(_, u)| format!(", set {:+.0}%", u * 100.0));
                 format!(
-                    "{kind} {:+.1}% ± {:.1} ({observed} outcomes{set})",
+                    "{kind} {:+.1}% ± {:.1} pp ({observed} outcomes{set})",
                     mean * 100.0,
                     sd * 100.0
                 )
             })
             .collect();
-        writeln!(f, "  uplift        {}", uplifts.join("; "))?;
+        // Without outcomes every uplift is the prior's; nothing was learned to show.
+        if l.uplifts.iter().any(|(_, _, _, observed)| *observed > 0) {
+            writeln!(f, "  uplift        {}", uplifts.join("; "))?;
+        }
         writeln!(
             f,
             "  attestations  {} verified, {} failed; public key {}",
