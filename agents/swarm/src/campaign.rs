@@ -10,16 +10,13 @@
 
 use std::collections::BTreeMap;
 
-use apache_avro::AvroSchema;
 use loyalty_contracts::{
     InterventionOutcome, InterventionResult, InterventionType, MemberEvent, Payload, Timestamp,
-    fnv1a, topics,
+    fnv1a,
 };
-use loyalty_runtime::kafka;
-use loyalty_runtime::registry::RegistryClient;
 
 use crate::cdnow::{BRAND, mix};
-use crate::replay::{encoder, record};
+use crate::offers::publish_member_events;
 
 /// The relative uplift the campaign's treated members show over its hold-out, per type.
 pub const UPLIFTS: [(InterventionType, f64); 6] = [
@@ -66,14 +63,11 @@ pub async fn publish_outcomes(
     registry_url: &str,
     members: &BTreeMap<String, Timestamp>,
 ) -> anyhow::Result<usize> {
-    let registry = RegistryClient::new(registry_url)?;
-    let producer = kafka::producer(bootstrap_servers, &BTreeMap::new())?;
-    let events = encoder(&registry, topics::MEMBER_EVENTS, MemberEvent::get_schema()).await?;
-    let mut records = Vec::with_capacity(members.len() * UPLIFTS.len());
+    let mut events = Vec::with_capacity(members.len() * UPLIFTS.len());
     for (member, &at) in members {
         for (kind, uplift) in UPLIFTS {
             let outcome = outcome(member, kind, uplift);
-            let event = MemberEvent {
+            events.push(MemberEvent {
                 event_id: outcome.intervention_id.clone(),
                 member_id: member.clone(),
                 brand_id: BRAND.into(),
@@ -81,18 +75,10 @@ pub async fn publish_outcomes(
                 source: "campaign".into(),
                 source_member_id: None,
                 payload: Payload::InterventionOutcome(outcome),
-            };
-            records.push(record(
-                &events,
-                topics::MEMBER_EVENTS,
-                member,
-                &event,
-                "campaign outcome",
-            )?);
+            });
         }
     }
-    kafka::produce_all(&producer, &records).await?;
-    Ok(records.len())
+    publish_member_events(bootstrap_servers, registry_url, &events, "campaign outcome").await
 }
 
 #[cfg(test)]

@@ -195,20 +195,17 @@ pub async fn request_cancellations(
     every: usize,
     after: Timestamp,
 ) -> anyhow::Result<usize> {
-    let registry = RegistryClient::new(registry_url)?;
-    let producer = kafka::producer(bootstrap_servers, &BTreeMap::new())?;
-    let events = encoder(&registry, topics::MEMBER_EVENTS, MemberEvent::get_schema()).await?;
-    let mut records = Vec::new();
+    let mut events = Vec::new();
     for (i, member) in members
         .iter()
         .enumerate()
         .filter(|(i, _)| i % every.max(1) == 0)
     {
         let reason = REASONS[(i / every.max(1)) % REASONS.len()];
-        let event = MemberEvent {
+        events.push(MemberEvent {
             event_id: format!("demo-cancel-{member}"),
             member_id: member.clone(),
-            brand_id: "cdnow".into(),
+            brand_id: crate::cdnow::BRAND.into(),
             occurred_at: Timestamp(after.0 + 86_400_000),
             source: "web".into(),
             source_member_id: None,
@@ -220,15 +217,32 @@ pub async fn request_cancellations(
                     channel: "web".into(),
                 },
             ),
-        };
-        records.push(record(
-            &events,
-            topics::MEMBER_EVENTS,
-            member,
-            &event,
-            "cancellation request",
-        )?);
+        });
     }
+    publish_member_events(
+        bootstrap_servers,
+        registry_url,
+        &events,
+        "cancellation request",
+    )
+    .await
+}
+
+/// Encode `events` for member-events, keyed by member, and produce them all; how many.
+/// `what` names the events in an encoding error.
+pub async fn publish_member_events(
+    bootstrap_servers: &str,
+    registry_url: &str,
+    events: &[MemberEvent],
+    what: &'static str,
+) -> anyhow::Result<usize> {
+    let registry = RegistryClient::new(registry_url)?;
+    let producer = kafka::producer(bootstrap_servers, &BTreeMap::new())?;
+    let encode = encoder(&registry, topics::MEMBER_EVENTS, MemberEvent::get_schema()).await?;
+    let records = events
+        .iter()
+        .map(|e| record(&encode, topics::MEMBER_EVENTS, &e.member_id, e, what))
+        .collect::<Result<Vec<_>, _>>()?;
     kafka::produce_all(&producer, &records).await?;
     Ok(records.len())
 }
